@@ -1,5 +1,6 @@
 #include "sim/renderer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -79,6 +80,15 @@ Renderer::Renderer(const mjModel* m, const RenderOptions& options)
   sized.vis.global.offheight = options.height;
   sized.vis.quality.offsamples = options.multisamples;
   if (!options.shadows) sized.vis.quality.shadowsize = 0;
+  // Round geoms are tessellated per the model (28 slices by default); small images cannot show the
+  // difference, and on CPU rasterizers the vertex work dominates (64 px: ~410 -> ~670 fps at 12).
+  const int slices = options.tessellation >= 0 ? options.tessellation
+                     : std::max(options.width, options.height) <= 128 ? 12 : 0;
+  if (slices > 0) {
+    sized.vis.quality.numslices = std::max(slices, 3);
+    sized.vis.quality.numstacks = std::max(slices / 2, 2);
+    sized.vis.quality.numquads = 1;
+  }
 
   mjv_defaultScene(&state_->scene);
   mjv_defaultOption(&state_->option);

@@ -57,6 +57,9 @@ struct RenderOptions {
   int height = 64;
   bool shadows = false;  ///< Off by default: the 4096 shadow map costs ~10x on CPU rasterizers.
   int multisamples = 0;  ///< Offscreen multisampling (0 = off, the fast default).
+  /// Slices of round geoms (stacks are half). -1: 12 for images up to 128 px (where finer
+  /// tessellation cannot show), the model's own otherwise; 0: always the model's.
+  int tessellation = -1;
 };
 
 /// Vertical field of view (degrees) and pose of a camera in the current state of `d`.

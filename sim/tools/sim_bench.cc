@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <cstdlib>
+
 #include <CLI/CLI.hpp>
 
 #include "robots/embodiment.h"
@@ -52,6 +54,7 @@ void Bench(const std::string& name, int physics_steps, int frames, const std::ve
 }  // namespace
 
 int main(int argc, char** argv) {
+  setenv("LP_NUM_THREADS", "0", /*overwrite=*/0);  // llvmpipe renders in the calling thread (see README)
   CLI::App app{"sim-bench: physics steps/s and render frames/s per robot"};
   std::vector<std::string> robots = embody::robots::BuiltinEmbodimentNames();
   int physics_steps = 20000, frames = 200;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <cstdlib>
+
 #include <CLI/CLI.hpp>
 
 #include "robots/embodiment.h"
@@ -54,6 +56,7 @@ void RunRobot(const std::string& name, const std::filesystem::path& out_dir, int
 }  // namespace
 
 int main(int argc, char** argv) {
+  setenv("LP_NUM_THREADS", "0", /*overwrite=*/0);  // llvmpipe renders in the calling thread (see README)
   CLI::App app{"sim-demo: load each robot, step it, render frames to PNG"};
   std::vector<std::string> robots = embody::robots::BuiltinEmbodimentNames();
   std::string out = "out";

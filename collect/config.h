@@ -1,0 +1,51 @@
+// The options of a collection run, their validation, and the part of them that defines the data
+// (what --resume and merge must match).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "collect/randomizer.h"
+
+namespace embody::collect {
+
+/// Bad user input to simcollect: one clear message.
+class CollectError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CollectConfig {
+  std::string robot = "franka";  ///< built-in name or embodiment .json
+  std::string task = "mix";      ///< reach|push|pick|wander|mix (humanoid: reach|squat|turn|wave|wander|mix)
+  std::int64_t episodes = 5000;
+  int steps = 50;            ///< control steps (= frames) per episode
+  double control_hz = 0;     ///< 0: the embodiment's rate
+  int image_size = 64;       ///< square images, 16..256
+  int cameras = 1;           ///< views per episode
+  int workers = 0;           ///< 0: one per core
+  std::uint64_t seed = 0;
+  RandomizationConfig randomization;
+  std::string out;           ///< default: data/<robot>.h5 (with a shard suffix when sharded)
+  int shard_index = 0, shard_count = 1;
+  bool resume = false, overwrite = false;
+
+  /// @throws CollectError naming the first bad option.
+  void Validate() const;
+  /// The options that define the data; equal identities mean identical episodes.
+  nlohmann::json Identity() const;
+  std::filesystem::path OutPath() const;
+  int WorkerCount() const;
+  /// Reads every option from JSON (keys as the long flag names with '_' or '-').
+  /// @throws CollectError for an unknown key or a wrong type.
+  void UpdateFromJson(const nlohmann::json& j);
+};
+
+/// Parses "I/N" into shard index and count. @throws CollectError.
+void ParseShard(const std::string& text, int* index, int* count);
+
+}  // namespace embody::collect

@@ -1,0 +1,96 @@
+// The dataset on disk (robomimic-compatible superset, see DESIGN.md).
+//
+//   data/franka.h5                  the file users open: /data (attrs total, env_args, embody_config),
+//                                   /data/demo_N (HDF5 external links), /mask/train, /mask/valid
+//   data/franka.h5.parts/episode_0000042.h5
+//                                   one finished episode: /demo_42 with actions, states, rewards,
+//                                   dones, obs/..., action_dict/joint_position, camera/..., attrs
+//
+// Crash safety: an episode file is written under a temporary name and renamed when complete; the
+// top file is rewritten to a temporary name and renamed over the old one. Both renames are atomic,
+// so after a kill at any moment the top file is a valid, complete HDF5 file whose every episode is
+// complete; episodes finished after its last rewrite are picked up by --resume.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "collect/episode.h"
+#include "collect/hdf5_util.h"
+
+namespace embody::collect {
+
+/// Folder of the episode files that belong to the dataset `path`.
+std::filesystem::path PartsDir(const std::filesystem::path& path);
+/// The name of episode `index`'s file in PartsDir.
+std::string EpisodeFileName(std::int64_t index);
+/// robomimic demo name of episode `index`.
+std::string DemoName(std::int64_t index);
+/// Whether episode `index` belongs to /mask/valid (every tenth episode: 90/10 by episode).
+bool IsValidationEpisode(std::int64_t index);
+
+/// What the top file needs to know of a finished episode.
+struct EpisodeEntry {
+  std::string file;  ///< external link target file, relative to the top file's folder
+  std::string object;  ///< group inside it ("/demo_N")
+  std::int64_t num_samples = 0;
+};
+
+/// Writes one finished episode into `parts_dir` (temporary name, then rename).
+/// `meta` holds per-dataset attributes copied onto the episode group (embodiment, action space).
+/// @throws DatasetError.
+void WriteEpisodeFile(const std::filesystem::path& parts_dir, const EpisodeData& ep, const nlohmann::json& meta);
+
+/// Rewrites the top file atomically. `episodes` maps global episode index to its entry.
+/// @throws DatasetError.
+void WriteTopFile(const std::filesystem::path& path, const std::map<std::int64_t, EpisodeEntry>& episodes,
+                  const nlohmann::json& env_args, const nlohmann::json& config, const nlohmann::json& meta);
+
+/// Reads the num_samples of a finished episode file. @throws DatasetError when it is not one.
+std::int64_t ReadEpisodeFileSamples(const std::filesystem::path& file, std::int64_t index);
+
+/// Read access to a dataset (top file plus the episodes it links).
+class Dataset {
+ public:
+  /// @throws DatasetError when the file is missing, corrupt, or not an Embody/robomimic dataset.
+  explicit Dataset(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+  const nlohmann::json& config() const { return config_; }  ///< embody_config (empty if not Embody)
+  const nlohmann::json& env_args() const { return env_args_; }
+  const nlohmann::json& meta() const { return meta_; }
+  std::int64_t total() const { return total_; }
+  /// Demo names, in episode order.
+  const std::vector<std::string>& demos() const { return demos_; }
+  std::vector<std::string> Mask(const std::string& name) const;
+
+  std::int64_t NumSamples(const std::string& demo) const;
+  std::string StringAttr(const std::string& demo, const std::string& name) const;
+  std::int64_t IntAttr(const std::string& demo, const std::string& name) const;
+  double DoubleAttr(const std::string& demo, const std::string& name) const;
+  bool HasDataset(const std::string& demo, const std::string& name) const;
+  /// A dataset under the demo group, e.g. "obs/robot0_eef_pos". dims receives its shape.
+  template <typename T>
+  std::vector<T> Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims = nullptr) const;
+  /// Frames [first, first+count) of obs/<camera>_image.
+  std::vector<std::uint8_t> ReadFrames(const std::string& demo, const std::string& camera, hsize_t first,
+                                       hsize_t count, std::vector<hsize_t>* dims = nullptr) const;
+  /// Where /data/<demo> links to (absolute file path, object path). @throws DatasetError if not a link.
+  std::pair<std::filesystem::path, std::string> LinkTarget(const std::string& demo) const;
+
+ private:
+  h5::Handle Demo(const std::string& demo) const;
+
+  std::filesystem::path path_;
+  h5::Handle file_;
+  nlohmann::json config_, env_args_, meta_;
+  std::int64_t total_ = 0;
+  std::vector<std::string> demos_;
+};
+
+}  // namespace embody::collect

@@ -1,0 +1,140 @@
+#include "collect/episode.h"
+
+#include <cmath>
+
+namespace embody::collect {
+
+EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render)
+    : config_(config), embodiment_(robots::FindEmbodiment(config.robot)) {
+  if (config.control_hz > 0) embodiment_.control_hz = config.control_hz;
+  try {
+    tasks_ = TasksFor(embodiment_, config.task);
+  } catch (const std::invalid_argument& e) {
+    throw CollectError(e.what());
+  }
+  nominal_ = sim::LoadModelFile(embodiment_.mjcf);
+  world_ = std::make_unique<sim::World>(sim::MjModelPtr(mj_copyModel(nullptr, nominal_.get())));
+  controller_ = std::make_unique<sim::RobotController>(world_->model(), embodiment_);
+  randomizer_ = std::make_unique<SceneRandomizer>(nominal_.get(), embodiment_);
+  if (render) renderer_ = std::make_unique<sim::Renderer>(world_->model(), sim::RenderOptions{config.image_size, config.image_size});
+  substeps_ = std::max(1, static_cast<int>(std::lround(1.0 / (embodiment_.control_hz * nominal_->opt.timestep))));
+  scene_.object_bodies = randomizer_->object_bodies();
+  const int table = mj_name2id(nominal_.get(), mjOBJ_GEOM, "table");
+  if (table >= 0) scene_.table_top = nominal_->geom_pos[3 * table + 2] + nominal_->geom_size[3 * table + 2];
+  // Gripper joints: slide joints of the robot that are not controlled arm joints (the fingers).
+  const mjModel* m = nominal_.get();
+  const int base = sim::RequireId(m, mjOBJ_BODY, embodiment_.base_body);
+  for (int j = 0; j < m->njnt; ++j) {
+    if (m->jnt_type[j] != mjJNT_SLIDE) continue;
+    int b = m->jnt_bodyid[j];
+    while (b > 0 && b != base) b = m->body_parentid[b];
+    if (b == base) gripper_qpos_.push_back(m->jnt_qposadr[j]);
+  }
+}
+
+void EpisodeRunner::Prepare(const Draw& draw) {
+  draw_ = draw;
+  randomizer_->ApplyToModel(draw, world_->mutable_model());
+  world_->Reset();
+  controller_->ResetToHome(world_.get());
+  randomizer_->PlaceObjects(draw, world_->model(), world_->mutable_data());
+  world_->Forward();
+}
+
+EpisodeData EpisodeRunner::Run(std::int64_t index) {
+  constexpr int kMaxAttempts = 20;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      EpisodeData ep = Attempt(index, attempt);
+      ep.attempts = attempt + 1;
+      return ep;
+    } catch (const sim::UnstableError& e) {
+      if (attempt + 1 >= kMaxAttempts) {
+        throw sim::UnstableError("episode " + std::to_string(index) + " went unstable " +
+                                 std::to_string(kMaxAttempts) + " times in a row; last: " + e.what());
+      }
+      std::fprintf(stderr, "simcollect: warning: episode %lld attempt %d unstable, redrawn (%s)\n",
+                   static_cast<long long>(index), attempt + 1, e.what());
+    }
+  }
+}
+
+EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
+  Rng rng = Rng::ForEpisode(config_.seed, index, attempt);
+  Prepare(randomizer_->Sample(config_.randomization, config_.cameras, &rng));
+  // Let the objects settle on the table before the policy sees them.
+  world_->Step(50);
+
+  EpisodeData ep;
+  ep.index = index;
+  ep.seed = config_.seed;
+  ep.draw = draw_.ToJson();
+  const Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
+  ep.task = TaskName(task);
+  ep.noise = rng.Uniform(0.0, 0.2);
+  const bool perturb = rng.Bernoulli(0.2);
+  const int perturb_start = rng.Int(0, config_.steps - 1), perturb_len = rng.Int(3, 8);
+  auto policy = MakePolicy(task, *controller_, scene_, *world_, &rng);
+
+  const mjModel* m = world_->model();
+  ep.steps = config_.steps;
+  ep.image_size = config_.image_size;
+  ep.num_cameras = config_.cameras;
+  ep.action_dim = embodiment_.action_dim();
+  ep.num_joints = controller_->num_joints();
+  ep.state_dim = world_->state_size();
+  ep.object_dim = 7 * static_cast<int>(scene_.object_bodies.size());
+  ep.gripper_dim = static_cast<int>(gripper_qpos_.size());
+  ep.images.resize(config_.cameras);
+  for (const auto& camera : draw_.cameras) {
+    const auto k = sim::CameraIntrinsics(camera.fovy_deg, config_.image_size, config_.image_size);
+    ep.intrinsics.push_back({k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1});
+    ep.extrinsics.push_back(sim::CameraPose(m, world_->data(), camera));
+  }
+  for (int t = 0; t < config_.steps; ++t) {
+    Record(*policy, t, &ep);
+    std::vector<double> action = policy->Act(*world_);
+    for (double& a : action) a = std::clamp(a + rng.Normal(0, ep.noise), -1.0, 1.0);
+    if (perturb && t >= perturb_start && t < perturb_start + perturb_len) {
+      for (double& a : action) a = rng.Uniform(-1, 1);  // an off-expert excursion
+    }
+    const auto targets = controller_->ApplyAction(m, world_->mutable_data(), action);
+    ep.actions.insert(ep.actions.end(), action.begin(), action.end());
+    ep.joint_targets.insert(ep.joint_targets.end(), targets.begin(), targets.end());
+    world_->Step(substeps_);
+    const bool success = policy->Success(*world_);
+    ep.rewards.push_back(success ? 1.0f : 0.0f);
+    ep.dones.push_back(t == config_.steps - 1 ? 1 : 0);
+    ep.success = success;
+  }
+  return ep;
+}
+
+void EpisodeRunner::Record(const Policy&, int, EpisodeData* ep) {
+  const mjData* d = world_->data();
+  if (renderer_) {
+    sim::Image image;
+    for (int c = 0; c < config_.cameras; ++c) {
+      renderer_->Render(d, draw_.cameras[c], &image);
+      ep->images[c].insert(ep->images[c].end(), image.rgb.begin(), image.rgb.end());
+    }
+  }
+  for (double q : controller_->JointPositions(d)) ep->joint_pos.push_back(static_cast<float>(q));
+  for (double v : controller_->JointVelocities(d)) ep->joint_vel.push_back(static_cast<float>(v));
+  const int site = controller_->ee_site() >= 0
+                       ? controller_->ee_site()
+                       : sim::RequireId(world_->model(), mjOBJ_SITE, embodiment_.ee_sites.at(0));
+  const sim::SitePose ee = sim::GetSitePose(d, site);
+  for (double x : ee.pos) ep->eef_pos.push_back(static_cast<float>(x));
+  for (double x : ee.quat) ep->eef_quat.push_back(static_cast<float>(x));
+  for (int q : gripper_qpos_) ep->gripper_qpos.push_back(static_cast<float>(d->qpos[q]));
+  for (int b : scene_.object_bodies) {
+    for (int k = 0; k < 3; ++k) ep->object.push_back(static_cast<float>(d->xpos[3 * b + k]));
+    for (int k = 0; k < 4; ++k) ep->object.push_back(static_cast<float>(d->xquat[4 * b + k]));
+  }
+  const size_t offset = ep->states.size();
+  ep->states.resize(offset + world_->state_size());
+  world_->GetState(ep->states.data() + offset);
+}
+
+}  // namespace embody::collect

@@ -1,0 +1,79 @@
+// One episode: randomize the scene from (seed, index, attempt), reset the robot home, run a scripted
+// policy with noise for `steps` control steps, and record frames, proprio, objects, full MuJoCo
+// states, actions, controller joint targets and rewards. Unstable attempts are redrawn.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "collect/config.h"
+#include "collect/policies.h"
+#include "collect/randomizer.h"
+#include "robots/embodiment.h"
+#include "sim/controller.h"
+#include "sim/renderer.h"
+#include "sim/world.h"
+
+namespace embody::collect {
+
+struct EpisodeData {
+  std::int64_t index = 0;
+  std::uint64_t seed = 0;
+  int attempts = 1;  ///< 1 + number of unstable draws discarded
+  std::string task;
+  bool success = false;
+  double noise = 0;
+  nlohmann::json draw;  ///< the randomization draw (Draw::ToJson)
+  int steps = 0, image_size = 0, num_cameras = 0;
+  int action_dim = 0, num_joints = 0, state_dim = 0, object_dim = 0, gripper_dim = 0;
+  std::vector<std::vector<std::uint8_t>> images;  ///< per camera: steps x H x W x 3
+  std::vector<std::array<double, 9>> intrinsics;  ///< per camera, row-major 3x3
+  std::vector<sim::Pose> extrinsics;               ///< per camera, camera-to-world 4x4
+  std::vector<float> actions, joint_targets, joint_pos, joint_vel, eef_pos, eef_quat, gripper_qpos, object;
+  std::vector<double> states;
+  std::vector<float> rewards;
+  std::vector<std::int32_t> dones;
+};
+
+/// Runs episodes on its own model, data and renderer: make one per thread.
+class EpisodeRunner {
+ public:
+  /// @throws robots::EmbodimentError, sim::SimError, CollectError.
+  EpisodeRunner(const CollectConfig& config, bool render = true);
+
+  /// The episode `index`, redrawn (attempt 1, 2, ...) while it goes unstable. @throws sim::UnstableError
+  /// after 20 unstable attempts.
+  EpisodeData Run(std::int64_t index);
+
+  /// Applies a recorded draw and puts the scene in its initial state (for replay).
+  void Prepare(const Draw& draw);
+  sim::World& world() { return *world_; }
+  sim::Renderer* renderer() { return renderer_.get(); }
+  const robots::Embodiment& embodiment() const { return embodiment_; }
+  const SceneRandomizer& randomizer() const { return *randomizer_; }
+  int substeps() const { return substeps_; }
+
+ private:
+  EpisodeData Attempt(std::int64_t index, int attempt);
+  void Record(const Policy& policy, int t, EpisodeData* ep);
+
+  CollectConfig config_;
+  robots::Embodiment embodiment_;
+  std::vector<Task> tasks_;
+  sim::MjModelPtr nominal_;
+  std::unique_ptr<sim::World> world_;
+  std::unique_ptr<sim::RobotController> controller_;
+  std::unique_ptr<SceneRandomizer> randomizer_;
+  std::unique_ptr<sim::Renderer> renderer_;
+  std::vector<int> gripper_qpos_;
+  SceneRefs scene_;
+  int substeps_ = 1;
+  Draw draw_;
+};
+
+}  // namespace embody::collect

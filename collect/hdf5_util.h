@@ -1,0 +1,72 @@
+// Thin RAII and typed helpers over the HDF5 C API, for collect/ only. Every failure throws
+// DatasetError with what was being done; HDF5's own error printing is silenced.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace embody::collect {
+
+/// A dataset file that cannot be read or written as expected.
+class DatasetError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace h5 {
+
+/// Turns off HDF5's printing of error stacks (errors become DatasetError messages instead).
+void SilenceErrors();
+
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t), const std::string& what);
+  ~Handle();
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t id() const { return id_; }
+  operator hid_t() const { return id_; }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+Handle CreateFile(const std::string& path);
+Handle OpenFile(const std::string& path);
+Handle CreateGroup(hid_t loc, const std::string& name);
+Handle OpenGroup(hid_t loc, const std::string& name);
+bool Exists(hid_t loc, const std::string& path);
+
+template <typename T> hid_t NativeType();
+
+/// Writes an n-d array. `chunk_first_dim` > 0 chunks along the first dimension with `deflate` level.
+template <typename T>
+void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data,
+                hsize_t chunk_first_dim = 0, int deflate = 0);
+template <typename T>
+std::vector<T> ReadArray(hid_t loc, const std::string& name, std::vector<hsize_t>* dims = nullptr);
+/// Reads rows [first, first+count) of an n-d array along its first dimension.
+template <typename T>
+std::vector<T> ReadRows(hid_t loc, const std::string& name, hsize_t first, hsize_t count, std::vector<hsize_t>* dims = nullptr);
+
+void WriteStrings(hid_t loc, const std::string& name, const std::vector<std::string>& values);
+std::vector<std::string> ReadStrings(hid_t loc, const std::string& name);
+
+void SetAttr(hid_t obj, const std::string& name, const std::string& value);
+void SetAttr(hid_t obj, const std::string& name, std::int64_t value);
+void SetAttr(hid_t obj, const std::string& name, double value);
+std::string GetStringAttr(hid_t obj, const std::string& name);
+std::int64_t GetIntAttr(hid_t obj, const std::string& name);
+double GetDoubleAttr(hid_t obj, const std::string& name);
+bool HasAttr(hid_t obj, const std::string& name);
+
+}  // namespace h5
+}  // namespace embody::collect

@@ -1,0 +1,416 @@
+#include "collect/policies.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
+namespace embody::collect {
+namespace {
+
+using Vec3 = std::array<double, 3>;
+using Quat = std::array<double, 4>;
+constexpr double kPi = 3.14159265358979323846;
+
+double Clamp1(double x) { return std::clamp(x, -1.0, 1.0); }
+double Distance(const Vec3& a, const Vec3& b) { return std::hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]); }
+
+Vec3 BodyPos(const sim::World& w, int body) {
+  const double* p = w.data()->xpos + 3 * body;
+  return {p[0], p[1], p[2]};
+}
+
+double BodyYaw(const sim::World& w, int body) {
+  const double* r = w.data()->xmat + 9 * body;
+  return std::atan2(r[3], r[0]);
+}
+
+// Rotation from `from` to `to` as a world-frame axis-angle vector.
+Vec3 RotationError(const Quat& to, const Quat& from) {
+  double inv[4], diff[4];
+  mju_negQuat(inv, from.data());
+  mju_mulQuat(diff, to.data(), inv);
+  Vec3 v;
+  mju_quat2Vel(v.data(), diff, 1.0);
+  return v;
+}
+
+Quat YawRotated(const Quat& q, double yaw) {
+  const double r[4] = {std::cos(yaw / 2), 0, 0, std::sin(yaw / 2)};
+  Quat out;
+  mju_mulQuat(out.data(), r, q.data());
+  return out;
+}
+
+// Shared machinery of the arm policies: a P-controller toward an ee pose, in normalized units.
+class ArmPolicy : public Policy {
+ public:
+  ArmPolicy(const sim::RobotController& c, const SceneRefs& scene, const sim::World& w)
+      : controller_(c), scene_(scene), down_(sim::GetSitePose(w.data(), c.ee_site()).quat) {}
+
+ protected:
+  Vec3 Ee(const sim::World& w) const { return sim::GetSitePose(w.data(), controller_.ee_site()).pos; }
+  Quat EeQuat(const sim::World& w) const { return sim::GetSitePose(w.data(), controller_.ee_site()).quat; }
+
+  // Action that moves toward `target` (speed <= max_speed of the full scale) with orientation `quat`.
+  std::vector<double> Toward(const sim::World& w, const Vec3& target, const Quat& quat, double gripper,
+                             double max_speed = 1.0) const {
+    const auto& scale = controller_.embodiment().action_scale;
+    const Vec3 ee = Ee(w);
+    const Vec3 rot = RotationError(quat, EeQuat(w));
+    std::vector<double> a(7);
+    for (int k = 0; k < 3; ++k) a[k] = std::clamp((target[k] - ee[k]) / scale.position, -max_speed, max_speed);
+    for (int k = 0; k < 3; ++k) a[3 + k] = Clamp1(rot[k] / scale.rotation);
+    a[6] = gripper;
+    return a;
+  }
+  bool Near(const sim::World& w, const Vec3& target, double tolerance) const { return Distance(Ee(w), target) < tolerance; }
+
+  const sim::RobotController& controller_;
+  SceneRefs scene_;
+  Quat down_;  // the home orientation: gripper pointing down
+};
+
+// Reach: the end effector visits random waypoints above the table; the gripper toggles at each.
+class ReachPolicy : public ArmPolicy {
+ public:
+  ReachPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
+    const int n = rng->Int(2, 4);
+    for (int i = 0; i < n; ++i) {
+      waypoints_.push_back({rng->Uniform(0.3, 0.65), rng->Uniform(-0.3, 0.3), s.table_top + rng->Uniform(0.08, 0.4)});
+    }
+  }
+  std::vector<double> Act(const sim::World& w) override {
+    if (next_ < waypoints_.size() && Near(w, waypoints_[next_], 0.02)) {
+      ++next_;
+      gripper_ = -gripper_;
+    }
+    const Vec3 target = waypoints_[std::min(next_, waypoints_.size() - 1)];
+    return Toward(w, target, down_, gripper_);
+  }
+  bool Success(const sim::World& w) const override {
+    return next_ + 1 >= waypoints_.size() && Near(w, waypoints_.back(), 0.03);
+  }
+
+ private:
+  std::vector<Vec3> waypoints_;
+  size_t next_ = 0;
+  double gripper_ = -1;
+};
+
+// Push: closed fingers slide an object along the table to a goal 10-15 cm away.
+class PushPolicy : public ArmPolicy {
+ public:
+  PushPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
+    object_ = s.object_bodies[rng->Int(0, static_cast<int>(s.object_bodies.size()) - 1)];
+    const Vec3 start = BodyPos(w, object_);
+    for (int tries = 0; tries < 20; ++tries) {
+      const double angle = rng->Uniform(-kPi, kPi), dist = rng->Uniform(0.1, 0.15);
+      goal_ = {start[0] + dist * std::cos(angle), start[1] + dist * std::sin(angle), start[2]};
+      if (goal_[0] > 0.35 && goal_[0] < 0.8 && std::abs(goal_[1]) < 0.35) break;
+    }
+  }
+  std::vector<double> Act(const sim::World& w) override {
+    const Vec3 obj = BodyPos(w, object_);
+    double dx = goal_[0] - obj[0], dy = goal_[1] - obj[1];
+    const double n = std::max(std::hypot(dx, dy), 1e-6);
+    dx /= n;
+    dy /= n;
+    const double low = scene_.table_top + 0.02, behind = 0.07;
+    const Vec3 pre = {obj[0] - behind * dx, obj[1] - behind * dy, low};
+    if (phase_ == 0) {  // above the pre-push point
+      const Vec3 above = {pre[0], pre[1], scene_.table_top + 0.12};
+      if (Near(w, above, 0.02)) phase_ = 1;
+      return Toward(w, above, down_, 1);
+    }
+    if (phase_ == 1) {  // down beside the object
+      if (Near(w, pre, 0.015)) phase_ = 2;
+      return Toward(w, {pre[0], pre[1], low}, down_, 1, 0.6);
+    }
+    // Push: aim just past the goal along the push line, slowly.
+    const Vec3 target = {goal_[0] - 0.03 * dx, goal_[1] - 0.03 * dy, low};
+    return Toward(w, target, down_, 1, 0.4);
+  }
+  bool Success(const sim::World& w) const override {
+    const Vec3 obj = BodyPos(w, object_);
+    return std::hypot(obj[0] - goal_[0], obj[1] - goal_[1]) < 0.04;
+  }
+
+ private:
+  int object_;
+  Vec3 goal_;
+  int phase_ = 0;
+};
+
+// Pick: grasp the box or the cup from above, lift it, carry it to a place target, release.
+class PickPolicy : public ArmPolicy {
+ public:
+  PickPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
+    std::vector<int> graspable;
+    for (int b : s.object_bodies) {
+      const int g = w.model()->body_geomadr[b];
+      if (w.model()->geom_type[g] != mjGEOM_SPHERE) graspable.push_back(b);
+    }
+    if (graspable.empty()) graspable = s.object_bodies;
+    object_ = graspable[rng->Int(0, static_cast<int>(graspable.size()) - 1)];
+    const Vec3 start = BodyPos(w, object_);
+    for (int tries = 0; tries < 30; ++tries) {
+      place_ = {rng->Uniform(0.4, 0.7), rng->Uniform(-0.25, 0.25), start[2]};
+      if (std::hypot(place_[0] - start[0], place_[1] - start[1]) > 0.1) break;
+    }
+    rest_height_ = start[2];
+    // Turn the fingers to face the object's sides (box) by the smallest yaw.
+    const int g = w.model()->body_geomadr[object_];
+    if (w.model()->geom_type[g] == mjGEOM_BOX) {
+      const double* r = w.data()->site_xmat + 9 * c.ee_site();
+      const double finger_yaw = std::atan2(r[4], r[1]);  // the site's y axis: the closing direction
+      double delta = std::remainder(BodyYaw(w, object_) - finger_yaw, kPi / 2);
+      grasp_quat_ = YawRotated(down_, delta);
+    } else {
+      grasp_quat_ = down_;
+    }
+  }
+  std::vector<double> Act(const sim::World& w) override {
+    const Vec3 obj = BodyPos(w, object_);
+    const double grasp_z = std::max(obj[2], scene_.table_top + 0.015);
+    switch (phase_) {
+      case 0: {  // above the object, open
+        const Vec3 above = {obj[0], obj[1], obj[2] + 0.12};
+        if (Near(w, above, 0.02)) phase_ = 1;
+        return Toward(w, above, grasp_quat_, -1);
+      }
+      case 1: {  // down around it
+        const Vec3 at = {obj[0], obj[1], grasp_z};
+        if (Near(w, at, 0.012)) phase_ = 2;
+        return Toward(w, at, grasp_quat_, -1, 0.6);
+      }
+      case 2:  // close and wait
+        if (++wait_ >= 6) phase_ = 3;
+        return Toward(w, Ee(w), grasp_quat_, 1);
+      case 3: {  // lift
+        if (Ee(w)[2] > scene_.table_top + 0.17) phase_ = 4;
+        return Toward(w, {Ee(w)[0], Ee(w)[1], scene_.table_top + 0.2}, grasp_quat_, 1, 0.6);
+      }
+      case 4: {  // carry
+        const Vec3 above = {place_[0], place_[1], scene_.table_top + 0.2};
+        if (Near(w, above, 0.02)) phase_ = 5;
+        return Toward(w, above, grasp_quat_, 1, 0.6);
+      }
+      case 5: {  // lower
+        const Vec3 down = {place_[0], place_[1], rest_height_ + 0.01};
+        if (Near(w, down, 0.015) || obj[2] < rest_height_ + 0.012) phase_ = 6;
+        return Toward(w, down, grasp_quat_, 1, 0.5);
+      }
+      case 6:  // release
+        if (++release_ >= 5) phase_ = 7;
+        return Toward(w, Ee(w), grasp_quat_, -1);
+      default: {  // retreat
+        const Vec3 up = {place_[0], place_[1], scene_.table_top + 0.2};
+        return Toward(w, up, grasp_quat_, -1);
+      }
+    }
+  }
+  bool Success(const sim::World& w) const override {
+    const Vec3 obj = BodyPos(w, object_);
+    return phase_ >= 6 && std::hypot(obj[0] - place_[0], obj[1] - place_[1]) < 0.04 &&
+           std::abs(obj[2] - rest_height_) < 0.02;
+  }
+
+ private:
+  int object_;
+  Vec3 place_;
+  double rest_height_ = 0;
+  Quat grasp_quat_;
+  int phase_ = 0, wait_ = 0, release_ = 0;
+};
+
+// Wander: smooth random end-effector deltas (an Ornstein-Uhlenbeck process), kept in a box above
+// the table; the gripper toggles now and then.
+class WanderPolicy : public ArmPolicy {
+ public:
+  WanderPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng)
+      : ArmPolicy(c, s, w), rng_(rng->Next()), lo_{0.25, -0.35, s.table_top + 0.06}, hi_{0.7, 0.35, s.table_top + 0.45} {}
+  std::vector<double> Act(const sim::World& w) override {
+    const auto& scale = controller_.embodiment().action_scale;
+    const Vec3 ee = Ee(w);
+    std::vector<double> a(7);
+    for (int k = 0; k < 6; ++k) state_[k] = 0.8 * state_[k] + rng_.Normal(0, k < 3 ? 0.3 : 0.15);
+    for (int k = 0; k < 3; ++k) {
+      const double pull = (std::clamp(ee[k], lo_[k], hi_[k]) - ee[k]) / scale.position;
+      a[k] = Clamp1(state_[k] + 2 * pull);
+    }
+    const Vec3 back = RotationError(down_, EeQuat(w));  // drift, but not too far from pointing down
+    for (int k = 0; k < 3; ++k) a[3 + k] = Clamp1(state_[3 + k] + 0.5 * back[k] / scale.rotation);
+    if (rng_.Bernoulli(0.05)) gripper_ = -gripper_;
+    a[6] = gripper_;
+    return a;
+  }
+  bool Success(const sim::World& w) const override {
+    const Vec3 ee = Ee(w);
+    for (int k = 0; k < 3; ++k) {
+      if (ee[k] < lo_[k] - 0.05 || ee[k] > hi_[k] + 0.05) return false;
+    }
+    return true;
+  }
+
+ private:
+  Rng rng_;
+  Vec3 lo_, hi_;
+  std::array<double, 6> state_{};
+  double gripper_ = -1;
+};
+
+// Humanoid motions: a sequence of joint-space keyframes, each held until reached (or timed out).
+class KeyframePolicy : public Policy {
+ public:
+  KeyframePolicy(const sim::RobotController& c, std::vector<std::vector<double>> keyframes)
+      : controller_(c), keyframes_(std::move(keyframes)) {}
+  std::vector<double> Act(const sim::World& w) override {
+    const auto q = controller_.JointPositions(w.data());
+    if (next_ < keyframes_.size() && (Reached(q, keyframes_[next_]) || ++steps_on_key_ > 25)) {
+      if (Reached(q, keyframes_[next_])) ++reached_;
+      ++next_;
+      steps_on_key_ = 0;
+    }
+    const auto& key = keyframes_[std::min(next_, keyframes_.size() - 1)];
+    const auto targets = controller_.JointTargets(w.data());
+    const double scale = controller_.embodiment().action_scale.joint;
+    std::vector<double> a(key.size());
+    for (size_t i = 0; i < a.size(); ++i) a[i] = Clamp1((key[i] - targets[i]) / scale);
+    return a;
+  }
+  bool Success(const sim::World&) const override { return reached_ == keyframes_.size(); }
+
+ private:
+  static bool Reached(const std::vector<double>& q, const std::vector<double>& key) {
+    for (size_t i = 0; i < q.size(); ++i) {
+      if (std::abs(q[i] - key[i]) > 0.12) return false;
+    }
+    return true;
+  }
+  const sim::RobotController& controller_;
+  std::vector<std::vector<double>> keyframes_;
+  size_t next_ = 0, reached_ = 0;
+  int steps_on_key_ = 0;
+};
+
+// Builds humanoid keyframes by joint name from home.
+class Keyframes {
+ public:
+  explicit Keyframes(const robots::Embodiment& e) : e_(e) {}
+  std::vector<double> Home() const { return e_.home; }
+  std::vector<double> With(std::vector<double> q, const std::string& joint, double value) const {
+    const auto it = std::find(e_.joints.begin(), e_.joints.end(), joint);
+    if (it != e_.joints.end()) q[it - e_.joints.begin()] = value;
+    return q;
+  }
+
+ private:
+  const robots::Embodiment& e_;
+};
+
+std::vector<std::vector<double>> HumanoidKeyframes(Task task, const sim::RobotController& c, const sim::World& w, Rng* rng) {
+  const Keyframes k(c.embodiment());
+  const std::string side = rng->Bernoulli(0.5) ? "right" : "left";
+  const double out = side == "right" ? -1 : 1;  // abduction sign of this side's shoulder_x
+  std::vector<std::vector<double>> keys;
+  switch (task) {
+    case Task::kReach: {
+      auto q = k.With(k.Home(), side + "_shoulder_y", rng->Uniform(-1.7, -0.5));
+      q = k.With(q, side + "_shoulder_x", out * rng->Uniform(0.0, 0.5));
+      q = k.With(q, side + "_elbow", rng->Uniform(-1.2, -0.1));
+      q = k.With(q, "abdomen_z", -out * rng->Uniform(0.0, 0.4));
+      q = k.With(q, "abdomen_y", rng->Uniform(0.0, 0.4));
+      keys = {q, k.Home()};
+      break;
+    }
+    case Task::kSquat: {
+      const double d = rng->Uniform(0.4, 0.9);
+      auto q = k.Home();
+      for (const std::string s : {"right", "left"}) {
+        q = k.With(q, s + "_hip_y", -d);
+        q = k.With(q, s + "_knee", 2 * d);
+        q = k.With(q, s + "_ankle_y", -d);
+        q = k.With(q, s + "_shoulder_y", -rng->Uniform(0.5, 1.2));
+      }
+      q = k.With(q, "abdomen_y", rng->Uniform(0.2, 0.5));
+      keys = {q, k.Home()};
+      break;
+    }
+    case Task::kTurn: {
+      const double dir = rng->Bernoulli(0.5) ? 1 : -1;
+      auto q = k.With(k.With(k.Home(), "abdomen_z", dir * rng->Uniform(0.4, 0.75)), "neck_z", dir * rng->Uniform(0.3, 0.9));
+      auto r = k.With(k.With(k.Home(), "abdomen_z", -dir * rng->Uniform(0.4, 0.75)), "neck_z", -dir * rng->Uniform(0.3, 0.9));
+      keys = {q, r, k.Home()};
+      break;
+    }
+    case Task::kWave: {
+      const auto raised = k.With(k.Home(), side + "_shoulder_x", out * rng->Uniform(2.0, 2.5));
+      keys.push_back(k.With(raised, side + "_elbow", -0.4));
+      for (int i = 0; i < 3; ++i) {
+        keys.push_back(k.With(raised, side + "_elbow", -1.4));
+        keys.push_back(k.With(raised, side + "_elbow", -0.4));
+      }
+      keys.push_back(k.Home());
+      break;
+    }
+    default: {  // random smooth targets within the joint ranges
+      const mjModel* m = w.model();
+      for (int n = 0; n < 3; ++n) {
+        auto q = k.Home();
+        for (size_t i = 0; i < q.size(); ++i) {
+          const int j = sim::RequireId(m, mjOBJ_JOINT, c.embodiment().joints[i]);
+          const double lo = m->jnt_range[2 * j], hi = m->jnt_range[2 * j + 1];
+          q[i] = std::clamp(q[i] + 0.4 * rng->Uniform(lo - q[i], hi - q[i]), lo, hi);
+        }
+        keys.push_back(q);
+      }
+    }
+  }
+  return keys;
+}
+
+}  // namespace
+
+std::string TaskName(Task task) {
+  switch (task) {
+    case Task::kReach: return "reach";
+    case Task::kPush: return "push";
+    case Task::kPick: return "pick";
+    case Task::kWander: return "wander";
+    case Task::kSquat: return "squat";
+    case Task::kTurn: return "turn";
+    case Task::kWave: return "wave";
+  }
+  return "?";
+}
+
+std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::string& task) {
+  const bool arm = embodiment.kind == robots::EmbodimentKind::kArm;
+  const std::vector<Task> arm_tasks = {Task::kReach, Task::kPush, Task::kPick, Task::kWander};
+  const std::vector<Task> humanoid_tasks = {Task::kReach, Task::kSquat, Task::kTurn, Task::kWave, Task::kWander};
+  const auto& valid = arm ? arm_tasks : humanoid_tasks;
+  if (task == "mix") return valid;
+  for (Task t : valid) {
+    if (TaskName(t) == task) return {t};
+  }
+  std::string names;
+  for (Task t : valid) names += TaskName(t) + "|";
+  throw std::invalid_argument("task \"" + task + "\" is not one the " + embodiment.name + " embodiment can do; use " +
+                              names + "mix");
+}
+
+std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene,
+                                   const sim::World& world, Rng* rng) {
+  if (controller.embodiment().kind == robots::EmbodimentKind::kHumanoid) {
+    return std::make_unique<KeyframePolicy>(controller, HumanoidKeyframes(task, controller, world, rng));
+  }
+  switch (task) {
+    case Task::kReach: return std::make_unique<ReachPolicy>(controller, scene, world, rng);
+    case Task::kPush: return std::make_unique<PushPolicy>(controller, scene, world, rng);
+    case Task::kPick: return std::make_unique<PickPolicy>(controller, scene, world, rng);
+    default: return std::make_unique<WanderPolicy>(controller, scene, world, rng);
+  }
+}
+
+}  // namespace embody::collect

@@ -1,0 +1,92 @@
+// Per-episode domain randomization: cameras, lighting, materials, dynamics, embodiment (link lengths,
+// base pose) and objects. A Draw is plain data: sampled from an Rng, applied to a model (always
+// starting again from the nominal model), stored as JSON in the dataset, and re-applied for replay.
+#pragma once
+
+#include <array>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <mujoco/mujoco.h>
+#include <nlohmann/json.hpp>
+
+#include "collect/rng.h"
+#include "robots/embodiment.h"
+#include "sim/renderer.h"
+
+namespace embody::collect {
+
+enum class Level { kNone, kDefault, kWide };
+/// "none" | "default" | "wide". @throws std::invalid_argument naming the bad value.
+Level ParseLevel(const std::string& text);
+std::string LevelName(Level level);
+
+/// How much each group varies.
+struct RandomizationConfig {
+  Level camera = Level::kDefault;
+  Level lighting = Level::kDefault;
+  Level materials = Level::kDefault;
+  Level dynamics = Level::kDefault;
+  Level embodiment = Level::kDefault;
+  Level objects = Level::kDefault;
+  static RandomizationConfig All(Level level) { return {level, level, level, level, level, level}; }
+  nlohmann::json ToJson() const;
+};
+
+struct LightDraw {
+  bool active = true;
+  std::array<double, 3> dir{0, 0, -1};
+  double diffuse = 0.6, specular = 0.2;
+};
+struct ObjectDraw {
+  std::string body;
+  double x = 0, y = 0, yaw = 0, size_scale = 1, mass_scale = 1;
+};
+
+/// One episode's draw. Scales are multiplicative (1 = nominal).
+struct Draw {
+  std::vector<sim::Camera> cameras;
+  std::vector<LightDraw> lights;
+  double ambient = 0.3;
+  std::map<std::string, std::array<double, 4>> material_rgba;
+  std::map<std::string, int> material_texture;  ///< texture id, -1 = none
+  double mass_scale = 1, damping_scale = 1, armature_scale = 1, friction_scale = 1, gain_scale = 1;
+  std::vector<double> segment_scale;  ///< one per robot segment body (see SceneRandomizer::segments)
+  double base_dx = 0, base_dy = 0, base_yaw = 0;
+  std::vector<ObjectDraw> objects;
+
+  nlohmann::json ToJson() const;
+  /// @throws std::runtime_error when a field is missing.
+  static Draw FromJson(const nlohmann::json& j);
+};
+
+/// Knows a scene's robot segments, lights, materials and free objects, and randomizes them.
+class SceneRandomizer {
+ public:
+  /// `nominal` must outlive this object.
+  SceneRandomizer(const mjModel* nominal, const robots::Embodiment& embodiment);
+
+  Draw Sample(const RandomizationConfig& config, int num_cameras, Rng* rng) const;
+  /// Copies the nominal model into `m` (same sizes), then applies the model part of `draw`.
+  void ApplyToModel(const Draw& draw, mjModel* m) const;
+  /// Places the objects of `draw` (poses are state, not model). Call after reset, before mj_forward.
+  void PlaceObjects(const Draw& draw, const mjModel* m, mjData* d) const;
+
+  const std::vector<int>& segments() const { return segments_; }
+  const std::vector<int>& object_bodies() const { return object_bodies_; }
+
+ private:
+  double TableTop(const mjModel* m) const;
+  double ObjectHalfHeight(const mjModel* m, int body) const;
+
+  const mjModel* nominal_;
+  robots::Embodiment embodiment_;
+  int base_body_;
+  std::vector<int> robot_bodies_;   // the base's subtree
+  std::vector<int> segments_;       // base + bodies that own a controlled joint
+  std::vector<int> object_bodies_;  // bodies with a free joint outside the robot
+  int table_geom_;
+};
+
+}  // namespace embody::collect
