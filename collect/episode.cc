@@ -71,8 +71,8 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   ep.draw = draw_.ToJson();
   const Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
   ep.task = TaskName(task);
-  ep.noise = rng.Uniform(0.0, 0.2);
-  const bool perturb = rng.Bernoulli(0.2);
+  ep.noise = rng.Uniform(0.0, 0.1);
+  const bool perturb = rng.Bernoulli(0.15);
   const int perturb_start = rng.Int(0, config_.steps - 1), perturb_len = rng.Int(3, 8);
   auto policy = MakePolicy(task, *controller_, scene_, *world_, &rng);
 
@@ -105,7 +105,7 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
     const bool success = policy->Success(*world_);
     ep.rewards.push_back(success ? 1.0f : 0.0f);
     ep.dones.push_back(t == config_.steps - 1 ? 1 : 0);
-    ep.success = success;
+    ep.success = ep.success || success;  // as robomimic counts a rollout: the goal reached at any step
   }
   return ep;
 }

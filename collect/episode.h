@@ -26,7 +26,7 @@ struct EpisodeData {
   std::uint64_t seed = 0;
   int attempts = 1;  ///< 1 + number of unstable draws discarded
   std::string task;
-  bool success = false;
+  bool success = false;  ///< the task's goal held at some step (rewards: whether it holds at each step)
   double noise = 0;
   nlohmann::json draw;  ///< the randomization draw (Draw::ToJson)
   int steps = 0, image_size = 0, num_cameras = 0;

@@ -11,6 +11,9 @@ namespace {
 using Vec3 = std::array<double, 3>;
 using Quat = std::array<double, 4>;
 constexpr double kPi = 3.14159265358979323846;
+constexpr double kGain = 0.6;
+// Height above the table at which the hand travels clear of every object (tallest: the cup, 11 cm).
+constexpr double kSafeHeight = 0.19;
 
 double Clamp1(double x) { return std::clamp(x, -1.0, 1.0); }
 double Distance(const Vec3& a, const Vec3& b) { return std::hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]); }
@@ -42,6 +45,16 @@ Quat YawRotated(const Quat& q, double yaw) {
   return out;
 }
 
+// An object that does not roll away when pushed or grasped (not a sphere), if there is one.
+int PickNonRolling(const SceneRefs& s, const sim::World& w, Rng* rng) {
+  std::vector<int> candidates;
+  for (int b : s.object_bodies) {
+    if (w.model()->geom_type[w.model()->body_geomadr[b]] != mjGEOM_SPHERE) candidates.push_back(b);
+  }
+  if (candidates.empty()) candidates = s.object_bodies;
+  return candidates[rng->Int(0, static_cast<int>(candidates.size()) - 1)];
+}
+
 // Shared machinery of the arm policies: a P-controller toward an ee pose, in normalized units.
 class ArmPolicy : public Policy {
  public:
@@ -59,10 +72,18 @@ class ArmPolicy : public Policy {
     const Vec3 ee = Ee(w);
     const Vec3 rot = RotationError(quat, EeQuat(w));
     std::vector<double> a(7);
-    for (int k = 0; k < 3; ++k) a[k] = std::clamp((target[k] - ee[k]) / scale.position, -max_speed, max_speed);
-    for (int k = 0; k < 3; ++k) a[3 + k] = Clamp1(rot[k] / scale.rotation);
+    // Gains below 1 cover only part of the error per step: the arm lags its targets, and full
+    // corrections overshoot and oscillate.
+    for (int k = 0; k < 3; ++k) a[k] = std::clamp(kGain * (target[k] - ee[k]) / scale.position, -max_speed, max_speed);
+    for (int k = 0; k < 3; ++k) a[3 + k] = Clamp1(kGain * rot[k] / scale.rotation);
     a[6] = gripper;
     return a;
+  }
+  // `target`, but at the current height while the hand is more than 2 cm off it horizontally.
+  Vec3 CentredDescent(const sim::World& w, const Vec3& target) const {
+    const Vec3 ee = Ee(w);
+    const bool centred = std::hypot(target[0] - ee[0], target[1] - ee[1]) < 0.02;
+    return {target[0], target[1], centred ? target[2] : std::max(target[2], ee[2])};
   }
   bool Near(const sim::World& w, const Vec3& target, double tolerance) const { return Distance(Ee(w), target) < tolerance; }
 
@@ -102,12 +123,17 @@ class ReachPolicy : public ArmPolicy {
 class PushPolicy : public ArmPolicy {
  public:
   PushPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
-    object_ = s.object_bodies[rng->Int(0, static_cast<int>(s.object_bodies.size()) - 1)];
+    object_ = PickNonRolling(s, w, rng);
     const Vec3 start = BodyPos(w, object_);
-    for (int tries = 0; tries < 20; ++tries) {
+    // A goal 10-15 cm away whose push line starts and ends on the table, in reach.
+    for (int tries = 0; tries < 50; ++tries) {
       const double angle = rng->Uniform(-kPi, kPi), dist = rng->Uniform(0.1, 0.15);
       goal_ = {start[0] + dist * std::cos(angle), start[1] + dist * std::sin(angle), start[2]};
-      if (goal_[0] > 0.35 && goal_[0] < 0.8 && std::abs(goal_[1]) < 0.35) break;
+      const double pre_x = start[0] - 0.08 * std::cos(angle), pre_y = start[1] - 0.08 * std::sin(angle);
+      if (goal_[0] > 0.35 && goal_[0] < 0.75 && std::abs(goal_[1]) < 0.3 && pre_x > 0.3 && pre_x < 0.75 &&
+          std::abs(pre_y) < 0.35) {
+        break;
+      }
     }
   }
   std::vector<double> Act(const sim::World& w) override {
@@ -119,17 +145,21 @@ class PushPolicy : public ArmPolicy {
     const double low = scene_.table_top + 0.02, behind = 0.07;
     const Vec3 pre = {obj[0] - behind * dx, obj[1] - behind * dy, low};
     if (phase_ == 0) {  // above the pre-push point
-      const Vec3 above = {pre[0], pre[1], scene_.table_top + 0.12};
+      const Vec3 above = {pre[0], pre[1], scene_.table_top + kSafeHeight};
       if (Near(w, above, 0.02)) phase_ = 1;
       return Toward(w, above, down_, 1);
     }
     if (phase_ == 1) {  // down beside the object
       if (Near(w, pre, 0.015)) phase_ = 2;
-      return Toward(w, {pre[0], pre[1], low}, down_, 1, 0.6);
+      return Toward(w, CentredDescent(w, pre), down_, 1, 0.6);
     }
-    // Push: aim just past the goal along the push line, slowly.
-    const Vec3 target = {goal_[0] - 0.03 * dx, goal_[1] - 0.03 * dy, low};
-    return Toward(w, target, down_, 1, 0.4);
+    if (phase_ == 2 && Success(w)) phase_ = 3;
+    if (phase_ == 3) {  // done: lift away
+      return Toward(w, {Ee(w)[0], Ee(w)[1], scene_.table_top + 0.15}, down_, 1, 0.5);
+    }
+    // Push along the line until the object's centre is on the goal (the fingers are ~4 cm behind it).
+    const Vec3 target = {goal_[0] - 0.05 * dx, goal_[1] - 0.05 * dy, low};
+    return Toward(w, target, down_, 1, 0.3);
   }
   bool Success(const sim::World& w) const override {
     const Vec3 obj = BodyPos(w, object_);
@@ -146,13 +176,7 @@ class PushPolicy : public ArmPolicy {
 class PickPolicy : public ArmPolicy {
  public:
   PickPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
-    std::vector<int> graspable;
-    for (int b : s.object_bodies) {
-      const int g = w.model()->body_geomadr[b];
-      if (w.model()->geom_type[g] != mjGEOM_SPHERE) graspable.push_back(b);
-    }
-    if (graspable.empty()) graspable = s.object_bodies;
-    object_ = graspable[rng->Int(0, static_cast<int>(graspable.size()) - 1)];
+    object_ = PickNonRolling(s, w, rng);
     const Vec3 start = BodyPos(w, object_);
     for (int tries = 0; tries < 30; ++tries) {
       place_ = {rng->Uniform(0.4, 0.7), rng->Uniform(-0.25, 0.25), start[2]};
@@ -175,18 +199,18 @@ class PickPolicy : public ArmPolicy {
     const double grasp_z = std::max(obj[2], scene_.table_top + 0.015);
     switch (phase_) {
       case 0: {  // above the object, open
-        const Vec3 above = {obj[0], obj[1], obj[2] + 0.12};
+        const Vec3 above = {obj[0], obj[1], scene_.table_top + kSafeHeight};
         if (Near(w, above, 0.02)) phase_ = 1;
         return Toward(w, above, grasp_quat_, -1);
       }
-      case 1: {  // down around it
+      case 1: {  // down around it, descending only while centred over it
         const Vec3 at = {obj[0], obj[1], grasp_z};
         if (Near(w, at, 0.012)) phase_ = 2;
-        return Toward(w, at, grasp_quat_, -1, 0.6);
+        return Toward(w, CentredDescent(w, at), grasp_quat_, -1, 0.6);
       }
-      case 2:  // close and wait
+      case 2:  // close and wait, holding still
         if (++wait_ >= 6) phase_ = 3;
-        return Toward(w, Ee(w), grasp_quat_, 1);
+        return Toward(w, {obj[0], obj[1], grasp_z}, grasp_quat_, 1, 0.2);
       case 3: {  // lift
         if (Ee(w)[2] > scene_.table_top + 0.17) phase_ = 4;
         return Toward(w, {Ee(w)[0], Ee(w)[1], scene_.table_top + 0.2}, grasp_quat_, 1, 0.6);
@@ -279,7 +303,8 @@ class KeyframePolicy : public Policy {
     for (size_t i = 0; i < a.size(); ++i) a[i] = Clamp1((key[i] - targets[i]) / scale);
     return a;
   }
-  bool Success(const sim::World&) const override { return reached_ == keyframes_.size(); }
+  // The motion is done when every keyframe but the last (the way back to rest) was reached.
+  bool Success(const sim::World&) const override { return reached_ + 1 >= keyframes_.size(); }
 
  private:
   static bool Reached(const std::vector<double>& q, const std::vector<double>& key) {
@@ -347,8 +372,8 @@ std::vector<std::vector<double>> HumanoidKeyframes(Task task, const sim::RobotCo
     case Task::kWave: {
       const auto raised = k.With(k.Home(), side + "_shoulder_x", out * rng->Uniform(2.0, 2.5));
       keys.push_back(k.With(raised, side + "_elbow", -0.4));
-      for (int i = 0; i < 3; ++i) {
-        keys.push_back(k.With(raised, side + "_elbow", -1.4));
+      for (int i = 0; i < 2; ++i) {
+        keys.push_back(k.With(raised, side + "_elbow", -1.3));
         keys.push_back(k.With(raised, side + "_elbow", -0.4));
       }
       keys.push_back(k.Home());
