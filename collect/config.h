@@ -23,7 +23,7 @@ struct CollectConfig {
   std::string robot = "franka";  ///< built-in name or embodiment .json
   std::string task = "mix";      ///< reach|push|pick|wander|mix (humanoid: reach|squat|turn|wave|wander|mix)
   std::int64_t episodes = 5000;
-  int steps = 50;            ///< control steps (= frames) per episode
+  int steps = 60;            ///< control steps (= frames) per episode
   double control_hz = 0;     ///< 0: the embodiment's rate
   int image_size = 64;       ///< square images, 16..256
   int cameras = 1;           ///< views per episode

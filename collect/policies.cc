@@ -291,7 +291,7 @@ class KeyframePolicy : public Policy {
       : controller_(c), keyframes_(std::move(keyframes)) {}
   std::vector<double> Act(const sim::World& w) override {
     const auto q = controller_.JointPositions(w.data());
-    if (next_ < keyframes_.size() && (Reached(q, keyframes_[next_]) || ++steps_on_key_ > 25)) {
+    if (next_ < keyframes_.size() && (Reached(q, keyframes_[next_]) || ++steps_on_key_ > 35)) {
       if (Reached(q, keyframes_[next_])) ++reached_;
       ++next_;
       steps_on_key_ = 0;
@@ -370,7 +370,7 @@ std::vector<std::vector<double>> HumanoidKeyframes(Task task, const sim::RobotCo
       break;
     }
     case Task::kWave: {
-      const auto raised = k.With(k.Home(), side + "_shoulder_x", out * rng->Uniform(2.0, 2.5));
+      const auto raised = k.With(k.Home(), side + "_shoulder_x", out * rng->Uniform(1.6, 2.2));
       keys.push_back(k.With(raised, side + "_elbow", -0.4));
       for (int i = 0; i < 2; ++i) {
         keys.push_back(k.With(raised, side + "_elbow", -1.3));

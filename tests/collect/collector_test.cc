@@ -1,0 +1,281 @@
+// Tests for collect/collector.cc, collect/dataset.cc and collect/episode.cc: real MuJoCo episodes,
+// real rendering, real HDF5 files.
+#include "collect/collector.h"
+
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "collect/dataset.h"
+#include "collect/episode.h"
+#include "sim/world.h"
+
+namespace embody::collect {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class CollectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("LP_NUM_THREADS", "0", 0);
+    dir_ = fs::temp_directory_path() / ("embody_collect_" + std::to_string(getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CollectConfig Small(const std::string& name, int episodes = 6) const {
+    CollectConfig c;
+    c.robot = "franka";
+    c.episodes = episodes;
+    c.steps = 8;
+    c.image_size = 32;
+    c.cameras = 2;
+    c.workers = 2;
+    c.seed = 42;
+    c.out = (dir_ / name).string();
+    return c;
+  }
+  static CollectSummary Run(const CollectConfig& c) { return Collect(c, {.enabled = false}); }
+
+  fs::path dir_;
+};
+
+// Every recorded array and attribute of two datasets' episodes, compared exactly.
+void ExpectSameEpisodes(const Dataset& a, const Dataset& b) {
+  ASSERT_EQ(a.demos(), b.demos());
+  for (const auto& demo : a.demos()) {
+    EXPECT_EQ(a.Read<float>(demo, "actions"), b.Read<float>(demo, "actions")) << demo;
+    EXPECT_EQ(a.Read<double>(demo, "states"), b.Read<double>(demo, "states")) << demo;
+    EXPECT_EQ(a.Read<float>(demo, "obs/object"), b.Read<float>(demo, "obs/object")) << demo;
+    EXPECT_EQ(a.Read<std::uint8_t>(demo, "obs/camera1_image"), b.Read<std::uint8_t>(demo, "obs/camera1_image")) << demo;
+    EXPECT_EQ(a.StringAttr(demo, "randomization"), b.StringAttr(demo, "randomization")) << demo;
+    EXPECT_EQ(a.StringAttr(demo, "task"), b.StringAttr(demo, "task")) << demo;
+  }
+}
+
+// Tests the robomimic layout, shapes and attributes of a collected dataset.
+TEST_F(CollectorTest, WritesRobomimicLayout) {
+  const CollectConfig c = Small("layout.h5", 10);
+  const CollectSummary s = Run(c);
+  EXPECT_EQ(10, s.episodes_written);
+  const Dataset ds(c.out);
+  ASSERT_EQ(10u, ds.demos().size());
+  EXPECT_EQ("demo_0", ds.demos().front());
+  EXPECT_EQ("demo_9", ds.demos().back());
+  EXPECT_EQ(80, ds.total());
+  EXPECT_EQ(9u, ds.Mask("train").size());
+  EXPECT_EQ(std::vector<std::string>{"demo_9"}, ds.Mask("valid"));
+  EXPECT_EQ("Embody-franka-mix", ds.env_args()["env_name"]);
+  EXPECT_EQ(42, ds.config()["seed"]);
+  const std::string demo = "demo_3";
+  EXPECT_EQ(8, ds.NumSamples(demo));
+  std::vector<hsize_t> dims;
+  ds.Read<float>(demo, "actions", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 7}), dims);
+  const auto actions = ds.Read<float>(demo, "actions");
+  for (float a : actions) {
+    ASSERT_GE(a, -1.0f);
+    ASSERT_LE(a, 1.0f);
+  }
+  ds.Read<float>(demo, "action_dict/joint_position", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 7}), dims);
+  sim::World world = sim::World::FromFile(robots::FindEmbodiment("franka").mjcf);
+  ds.Read<double>(demo, "states", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, static_cast<hsize_t>(world.state_size())}), dims);
+  ds.ReadFrames(demo, "camera0", 0, 8, &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 32, 32, 3}), dims);
+  ds.Read<float>(demo, "obs/robot0_eef_pos", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 3}), dims);
+  ds.Read<float>(demo, "obs/robot0_eef_quat", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 4}), dims);
+  ds.Read<float>(demo, "obs/robot0_gripper_qpos", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 2}), dims);
+  ds.Read<float>(demo, "obs/object", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 21}), dims);
+  const auto dones = ds.Read<std::int32_t>(demo, "dones");
+  EXPECT_EQ(1, dones.back());
+  EXPECT_EQ(0, dones.front());
+  ds.Read<double>(demo, "camera/camera1/extrinsics", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{4, 4}), dims);
+  const auto k = ds.Read<double>(demo, "camera/camera0/intrinsics");
+  EXPECT_DOUBLE_EQ(16.0, k[2]);  // cx = width / 2
+  EXPECT_EQ("franka", ds.StringAttr(demo, "embodiment"));
+  EXPECT_EQ(3, ds.IntAttr(demo, "episode_index"));
+  EXPECT_EQ(42, ds.IntAttr(demo, "seed"));
+  EXPECT_FALSE(nlohmann::json::parse(ds.StringAttr(demo, "randomization"))["cameras"].empty());
+  EXPECT_EQ(7u, nlohmann::json::parse(ds.StringAttr(demo, "action_space"))["names"].size());
+}
+
+// Tests that the same seed gives identical episodes with 1 or 2 workers, and when collected as
+// two shards and merged.
+TEST_F(CollectorTest, DeterministicAcrossWorkersAndShards) {
+  CollectConfig one = Small("one.h5");
+  one.workers = 1;
+  Run(one);
+  const CollectConfig two = Small("two.h5");
+  Run(two);
+  ExpectSameEpisodes(Dataset(one.out), Dataset(two.out));
+
+  std::vector<std::string> shards;
+  for (int i = 0; i < 2; ++i) {
+    CollectConfig shard = Small("shard" + std::to_string(i) + ".h5");
+    shard.shard_index = i;
+    shard.shard_count = 2;
+    shard.workers = 1;
+    Run(shard);
+    EXPECT_EQ(3u, Dataset(shard.out).demos().size());
+    shards.push_back(shard.out);
+  }
+  const std::string merged = (dir_ / "merged.h5").string();
+  const std::string bin = SIMCOLLECT_BIN;
+  ASSERT_EQ(0, std::system((bin + " merge " + merged + " " + shards[0] + " " + shards[1] + " > /dev/null").c_str()));
+  ExpectSameEpisodes(Dataset(one.out), Dataset(merged));
+  // A different seed gives different data.
+  CollectConfig other = Small("other.h5");
+  other.seed = 43;
+  Run(other);
+  EXPECT_NE(Dataset(one.out).Read<float>("demo_0", "actions"), Dataset(other.out).Read<float>("demo_0", "actions"));
+}
+
+// Tests that replaying stored states through MuJoCo, with the stored randomization, reproduces the
+// stored frames bit for bit.
+TEST_F(CollectorTest, ReplayingStatesReproducesFrames) {
+  const CollectConfig c = Small("replay.h5", 2);
+  Run(c);
+  const Dataset ds(c.out);
+  EpisodeRunner runner(c);
+  for (const auto& demo : ds.demos()) {
+    runner.Prepare(Draw::FromJson(nlohmann::json::parse(ds.StringAttr(demo, "randomization"))));
+    std::vector<hsize_t> dims;
+    const auto states = ds.Read<double>(demo, "states", &dims);
+    const Draw draw = Draw::FromJson(nlohmann::json::parse(ds.StringAttr(demo, "randomization")));
+    for (hsize_t t = 0; t < dims[0]; ++t) {
+      runner.world().SetState(states.data() + t * dims[1], static_cast<int>(dims[1]));
+      sim::Image image;
+      runner.renderer()->Render(runner.world().data(), draw.cameras[1], &image);
+      EXPECT_EQ(ds.ReadFrames(demo, "camera1", t, 1), image.rgb) << demo << " frame " << t;
+    }
+  }
+}
+
+// Tests the refusals: an existing file, --resume with other options, an unwritable folder.
+TEST_F(CollectorTest, RefusesToClobberOrMismatch) {
+  CollectConfig c = Small("exists.h5", 2);
+  Run(c);
+  try {
+    Run(c);
+    FAIL() << "expected CollectError";
+  } catch (const CollectError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("already exists; pass --resume to finish it or --overwrite"));
+  }
+  CollectConfig other = c;
+  other.resume = true;
+  other.image_size = 48;
+  try {
+    Run(other);
+    FAIL() << "expected CollectError";
+  } catch (const CollectError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("was made with other options: image_size"));
+  }
+  EXPECT_EQ(2u, Dataset(c.out).demos().size());  // nothing lost
+  CollectConfig overwrite = c;
+  overwrite.overwrite = true;
+  overwrite.episodes = 1;
+  Run(overwrite);
+  EXPECT_EQ(1u, Dataset(c.out).demos().size());
+  CollectConfig unwritable = Small("x.h5", 1);
+  unwritable.out = "/proc/embody/x.h5";
+  EXPECT_THROW(Run(unwritable), CollectError);
+}
+
+// Tests that humanoid episodes run and record joint-delta actions, one per joint.
+TEST_F(CollectorTest, HumanoidEpisodesRun) {
+  CollectConfig c = Small("humanoid.h5", 2);
+  c.robot = "humanoid";
+  c.cameras = 1;
+  Run(c);
+  const Dataset ds(c.out);
+  std::vector<hsize_t> dims;
+  ds.Read<float>("demo_1", "actions", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 24}), dims);
+  EXPECT_FALSE(ds.HasDataset("demo_1", "obs/robot0_gripper_qpos"));
+  EXPECT_EQ("humanoid", ds.StringAttr("demo_1", "embodiment"));
+}
+
+// Tests crash safety with a real SIGKILL: the file still opens and every episode it lists is
+// complete; --resume then finishes the job and equals an uninterrupted run episode for episode.
+TEST_F(CollectorTest, KillAndResumeEqualsUninterrupted) {
+  CollectConfig c = Small("killed.h5", 12);
+  c.steps = 20;
+  c.workers = 1;
+  const fs::path parts = PartsDir(c.out);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    execl(SIMCOLLECT_BIN, SIMCOLLECT_BIN, "--robot", "franka", "--episodes", "12", "--steps", "20", "--image-size", "32",
+          "--cameras", "2", "--workers", "1", "--seed", "42", "--out", c.out.c_str(), nullptr);
+    _exit(127);
+  }
+  // Kill it once three episodes are on disk: mid-way through later ones.
+  auto finished = [&] {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(parts, ec)) n += e.path().extension() == ".h5";
+    return n;
+  };
+  for (int i = 0; i < 600 && finished() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(37));
+  ASSERT_EQ(0, kill(pid, SIGKILL));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "simcollect finished before it could be killed";
+  {
+    const Dataset killed(c.out);
+    EXPECT_GE(killed.demos().size(), 1u);
+    EXPECT_LT(killed.demos().size(), 12u);
+    for (const auto& demo : killed.demos()) EXPECT_EQ(20u, killed.Read<float>(demo, "actions").size() / 7) << demo;
+  }
+  c.resume = true;
+  const CollectSummary resumed = Run(c);
+  EXPECT_LT(resumed.episodes_written, 12);
+  EXPECT_EQ(12, resumed.episodes_total);
+
+  CollectConfig straight = Small("straight.h5", 12);
+  straight.steps = 20;
+  Run(straight);
+  ExpectSameEpisodes(Dataset(straight.out), Dataset(c.out));
+}
+
+// Tests that a truncated or foreign file is a clear error for the reader, info and merge.
+TEST_F(CollectorTest, CorruptInputsFailClearly) {
+  const fs::path junk = dir_ / "junk.h5";
+  std::ofstream(junk) << "this is not HDF5";
+  try {
+    Dataset ds(junk);
+    FAIL() << "expected DatasetError";
+  } catch (const DatasetError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("not a readable HDF5 file"));
+  }
+  const std::string bin = SIMCOLLECT_BIN;
+  EXPECT_NE(0, std::system((bin + " info " + junk.string() + " 2> /dev/null").c_str()));
+  const std::string merged = (dir_ / "m.h5").string();
+  EXPECT_NE(0, std::system((bin + " merge " + merged + " " + junk.string() + " 2> /dev/null").c_str()));
+  EXPECT_FALSE(fs::exists(merged));
+  EXPECT_THROW(Dataset(dir_ / "missing.h5"), DatasetError);
+}
+
+}  // namespace
+}  // namespace embody::collect
