@@ -21,7 +21,7 @@ build: configure
 
 # The main job on a small embedded default.
 demo: build
-	./$(BUILD_DIR)/bin/sim-demo --out out
+	BUILD_DIR=$(BUILD_DIR) bash scripts/demo.sh
 
 # Every test, through ctest; non-zero exit on any failure.
 test: build

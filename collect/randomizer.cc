@@ -292,18 +292,20 @@ void SceneRandomizer::ApplyToModel(const Draw& draw, mjModel* m) const {
       }
     }
   }
-  // A longer humanoid leg would push its feet into the floor: raise the pinned pelvis to match.
+  // A longer humanoid leg would push its feet into the floor: raise the pinned pelvis by the
+  // longest leg's extension (hip-to-knee plus knee-to-ankle offsets).
   if (embodiment_.kind == robots::EmbodimentKind::kHumanoid) {
-    double nominal_leg = 0, scaled_leg = 0;
-    for (size_t s = 0; s < segments_.size(); ++s) {
-      const int body = segments_[s];
-      const std::string name = mj_id2name(m, mjOBJ_BODY, body);
-      if (name.find("right_thigh") == std::string::npos && name.find("right_shin") == std::string::npos) continue;
-      const int child = body + 1;  // the next body in the chain
-      nominal_leg += std::abs(nominal_->body_pos[3 * child + 2]);
-      scaled_leg += std::abs(m->body_pos[3 * child + 2]);
+    double raise = 0;
+    for (const std::string side : {"right", "left"}) {
+      double extension = 0;
+      for (const std::string part : {"_thigh", "_shin"}) {
+        const int body = mj_name2id(m, mjOBJ_BODY, ("humanoid_" + side + part).c_str());
+        if (body < 0 || body + 1 >= m->nbody) continue;
+        extension += std::abs(m->body_pos[3 * (body + 1) + 2]) - std::abs(nominal_->body_pos[3 * (body + 1) + 2]);
+      }
+      raise = std::max(raise, extension);
     }
-    m->body_pos[3 * base_body_ + 2] += scaled_leg - nominal_leg;
+    m->body_pos[3 * base_body_ + 2] += raise;
   }
   m->body_pos[3 * base_body_] += draw.base_dx;
   m->body_pos[3 * base_body_ + 1] += draw.base_dy;

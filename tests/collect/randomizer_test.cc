@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "collect/config.h"
+#include "collect/episode.h"
 #include "sim/world.h"
 
 namespace embody::collect {
@@ -144,6 +145,41 @@ TEST(ConfigTest, BadOptionsAreNamed) {
   EXPECT_EQ(Level::kNone, c.randomization.camera);
   EXPECT_THROW(c.UpdateFromJson({{"episdoes", 5}}), CollectError);
   EXPECT_THROW(c.UpdateFromJson({{"steps", "many"}}), CollectError);
+}
+
+}  // namespace
+}  // namespace embody::collect
+
+namespace embody::collect {
+namespace {
+
+// Tests that with wide embodiment randomization (link lengths, base pose) every robot starts at home
+// touching nothing: no contact involves a robot geom.
+TEST(EmbodimentRandomizationTest, HomeIsCollisionFree) {
+  for (const std::string robot : {"franka", "ur5", "humanoid"}) {
+    CollectConfig c;
+    c.robot = robot;
+    c.randomization = RandomizationConfig::All(Level::kWide);
+    EpisodeRunner runner(c, /*render=*/false);
+    const mjModel* m = runner.world().model();
+    const int base = sim::RequireId(m, mjOBJ_BODY, runner.embodiment().base_body);
+    auto is_robot = [&](int geom) {
+      for (int b = m->geom_bodyid[geom]; b > 0; b = m->body_parentid[b]) {
+        if (b == base) return true;
+      }
+      return false;
+    };
+    for (int episode = 0; episode < 20; ++episode) {
+      Rng rng = Rng::ForEpisode(9, episode, 0);
+      runner.Prepare(runner.randomizer().Sample(c.randomization, 1, &rng));
+      const mjData* d = runner.world().data();
+      for (int i = 0; i < d->ncon; ++i) {
+        EXPECT_FALSE(is_robot(d->contact[i].geom1) || is_robot(d->contact[i].geom2))
+            << robot << " episode " << episode << ": " << mj_id2name(m, mjOBJ_GEOM, d->contact[i].geom1) << " touches "
+            << mj_id2name(m, mjOBJ_GEOM, d->contact[i].geom2);
+      }
+    }
+  }
 }
 
 }  // namespace
