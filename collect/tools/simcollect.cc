@@ -292,7 +292,7 @@ int main(int argc, char** argv) {
   bench_config.task = "mix";
   std::map<std::string, std::string> bench_levels;
   std::string bench_shard, bench_config_file;
-  int bench_episodes = 16;
+  int bench_episodes = 100;  // enough that per-worker start-up (model, EGL context) is amortized
   AddCollectOptions(bench, &bench_config, &bench_levels, &bench_shard, &bench_config_file);
   bench->get_option("--episodes")->description("Episodes per measurement");
   CLI11_PARSE(app, argc, argv);
