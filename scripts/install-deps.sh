@@ -13,7 +13,7 @@ packages=(
   libhdf5-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
-  python3-h5py python3-numpy
+  python3-h5py python3-numpy python3-torch
 )
 
 missing=()

@@ -1,0 +1,153 @@
+#include "adapt/encoder.h"
+
+#include <fstream>
+
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+
+EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) {
+  EncoderConfig c;
+  c.image_size = j.at("image_size");
+  c.width = j.at("width");
+  c.dim = j.at("dim");
+  return c;
+}
+
+ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
+  if (c.image_size % 8 != 0 || c.image_size < 16) {
+    throw AdaptError("encoder image size must be a multiple of 8 and at least 16, got " + std::to_string(c.image_size));
+  }
+  namespace nn = torch::nn;
+  nn::Sequential layers;
+  const int channels[5] = {3, c.width, 2 * c.width, 4 * c.width, 4 * c.width};
+  const int strides[4] = {2, 2, 2, 1};
+  for (int i = 0; i < 4; ++i) {
+    layers->push_back(nn::Conv2d(nn::Conv2dOptions(channels[i], channels[i + 1], 3).stride(strides[i]).padding(1)));
+    layers->push_back(nn::GroupNorm(nn::GroupNormOptions(8, channels[i + 1])));
+    layers->push_back(nn::GELU());
+  }
+  layers->push_back(nn::Conv2d(nn::Conv2dOptions(4 * c.width, c.dim, 1)));
+  net = register_module("net", layers);
+}
+
+torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& frames) {
+  const auto b = frames.size(0), t = frames.size(1);
+  auto x = net->forward(frames.reshape({b * t, 3, frames.size(3), frames.size(4)}) - 0.5);
+  // (B*T, D, g, g) -> (B, T, g*g, D)
+  return x.flatten(2).transpose(1, 2).reshape({b, t, -1, config.dim});
+}
+
+torch::Tensor FramesToInput(const torch::Tensor& frames_uint8) {
+  return frames_uint8.permute({0, 1, 4, 2, 3}).to(torch::kFloat32).div(255.0);
+}
+
+std::string FileHash(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw AdaptError("cannot read " + path.string());
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, 64 bit
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buffer[i]);
+      h *= 1099511628211ull;
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+FrozenEncoder FrozenEncoder::Load(const std::filesystem::path& path, int default_image_size) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    throw AdaptError("no encoder " + path.string() + " — run: pretrain --data data/franka.h5 --out " + path.string());
+  }
+  FrozenEncoder e;
+  e.source_ = path.string();
+  e.hash_ = FileHash(path);
+  // Ours: an archive written by `pretrain`, recognizable by its embody_format entry.
+  {
+    torch::serialize::InputArchive archive;
+    c10::IValue format;
+    bool ours = false;
+    try {
+      archive.load_from(path.string());
+      ours = archive.try_read("embody_format", format);
+    } catch (const std::exception&) {
+      ours = false;
+    }
+    if (ours) {
+      c10::IValue config;
+      archive.read("config", config);
+      const auto json = nlohmann::json::parse(config.toStringRef());
+      e.ours_ = ConvEncoder(EncoderConfig::FromJson(json.at("encoder")));
+      torch::serialize::InputArchive target;
+      archive.read("target", target);
+      e.ours_->load(target);
+      e.ours_->eval();
+      e.image_size_ = e.ours_->config.image_size;
+      e.kind_ = "embody";
+      return e;
+    }
+  }
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path.string());
+  } catch (const std::exception&) {
+    throw AdaptError(path.string() + " is neither an Embody encoder checkpoint nor a TorchScript module");
+  }
+  if (!module.find_method("forward")) {
+    throw AdaptError(path.string() + " is a TorchScript file without a forward method; an encoder maps frames "
+                     "(B,T,3,H,W) to tokens (B,T,N,D)");
+  }
+  e.script_ = std::make_shared<torch::jit::Module>(std::move(module));
+  e.script_->eval();
+  e.image_size_ = default_image_size;
+  if (e.script_->hasattr("image_size")) e.image_size_ = static_cast<int>(e.script_->attr("image_size").toInt());
+  if (e.image_size_ <= 0) {
+    throw AdaptError(path.string() + ": the TorchScript encoder has no image_size attribute; state it with --encoder-image-size");
+  }
+  e.kind_ = "torchscript";
+  return e;
+}
+
+FrozenEncoder FrozenEncoder::Random(const EncoderConfig& config, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  FrozenEncoder e;
+  e.ours_ = ConvEncoder(config);
+  e.ours_->eval();
+  e.image_size_ = config.image_size;
+  e.kind_ = "embody";
+  e.hash_ = "random-" + std::to_string(seed);
+  e.source_ = "random encoder";
+  return e;
+}
+
+torch::Tensor FrozenEncoder::Encode(const torch::Tensor& frames) {
+  if (frames.dim() != 5 || frames.size(2) != 3 || frames.size(3) != image_size_ || frames.size(4) != image_size_) {
+    throw AdaptError("encoder " + source_ + " expects frames (B,T,3," + std::to_string(image_size_) + "," +
+                     std::to_string(image_size_) + "), got " + c10::str(frames.sizes()));
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor out;
+  if (ours_) {
+    out = ours_->forward(frames);
+  } else {
+    c10::IValue result;
+    try {
+      result = script_->forward({frames});
+    } catch (const std::exception& err) {
+      throw AdaptError("TorchScript encoder " + source_ + " failed on frames " + c10::str(frames.sizes()) + ": " +
+                       std::string(err.what()).substr(0, 300));
+    }
+    if (!result.isTensor()) throw AdaptError("TorchScript encoder " + source_ + " must return one tensor");
+    out = result.toTensor();
+  }
+  if (out.dim() != 4 || out.size(0) != frames.size(0) || out.size(1) != frames.size(1)) {
+    throw AdaptError("encoder " + source_ + " returned " + c10::str(out.sizes()) + "; the interface is tokens (B,T,N,D) for frames (B,T,3,H,W)");
+  }
+  return out.to(torch::kFloat32);
+}
+
+}  // namespace embody::adapt

@@ -1,0 +1,73 @@
+// Stage one's video encoder and the frozen-encoder interface stage two uses.
+//
+// An encoder maps frames (B, T, 3, H, W), float in [0, 1], to latent tokens (B, T, N, D) on a
+// spatial grid (N = grid * grid tokens per frame), so positions of the robot and objects survive.
+// Ours is a small ConvNet (ConvEncoder). Any TorchScript module whose forward has that signature can
+// stand in for it (FrozenEncoder::Load); see the README for exporting one from Python.
+//
+// Includes torch: include it only from adapt/.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <torch/script.h>
+
+namespace embody::adapt {
+
+struct EncoderConfig {
+  int image_size = 64;  ///< input frames are image_size x image_size
+  int width = 32;       ///< channels of the first conv layer (doubles twice)
+  int dim = 128;        ///< D, the latent size per token
+  /// Tokens per side: the encoder downsamples by 8.
+  int grid() const { return image_size / 8; }
+  nlohmann::json ToJson() const { return {{"image_size", image_size}, {"width", width}, {"dim", dim}}; }
+  static EncoderConfig FromJson(const nlohmann::json& j);
+};
+
+/// Four conv stages (stride 2, 2, 2, 1) with GroupNorm and GELU, applied to every frame.
+struct ConvEncoderImpl : torch::nn::Module {
+  explicit ConvEncoderImpl(const EncoderConfig& config);
+  /// (B, T, 3, H, W) in [0, 1] -> (B, T, N, D).
+  torch::Tensor forward(const torch::Tensor& frames);
+  EncoderConfig config;
+  torch::nn::Sequential net{nullptr};
+};
+TORCH_MODULE(ConvEncoder);
+
+/// uint8 frames (B, T, H, W, 3) -> float (B, T, 3, H, W) in [0, 1].
+torch::Tensor FramesToInput(const torch::Tensor& frames_uint8);
+
+/// A short stable hash (hex) of a file's bytes: identifies an encoder for the latent cache.
+std::string FileHash(const std::filesystem::path& path);
+
+/// The frozen encoder of stage two: Embody's own checkpoint (the EMA target encoder of `pretrain`)
+/// or a TorchScript module. Always in eval mode; Encode runs without gradients.
+class FrozenEncoder {
+ public:
+  /// `image_size` 0 means: ours knows its size; a TorchScript module's comes from its `image_size`
+  /// attribute if it has one, else from `default_image_size`.
+  /// @throws std::runtime_error (AdaptError) naming the file and what is wrong with it.
+  static FrozenEncoder Load(const std::filesystem::path& path, int default_image_size = 0);
+  /// A freshly initialized (random) encoder of our architecture, for baselines.
+  static FrozenEncoder Random(const EncoderConfig& config, std::uint64_t seed);
+
+  /// (B, T, 3, H, W) float -> (B, T, N, D). @throws AdaptError when the input size or the output
+  /// rank is not what the interface says.
+  torch::Tensor Encode(const torch::Tensor& frames);
+
+  int image_size() const { return image_size_; }
+  const std::string& hash() const { return hash_; }
+  const std::string& kind() const { return kind_; }  ///< "embody" or "torchscript"
+
+ private:
+  ConvEncoder ours_{nullptr};
+  std::shared_ptr<torch::jit::Module> script_;
+  int image_size_ = 0;
+  std::string hash_, kind_;
+  std::string source_;
+};
+
+}  // namespace embody::adapt

@@ -1,0 +1,374 @@
+#include "adapt/jepa.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+namespace embody::adapt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace F = torch::nn::functional;
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Warm up for the first 10 % of steps, then cosine decay to a tenth.
+double LearningRate(const JepaConfig& c, int step) {
+  const int warmup = std::max(1, c.steps / 10);
+  if (step < warmup) return c.lr * (step + 1) / warmup;
+  const double progress = static_cast<double>(step - warmup) / std::max(1, c.steps - warmup);
+  return c.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
+}
+
+}  // namespace
+
+nlohmann::json JepaConfig::ToJson() const {
+  return {{"encoder", encoder.ToJson()}, {"clip_length", clip_length}, {"clip_stride", clip_stride},
+          {"mask_ratio", mask_ratio},    {"batch", batch},             {"steps", steps},
+          {"lr", lr},                    {"weight_decay", weight_decay}, {"ema_start", ema_start},
+          {"ema_end", ema_end},          {"predictor_depth", predictor_depth},
+          {"predictor_heads", predictor_heads}, {"seed", seed}};
+}
+
+JepaConfig JepaConfig::FromJson(const nlohmann::json& j) {
+  JepaConfig c;
+  c.encoder = EncoderConfig::FromJson(j.at("encoder"));
+  c.clip_length = j.at("clip_length");
+  c.clip_stride = j.at("clip_stride");
+  c.mask_ratio = j.at("mask_ratio");
+  c.batch = j.at("batch");
+  c.steps = j.at("steps");
+  c.lr = j.at("lr");
+  c.weight_decay = j.at("weight_decay");
+  c.ema_start = j.at("ema_start");
+  c.ema_end = j.at("ema_end");
+  c.predictor_depth = j.at("predictor_depth");
+  c.predictor_heads = j.at("predictor_heads");
+  c.seed = j.at("seed");
+  return c;
+}
+
+std::vector<bool> SampleTubeMask(int frames, int grid, double ratio, std::mt19937_64* rng) {
+  const int n = grid * grid;
+  std::vector<bool> spatial(n, false);
+  int hidden = 0;
+  const int lo = std::max(1, grid / 4), hi = std::max(lo, grid / 2);
+  while (hidden == 0 || hidden < ratio * n) {
+    const int h = lo + static_cast<int>((*rng)() % (hi - lo + 1)), w = lo + static_cast<int>((*rng)() % (hi - lo + 1));
+    const int r0 = static_cast<int>((*rng)() % (grid - h + 1)), c0 = static_cast<int>((*rng)() % (grid - w + 1));
+    for (int r = r0; r < r0 + h; ++r) {
+      for (int c = c0; c < c0 + w; ++c) {
+        if (!spatial[r * grid + c]) {
+          spatial[r * grid + c] = true;
+          ++hidden;
+        }
+      }
+    }
+  }
+  if (hidden == n) spatial[(*rng)() % n] = false;  // the context must see something
+  std::vector<bool> mask(static_cast<size_t>(frames) * n);
+  for (int t = 0; t < frames; ++t) {
+    for (int i = 0; i < n; ++i) mask[t * n + i] = spatial[i];
+  }
+  return mask;
+}
+
+void EmaUpdate(torch::nn::Module& target, const torch::nn::Module& online, double momentum) {
+  torch::NoGradGuard no_grad;
+  const auto src = online.parameters();
+  auto dst = target.parameters();
+  TORCH_CHECK(src.size() == dst.size(), "EMA: modules differ");
+  for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(momentum).add_(src[i], 1.0 - momentum);
+}
+
+PredictorImpl::PredictorImpl(int tokens, int dim, int depth, int heads) {
+  mask_token = register_parameter("mask_token", torch::zeros({1, 1, dim}));
+  pos_embed = register_parameter("pos_embed", torch::randn({1, tokens, dim}) * 0.02);
+  in = register_module("input_proj", torch::nn::Linear(dim, dim));  // not "in": a Python keyword breaks TorchScript loading
+  for (int i = 0; i < depth; ++i) {
+    layers.push_back(register_module(
+        "layer" + std::to_string(i),
+        torch::nn::TransformerEncoderLayer(
+            torch::nn::TransformerEncoderLayerOptions(dim, heads).dim_feedforward(2 * dim).dropout(0.0).activation(torch::kGELU))));
+  }
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  out = register_module("output_proj", torch::nn::Linear(dim, dim));
+}
+
+torch::Tensor PredictorImpl::forward(const torch::Tensor& context, const torch::Tensor& mask) {
+  auto x = in->forward(context);
+  x = torch::where(mask.view({1, -1, 1}), mask_token.expand_as(x), x) + pos_embed;
+  x = x.transpose(0, 1);  // (M, B, D): the C++ transformer layers are sequence-first
+  for (auto& layer : layers) x = layer->forward(x);
+  return out->forward(norm->forward(x.transpose(0, 1)));
+}
+
+Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume)
+    : config_(config), data_(data), out_(out), rng_(config.seed) {
+  if (data.image_size() != config.encoder.image_size) {
+    throw AdaptError("the datasets have " + std::to_string(data.image_size()) + " px frames; the encoder is configured for " +
+                     std::to_string(config.encoder.image_size));
+  }
+  torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::manual_seed(config.seed);
+  online_ = ConvEncoder(config.encoder);
+  target_ = ConvEncoder(config.encoder);
+  EmaUpdate(*target_, *online_, 0.0);  // start equal
+  const int tokens = config.clip_length * config.encoder.grid() * config.encoder.grid();
+  predictor_ = Predictor(tokens, config.encoder.dim, config.predictor_depth, config.predictor_heads);
+  std::vector<torch::Tensor> params = online_->parameters();
+  for (const auto& p : predictor_->parameters()) params.push_back(p);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  for (auto& p : target_->parameters()) p.set_requires_grad(false);
+
+  std::error_code ec;
+  if (resume && std::filesystem::exists(out, ec)) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(out.string());
+    c10::IValue value;
+    archive.read("config", value);
+    const JepaConfig saved = JepaConfig::FromJson(nlohmann::json::parse(value.toStringRef()));
+    auto comparable = [](nlohmann::json j) {
+      j.erase("steps");  // training longer is what --resume is for
+      return j;
+    };
+    if (comparable(saved.ToJson()) != comparable(config.ToJson())) {
+      throw AdaptError(out.string() + " was trained with other options (" + saved.ToJson().dump() +
+                       "); rerun with those to --resume");
+    }
+    torch::serialize::InputArchive sub;
+    archive.read("online", sub);
+    online_->load(sub);
+    archive.read("target", sub);
+    target_->load(sub);
+    archive.read("predictor", sub);
+    predictor_->load(sub);
+    archive.read("optimizer", sub);
+    optimizer_->load(sub);
+    archive.read("step", value);
+    step_ = static_cast<int>(value.toInt());
+    archive.read("rng", value);
+    std::istringstream(value.toStringRef()) >> rng_;
+  } else if (std::filesystem::exists(out, ec) && !resume) {
+    throw AdaptError(out.string() + " already exists; pass --resume to continue training it or --overwrite");
+  }
+}
+
+torch::Tensor Pretrainer::Batch(const std::string& split, std::mt19937_64* rng) const {
+  const int s = config_.encoder.image_size, t = config_.clip_length;
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(static_cast<size_t>(config_.batch) * t * s * s * 3);
+  for (int b = 0; b < config_.batch; ++b) {
+    const auto clip = data_.RandomClip(split, t, config_.clip_stride, rng);
+    bytes.insert(bytes.end(), clip.begin(), clip.end());
+  }
+  auto tensor = torch::from_blob(bytes.data(), {config_.batch, t, s, s, 3}, torch::kUInt8).clone();
+  return FramesToInput(tensor);
+}
+
+torch::Tensor Pretrainer::Loss(const torch::Tensor& clips, std::mt19937_64* rng, double* target_std) {
+  const int t = config_.clip_length, g = config_.encoder.grid(), s = config_.encoder.image_size;
+  const auto flags = SampleTubeMask(t, g, config_.mask_ratio, rng);
+  std::vector<std::uint8_t> bytes(flags.begin(), flags.end());
+  const auto mask = torch::from_blob(bytes.data(), {static_cast<long>(bytes.size())}, torch::kUInt8).clone().to(torch::kBool);
+  // Hide the masked blocks' pixels from the context encoder.
+  const auto pixel_mask = mask.view({1, t, 1, g, 1, g, 1}).expand({1, t, 1, g, s / g, g, s / g}).reshape({1, t, 1, s, s});
+  const auto context_in = clips.masked_fill(pixel_mask, 0.5);
+  torch::Tensor targets;
+  {
+    torch::NoGradGuard no_grad;
+    targets = target_->forward(clips);
+    *target_std = targets.reshape({-1, config_.encoder.dim}).std(0).mean().item<double>();
+    targets = F::layer_norm(targets, F::LayerNormFuncOptions({config_.encoder.dim}));
+  }
+  const auto b = clips.size(0);
+  const auto context = online_->forward(context_in).reshape({b, -1, config_.encoder.dim});
+  const auto predicted = predictor_->forward(context, mask);
+  const auto index = mask.nonzero().squeeze(1);
+  return (predicted.index_select(1, index) - targets.reshape({b, -1, config_.encoder.dim}).index_select(1, index)).abs().mean();
+}
+
+std::pair<double, double> Pretrainer::Step(const torch::Tensor& clips) {
+  online_->train();
+  predictor_->train();
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(config_, step_));
+  }
+  double target_std = 0;
+  auto loss = Loss(clips, &rng_, &target_std);
+  const double value = loss.item<double>();
+  if (!std::isfinite(value)) throw AdaptError("loss is " + std::to_string(value) + " at step " + std::to_string(step_) + "; lower --lr");
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+  const double progress = static_cast<double>(step_) / std::max(1, config_.steps);
+  EmaUpdate(*target_, *online_, config_.ema_start + (config_.ema_end - config_.ema_start) * progress);
+  ++step_;
+  // Collapse guard: every latent dimension constant across clips and tokens for many steps.
+  collapsed_steps_ = target_std < 1e-3 ? collapsed_steps_ + 1 : 0;
+  if (collapsed_steps_ >= 20) {
+    throw AdaptError("representation collapsed at step " + std::to_string(step_) + ": per-dimension std of target latents " +
+                     std::to_string(target_std) + " for 20 steps; try a higher --mask-ratio or lower --lr");
+  }
+  return {value, target_std};
+}
+
+double Pretrainer::Validate() {
+  online_->eval();
+  predictor_->eval();
+  torch::NoGradGuard no_grad;
+  std::mt19937_64 rng(config_.seed + 1);  // the same clips and masks every time
+  double total = 0, target_std = 0;
+  const int batches = 4;
+  for (int i = 0; i < batches; ++i) total += Loss(Batch("valid", &rng), &rng, &target_std).item<double>();
+  return total / batches;
+}
+
+void Pretrainer::Save() const {
+  torch::serialize::OutputArchive archive;
+  archive.write("embody_format", c10::IValue(std::string("embody-jepa-v1")));
+  archive.write("config", c10::IValue(config_.ToJson().dump()));
+  archive.write("step", c10::IValue(static_cast<int64_t>(step_)));
+  std::ostringstream rng;
+  rng << rng_;
+  archive.write("rng", c10::IValue(rng.str()));
+  torch::serialize::OutputArchive online, target, predictor, optimizer;
+  online_->save(online);
+  target_->save(target);
+  predictor_->save(predictor);
+  optimizer_->save(optimizer);
+  archive.write("online", online);
+  archive.write("target", target);
+  archive.write("predictor", predictor);
+  archive.write("optimizer", optimizer);
+  if (!out_.parent_path().empty()) std::filesystem::create_directories(out_.parent_path());
+  const auto tmp = out_.string() + ".tmp";
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, out_);
+}
+
+PretrainStats Pretrainer::Train(bool verbose) {
+  PretrainStats stats;
+  const auto start = Clock::now();
+  const int first = step_;
+  double loss_sum = 0;
+  int loss_count = 0;
+  while (step_ < config_.steps) {
+    const auto [loss, target_std] = Step(Batch("train", &rng_));
+    loss_sum += loss;
+    ++loss_count;
+    stats.step = step_;
+    stats.target_std = target_std;
+    stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, Since(start));
+    if (step_ % config_.log_every == 0 || step_ == config_.steps) {
+      stats.loss = loss_sum / loss_count;
+      loss_sum = 0;
+      loss_count = 0;
+      if (verbose) {
+        const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
+        std::fprintf(stderr, "pretrain: step %d/%d  loss %.4f  target std %.3f  %.1f clips/s  ETA %.0fs\n", step_,
+                     config_.steps, stats.loss, target_std, stats.clips_per_s, eta);
+      }
+    }
+    if (step_ % config_.eval_every == 0 || step_ == config_.steps) {
+      stats.val_loss = Validate();
+      if (verbose) std::fprintf(stderr, "pretrain: step %d  validation loss %.4f  (checkpoint %s)\n", step_, stats.val_loss, out_.c_str());
+      Save();
+    }
+  }
+  return stats;
+}
+
+namespace {
+
+int ProbePool() { return getenv("EMBODY_PROBE_POOL") ? atoi(getenv("EMBODY_PROBE_POOL")) : 4; }
+
+// Pooled features (frames x 4D) and targets (frames x 3) of a split's episodes.
+void ProbeData(FrozenEncoder& encoder, const VideoData& data, const std::string& split, int max_episodes, int stride,
+               std::vector<torch::Tensor>* features, std::vector<torch::Tensor>* ee, std::vector<torch::Tensor>* object) {
+  const auto& episodes = data.episodes(split);
+  const int s = data.image_size();
+  for (size_t e = 0; e < episodes.size() && static_cast<int>(e) < max_episodes; ++e) {
+    const EpisodeRef& ep = episodes[e];
+    auto frames = data.Frames(ep, 0, ep.frames);
+    auto x = FramesToInput(torch::from_blob(frames.data(), {ep.frames, 1, s, s, 3}, torch::kUInt8).clone());
+    const auto rows = torch::arange(0, ep.frames, stride);
+    x = x.index_select(0, rows);
+    const auto tokens = encoder.Encode(x);  // (n, 1, N, D)
+    const auto n = tokens.size(0), d = tokens.size(3);
+    const int g = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens.size(2)))));
+    auto grid = tokens.reshape({n, g, g, d}).permute({0, 3, 1, 2});
+    features->push_back(F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({ProbePool(), ProbePool()})).reshape({n, -1}).to(torch::kFloat64));
+    // Positions in the episode camera's frame: what a frame can show (cameras are randomized per
+    // episode, so world coordinates are not a function of the image alone).
+    const collect::Dataset& ds = data.dataset(ep.dataset);
+    auto pose = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/extrinsics");  // camera-to-world
+    const auto world_to_camera_r = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64).slice(0, 0, 3).slice(1, 0, 3).clone();
+    const auto camera_position = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64).slice(0, 0, 3).select(1, 3).clone();
+    auto to_camera = [&](const torch::Tensor& world) { return (world - camera_position).mm(world_to_camera_r); };
+    auto eef = ds.Read<float>(ep.demo, "obs/robot0_eef_pos");
+    std::vector<hsize_t> dims;
+    auto obj = ds.Read<float>(ep.demo, "obs/object", &dims);
+    ee->push_back(to_camera(torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64)));
+    object->push_back(to_camera(torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
+                                    .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64)));
+  }
+}
+
+// Ridge regression fit on (x, y), R^2 on (xt, yt) averaged over the target columns.
+double RidgeR2(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& xt, const torch::Tensor& yt, double lambda) {
+  const auto mean = x.mean(0), std = x.std(0).clamp_min(1e-8);
+  const auto xs = (x - mean) / std, xts = (xt - mean) / std;
+  const auto ymean = y.mean(0);
+  torch::Tensor pred;
+  if (x.size(1) <= x.size(0)) {  // primal: (X'X + lambda n I) w = X'y
+    const auto a = xs.t().mm(xs) + lambda * x.size(0) * torch::eye(x.size(1), torch::kFloat64);
+    pred = xts.mm(torch::linalg::solve(a, xs.t().mm(y - ymean), true)) + ymean;
+  } else {  // dual, for more features than samples: w = X'(XX' + lambda n I)^-1 y
+    const auto a = xs.mm(xs.t()) + lambda * x.size(0) * torch::eye(x.size(0), torch::kFloat64);
+    pred = xts.mm(xs.t()).mm(torch::linalg::solve(a, y - ymean, true)) + ymean;
+  }
+  const auto sse = (yt - pred).pow(2).sum(0), sst = (yt - yt.mean(0)).pow(2).sum(0).clamp_min(1e-12);
+  return (1 - sse / sst).mean().item<double>();
+}
+
+// Chooses lambda on a holdout of the training episodes, then scores the held-out split.
+double ProbeR2(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
+               const torch::Tensor& yt) {
+  const size_t cut = std::max<size_t>(1, xs.size() * 4 / 5);
+  std::vector<torch::Tensor> fit_x(xs.begin(), xs.begin() + cut), fit_y(ys.begin(), ys.begin() + cut);
+  std::vector<torch::Tensor> hold_x(xs.begin() + cut, xs.end()), hold_y(ys.begin() + cut, ys.end());
+  double best_lambda = 1e-3, best = -1e9;
+  if (!hold_x.empty()) {
+    for (double lambda : {1e-4, 1e-3, 1e-2, 1e-1, 1.0}) {
+      const double r2 = RidgeR2(torch::cat(fit_x), torch::cat(fit_y), torch::cat(hold_x), torch::cat(hold_y), lambda);
+      if (r2 > best) {
+        best = r2;
+        best_lambda = lambda;
+      }
+    }
+  }
+  return RidgeR2(torch::cat(xs), torch::cat(ys), xt, yt, best_lambda);
+}
+
+}  // namespace
+
+ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
+  if (data.episodes("valid").empty()) throw AdaptError("probes need held-out episodes: the datasets' /mask/valid is empty");
+  std::vector<torch::Tensor> fx, fee, fobj, tx, tee, tobj;
+  ProbeData(encoder, data, "train", max_episodes, frame_stride, &fx, &fee, &fobj);
+  ProbeData(encoder, data, "valid", max_episodes, frame_stride, &tx, &tee, &tobj);
+  ProbeResult r;
+  const auto test_x = torch::cat(tx);
+  r.ee_r2 = ProbeR2(fx, fee, test_x, torch::cat(tee));
+  r.object_r2 = ProbeR2(fx, fobj, test_x, torch::cat(tobj));
+  r.train_frames = torch::cat(fx).size(0);
+  r.test_frames = test_x.size(0);
+  return r;
+}
+
+}  // namespace embody::adapt

@@ -1,0 +1,104 @@
+// Stage one: a JEPA trained on video alone. A context encoder sees a clip with spatio-temporal
+// blocks masked out; a predictor predicts, at the masked positions, the latents a target encoder
+// (exponential moving average of the context encoder) gives for the full clip. L1 loss in latent
+// space (targets layer-normalized, as in V-JEPA); no pixel reconstruction anywhere.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "adapt/encoder.h"
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+
+struct JepaConfig {
+  EncoderConfig encoder;
+  int clip_length = 4;        ///< frames per clip (T)
+  int clip_stride = 2;        ///< control steps between clip frames
+  double mask_ratio = 0.6;    ///< target fraction of tokens hidden from the context encoder
+  int batch = 16;
+  int steps = 1500;
+  double lr = 1e-3;
+  double weight_decay = 0.04;
+  double ema_start = 0.99, ema_end = 0.999;
+  int predictor_depth = 2, predictor_heads = 4;
+  int threads = 0;            ///< 0: all cores
+  std::uint64_t seed = 0;
+  int log_every = 25, eval_every = 250;
+  nlohmann::json ToJson() const;
+  static JepaConfig FromJson(const nlohmann::json& j);
+};
+
+/// Spatio-temporal block ("tube") mask over a (T, grid, grid) token volume: random rectangles that
+/// span all frames are added until about `ratio` of the tokens are hidden. Never hides every token
+/// and never hides none. Returns T*grid*grid flags, true = masked.
+std::vector<bool> SampleTubeMask(int frames, int grid, double ratio, std::mt19937_64* rng);
+
+/// target <- momentum * target + (1 - momentum) * online, parameter by parameter.
+void EmaUpdate(torch::nn::Module& target, const torch::nn::Module& online, double momentum);
+
+/// Predicts target latents at masked positions from the context tokens.
+struct PredictorImpl : torch::nn::Module {
+  PredictorImpl(int tokens, int dim, int depth, int heads);
+  /// context (B, M, D) with M = T*N tokens, mask (M) bool: masked positions get the mask token.
+  torch::Tensor forward(const torch::Tensor& context, const torch::Tensor& mask);
+  torch::Tensor mask_token, pos_embed;
+  torch::nn::Linear in{nullptr}, out{nullptr};
+  std::vector<torch::nn::TransformerEncoderLayer> layers;
+  torch::nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(Predictor);
+
+struct PretrainStats {
+  int step = 0;
+  double loss = 0, val_loss = 0, target_std = 0, clips_per_s = 0;
+};
+
+/// Trains (or resumes) a JEPA and keeps a checkpoint at `out` (written atomically every eval).
+class Pretrainer {
+ public:
+  Pretrainer(const JepaConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume);
+  /// Runs to config.steps. Prints progress to stderr when `verbose`. Returns the last stats.
+  /// @throws AdaptError on NaN loss or representation collapse.
+  PretrainStats Train(bool verbose = true);
+  /// One optimization step on a batch of clips; returns (loss, mean per-dim std of target latents).
+  std::pair<double, double> Step(const torch::Tensor& clips);
+  /// Mean loss on fixed validation clips (no gradient).
+  double Validate();
+  void Save() const;
+
+  ConvEncoder& online() { return online_; }
+  ConvEncoder& target() { return target_; }
+
+ private:
+  torch::Tensor Batch(const std::string& split, std::mt19937_64* rng) const;
+  torch::Tensor Loss(const torch::Tensor& clips, std::mt19937_64* rng, double* target_std);
+
+  JepaConfig config_;
+  const VideoData& data_;
+  std::filesystem::path out_;
+  ConvEncoder online_{nullptr}, target_{nullptr};
+  Predictor predictor_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::mt19937_64 rng_;
+  int step_ = 0;
+  int collapsed_steps_ = 0;
+};
+
+/// R^2 of linear probes on frozen, pooled latents of held-out episodes.
+struct ProbeResult {
+  double ee_r2 = 0, object_r2 = 0;
+  std::int64_t train_frames = 0, test_frames = 0;
+};
+/// Fits ridge probes from pooled latents (tokens averaged to a 2x2 grid per frame) to the end-effector
+/// position and the first object's position on training episodes, scores them on /mask/valid.
+ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes = 200, int frame_stride = 3);
+
+}  // namespace embody::adapt

@@ -1,0 +1,72 @@
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+
+VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera) : camera_(camera) {
+  if (files.empty()) throw AdaptError("no dataset given (--data FILE.h5 ...)");
+  for (const auto& file : files) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) {
+      throw AdaptError("no " + file.string() + " — run: simcollect --robot " + file.stem().string() +
+                       " --out " + file.string());
+    }
+    try {
+      datasets_.push_back(std::make_unique<collect::Dataset>(file));
+    } catch (const collect::DatasetError& e) {
+      throw AdaptError(e.what());
+    }
+    const collect::Dataset& ds = *datasets_.back();
+    const int index = static_cast<int>(datasets_.size()) - 1;
+    if (ds.demos().empty()) throw AdaptError(file.string() + " holds no episodes");
+    std::vector<hsize_t> dims;
+    try {
+      ds.ReadFrames(ds.demos().front(), camera, 0, 1, &dims);
+    } catch (const collect::DatasetError&) {
+      throw AdaptError(file.string() + " has no obs/" + camera + "_image frames");
+    }
+    if (image_size_ == 0) image_size_ = static_cast<int>(dims[1]);
+    if (static_cast<int>(dims[1]) != image_size_ || dims[1] != dims[2]) {
+      throw AdaptError(file.string() + " has " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]) +
+                       " images; the other datasets have " + std::to_string(image_size_) + " px");
+    }
+    for (const std::string split : {"train", "valid"}) {
+      for (const auto& demo : ds.Mask(split)) {
+        (split == "train" ? train_ : valid_).push_back({index, demo, ds.NumSamples(demo)});
+      }
+    }
+  }
+  if (train_.empty()) throw AdaptError("the datasets have no training episodes (/mask/train is empty)");
+}
+
+const std::vector<EpisodeRef>& VideoData::episodes(const std::string& split) const {
+  return split == "valid" ? valid_ : train_;
+}
+
+std::vector<std::uint8_t> VideoData::Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count) const {
+  return datasets_[episode.dataset]->ReadFrames(episode.demo, camera_, first, count);
+}
+
+std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
+                                                const EpisodeRef** episode_out, std::int64_t* start_out) const {
+  const auto& pool = episodes(split).empty() ? train_ : episodes(split);
+  const EpisodeRef& episode = pool[(*rng)() % pool.size()];
+  const std::int64_t span = static_cast<std::int64_t>(length - 1) * stride + 1;
+  if (episode.frames < span) {
+    throw AdaptError(episode.demo + " has " + std::to_string(episode.frames) + " frames, fewer than a clip of " +
+                     std::to_string(span));
+  }
+  const std::int64_t start = static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1));
+  std::vector<std::uint8_t> all = Frames(episode, start, span);
+  if (episode_out) *episode_out = &episode;
+  if (start_out) *start_out = start;
+  if (stride == 1) return all;
+  const size_t frame_bytes = all.size() / span;
+  std::vector<std::uint8_t> clip(frame_bytes * length);
+  for (int t = 0; t < length; ++t) {
+    std::copy(all.begin() + t * stride * frame_bytes, all.begin() + (t * stride + 1) * frame_bytes,
+              clip.begin() + t * frame_bytes);
+  }
+  return clip;
+}
+
+}  // namespace embody::adapt

@@ -1,0 +1,54 @@
+// Lazy access to the video of simcollect datasets for stage one: which (dataset, demo) episodes
+// exist in a split, and clips of consecutive frames read on demand (memory does not grow with the
+// dataset). No torch here, so other folders can include it cheaply.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "collect/dataset.h"
+
+namespace embody::adapt {
+
+/// Bad user input to the stage-one and stage-two programs.
+class AdaptError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct EpisodeRef {
+  int dataset = 0;
+  std::string demo;
+  std::int64_t frames = 0;
+};
+
+/// One or more datasets, opened once, read lazily.
+class VideoData {
+ public:
+  /// @throws AdaptError when a file is missing, not a dataset, has no such camera, or sizes differ.
+  VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera = "camera0");
+
+  /// Episodes of /mask/<split> ("train" or "valid") across all datasets.
+  const std::vector<EpisodeRef>& episodes(const std::string& split) const;
+  int image_size() const { return image_size_; }
+  const collect::Dataset& dataset(int i) const { return *datasets_[i]; }
+  const std::string& camera() const { return camera_; }
+
+  /// Frames [first, first + count) of an episode as (count, H, W, 3) uint8.
+  std::vector<std::uint8_t> Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count) const;
+  /// A random clip of `length` frames `stride` apart from `split`; clip_start receives its first frame.
+  std::vector<std::uint8_t> RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
+                                       const EpisodeRef** episode = nullptr, std::int64_t* clip_start = nullptr) const;
+
+ private:
+  std::vector<std::unique_ptr<collect::Dataset>> datasets_;
+  std::vector<EpisodeRef> train_, valid_;
+  std::string camera_;
+  int image_size_ = 0;
+};
+
+}  // namespace embody::adapt

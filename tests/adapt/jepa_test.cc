@@ -1,0 +1,189 @@
+// Tests for adapt/jepa.cc and adapt/encoder.cc: real LibTorch training on a tiny real dataset.
+#include "adapt/jepa.h"
+
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "collect/collector.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Tests that tube masks hide about the requested ratio, the same tokens in every frame, and never
+// all or none of them.
+TEST(MaskTest, CoversRatioAndNeverEverything) {
+  std::mt19937_64 rng(1);
+  for (double ratio : {0.05, 0.3, 0.6, 0.9, 0.99}) {
+    double total = 0;
+    for (int trial = 0; trial < 200; ++trial) {
+      const auto mask = SampleTubeMask(4, 8, ratio, &rng);
+      ASSERT_EQ(256u, mask.size());
+      const int hidden = static_cast<int>(std::count(mask.begin(), mask.end(), true));
+      ASSERT_GT(hidden, 0);
+      ASSERT_LT(hidden, 256);
+      for (int i = 0; i < 64; ++i) ASSERT_EQ(mask[i], mask[3 * 64 + i]);  // tubes span the clip
+      ASSERT_GE(hidden / 256.0, std::min(ratio, 63.0 / 64) - 1e-9);
+      total += hidden / 256.0;
+    }
+    EXPECT_LT(total / 200, ratio + 0.2) << ratio;  // blocks overshoot the ratio only a little
+  }
+}
+
+// Tests the EMA rule on known values: target <- m * target + (1 - m) * online.
+TEST(EmaTest, UpdatesTowardOnline) {
+  torch::nn::Linear target(2, 1), online(2, 1);
+  {
+    torch::NoGradGuard no_grad;
+    target->weight.fill_(1.0);
+    target->bias.fill_(0.0);
+    online->weight.fill_(3.0);
+    online->bias.fill_(-2.0);
+  }
+  EmaUpdate(*target, *online, 0.75);
+  EXPECT_FLOAT_EQ(1.5, target->weight[0][0].item<float>());
+  EXPECT_FLOAT_EQ(-0.5, target->bias[0].item<float>());
+  EXPECT_FLOAT_EQ(3.0, online->weight[0][1].item<float>());
+  EmaUpdate(*target, *online, 0.0);
+  EXPECT_FLOAT_EQ(3.0, target->weight[0][1].item<float>());
+}
+
+class PretrainTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setenv("LP_NUM_THREADS", "0", 0);
+    dir_ = new fs::path(fs::temp_directory_path() / ("embody_adapt_" + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    collect::CollectConfig c;
+    c.robot = "franka";
+    c.episodes = 20;
+    c.steps = 12;
+    c.image_size = 32;
+    c.seed = 1;
+    c.out = (*dir_ / "tiny.h5").string();
+    collect::Collect(c, {.enabled = false});
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static JepaConfig Tiny() {
+    JepaConfig c;
+    c.encoder = {32, 8, 16};
+    c.batch = 8;
+    c.steps = 40;
+    c.lr = 3e-3;
+    c.threads = 2;
+    c.log_every = 1000;
+    c.eval_every = 1000;
+    c.seed = 3;
+    return c;
+  }
+  static fs::path* dir_;
+};
+fs::path* PretrainTest::dir_ = nullptr;
+
+// Tests that a tiny pretraining run lowers the validation loss, keeps its latents from collapsing,
+// and that the saved checkpoint gives the trained target encoder's latents exactly.
+TEST_F(PretrainTest, LowersLossWithoutCollapseAndRoundTrips) {
+  const VideoData data({*dir_ / "tiny.h5"});
+  const fs::path out = *dir_ / "enc.pt";
+  Pretrainer trainer(Tiny(), data, out, /*resume=*/false);
+  const double before = trainer.Validate();
+  const PretrainStats stats = trainer.Train(/*verbose=*/false);
+  EXPECT_EQ(40, stats.step);
+  EXPECT_LT(stats.val_loss, 0.8 * before) << "before " << before;
+  EXPECT_GT(stats.target_std, 1e-2);
+
+  FrozenEncoder frozen = FrozenEncoder::Load(out);
+  EXPECT_EQ("embody", frozen.kind());
+  EXPECT_EQ(32, frozen.image_size());
+  const auto x = torch::rand({2, 3, 3, 32, 32});
+  torch::NoGradGuard no_grad;
+  trainer.target()->eval();
+  const auto expected = trainer.target()->forward(x);
+  const auto latents = frozen.Encode(x);
+  EXPECT_EQ((std::vector<int64_t>{2, 3, 16, 16}), latents.sizes().vec());
+  EXPECT_TRUE(torch::equal(expected, latents));
+
+  // Resuming restores the weights and the step, and training continues from there.
+  JepaConfig more = Tiny();
+  Pretrainer resumed(more, data, out, /*resume=*/true);
+  resumed.target()->eval();
+  EXPECT_TRUE(torch::equal(expected, resumed.target()->forward(x)));
+}
+
+// Tests that resuming with other options, overwriting by accident, and bad files are refused clearly.
+TEST_F(PretrainTest, BadInputsFailClearly) {
+  const VideoData data({*dir_ / "tiny.h5"});
+  const fs::path out = *dir_ / "enc2.pt";
+  JepaConfig c = Tiny();
+  c.steps = 2;
+  Pretrainer(c, data, out, false).Train(false);
+  EXPECT_THROW(Pretrainer(c, data, out, /*resume=*/false), AdaptError);
+  JepaConfig other = c;
+  other.mask_ratio = 0.3;
+  try {
+    Pretrainer(other, data, out, /*resume=*/true);
+    FAIL() << "expected AdaptError";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("trained with other options"));
+  }
+  try {
+    FrozenEncoder::Load(*dir_ / "missing.pt");
+    FAIL() << "expected AdaptError";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("run: pretrain"));
+  }
+  try {
+    FrozenEncoder::Load(*dir_ / "tiny.h5");
+    FAIL() << "expected AdaptError";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("neither an Embody encoder checkpoint nor a TorchScript module"));
+  }
+  try {
+    VideoData({*dir_ / "ur5.h5"});
+    FAIL() << "expected AdaptError";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("run: simcollect --robot ur5"));
+  }
+  FrozenEncoder ours = FrozenEncoder::Load(out);
+  try {
+    ours.Encode(torch::rand({1, 2, 3, 64, 64}));
+    FAIL() << "expected AdaptError";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("expects frames (B,T,3,32,32)"));
+  }
+}
+
+// Tests that a TorchScript encoder exported from Python (Debian's python3-torch) loads, runs, and
+// goes through the probe evaluation; a wrong output rank is a clear error.
+TEST_F(PretrainTest, TorchScriptEncoderRunsThroughPipeline) {
+  const std::string script = std::string(EMBODY_TESTS_DIR) + "/adapt/make_torchscript_encoder.py";
+  ASSERT_EQ(0, std::system(("/usr/bin/python3 " + script + " " + dir_->string() + " 32").c_str()));
+  FrozenEncoder good = FrozenEncoder::Load(*dir_ / "good.pt");
+  EXPECT_EQ("torchscript", good.kind());
+  EXPECT_EQ(32, good.image_size());
+  EXPECT_EQ((std::vector<int64_t>{2, 3, 16, 16}), good.Encode(torch::rand({2, 3, 3, 32, 32})).sizes().vec());
+  FrozenEncoder traced = FrozenEncoder::Load(*dir_ / "traced.pt", /*default_image_size=*/32);
+  EXPECT_EQ(32, traced.image_size());
+  EXPECT_TRUE(torch::equal(good.Encode(torch::ones({1, 1, 3, 32, 32})), traced.Encode(torch::ones({1, 1, 3, 32, 32}))));
+  const VideoData data({*dir_ / "tiny.h5"});
+  const ProbeResult probe = EvaluateProbes(good, data, 20, 4);
+  EXPECT_TRUE(std::isfinite(probe.ee_r2));
+  EXPECT_GT(probe.test_frames, 0);
+  FrozenEncoder bad = FrozenEncoder::Load(*dir_ / "bad_rank.pt");
+  try {
+    bad.Encode(torch::rand({1, 2, 3, 32, 32}));
+    FAIL() << "expected AdaptError";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("the interface is tokens (B,T,N,D)"));
+  }
+}
+
+}  // namespace
+}  // namespace embody::adapt
