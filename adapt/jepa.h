@@ -97,8 +97,9 @@ struct ProbeResult {
   double ee_r2 = 0, object_r2 = 0;
   std::int64_t train_frames = 0, test_frames = 0;
 };
-/// Fits ridge probes from pooled latents (tokens averaged to a 2x2 grid per frame) to the end-effector
-/// position and the first object's position on training episodes, scores them on /mask/valid.
+/// Fits ridge probes from pooled latents (tokens averaged to a 4x4 grid per frame) to the end-effector
+/// position and the first object's position, both in the episode camera's frame, on training
+/// episodes, and scores them on /mask/valid.
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes = 200, int frame_stride = 3);
 
 }  // namespace embody::adapt
