@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "adapt/latent_cache.h"
 #include "collect/collector.h"
 
 namespace embody::adapt {
@@ -183,6 +184,47 @@ TEST_F(PretrainTest, TorchScriptEncoderRunsThroughPipeline) {
   } catch (const AdaptError& e) {
     EXPECT_THAT(e.what(), HasSubstr("the interface is tokens (B,T,N,D)"));
   }
+}
+
+// Tests that the latent cache holds the encoder's latents of every frame, is reused while the dataset
+// is unchanged, is rebuilt when the dataset changes, and is kept apart per encoder.
+TEST_F(PretrainTest, LatentCacheIsReusedAndInvalidated) {
+  collect::CollectConfig c;
+  c.episodes = 6;
+  c.steps = 10;
+  c.image_size = 32;
+  c.out = (*dir_ / "cached.h5").string();
+  collect::Collect(c, {.enabled = false});
+  JepaConfig config = Tiny();
+  config.steps = 1;
+  Pretrainer(config, VideoData({c.out}), *dir_ / "cache_enc.pt", false).Train(false);
+  FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "cache_enc.pt");
+
+  const CacheStatus first = EnsureLatentCache(encoder, c.out);
+  EXPECT_TRUE(first.built);
+  EXPECT_FALSE(first.stale);
+  EXPECT_EQ(60, first.frames);
+  EXPECT_EQ(LatentCachePath(c.out, encoder.hash()), first.path);
+  const VideoData data({c.out});
+  const EpisodeRef episode{0, "demo_4", 10};
+  auto frames = data.Frames(episode, 0, 10);
+  const auto expected = encoder.Encode(FramesToInput(torch::from_blob(frames.data(), {10, 1, 32, 32, 3}, torch::kUInt8).clone())).squeeze(1);
+  EXPECT_TRUE(torch::allclose(expected, ReadCachedLatents(first.path, "demo_4"), 1e-5, 1e-6));
+
+  const CacheStatus again = EnsureLatentCache(encoder, c.out);
+  EXPECT_FALSE(again.built);
+
+  c.overwrite = true;
+  c.seed = 99;  // same name, different content
+  collect::Collect(c, {.enabled = false});
+  const CacheStatus rebuilt = EnsureLatentCache(encoder, c.out);
+  EXPECT_TRUE(rebuilt.built);
+  EXPECT_TRUE(rebuilt.stale);
+  config.seed = 4;
+  Pretrainer(config, VideoData({c.out}), *dir_ / "cache_enc2.pt", false).Train(false);
+  FrozenEncoder other = FrozenEncoder::Load(*dir_ / "cache_enc2.pt");
+  EXPECT_NE(LatentCachePath(c.out, encoder.hash()), LatentCachePath(c.out, other.hash()));
+  EXPECT_THROW(ReadCachedLatents(first.path, "demo_77"), AdaptError);
 }
 
 }  // namespace

@@ -1,0 +1,124 @@
+#include "adapt/latent_cache.h"
+
+#include <cstdio>
+
+#include "adapt/video_data.h"
+#include "collect/dataset.h"
+#include "collect/hdf5_util.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace fs = std::filesystem;
+namespace h5 = collect::h5;
+
+std::string Fnv(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+}  // namespace
+
+std::string DatasetFingerprint(const fs::path& dataset) {
+  try {
+    const collect::Dataset ds(dataset);
+    std::string text = ds.config().dump();
+    for (const auto& demo : ds.demos()) {
+      text += "|" + demo + ":" + std::to_string(ds.NumSamples(demo));
+      try {
+        const auto target = ds.LinkTarget(demo).first;
+        text += ":" + std::to_string(fs::file_size(target)) + ":" +
+                std::to_string(fs::last_write_time(target).time_since_epoch().count());
+      } catch (const std::exception&) {
+        // Not a link (a self-contained file): the top file's own size and time below cover it.
+      }
+    }
+    text += "|" + std::to_string(fs::file_size(dataset));
+    return Fnv(text);
+  } catch (const collect::DatasetError& e) {
+    throw AdaptError(e.what());
+  }
+}
+
+fs::path LatentCachePath(const fs::path& dataset, const std::string& encoder_hash) {
+  return fs::path(dataset.string() + ".latents") / (encoder_hash + ".h5");
+}
+
+CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, const std::string& camera, int batch,
+                              bool verbose) {
+  CacheStatus status;
+  status.path = LatentCachePath(dataset, encoder.hash());
+  const std::string fingerprint = DatasetFingerprint(dataset);
+  std::error_code ec;
+  if (fs::exists(status.path, ec)) {
+    try {
+      h5::Handle file = h5::OpenFile(status.path.string());
+      h5::Handle root = h5::OpenGroup(file, "/");
+      if (h5::GetStringAttr(root, "dataset_fingerprint") == fingerprint &&
+          h5::GetStringAttr(root, "encoder_hash") == encoder.hash() && h5::GetStringAttr(root, "camera") == camera) {
+        status.frames = h5::GetIntAttr(root, "frames");
+        return status;
+      }
+    } catch (const collect::DatasetError&) {
+      // unreadable: rebuilt below
+    }
+    status.stale = true;
+    if (verbose) std::fprintf(stderr, "encode: %s is stale (the dataset or options changed); rebuilding\n", status.path.c_str());
+  }
+  const VideoData data({dataset}, camera);
+  if (data.image_size() != encoder.image_size()) {
+    throw AdaptError("encoder takes " + std::to_string(encoder.image_size()) + " px frames; " + dataset.string() + " has " +
+                     std::to_string(data.image_size()) + " px");
+  }
+  fs::create_directories(status.path.parent_path());
+  const fs::path tmp = status.path.string() + ".tmp";
+  const collect::Dataset& ds = data.dataset(0);
+  const int s = data.image_size();
+  {
+    h5::Handle file = h5::CreateFile(tmp.string());
+    for (const auto& demo : ds.demos()) {
+      const EpisodeRef episode{0, demo, ds.NumSamples(demo)};
+      std::vector<torch::Tensor> chunks;
+      for (std::int64_t first = 0; first < episode.frames; first += batch) {
+        const std::int64_t count = std::min<std::int64_t>(batch, episode.frames - first);
+        auto frames = data.Frames(episode, first, count);
+        const auto x = FramesToInput(torch::from_blob(frames.data(), {count, 1, s, s, 3}, torch::kUInt8).clone());
+        chunks.push_back(encoder.Encode(x).squeeze(1).contiguous());
+      }
+      const auto latents = torch::cat(chunks).contiguous();
+      const std::vector<hsize_t> dims(latents.sizes().begin(), latents.sizes().end());
+      h5::WriteArray<float>(file, demo + "/latents", dims, latents.data_ptr<float>());
+      status.frames += episode.frames;
+    }
+    h5::Handle root = h5::OpenGroup(file, "/");
+    h5::SetAttr(root, "encoder_hash", encoder.hash());
+    h5::SetAttr(root, "encoder_kind", encoder.kind());
+    h5::SetAttr(root, "dataset_fingerprint", fingerprint);
+    h5::SetAttr(root, "dataset", fs::absolute(dataset).string());
+    h5::SetAttr(root, "camera", camera);
+    h5::SetAttr(root, "frames", status.frames);
+  }
+  fs::rename(tmp, status.path);
+  status.built = true;
+  return status;
+}
+
+torch::Tensor ReadCachedLatents(const fs::path& cache, const std::string& demo) {
+  try {
+    h5::Handle file = h5::OpenFile(cache.string());
+    std::vector<hsize_t> dims;
+    auto values = h5::ReadArray<float>(file, demo + "/latents", &dims);
+    std::vector<int64_t> shape(dims.begin(), dims.end());
+    return torch::from_blob(values.data(), shape, torch::kFloat32).clone();
+  } catch (const collect::DatasetError& e) {
+    throw AdaptError(cache.string() + ": no latents for " + demo + " (" + e.what() + ")");
+  }
+}
+
+}  // namespace embody::adapt
