@@ -148,10 +148,10 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   Draw draw;
 
   // Cameras orbit the workspace: azimuth around +x (the side facing the robot), elevation, distance.
-  const std::array<double, 3> center = humanoid ? std::array<double, 3>{0.0, 0.0, 0.9} : std::array<double, 3>{0.45, 0.0, 0.45};
+  const std::array<double, 3> center = humanoid ? std::array<double, 3>{0.0, 0.0, 0.9} : std::array<double, 3>{0.45, 0.0, 0.55};
   const Range azimuth{0, -50, 50, -100, 100}, fovy{45, 40, 55, 35, 65}, jitter{0, -0.05, 0.05, -0.1, 0.1};
   const Range elevation = humanoid ? Range{15, 5, 30, 0, 45} : Range{35, 20, 50, 10, 65};
-  const Range distance = humanoid ? Range{3.0, 2.6, 3.4, 2.2, 4.0} : Range{1.4, 1.15, 1.6, 0.9, 2.0};
+  const Range distance = humanoid ? Range{2.3, 2.0, 2.6, 1.7, 3.2} : Range{1.4, 1.15, 1.6, 0.9, 2.0};
   for (int c = 0; c < num_cameras; ++c) {
     const double az = azimuth.Draw(config.camera, rng) * kPi / 180, el = elevation.Draw(config.camera, rng) * kPi / 180;
     const double dist = distance.Draw(config.camera, rng);

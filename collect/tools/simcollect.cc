@@ -233,7 +233,7 @@ int Bench(CollectConfig config, int episodes) {
   EpisodeRunner render(config, /*render=*/true);
   render.Run(0);
   sim::Image image;
-  const sim::Camera camera = sim::Camera::LookAt({1.5, 0.3, 1.1}, {0.45, 0, 0.45}, 45);
+  const sim::Camera camera = sim::Camera::LookAt({1.5, 0.3, 1.1}, {0.45, 0, 0.55}, 45);
   t = Clock::now();
   for (std::int64_t i = 0; i < frames * config.cameras; ++i) render.renderer()->Render(render.world().data(), camera, &image);
   const double render_s = Since(t) / frames;  // per control step, all cameras
