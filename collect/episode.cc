@@ -92,7 +92,7 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
     ep.extrinsics.push_back(sim::CameraPose(m, world_->data(), camera));
   }
   for (int t = 0; t < config_.steps; ++t) {
-    Record(*policy, t, &ep);
+    Record(&ep);
     std::vector<double> action = policy->Act(*world_);
     for (double& a : action) a = std::clamp(a + rng.Normal(0, ep.noise), -1.0, 1.0);
     if (perturb && t >= perturb_start && t < perturb_start + perturb_len) {
@@ -110,7 +110,7 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   return ep;
 }
 
-void EpisodeRunner::Record(const Policy&, int, EpisodeData* ep) {
+void EpisodeRunner::Record(EpisodeData* ep) {
   const mjData* d = world_->data();
   if (renderer_) {
     sim::Image image;

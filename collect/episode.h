@@ -60,7 +60,7 @@ class EpisodeRunner {
 
  private:
   EpisodeData Attempt(std::int64_t index, int attempt);
-  void Record(const Policy& policy, int t, EpisodeData* ep);
+  void Record(EpisodeData* ep);
 
   CollectConfig config_;
   robots::Embodiment embodiment_;
