@@ -279,3 +279,58 @@ TEST_F(CollectorTest, CorruptInputsFailClearly) {
 
 }  // namespace
 }  // namespace embody::collect
+
+namespace embody::collect {
+namespace {
+
+// A two-joint arm whose position servos sit near the Euler stability limit (dt * sqrt(kp / I) ~ 1.9
+// with kp = 9000, I ~ 0.01, no damping): draws that scale the gains up blow up within a few steps.
+constexpr char kTippyArm[] = R"(
+<mujoco model="tippy">
+  <option timestep="0.002" integrator="Euler"/>
+  <worldbody>
+    <body name="base" pos="0 0 0.5">
+      <body name="link1">
+        <joint name="j1" axis="0 0 1" limited="true" range="-3 3" armature="0.01"/>
+        <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.02" mass="0.001" contype="2" conaffinity="1"/>
+        <body name="link2" pos="0.3 0 0">
+          <joint name="j2" axis="0 1 0" limited="true" range="-3 3" armature="0.01"/>
+          <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.02" mass="0.001" contype="2" conaffinity="1"/>
+          <site name="tip" pos="0.3 0 0"/>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+  <actuator>
+    <position joint="j1" kp="9000" ctrllimited="true" ctrlrange="-3 3"/>
+    <position joint="j2" kp="9000" ctrllimited="true" ctrlrange="-3 3"/>
+  </actuator>
+</mujoco>)";
+
+// Tests that episodes that go unstable are discarded and redrawn, counted, and that no NaN reaches
+// the file.
+TEST_F(CollectorTest, UnstableEpisodesAreRedrawn) {
+  std::ofstream(dir_ / "tippy.xml") << kTippyArm;
+  std::ofstream(dir_ / "tippy.json") << R"({"name": "tippy", "kind": "arm", "mjcf": "tippy.xml", "base_body": "base",
+    "joints": ["j1", "j2"], "ee_site": "tip", "home": [0.3, 0.4], "gravity_compensation": false})";
+  CollectConfig c = Small("tippy.h5", 8);
+  c.robot = (dir_ / "tippy.json").string();
+  c.task = "reach";
+  c.cameras = 1;
+  c.randomization = RandomizationConfig::All(Level::kNone);
+  c.randomization.dynamics = Level::kWide;  // gain scales in [0.75, 1.25]
+  const CollectSummary s = Run(c);
+  EXPECT_GT(s.redraws, 0);
+  EXPECT_EQ(8, s.episodes_written);
+  const Dataset ds(c.out);
+  std::int64_t attempts = 0;
+  for (const auto& demo : ds.demos()) {
+    attempts += ds.IntAttr(demo, "attempts") - 1;
+    for (double v : ds.Read<double>(demo, "states")) ASSERT_TRUE(std::isfinite(v)) << demo;
+    for (float v : ds.Read<float>(demo, "obs/robot0_joint_vel")) ASSERT_TRUE(std::isfinite(v)) << demo;
+  }
+  EXPECT_EQ(s.redraws, attempts);
+}
+
+}  // namespace
+}  // namespace embody::collect
