@@ -79,10 +79,10 @@ class ArmPolicy : public Policy {
     a[6] = gripper;
     return a;
   }
-  // `target`, but at the current height while the hand is more than 2 cm off it horizontally.
-  Vec3 CentredDescent(const sim::World& w, const Vec3& target) const {
+  // `target`, but at the current height while the hand is more than `tolerance` off it horizontally.
+  Vec3 CentredDescent(const sim::World& w, const Vec3& target, double tolerance = 0.02) const {
     const Vec3 ee = Ee(w);
-    const bool centred = std::hypot(target[0] - ee[0], target[1] - ee[1]) < 0.02;
+    const bool centred = std::hypot(target[0] - ee[0], target[1] - ee[1]) < tolerance;
     return {target[0], target[1], centred ? target[2] : std::max(target[2], ee[2])};
   }
   bool Near(const sim::World& w, const Vec3& target, double tolerance) const { return Distance(Ee(w), target) < tolerance; }
@@ -157,8 +157,18 @@ class PushPolicy : public ArmPolicy {
     if (phase_ == 3) {  // done: lift away
       return Toward(w, {Ee(w)[0], Ee(w)[1], scene_.table_top + 0.15}, down_, 1, 0.5);
     }
-    // Push along the line until the object's centre is on the goal (the fingers are ~4 cm behind it).
-    const Vec3 target = {goal_[0] - 0.05 * dx, goal_[1] - 0.05 * dy, low};
+    const Vec3 ee = Ee(w);
+    // The object slid off the push line (the fingers are no longer behind it): lift over it and
+    // come down behind it again.
+    const double lateral = std::abs((ee[0] - obj[0]) * dy - (ee[1] - obj[1]) * dx);
+    if (phase_ == 2 && lateral > 0.025) phase_ = 4;
+    if (phase_ == 4) {
+      const Vec3 over = {pre[0], pre[1], scene_.table_top + 0.09};
+      if (Near(w, over, 0.02)) phase_ = 1;
+      return Toward(w, over, down_, 1, 0.6);
+    }
+    // Push toward a point just ahead of the object along its current line to the goal.
+    const Vec3 target = {obj[0] + 0.02 * dx, obj[1] + 0.02 * dy, low};
     return Toward(w, target, down_, 1, 0.3);
   }
   bool Success(const sim::World& w) const override {
@@ -176,7 +186,12 @@ class PushPolicy : public ArmPolicy {
 class PickPolicy : public ArmPolicy {
  public:
   PickPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
+    // The box most of the time: the tall cup (6 cm across in an 8 cm gripper) tips or is knocked off
+    // in most scripted grasps, which is useful off-expert data but rarely a success.
     object_ = PickNonRolling(s, w, rng);
+    for (int b : s.object_bodies) {
+      if (w.model()->geom_type[w.model()->body_geomadr[b]] == mjGEOM_BOX && rng->Bernoulli(0.8)) object_ = b;
+    }
     const Vec3 start = BodyPos(w, object_);
     for (int tries = 0; tries < 30; ++tries) {
       place_ = {rng->Uniform(0.4, 0.7), rng->Uniform(-0.25, 0.25), start[2]};
