@@ -17,7 +17,7 @@ EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render)
   controller_ = std::make_unique<sim::RobotController>(world_->model(), embodiment_);
   randomizer_ = std::make_unique<SceneRandomizer>(nominal_.get(), embodiment_);
   if (render) renderer_ = std::make_unique<sim::Renderer>(world_->model(), sim::RenderOptions{config.image_size, config.image_size});
-  substeps_ = std::max(1, static_cast<int>(std::lround(1.0 / (embodiment_.control_hz * nominal_->opt.timestep))));
+  substeps_ = sim::PhysicsStepsPerControl(embodiment_, nominal_.get());
   scene_.object_bodies = randomizer_->object_bodies();
   const int table = mj_name2id(nominal_.get(), mjOBJ_GEOM, "table");
   if (table >= 0) scene_.table_top = nominal_->geom_pos[3 * table + 2] + nominal_->geom_size[3 * table + 2];

@@ -28,16 +28,6 @@ double BodyYaw(const sim::World& w, int body) {
   return std::atan2(r[3], r[0]);
 }
 
-// Rotation from `from` to `to` as a world-frame axis-angle vector.
-Vec3 RotationError(const Quat& to, const Quat& from) {
-  double inv[4], diff[4];
-  mju_negQuat(inv, from.data());
-  mju_mulQuat(diff, to.data(), inv);
-  Vec3 v;
-  mju_quat2Vel(v.data(), diff, 1.0);
-  return v;
-}
-
 Quat YawRotated(const Quat& q, double yaw) {
   const double r[4] = {std::cos(yaw / 2), 0, 0, std::sin(yaw / 2)};
   Quat out;
@@ -70,7 +60,7 @@ class ArmPolicy : public Policy {
                              double max_speed = 1.0) const {
     const auto& scale = controller_.embodiment().action_scale;
     const Vec3 ee = Ee(w);
-    const Vec3 rot = RotationError(quat, EeQuat(w));
+    const Vec3 rot = sim::OrientationError(quat, EeQuat(w));
     std::vector<double> a(7);
     // Gains below 1 cover only part of the error per step: the arm lags its targets, and full
     // corrections overshoot and oscillate.
@@ -278,7 +268,7 @@ class WanderPolicy : public ArmPolicy {
       const double pull = (std::clamp(ee[k], lo_[k], hi_[k]) - ee[k]) / scale.position;
       a[k] = Clamp1(state_[k] + 2 * pull);
     }
-    const Vec3 back = RotationError(down_, EeQuat(w));  // drift, but not too far from pointing down
+    const Vec3 back = sim::OrientationError(down_, EeQuat(w));  // drift, but not too far from pointing down
     for (int k = 0; k < 3; ++k) a[3 + k] = Clamp1(state_[3 + k] + 0.5 * back[k] / scale.rotation);
     if (rng_.Bernoulli(0.05)) gripper_ = -gripper_;
     a[6] = gripper_;

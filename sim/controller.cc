@@ -27,6 +27,19 @@ SitePose GetSitePose(const mjData* d, int site_id) {
   return pose;
 }
 
+std::array<double, 3> OrientationError(const std::array<double, 4>& to, const std::array<double, 4>& from) {
+  double inv[4], diff[4];
+  mju_negQuat(inv, from.data());
+  mju_mulQuat(diff, to.data(), inv);
+  std::array<double, 3> v;
+  mju_quat2Vel(v.data(), diff, 1.0);
+  return v;
+}
+
+int PhysicsStepsPerControl(const robots::Embodiment& embodiment, const mjModel* m) {
+  return std::max(1, static_cast<int>(std::lround(1.0 / (embodiment.control_hz * m->opt.timestep))));
+}
+
 RobotController::RobotController(const mjModel* m, const robots::Embodiment& embodiment)
     : embodiment_(embodiment) {
   for (const auto& name : embodiment.joints) {

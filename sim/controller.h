@@ -22,6 +22,13 @@ struct SitePose {
 };
 SitePose GetSitePose(const mjData* d, int site_id);
 
+/// The rotation taking orientation `from` to `to` (quaternions w,x,y,z), as a world-frame axis-angle
+/// vector: the `drot` that EeDeltaTargets needs to turn `from` into `to`.
+std::array<double, 3> OrientationError(const std::array<double, 4>& to, const std::array<double, 4>& from);
+
+/// Physics steps per control step: round(1 / (control_hz * timestep)), at least 1.
+int PhysicsStepsPerControl(const robots::Embodiment& embodiment, const mjModel* m);
+
 class RobotController {
  public:
   /// Resolves the embodiment's joints, actuators, sites and gripper in `m`.

@@ -26,7 +26,7 @@ void Bench(const std::string& name, int physics_steps, int frames, const std::ve
   sim::World world = sim::World::FromFile(embodiment.mjcf);
   sim::RobotController controller(world.model(), embodiment);
   controller.ResetToHome(&world);
-  const int substeps = static_cast<int>(std::lround(1.0 / (embodiment.control_hz * world.model()->opt.timestep)));
+  const int substeps = sim::PhysicsStepsPerControl(embodiment, world.model());
   std::mt19937 rng(1);
   std::uniform_real_distribution<double> uniform(-0.3, 0.3);
 

@@ -27,7 +27,7 @@ void RunRobot(const std::string& name, const std::filesystem::path& out_dir, int
   sim::RobotController controller(world.model(), embodiment);
   controller.ResetToHome(&world);
   sim::Renderer renderer(world.model(), {image_size, image_size});
-  const int substeps = static_cast<int>(std::lround(1.0 / (embodiment.control_hz * world.model()->opt.timestep)));
+  const int substeps = sim::PhysicsStepsPerControl(embodiment, world.model());
 
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> uniform(-0.3, 0.3);

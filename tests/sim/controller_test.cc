@@ -21,20 +21,6 @@ std::array<double, 3> Clamped(std::array<double, 3> v, double max_norm) {
   return v;
 }
 
-// Rotation taking orientation `from` to `to`, as an axis-angle vector in the world frame.
-std::array<double, 3> RotationError(const std::array<double, 4>& to, const std::array<double, 4>& from) {
-  double inv[4], diff[4];
-  mju_negQuat(inv, from.data());
-  mju_mulQuat(diff, to.data(), inv);
-  std::array<double, 3> v;
-  mju_quat2Vel(v.data(), diff, 1.0);
-  return v;
-}
-
-int Substeps(const robots::Embodiment& e, const mjModel* m) {
-  return static_cast<int>(std::lround(1.0 / (e.control_hz * m->opt.timestep)));
-}
-
 // Drives the ee-delta controller toward 20 targets that are reachable by construction (the pose of a
 // random joint configuration near home, kept above the table) and checks it arrives within 1 cm.
 void ExpectReachesTargets(const std::string& robot) {
@@ -68,8 +54,8 @@ void ExpectReachesTargets(const std::string& robot) {
       const std::array<double, 3> dpos = {target.pos[0] - now.pos[0], target.pos[1] - now.pos[1],
                                           target.pos[2] - now.pos[2]};
       controller.ApplyEeDelta(m, world.mutable_data(), Clamped(dpos, 0.05),
-                              Clamped(RotationError(target.quat, now.quat), 0.25));
-      world.Step(Substeps(e, m));
+                              Clamped(OrientationError(target.quat, now.quat), 0.25));
+      world.Step(PhysicsStepsPerControl(e, m));
       const SitePose after = GetSitePose(world.data(), controller.ee_site());
       error = Norm({target.pos[0] - after.pos[0], target.pos[1] - after.pos[1], target.pos[2] - after.pos[2]});
     }
@@ -94,7 +80,7 @@ TEST(ControllerTest, TargetsRespectJointLimits) {
   const mjModel* m = world.model();
   for (int step = 0; step < 40; ++step) {
     controller.ApplyEeDelta(m, world.mutable_data(), {0.0, 0.0, 5.0}, {3.0, 0.0, 0.0});
-    world.Step(Substeps(e, m));
+    world.Step(PhysicsStepsPerControl(e, m));
     for (int i = 0; i < controller.num_joints(); ++i) {
       const int j = RequireId(m, mjOBJ_JOINT, e.joints[i]);
       const double target = controller.JointTargets(world.data())[i];

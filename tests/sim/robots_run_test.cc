@@ -20,7 +20,7 @@ TEST_P(RobotRunTest, RunsFromHomeWithoutWarnings) {
   World world = World::FromFile(e.mjcf);
   const RobotController controller(world.model(), e);
   controller.ResetToHome(&world);
-  const int substeps = static_cast<int>(std::lround(1.0 / (e.control_hz * world.model()->opt.timestep)));
+  const int substeps = PhysicsStepsPerControl(e, world.model());
   std::mt19937 rng(3);
   std::uniform_real_distribution<double> uniform(-0.2, 0.2);
   double travelled = 0;
