@@ -1,0 +1,35 @@
+// Small line plots written as PNG (no plotting library in Debian's C++ world that we want to depend
+// on): axes with ticks, labels in stb_easy_font's bitmap font, a legend. Torch-free.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sim/renderer.h"
+
+namespace embody::adapt {
+
+struct PlotSeries {
+  std::string label;
+  std::vector<double> x, y;
+  std::array<std::uint8_t, 3> color{31, 119, 180};
+};
+
+struct PlotOptions {
+  std::string title, xlabel, ylabel;
+  int width = 640, height = 400;
+  bool y_from_zero = true;
+};
+
+/// Renders the series into an image.
+sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& options);
+/// Renders and writes a PNG (atomically).
+void WriteLinePlot(const std::filesystem::path& path, const std::vector<PlotSeries>& series, const PlotOptions& options);
+
+/// Draws text (stb_easy_font, `scale` pixels per font unit) into an image, top-left at (x, y).
+void DrawText(sim::Image* image, int x, int y, const std::string& text, std::array<std::uint8_t, 3> color, int scale = 1);
+
+}  // namespace embody::adapt

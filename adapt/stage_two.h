@@ -1,0 +1,145 @@
+// Stage two's data, training and evaluation (`adapt`).
+//
+// Data: a simcollect dataset of one embodiment plus its latent cache for the frozen encoder.
+// Latents are read lazily, window by window, from the cache (memory does not grow with the dataset);
+// they are layer-normalized per token, as V-JEPA 2-AC does with its encoder outputs, and every
+// error below is measured in that space, for the model and the copy-last baseline alike.
+//
+// Includes torch: include it only from adapt/.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "adapt/world_model.h"
+#include "collect/dataset.h"
+
+namespace embody::adapt {
+
+/// One embodiment's dataset with the latent cache of a frozen encoder.
+class StageTwoData {
+ public:
+  struct Episode {
+    std::string demo, task;
+    std::int64_t frames = 0;
+    bool success = false;
+  };
+  /// A window of consecutive frames: latents (T, N, D), proprio (T, P), actions (T, A), camera (12),
+  /// and, for the dynamics model, every transition of the window's episode (M, P), (M, A), (M, P)
+  /// (read anyway with the window; stacking windows concatenates them).
+  struct Window {
+    torch::Tensor latents, proprio, actions, camera;
+    torch::Tensor dyn_proprio, dyn_actions, dyn_next;
+  };
+
+  /// `max_train_episodes` > 0 keeps only the first that many training episodes.
+  /// @throws AdaptError when files are missing or inconsistent.
+  StageTwoData(const std::filesystem::path& dataset, const std::filesystem::path& cache, const std::string& camera = "camera0",
+               int max_train_episodes = 0);
+
+  const EmbodimentSpec& spec() const { return spec_; }
+  const std::vector<Episode>& episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }
+  int tokens() const { return tokens_; }
+  int latent_dim() const { return latent_dim_; }
+  const std::string& encoder_hash() const { return encoder_hash_; }
+  const std::filesystem::path& path() const { return path_; }
+
+  /// Frames [first, first + count) of an episode.
+  Window Read(const Episode& episode, std::int64_t first, std::int64_t count) const;
+  /// Proprio and proprio-change statistics over (up to `max_episodes`) training episodes.
+  Normalizer ComputeNormalizer(int max_episodes = 200) const;
+
+ private:
+  std::filesystem::path path_, cache_path_;
+  std::unique_ptr<collect::Dataset> dataset_;
+  collect::h5::Handle cache_;
+  std::string camera_, encoder_hash_;
+  EmbodimentSpec spec_;
+  std::vector<Episode> train_, valid_;
+  int tokens_ = 0, latent_dim_ = 0;
+};
+
+struct AdaptConfig {
+  PredictorConfig predictor;
+  int batch = 8;
+  int steps = 600;
+  double lr = 5e-4, weight_decay = 0.05;
+  double warmup = 0.05, decay = 0.2;  ///< fractions of the steps: linear warmup, constant, linear decay to 0
+  int rollout = 2;                    ///< rollout steps in the multi-step loss (model fed its own predictions)
+  int eval_every = 100, patience = 3; ///< early stopping: stop after `patience` evaluations without improvement
+  int val_batches = 4;
+  bool freeze_trunk = false;
+  int threads = 0;
+  std::uint64_t seed = 0;
+  nlohmann::json ToJson() const;
+  static AdaptConfig FromJson(const nlohmann::json& j);
+};
+
+struct TrainStats {
+  int step = 0, best_step = 0;
+  double loss = 0, val_loss = 0, best_val = 0, samples_per_s = 0;
+  bool early_stopped = false;
+  std::vector<std::array<double, 3>> history;  ///< (step, train loss, validation loss)
+};
+
+/// Losses of one batch: latent teacher forcing and latent rollout, each as L1 relative to the
+/// copy-last L1 of the same batch (scale-free: 1 = no better than copying the last frame), and the
+/// dynamics model's L1 on normalized proprio changes.
+struct AdaptLosses {
+  torch::Tensor teacher, rollout, dynamics;
+  torch::Tensor total() const { return teacher + rollout + dynamics; }
+};
+
+/// Trains a WorldModel on one embodiment. Keeps <out>/model.pt (best validation) and
+/// <out>/train_state.pt (latest, for --resume), both written atomically.
+class StageTwoTrainer {
+ public:
+  StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const std::filesystem::path& out,
+                  bool resume);
+  TrainStats Train(bool verbose = true);
+  /// A random batch of windows of `context + 1` frames from a split.
+  StageTwoData::Window Batch(const std::string& split, std::mt19937_64* rng) const;
+  AdaptLosses Losses(const StageTwoData::Window& batch);
+  double Validate();
+  WorldModel& model() { return model_; }
+
+ private:
+  void SaveState(const TrainStats& stats) const;
+  double LearningRate(int step) const;
+
+  AdaptConfig config_;
+  const StageTwoData& data_;
+  WorldModel model_;
+  std::filesystem::path out_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::mt19937_64 rng_;
+  TrainStats stats_;
+};
+
+/// Writes a model file (atomically) with the encoder it belongs to.
+void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info,
+                    const std::filesystem::path& path);
+/// Loads <dir>/model.pt (or a file). encoder_hash receives the encoder the model was trained on.
+/// @throws AdaptError.
+WorldModel LoadWorldModel(const std::filesystem::path& path, std::string* encoder_hash = nullptr, nlohmann::json* info = nullptr);
+
+/// Open-loop evaluation on held-out episodes.
+struct EvalOptions {
+  int context = 4;   ///< k true frames
+  int horizon = 8;   ///< H predicted steps
+  int max_episodes = 100;
+  int batch = 32;
+};
+/// Per task ("all" included): per horizon, latent L1 of the model and of copy-last, dynamics joint
+/// error (rad, mean over joints) and ee position error (cm). Returns the metrics JSON.
+nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& options);
+/// The evaluation as a table.
+std::string FormatEvalTable(const nlohmann::json& metrics);
+
+}  // namespace embody::adapt

@@ -1,0 +1,253 @@
+// adapt: stage two. Trains, per embodiment, a robot dynamics model and an action-conditioned
+// interaction predictor on the latents of a frozen encoder, and evaluates them against the
+// copy-last-frame baseline.
+//   adapt --embodiment ur5                        (data/ur5.h5, models/encoder.pt -> models/ur5/)
+//   adapt --embodiment ur5 --init models/franka --episodes 50
+//   adapt --embodiment ur5 --eval                 (evaluate models/ur5 only)
+//   adapt --bench                                 (training throughput vs a matrix-product peak)
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "adapt/latent_cache.h"
+#include "adapt/plot.h"
+#include "adapt/stage_two.h"
+#include "adapt/video_data.h"
+
+namespace {
+
+using namespace embody::adapt;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void WriteJson(const fs::path& path, const nlohmann::json& j) {
+  const auto tmp = path.string() + ".tmp";
+  std::ofstream(tmp) << j.dump(2) << "\n";
+  fs::rename(tmp, path);
+}
+
+std::vector<double> Range(size_t n, double first = 1) {
+  std::vector<double> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = first + static_cast<double>(i);
+  return x;
+}
+
+void WritePlots(const fs::path& dir, const nlohmann::json& metrics, const TrainStats* stats) {
+  const auto& all = metrics.at("tasks").at("all");
+  const std::string emb = metrics.at("embodiment");
+  const auto model = all.at("latent_l1").get<std::vector<double>>(), copy = all.at("copy_last_l1").get<std::vector<double>>();
+  WriteLinePlot(dir / "latent_error.png",
+                {{"predictor", Range(model.size()), model, {31, 119, 180}}, {"copy-last", Range(copy.size()), copy, {214, 39, 40}}},
+                {emb + ": latent L1, held-out episodes", "horizon (steps)", "L1"});
+  const auto ee = all.at("ee_error_cm").get<std::vector<double>>();
+  WriteLinePlot(dir / "dynamics_error.png", {{"ee position (cm)", Range(ee.size()), ee, {44, 160, 44}}},
+                {emb + ": dynamics model, open loop", "horizon (steps)", "ee error (cm)"});
+  if (stats && !stats->history.empty()) {
+    PlotSeries train{"train loss", {}, {}, {31, 119, 180}}, val{"validation loss", {}, {}, {255, 127, 14}};
+    for (const auto& [step, t, v] : stats->history) {
+      if (step > 0) train.x.push_back(step), train.y.push_back(t);
+      val.x.push_back(step);
+      val.y.push_back(v);
+    }
+    WriteLinePlot(dir / "training.png", {train, val}, {emb + ": training", "step", "loss"});
+  }
+}
+
+// Training throughput and achieved GFLOP/s of the training step against a matrix-product peak,
+// both measured here. FLOPs are counted from the architecture (multiply-adds x 2, backward = 2x forward).
+int Bench(AdaptConfig config, int steps) {
+  const int threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  torch::manual_seed(config.seed);
+  const auto& p = config.predictor;
+  // Peak: square matrix products, best of several.
+  const int64_t n = 1024;
+  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  torch::mm(a, b);
+  double peak = 0;
+  for (int i = 0; i < 5; ++i) {
+    const auto t = Clock::now();
+    for (int r = 0; r < 4; ++r) torch::mm(a, b);
+    peak = std::max(peak, 4 * 2.0 * n * n * n / Since(t) / 1e9);
+  }
+  WorldModel model(p);
+  EmbodimentSpec spec{"bench", 7, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"};
+  const int P = spec.proprio_dim();
+  model.AddEmbodiment(spec, {torch::zeros({P}), torch::ones({P}), torch::zeros({P}), torch::ones({P})});
+  torch::optim::AdamW opt(model.Parameters("bench", false), torch::optim::AdamWOptions(config.lr));
+  const int c = p.context, bsz = config.batch;
+  const auto lat = torch::randn({bsz, c + 1, p.tokens, p.latent_dim}), prop = torch::randn({bsz, c + 1, P}),
+             act = torch::rand({bsz, c + 1, 7}) * 2 - 1, cam = torch::randn({bsz, 12});
+  auto step = [&] {
+    auto tf = model.Predict("bench", lat.slice(1, 0, c), prop.slice(1, 0, c), act.slice(1, 0, c), cam);
+    auto loss = (tf - lat.slice(1, 1)).abs().mean();
+    const int first = c - config.rollout + 1;
+    std::vector<torch::Tensor> in = lat.slice(1, 0, first).unbind(1);
+    in.push_back(tf.select(1, first - 1));
+    for (int t = first + 1; t <= c; ++t) {
+      auto next = model.Predict("bench", torch::stack(in, 1), prop.slice(1, 0, t), act.slice(1, 0, t), cam).select(1, -1);
+      loss = loss + (next - lat.select(1, t)).abs().mean();
+      in.push_back(next);
+    }
+    loss = loss + model.DynamicsDelta("bench", prop.slice(1, 0, c), act.slice(1, 0, c)).abs().mean();
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  };
+  // Forward multiply-adds of one window of f frames.
+  auto forward_macs = [&](int f) {
+    const double L = f * (p.tokens + 4.0), d = p.dim;
+    double macs = f * p.tokens * (double)p.latent_dim * d * 2;          // latent in + out projections
+    macs += p.depth * (L * 4 * d * d + L * 2 * 4 * d * d + 2 * L * L * d);  // qkv+out, MLP, attention
+    return macs;
+  };
+  double macs = forward_macs(c);
+  for (int t = c - config.rollout + 2; t <= c; ++t) macs += forward_macs(t);
+  macs += c * (double)(P + 7) * 256 + 256.0 * 256 + 256.0 * P;
+  const double flops_per_step = 3 * 2 * macs * bsz;
+  step();
+  const auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  const double secs = Since(t0);
+  const double achieved = flops_per_step * steps / secs / 1e9;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("adapt bench: %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", threads, bsz, c, p.tokens, p.latent_dim,
+              p.dim, p.depth);
+  std::printf("  training: %.1f samples/s (%.3f s/step over %d steps)\n", steps * bsz / secs, secs / steps, steps);
+  std::printf("  achieved: %.1f GFLOP/s (%.2f GFLOP per step, counted from the architecture)\n", achieved, flops_per_step / 1e9);
+  std::printf("  peak:     %.1f GFLOP/s (1024x1024 matrix product, same run)\n", peak);
+  std::printf("  ratio:    %.2f of the matrix-product peak\n", achieved / peak);
+  std::printf("  max RSS:  %.0f MB (synthetic batch; training reads latents window by window, so this does not grow with the dataset)\n",
+              usage.ru_maxrss / 1024.0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"adapt: stage two, per-robot dynamics and interaction predictors on a frozen encoder"};
+  std::string embodiment, data_path, encoder_path = "models/encoder.pt", out, init, camera = "camera0";
+  AdaptConfig config;
+  EvalOptions eval;
+  bool eval_only = false, bench = false, resume = false, overwrite = false;
+  int episodes = 0, bench_steps = 10, encoder_image_size = 0;
+  app.add_option("--embodiment", embodiment, "Robot to adapt to (franka, ur5, humanoid, or yours)");
+  app.add_option("--data", data_path, "Dataset (default data/<embodiment>.h5)");
+  app.add_option("--encoder", encoder_path, "Frozen encoder: our checkpoint or a TorchScript module")->capture_default_str();
+  app.add_option("--encoder-image-size", encoder_image_size, "Input size of a TorchScript encoder without an image_size attribute");
+  app.add_option("--out", out, "Model folder (default models/<embodiment>)");
+  app.add_option("--init", init, "Start from another trained model folder (transfer), e.g. models/franka");
+  app.add_option("--episodes", episodes, "Use only the first N training episodes (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--freeze-trunk", config.freeze_trunk, "Train only the per-embodiment parts (adapters, dynamics)");
+  app.add_option("--steps", config.steps, "Optimization steps")->capture_default_str()->check(CLI::Range(1, 10000000));
+  app.add_option("--batch", config.batch, "Windows per step")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--lr", config.lr, "Peak learning rate (AdamW, warmup-constant-decay)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rollout", config.rollout, "Steps of the multi-step rollout loss")->capture_default_str();
+  app.add_option("--context", config.predictor.context, "Frames the predictor sees")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--width", config.predictor.dim, "Predictor width")->capture_default_str()->check(CLI::Range(8, 2048));
+  app.add_option("--depth", config.predictor.depth, "Predictor layers")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--eval-every", config.eval_every, "Steps between validations (checkpoints, early stopping)")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--patience", config.patience, "Validations without improvement before stopping")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
+  app.add_option("--camera", camera, "Camera whose frames the encoder sees")->capture_default_str();
+  app.add_option("--eval-context", eval.context, "True frames before an open-loop rollout")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--horizon", eval.horizon, "Open-loop steps evaluated")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--eval-episodes", eval.max_episodes, "Held-out episodes evaluated")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_flag("--eval", eval_only, "Only evaluate the model at --out");
+  app.add_flag("--bench", bench, "Print training samples/s and GFLOP/s against a matrix-product peak");
+  app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_flag("--resume", resume, "Continue training the model at --out");
+  app.add_flag("--overwrite", overwrite, "Replace the model at --out");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (bench) return Bench(config, bench_steps);
+    if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
+    if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
+    if (out.empty()) out = "models/" + embodiment;
+    if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
+    std::error_code ec;
+    if (!fs::exists(data_path, ec)) {
+      throw AdaptError("no " + data_path + " — run: simcollect --robot " + embodiment + " --episodes 500 --out " + data_path);
+    }
+    if (!fs::exists(encoder_path, ec)) {
+      throw AdaptError("no encoder " + encoder_path + " — run: pretrain --data " + data_path + " --out " + encoder_path +
+                       " (or pass --encoder with a TorchScript module)");
+    }
+    if (!init.empty() && !fs::exists(fs::path(init) / "model.pt", ec) && !fs::is_regular_file(init, ec)) {
+      throw AdaptError("no model to start from at " + init + " — run: adapt --embodiment <robot> --out " + init);
+    }
+    torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    FrozenEncoder encoder = FrozenEncoder::Load(encoder_path, encoder_image_size);
+    // The encoder runs once per frame, into the cache; training only reads the cache.
+    const CacheStatus cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
+    if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
+    const StageTwoData data(data_path, cache.path, camera, episodes);
+    if (data.spec().name != embodiment) {
+      throw AdaptError(data_path + " holds " + data.spec().name + " episodes, not " + embodiment + " (pass --data data/" + embodiment + ".h5)");
+    }
+    TrainStats stats;
+    bool trained = false;
+    if (!eval_only) {
+      config.predictor.latent_dim = data.latent_dim();
+      config.predictor.tokens = data.tokens();
+      if (overwrite) {
+        fs::remove(fs::path(out) / "model.pt");
+        fs::remove(fs::path(out) / "train_state.pt");
+      }
+      WorldModel model(config.predictor);
+      std::string init_hash;
+      if (!init.empty()) {
+        WorldModel from = LoadWorldModel(init, &init_hash);
+        if (init_hash != encoder.hash()) {
+          throw AdaptError(init + " was trained on another encoder (" + init_hash + ", this one is " + encoder.hash() + ")");
+        }
+        config.predictor = from.config();
+        model = WorldModel(config.predictor);
+      }
+      torch::manual_seed(config.seed);
+      model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+      if (!init.empty()) {
+        WorldModel from = LoadWorldModel(init);
+        for (const auto& what : model.InitFrom(from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
+      }
+      std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", embodiment.c_str(),
+                   data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());
+      StageTwoTrainer trainer(config, data, std::move(model), out, resume);
+      stats = trainer.Train();
+      trained = true;
+      std::fprintf(stderr, "adapt: best validation loss %.4f at step %d of %d%s, %.1f samples/s\n", stats.best_val, stats.best_step, stats.step,
+                   stats.early_stopped ? " (early stop)" : "", stats.samples_per_s);
+    }
+    std::string model_hash;
+    WorldModel model = LoadWorldModel(out, &model_hash);
+    if (model_hash != data.encoder_hash()) {
+      throw AdaptError(out + " was trained on the latents of encoder " + model_hash + "; " + encoder_path + " is " + data.encoder_hash());
+    }
+    model.spec(embodiment);
+    torch::manual_seed(config.seed);
+    nlohmann::json metrics = Evaluate(model, data, eval);
+    if (trained) {
+      metrics["train"] = {{"config", config.ToJson()}, {"steps", stats.step}, {"best_step", stats.best_step}, {"best_val", stats.best_val},
+                          {"early_stopped", stats.early_stopped}, {"samples_per_s", stats.samples_per_s},
+                          {"train_episodes", data.episodes("train").size()}, {"init", init}};
+    }
+    std::printf("%s", FormatEvalTable(metrics).c_str());
+    fs::create_directories(out);
+    WriteJson(fs::path(out) / "metrics.json", metrics);
+    WritePlots(out, metrics, trained ? &stats : nullptr);
+    std::printf("adapt: metrics and plots in %s/\n", out.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "adapt: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,150 @@
+// Stage two's models: per-embodiment robot dynamics and the action-conditioned interaction predictor
+// on top of frozen encoder latents (V-JEPA 2-AC's recipe, scaled to a CPU).
+//
+// Dynamics model (one per embodiment): proprio_t + action_t -> proprio_{t+1}, an MLP on normalized
+// values predicting the normalized change.
+//
+// Interaction predictor: a block-causal transformer over a window of at most `context` frames. Frame
+// t contributes its N latent tokens plus four conditioning tokens: the action a_t (+ the embodiment
+// token), the joint state (per-embodiment adapters), the end-effector pose and gripper (shared by all
+// arms: the same quantities on every robot) and the camera extrinsics (shared). A token of frame t
+// attends to every token of frames <= t and to nothing later; the outputs at frame t's latent tokens
+// predict the latents of frame t+1 as a residual on frame t's (zero-initialized, so an untrained
+// predictor is exactly the copy-last-frame baseline). The trunk (token projections, positions,
+// transformer, output) is shared by all embodiments; a new robot needs only its adapters.
+//
+// Includes torch: include it only from adapt/.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace embody::adapt {
+
+/// What an embodiment's vectors look like (from its dataset).
+struct EmbodimentSpec {
+  std::string name;
+  int joints = 0;       ///< J: proprio = [joint_pos J, joint_vel J, ee_pos 3, ee_quat 4, gripper G]
+  int gripper = 0;      ///< G
+  int action_dim = 0;
+  std::string action_kind;  ///< names of the action dims joined; equal kinds share an action adapter on transfer
+  int proprio_dim() const { return 2 * joints + 7 + gripper; }
+  nlohmann::json ToJson() const;
+  static EmbodimentSpec FromJson(const nlohmann::json& j);
+};
+
+struct PredictorConfig {
+  int latent_dim = 128;  ///< D of the frozen encoder
+  int tokens = 64;       ///< N latent tokens per frame
+  int dim = 96;          ///< transformer width
+  int depth = 3, heads = 4;
+  int context = 4;       ///< frames the predictor sees at once (older frames slide out)
+  nlohmann::json ToJson() const;
+  static PredictorConfig FromJson(const nlohmann::json& j);
+};
+
+/// Per-embodiment dynamics: MLP on [normalized proprio, action] -> normalized proprio change.
+struct DynamicsModelImpl : torch::nn::Module {
+  DynamicsModelImpl(int proprio_dim, int action_dim, int hidden = 256);
+  /// (..., P) normalized proprio, (..., A) action -> (..., P) normalized change.
+  torch::Tensor forward(const torch::Tensor& proprio, const torch::Tensor& action);
+  torch::nn::Sequential net{nullptr};
+};
+TORCH_MODULE(DynamicsModel);
+
+/// The small per-embodiment parts of the interaction predictor.
+struct AdapterImpl : torch::nn::Module {
+  AdapterImpl(const EmbodimentSpec& spec, int dim);
+  torch::nn::Linear action{nullptr}, joints{nullptr};
+  torch::Tensor token;  ///< the embodiment token, added to the action token
+};
+TORCH_MODULE(Adapter);
+
+/// The shared trunk.
+struct TrunkImpl : torch::nn::Module {
+  explicit TrunkImpl(const PredictorConfig& config);
+  PredictorConfig config;
+  torch::nn::Linear latent_in{nullptr}, ee_in{nullptr}, camera_in{nullptr}, out{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::Tensor spatial_pos, frame_pos, kind_pos;
+  std::vector<torch::nn::TransformerEncoderLayer> layers;
+};
+TORCH_MODULE(Trunk);
+
+/// Normalization of one embodiment's proprio and proprio changes (from training episodes).
+struct Normalizer {
+  torch::Tensor mean, std, delta_mean, delta_std;  ///< (P) each
+  torch::Tensor Normalize(const torch::Tensor& p) const { return (p - mean) / std; }
+  torch::Tensor Denormalize(const torch::Tensor& p) const { return p * std + mean; }
+};
+
+/// Everything stage two learns, for one or more embodiments, with save/load.
+class WorldModel {
+ public:
+  WorldModel() = default;
+  explicit WorldModel(const PredictorConfig& config);
+
+  /// Adds an embodiment (fresh adapters and dynamics). No-op if present with the same spec.
+  /// @throws AdaptError if present with another spec.
+  void AddEmbodiment(const EmbodimentSpec& spec, const Normalizer& norm);
+  bool Has(const std::string& embodiment) const { return specs_.count(embodiment) > 0; }
+  const EmbodimentSpec& spec(const std::string& embodiment) const;
+  Normalizer& normalizer(const std::string& embodiment);
+  std::vector<std::string> embodiments() const;
+  const PredictorConfig& config() const { return config_; }
+
+  /// Trunk + adapters + dynamics of one embodiment (what an optimizer trains). With freeze_trunk,
+  /// only the per-embodiment parts.
+  std::vector<torch::Tensor> Parameters(const std::string& embodiment, bool freeze_trunk) const;
+  /// The interaction predictor's parameters (trunk unless frozen, adapters) and the dynamics model's.
+  std::vector<torch::Tensor> PredictorParameters(const std::string& embodiment, bool freeze_trunk) const;
+  std::vector<torch::Tensor> DynamicsParameters(const std::string& embodiment) const;
+  void Train(bool on);
+
+  /// One dynamics step in physical units: proprio (B, P), action (B, A) -> next proprio (B, P).
+  torch::Tensor StepDynamics(const std::string& embodiment, const torch::Tensor& proprio, const torch::Tensor& action);
+  /// Normalized-change prediction (training).
+  torch::Tensor DynamicsDelta(const std::string& embodiment, const torch::Tensor& proprio_norm, const torch::Tensor& action);
+
+  /// Block-causal prediction over a window: latents (B, T, N, D), proprio (B, T, P) in physical
+  /// units, actions (B, T, A), camera (B, 12) -> predicted latents of frames 1..T (B, T, N, D).
+  /// T must be <= config().context.
+  torch::Tensor Predict(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
+                        const torch::Tensor& actions, const torch::Tensor& camera);
+
+  /// Open-loop rollout: `context` true frames (B, k, ...), then `horizon` steps with the given future
+  /// actions (B, k + horizon - 1, A covering every input frame), each prediction fed back as input;
+  /// proprio of predicted frames comes from the dynamics model. Returns predicted latents (B, H, N, D)
+  /// and, in *proprio_out, predicted proprio (B, H, P).
+  torch::Tensor Rollout(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
+                        const torch::Tensor& actions, const torch::Tensor& camera, int horizon,
+                        torch::Tensor* proprio_out = nullptr);
+
+  /// Copies the trunk (and adapters, dynamics and normalizers of embodiments present in both) from
+  /// `other`. Returns what was copied, for the log. @throws AdaptError when the trunks differ in shape.
+  std::vector<std::string> InitFrom(const WorldModel& other, const std::string& embodiment);
+
+  void Save(torch::serialize::OutputArchive& archive) const;
+  /// @throws AdaptError when the archive is not a stage-two model.
+  static WorldModel Load(torch::serialize::InputArchive& archive);
+
+ private:
+  PredictorConfig config_;
+  Trunk trunk_{nullptr};
+  std::map<std::string, EmbodimentSpec> specs_;
+  std::map<std::string, Adapter> adapters_;
+  std::map<std::string, DynamicsModel> dynamics_;
+  std::map<std::string, Normalizer> norms_;
+};
+
+/// Camera extrinsics (4x4 camera-to-world, row-major) as the 12 numbers the camera token sees.
+torch::Tensor CameraFeatures(const std::vector<double>& extrinsics);
+
+/// Latent L1 error per horizon: mean |a - b| over tokens and dims, (B, H, N, D) -> (H).
+torch::Tensor LatentL1(const torch::Tensor& a, const torch::Tensor& b);
+
+}  // namespace embody::adapt

@@ -1,0 +1,355 @@
+// Tests for stage two (adapt/world_model.cc, adapt/stage_two.cc): real LibTorch training on tiny
+// real datasets and known systems.
+#include "adapt/stage_two.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "adapt/jepa.h"
+#include "adapt/latent_cache.h"
+#include "adapt/plot.h"
+#include "collect/collector.h"
+#include "sim/image_io.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+EmbodimentSpec ArmSpec(const std::string& name = "arm", int joints = 3) {
+  return {name, joints, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"};
+}
+
+Normalizer Identity(int p) { return {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})}; }
+
+PredictorConfig TinyPredictor() {
+  PredictorConfig c;
+  c.latent_dim = 8;
+  c.tokens = 4;
+  c.dim = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.context = 3;
+  return c;
+}
+
+// A model whose output projection is not zero, so predictions depend on everything.
+WorldModel RandomModel(std::uint64_t seed) {
+  torch::manual_seed(seed);
+  WorldModel m(TinyPredictor());
+  m.AddEmbodiment(ArmSpec(), Identity(ArmSpec().proprio_dim()));
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.Parameters("arm", false)) p.normal_(0, 0.3);
+  m.Train(false);
+  return m;
+}
+
+struct Inputs {
+  torch::Tensor latents, proprio, actions, camera;
+};
+Inputs RandomInputs(int b, int t, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  const int p = ArmSpec().proprio_dim();
+  return {torch::randn({b, t, 4, 8}), torch::randn({b, t, p}), torch::rand({b, t, 7}) * 2 - 1, torch::randn({b, 12})};
+}
+
+// Tests that an untrained predictor is exactly the copy-last-frame baseline (zero-initialized residual).
+TEST(WorldModelTest, UntrainedPredictorIsCopyLast) {
+  WorldModel m(TinyPredictor());
+  m.AddEmbodiment(ArmSpec(), Identity(ArmSpec().proprio_dim()));
+  const Inputs in = RandomInputs(2, 3, 1);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(in.latents, m.Predict("arm", in.latents, in.proprio, in.actions, in.camera)));
+}
+
+// Tests the block-causal mask: the prediction at frame t does not change when later frames change,
+// and does change when frame t's action changes.
+TEST(WorldModelTest, PredictorIsCausalInTime) {
+  WorldModel m = RandomModel(2);
+  Inputs in = RandomInputs(2, 3, 3);
+  torch::NoGradGuard no_grad;
+  const auto full = m.Predict("arm", in.latents, in.proprio, in.actions, in.camera);
+  for (int t = 0; t < 3; ++t) {
+    const auto prefix = m.Predict("arm", in.latents.slice(1, 0, t + 1), in.proprio.slice(1, 0, t + 1), in.actions.slice(1, 0, t + 1), in.camera);
+    EXPECT_TRUE(torch::allclose(full.slice(1, 0, t + 1), prefix, 1e-5, 1e-5)) << "frame " << t;
+  }
+  Inputs changed = in;
+  changed.latents = in.latents.clone();
+  changed.latents.select(1, 2).add_(1.0);
+  changed.actions = in.actions.clone();
+  changed.actions.select(1, 1).mul_(-1);
+  const auto other = m.Predict("arm", changed.latents, changed.proprio, changed.actions, changed.camera);
+  EXPECT_TRUE(torch::allclose(full.select(1, 0), other.select(1, 0), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(full.select(1, 1), other.select(1, 1), 1e-3, 1e-3));
+}
+
+// Tests that a k-step open-loop rollout equals k chained one-step predictions, each fed the previous
+// prediction and the dynamics model's proprio, with the window sliding past the predictor's context.
+TEST(WorldModelTest, RolloutEqualsChainedOneStepPredictions) {
+  WorldModel m = RandomModel(4);
+  const Inputs in = RandomInputs(2, 7, 5);
+  const int k = 2, h = 5;
+  torch::NoGradGuard no_grad;
+  torch::Tensor prop_pred;
+  const auto rolled = m.Rollout("arm", in.latents.slice(1, 0, k), in.proprio.slice(1, 0, k), in.actions, in.camera, h, &prop_pred);
+  ASSERT_EQ((std::vector<int64_t>{2, h, 4, 8}), rolled.sizes().vec());
+  auto lat = in.latents.slice(1, 0, k), prop = in.proprio.slice(1, 0, k);
+  for (int step = 0; step < h; ++step) {
+    const int64_t t = lat.size(1), start = std::max<int64_t>(0, t - 3);
+    const auto next = m.Predict("arm", lat.slice(1, start), prop.slice(1, start), in.actions.slice(1, start, t), in.camera).select(1, -1);
+    const auto next_prop = m.StepDynamics("arm", prop.select(1, t - 1), in.actions.select(1, t - 1));
+    EXPECT_TRUE(torch::allclose(rolled.select(1, step), next, 1e-5, 1e-5)) << step;
+    EXPECT_TRUE(torch::allclose(prop_pred.select(1, step), next_prop, 1e-5, 1e-5)) << step;
+    lat = torch::cat({lat, next.unsqueeze(1)}, 1);
+    prop = torch::cat({prop, next_prop.unsqueeze(1)}, 1);
+  }
+}
+
+// Tests that the dynamics model learns a known linear system x' = x + A x + B u to within a few
+// percent of the change it predicts, through StepDynamics's (de)normalization.
+TEST(WorldModelTest, DynamicsLearnsKnownLinearSystem) {
+  torch::manual_seed(6);
+  const EmbodimentSpec spec = ArmSpec("lin", 1);  // P = 2 + 7 + 2 = 11
+  const int p = spec.proprio_dim();
+  const auto a = torch::randn({p, p}) * 0.05, b = torch::randn({7, p}) * 0.2;
+  auto next = [&](const torch::Tensor& x, const torch::Tensor& u) { return x + x.mm(a) + u.mm(b); };
+  const auto x = torch::randn({4096, p}) * 2 + 1, u = torch::rand({4096, 7}) * 2 - 1;
+  const auto d = next(x, u) - x;
+  WorldModel m(TinyPredictor());
+  m.AddEmbodiment(spec, {x.mean(0), x.std(0), d.mean(0), d.std(0)});
+  torch::optim::Adam opt(m.Parameters("lin", true), torch::optim::AdamOptions(3e-3));
+  const Normalizer& n = m.normalizer("lin");
+  for (int step = 0; step < 600; ++step) {
+    const auto idx = torch::randint(0, 4096, {128}, torch::kLong);
+    const auto xb = x.index_select(0, idx), ub = u.index_select(0, idx);
+    const auto target = (next(xb, ub) - xb - n.delta_mean) / n.delta_std;
+    auto loss = (m.DynamicsDelta("lin", n.Normalize(xb), ub) - target).pow(2).mean();
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  torch::NoGradGuard no_grad;
+  const auto xt = torch::randn({512, p}) * 2 + 1, ut = torch::rand({512, 7}) * 2 - 1;
+  const auto truth = next(xt, ut), pred = m.StepDynamics("lin", xt, ut);
+  const double rel = ((pred - truth).norm() / (truth - xt).norm()).item<double>();
+  EXPECT_LT(rel, 0.05);
+}
+
+// Tests that a saved model loads with identical predictions and dynamics, and that embodiments,
+// action sizes and latent sizes the model does not know are refused clearly.
+TEST(WorldModelTest, CheckpointRoundTripAndBadInputs) {
+  WorldModel m = RandomModel(7);
+  const Inputs in = RandomInputs(2, 3, 8);
+  const fs::path file = fs::temp_directory_path() / ("embody_wm_" + std::to_string(getpid()) + ".pt");
+  SaveWorldModel(m, "hash123", {{"step", 5}}, file);
+  std::string hash;
+  nlohmann::json info;
+  WorldModel loaded = LoadWorldModel(file, &hash, &info);
+  loaded.Train(false);
+  EXPECT_EQ("hash123", hash);
+  EXPECT_EQ(5, info["step"]);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(m.Predict("arm", in.latents, in.proprio, in.actions, in.camera),
+                           loaded.Predict("arm", in.latents, in.proprio, in.actions, in.camera)));
+  EXPECT_TRUE(torch::equal(m.StepDynamics("arm", in.proprio.select(1, 0), in.actions.select(1, 0)),
+                           loaded.StepDynamics("arm", in.proprio.select(1, 0), in.actions.select(1, 0))));
+  fs::remove(file);
+
+  try {
+    loaded.Predict("ur5", in.latents, in.proprio, in.actions, in.camera);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("no embodiment ur5 (it knows: arm)"));
+  }
+  try {
+    loaded.Predict("arm", in.latents, in.proprio, in.actions.slice(2, 0, 6), in.camera);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("actions have 6 dimensions; embodiment arm has 7"));
+  }
+  try {
+    loaded.Predict("arm", torch::zeros({2, 3, 4, 16}), in.proprio, in.actions, in.camera);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("another encoder?"));
+  }
+  EXPECT_THROW(loaded.AddEmbodiment(ArmSpec("arm", 4), Identity(ArmSpec("arm", 4).proprio_dim())), AdaptError);
+  const fs::path junk = fs::temp_directory_path() / ("embody_junk_" + std::to_string(getpid()) + ".pt");
+  std::ofstream(junk) << "not a model";
+  try {
+    LoadWorldModel(junk);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("is not a stage-two model"));
+  }
+  fs::remove(junk);
+  EXPECT_THROW(LoadWorldModel("/nonexistent/model"), AdaptError);
+}
+
+// Tests that transfer copies the trunk and, between robots with the same action space, the action
+// embedding, but never the per-robot joint embedding.
+TEST(WorldModelTest, InitFromCopiesTrunkAndSharedActionEmbedding) {
+  WorldModel from = RandomModel(9);
+  WorldModel to(TinyPredictor());
+  to.AddEmbodiment(ArmSpec("other", 5), Identity(ArmSpec("other", 5).proprio_dim()));
+  const auto copied = to.InitFrom(from, "other");
+  EXPECT_EQ((std::vector<std::string>{"trunk", "action embedding of arm"}), copied);
+  PredictorConfig bigger = TinyPredictor();
+  bigger.dim = 32;
+  WorldModel wrong(bigger);
+  wrong.AddEmbodiment(ArmSpec("other", 5), Identity(ArmSpec("other", 5).proprio_dim()));
+  EXPECT_THROW(wrong.InitFrom(from, "other"), AdaptError);
+}
+
+// Tests that plots are written with labels and lines.
+TEST(PlotTest, WritesNonUniformPng) {
+  const fs::path file = fs::temp_directory_path() / ("embody_plot_" + std::to_string(getpid()) + ".png");
+  WriteLinePlot(file, {{"a", {1, 2, 3}, {0.5, 0.2, 0.1}, {200, 0, 0}}}, {"title", "x", "y", 320, 200});
+  const sim::Image im = sim::ReadPng(file);
+  EXPECT_EQ(320, im.width);
+  EXPECT_EQ(200, im.height);
+  int red = 0;
+  for (size_t i = 0; i < im.rgb.size(); i += 3) red += im.rgb[i] == 200 && im.rgb[i + 1] == 0;
+  EXPECT_GT(red, 100);
+  fs::remove(file);
+}
+
+// A tiny real dataset, a briefly pretrained encoder and its latent cache.
+class AdaptTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setenv("LP_NUM_THREADS", "0", 0);
+    dir_ = new fs::path(fs::temp_directory_path() / ("embody_stage2_" + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    collect::CollectConfig c;
+    c.robot = "franka";
+    c.episodes = 40;
+    c.steps = 20;
+    c.image_size = 32;
+    c.seed = 2;
+    c.out = (*dir_ / "franka.h5").string();
+    collect::Collect(c, {.enabled = false});
+    JepaConfig j;
+    j.encoder = {32, 8, 16};
+    j.batch = 8;
+    j.steps = 30;
+    j.lr = 3e-3;
+    j.threads = 2;
+    j.log_every = j.eval_every = 1000;
+    j.seed = 3;
+    Pretrainer(j, VideoData({c.out}), *dir_ / "enc.pt", false).Train(false);
+    FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
+    cache_ = new fs::path(EnsureLatentCache(encoder, c.out, "camera0").path);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete cache_;
+  }
+  static AdaptConfig Tiny() {
+    AdaptConfig c;
+    c.predictor.latent_dim = 16;
+    c.predictor.tokens = 16;
+    c.predictor.dim = 32;
+    c.predictor.depth = 2;
+    c.predictor.heads = 2;
+    c.predictor.context = 3;
+    c.batch = 8;
+    c.steps = 150;
+    c.lr = 2e-3;
+    c.eval_every = 50;
+    c.patience = 10;
+    c.threads = 2;
+    c.seed = 1;
+    return c;
+  }
+  static fs::path *dir_, *cache_;
+};
+fs::path* AdaptTest::dir_ = nullptr;
+fs::path* AdaptTest::cache_ = nullptr;
+
+// Tests the whole of stage two on a tiny real dataset: training lowers the held-out latent error
+// below copy-last, the dynamics model's ee error falls below its untrained value, the best model is
+// saved and resuming continues from the saved step.
+TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
+  const StageTwoData data(*dir_ / "franka.h5", *cache_);
+  EXPECT_EQ("franka", data.spec().name);
+  EXPECT_EQ(7, data.spec().joints);
+  EXPECT_EQ(16, data.tokens());
+  EXPECT_EQ(4u, data.episodes("valid").size());
+  const auto w = data.Read(data.episodes("train")[0], 2, 5);
+  EXPECT_EQ((std::vector<int64_t>{5, 16, 16}), w.latents.sizes().vec());
+  EXPECT_EQ((std::vector<int64_t>{5, data.spec().proprio_dim()}), w.proprio.sizes().vec());
+
+  const AdaptConfig config = Tiny();
+  WorldModel model(config.predictor);
+  torch::manual_seed(1);
+  model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+  const EvalOptions eval{2, 4, 100, 32};
+  const nlohmann::json before = Evaluate(model, data, eval);
+  EXPECT_DOUBLE_EQ(1.0, before["tasks"]["all"]["ratio"][0].get<double>());  // untrained = copy-last
+
+  const fs::path out = *dir_ / "model";
+  StageTwoTrainer trainer(config, data, std::move(model), out, /*resume=*/false);
+  const TrainStats stats = trainer.Train(/*verbose=*/false);
+  EXPECT_GT(stats.best_step, 0);
+  EXPECT_LT(stats.best_val, stats.history.front()[2]);
+  std::string hash;
+  WorldModel best = LoadWorldModel(out, &hash);
+  EXPECT_EQ(data.encoder_hash(), hash);
+  const nlohmann::json after = Evaluate(best, data, eval);
+  const auto& all = after["tasks"]["all"];
+  EXPECT_LT(all["ratio"][0].get<double>(), 0.97) << after.dump();
+  EXPECT_LT(all["ee_error_cm"][0].get<double>(), before["tasks"]["all"]["ee_error_cm"][0].get<double>());
+  EXPECT_THAT(FormatEvalTable(after), HasSubstr("copy-last"));
+
+  // Resume: same options, more steps, continues from the saved step.
+  AdaptConfig more = config;
+  more.steps = stats.step + 10;
+  StageTwoTrainer resumed(more, data, WorldModel(config.predictor), out, /*resume=*/true);
+  EXPECT_EQ(stats.step + 10, resumed.Train(false).step);
+  AdaptConfig other = config;
+  other.lr = 1e-2;
+  EXPECT_THROW(StageTwoTrainer(other, data, WorldModel(config.predictor), out, true), AdaptError);
+  EXPECT_THROW(StageTwoTrainer(config, data, WorldModel(config.predictor), out, false), AdaptError);  // would overwrite
+}
+
+// Tests the adapt program's answers to bad input: missing data or encoder name the command that
+// makes them, data of another embodiment and a model of another encoder are refused, nothing is written.
+TEST_F(AdaptTest, ProgramRefusesBadInputsClearly) {
+  const std::string bin = ADAPT_BIN, data = (*dir_ / "franka.h5").string(), out = (*dir_ / "cli_out").string();
+  auto run = [&](const std::string& args) {
+    const std::string log = (*dir_ / "cli.log").string();
+    const int rc = std::system((bin + " " + args + " > " + log + " 2>&1").c_str());
+    std::ifstream in(log);
+    return std::make_pair(rc, std::string(std::istreambuf_iterator<char>(in), {}));
+  };
+  auto [rc1, msg1] = run("--embodiment ur5 --data " + (*dir_ / "nope.h5").string() + " --out " + out);
+  EXPECT_NE(0, rc1);
+  EXPECT_THAT(msg1, HasSubstr("run: simcollect --robot ur5"));
+  auto [rc2, msg2] = run("--embodiment franka --data " + data + " --encoder " + (*dir_ / "none.pt").string() + " --out " + out);
+  EXPECT_NE(0, rc2);
+  EXPECT_THAT(msg2, HasSubstr("run: pretrain"));
+  auto [rc3, msg3] = run("--embodiment ur5 --data " + data + " --encoder " + (*dir_ / "enc.pt").string() + " --out " + out);
+  EXPECT_NE(0, rc3);
+  EXPECT_THAT(msg3, HasSubstr("holds franka episodes, not ur5"));
+  EXPECT_FALSE(fs::exists(out));
+
+  // A model trained on another encoder's latents is refused at evaluation.
+  const StageTwoData d(data, *cache_);
+  WorldModel m(Tiny().predictor);
+  m.AddEmbodiment(d.spec(), d.ComputeNormalizer());
+  SaveWorldModel(m, "some-other-encoder", {}, fs::path(out) / "model.pt");
+  auto [rc4, msg4] = run("--embodiment franka --eval --data " + data + " --encoder " + (*dir_ / "enc.pt").string() + " --out " + out);
+  EXPECT_NE(0, rc4);
+  EXPECT_THAT(msg4, HasSubstr("was trained on the latents of encoder some-other-encoder"));
+}
+
+}  // namespace
+}  // namespace embody::adapt
