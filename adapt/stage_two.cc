@@ -105,7 +105,6 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
     }
   }
   if (train_.empty()) throw AdaptError(dataset.string() + " has no training episodes (/mask/train is empty)");
-  if (valid_.empty()) throw AdaptError(dataset.string() + " has no held-out episodes (/mask/valid is empty); collect at least 10 episodes");
 }
 
 StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, std::int64_t count) const {
@@ -174,6 +173,9 @@ AdaptConfig AdaptConfig::FromJson(const nlohmann::json& j) {
 StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const fs::path& out, bool resume)
     : config_(config), data_(data), model_(std::move(model)), out_(out), rng_(config.seed) {
   torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (data.episodes("valid").empty()) {
+    throw AdaptError(data.path().string() + " has no held-out episodes (/mask/valid is empty); collect at least 10 episodes");
+  }
   if (config.rollout < 1 || config.rollout > config.predictor.context) {
     throw AdaptError("--rollout must be 1.." + std::to_string(config.predictor.context) + " (the predictor context)");
   }

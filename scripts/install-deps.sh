@@ -9,11 +9,11 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libimgui-dev libstb-dev libglfw3-dev
   libegl-dev libgl-dev libegl-mesa0 libgl1-mesa-dri libgles-dev
-  xvfb xauth
+  xvfb xauth ffmpeg
   libhdf5-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
-  python3-h5py python3-numpy python3-torch
+  python3-h5py python3-numpy python3-torch python3-pil
 )
 
 missing=()

@@ -1,0 +1,105 @@
+#include "adapt/imagine.h"
+
+#include "adapt/latent_cache.h"
+#include "adapt/stage_two.h"
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TorchImaginer : public Imaginer {
+ public:
+  TorchImaginer(const fs::path& model, const fs::path& dataset, const fs::path& encoder_path, const std::string& camera) {
+    std::string hash;
+    model_ = LoadWorldModel(model, &hash);
+    std::error_code ec;
+    if (!fs::exists(encoder_path, ec)) throw AdaptError("no encoder " + encoder_path.string() + " (pass --encoder, the one the model was trained on)");
+    FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
+    if (encoder.hash() != hash) {
+      throw AdaptError(model.string() + " was trained on the latents of encoder " + hash + "; " + encoder_path.string() + " is " + encoder.hash());
+    }
+    const CacheStatus cache = EnsureLatentCache(encoder, dataset, camera);
+    data_ = std::make_unique<StageTwoData>(dataset, cache.path, camera);
+    embodiment_ = data_->spec().name;
+    if (!model_.Has(embodiment_)) {
+      std::string known;
+      for (const auto& e : model_.embodiments()) known += (known.empty() ? "" : ", ") + e;
+      throw AdaptError("the model at " + model.string() + " is for " + known + "; " + dataset.string() + " holds " + embodiment_ + " episodes");
+    }
+    model_.Train(false);
+  }
+
+  const std::string& embodiment() const override { return embodiment_; }
+  int joints() const override { return data_->spec().joints; }
+
+  Imagination Imagine(const std::string& demo, int start, int context, int horizon, int retrieval_episodes) override {
+    torch::NoGradGuard no_grad;
+    const StageTwoData::Episode* ep = Find(demo);
+    if (start < context) throw AdaptError("imagination needs " + std::to_string(context) + " context frames before frame " + std::to_string(start));
+    horizon = static_cast<int>(std::min<int64_t>(horizon, ep->frames - start));
+    if (horizon < 1) throw AdaptError("nothing to imagine after frame " + std::to_string(start) + " of " + demo);
+    const auto w = data_->Read(*ep, start - context, context + horizon);
+    auto batch = [](const torch::Tensor& t) { return t.unsqueeze(0); };
+    torch::Tensor prop;
+    const auto pred = model_.Rollout(embodiment_, batch(w.latents.slice(0, 0, context)), batch(w.proprio.slice(0, 0, context)),
+                                     batch(w.actions.slice(0, 0, context + horizon - 1)), batch(w.camera), horizon, &prop);
+    Imagination r;
+    r.start = start;
+    r.horizon = horizon;
+    const int j = data_->spec().joints;
+    const auto truth = w.latents.slice(0, context), truth_prop = w.proprio.slice(0, context);
+    const auto last = w.latents.select(0, context - 1);
+    // Retrieval candidates: this episode and a few others.
+    std::vector<std::pair<std::string, torch::Tensor>> pool = {{demo, data_->Read(*ep, 0, ep->frames).latents}};
+    for (const auto& other : data_->episodes("train")) {
+      if (static_cast<int>(pool.size()) > retrieval_episodes) break;
+      if (other.demo != demo) pool.push_back({other.demo, data_->Read(other, 0, other.frames).latents});
+    }
+    for (int h = 0; h < horizon; ++h) {
+      const auto p = pred[0][h];
+      r.latent_l1.push_back((p - truth[h]).abs().mean().item<double>());
+      r.copy_last_l1.push_back((last - truth[h]).abs().mean().item<double>());
+      const auto pp = prop[0][h];
+      r.proprio.emplace_back(pp.data_ptr<float>(), pp.data_ptr<float>() + pp.numel());
+      r.joint_error_rad.push_back((pp.slice(0, 0, j) - truth_prop[h].slice(0, 0, j)).abs().mean().item<double>());
+      r.ee_error_cm.push_back((pp.slice(0, 2 * j, 2 * j + 3) - truth_prop[h].slice(0, 2 * j, 2 * j + 3)).norm().item<double>() * 100);
+      double best = 1e300;
+      for (const auto& [name, latents] : pool) {
+        const auto d = (latents - p.unsqueeze(0)).abs().mean({1, 2});
+        const auto i = d.argmin().item<int64_t>();
+        if (d[i].item<double>() < best) {
+          best = d[i].item<double>();
+          r.nearest_demo.resize(h + 1);
+          r.nearest_frame.resize(h + 1);
+          r.nearest_demo[h] = name;
+          r.nearest_frame[h] = static_cast<int>(i);
+        }
+      }
+    }
+    return r;
+  }
+
+ private:
+  const StageTwoData::Episode* Find(const std::string& demo) const {
+    for (const std::string split : {"train", "valid"}) {
+      for (const auto& e : data_->episodes(split)) {
+        if (e.demo == demo) return &e;
+      }
+    }
+    throw AdaptError("no episode " + demo + " in " + data_->path().string());
+  }
+
+  WorldModel model_;
+  std::unique_ptr<StageTwoData> data_;
+  std::string embodiment_;
+};
+
+}  // namespace
+
+std::unique_ptr<Imaginer> Imaginer::Open(const fs::path& model, const fs::path& dataset, const fs::path& encoder, const std::string& camera) {
+  return std::make_unique<TorchImaginer>(model, dataset, encoder, camera);
+}
+
+}  // namespace embody::adapt

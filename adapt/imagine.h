@@ -1,0 +1,39 @@
+// A torch-free view of a trained stage-two model for the viewer: open-loop imagination of one
+// episode from a chosen frame, with the errors the evaluation reports and, for the imagined latents,
+// the real frame whose latents are nearest (retrieval: there is no pixel decoder).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace embody::adapt {
+
+struct Imagination {
+  int start = 0;    ///< first imagined frame (context = frames start-k .. start-1)
+  int horizon = 0;  ///< imagined frames: start .. start + horizon - 1
+  std::vector<std::vector<double>> proprio;  ///< (horizon, P) predicted by the dynamics model
+  std::vector<double> latent_l1, copy_last_l1;  ///< per imagined frame, against the true latents
+  std::vector<double> joint_error_rad, ee_error_cm;  ///< dynamics model against MuJoCo truth
+  std::vector<std::string> nearest_demo;  ///< per imagined frame: where its nearest real frame is
+  std::vector<int> nearest_frame;
+};
+
+class Imaginer {
+ public:
+  virtual ~Imaginer() = default;
+  /// Opens <model>/model.pt for `dataset`'s embodiment, with the latent cache of `encoder` (built if
+  /// missing). @throws std::runtime_error (AdaptError) with a clear message: no such model, the model
+  /// is for another embodiment, encoder mismatch.
+  static std::unique_ptr<Imaginer> Open(const std::filesystem::path& model, const std::filesystem::path& dataset,
+                                        const std::filesystem::path& encoder, const std::string& camera = "camera0");
+  virtual const std::string& embodiment() const = 0;
+  virtual int joints() const = 0;
+  /// Imagines frames [start, start + horizon) of `demo` from the `context` frames before `start`,
+  /// with the recorded actions. start >= context; frames past the episode's end are cut off.
+  /// Retrieval searches the episode itself and up to `retrieval_episodes` other episodes.
+  virtual Imagination Imagine(const std::string& demo, int start, int context, int horizon, int retrieval_episodes = 8) = 0;
+};
+
+}  // namespace embody::adapt

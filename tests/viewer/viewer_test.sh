@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The rollout viewer in a real GLFW window under Xvfb: a tiny dataset, encoder and model; a
+# screenshot (size, both panels non-uniform, the true panel's recorded frame equals the stored
+# frame), a video (ffprobe frame count), and the refusals (no display, not a dataset, wrong robot).
+# Usage: viewer_test.sh BIN_DIR
+set -euo pipefail
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export LP_NUM_THREADS=0
+"$bin/simcollect" --robot franka --episodes 12 --steps 16 --image-size 32 --seed 5 --out "$dir/franka.h5" > /dev/null
+"$bin/simcollect" --robot ur5 --episodes 2 --steps 8 --image-size 32 --seed 5 --out "$dir/ur5.h5" > /dev/null
+"$bin/pretrain" --data "$dir/franka.h5" --out "$dir/enc.pt" --steps 3 --batch 4 --width 8 --dim 16 --probe-episodes 4 > /dev/null 2>&1
+"$bin/adapt" --embodiment franka --data "$dir/franka.h5" --encoder "$dir/enc.pt" --out "$dir/model" --steps 6 --batch 4 \
+  --width 16 --depth 1 --context 3 --eval-context 3 --horizon 4 > /dev/null 2>&1
+
+fail() { echo "viewer_test: FAIL: $*" >&2; exit 1; }
+
+# Screenshot under Xvfb, in a real window.
+xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
+  --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/shot.png"
+/usr/bin/python3 "$here/check_screenshot.py" "$dir/shot.png" "$dir/franka.h5" 960 600 || fail "screenshot check"
+
+# Without a display, a screenshot still works (the viewer runs itself under xvfb-run).
+env -u DISPLAY -u WAYLAND_DISPLAY "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 1 --frame 2 --width 640 --height 480 \
+  --screenshot "$dir/nodisplay.png" > /dev/null
+/usr/bin/python3 -c "import sys; d=open(sys.argv[1],'rb').read(24); import struct; w,h=struct.unpack('>II', d[16:24]); assert (w,h)==(640,480), (w,h)" "$dir/nodisplay.png" \
+  || fail "screenshot without a display"
+
+# Video: one frame per step of the episode.
+xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" --episode 2 --context 3 \
+  --horizon 4 --width 640 --height 480 --video "$dir/out.mp4" > /dev/null
+frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$dir/out.mp4")
+[ "$frames" = 16 ] || fail "video has $frames frames, expected 16"
+
+# Refusals: one clear message, non-zero exit.
+expect_error() {  # expect_error "substring" command...
+  local want=$1; shift
+  if out=$("$@" 2>&1); then fail "expected failure: $*"; fi
+  grep -qF -- "$want" <<< "$out" || fail "expected \"$want\" in: $out"
+}
+expect_error "no display available" env -u DISPLAY -u WAYLAND_DISPLAY "$bin/rollout-viewer" --data "$dir/franka.h5"
+echo "not hdf5" > "$dir/junk.h5"
+expect_error "junk.h5" xvfb-run -a "$bin/rollout-viewer" --data "$dir/junk.h5" --screenshot "$dir/x.png"
+expect_error "holds ur5 episodes" xvfb-run -a "$bin/rollout-viewer" --data "$dir/ur5.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
+  --screenshot "$dir/x.png"
+expect_error "out of range" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 99 --screenshot "$dir/x.png"
+[ ! -e "$dir/x.png" ] || fail "a refused run wrote output"
+echo "viewer_test: ok"

@@ -1,0 +1,414 @@
+#include "viewer/viewer_app.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include <GLFW/glfw3.h>
+#include <imgui.h>
+
+#include "collect/config.h"
+
+namespace embody::viewer {
+namespace {
+
+constexpr int kMaxView = 1280;  // MuJoCo's offscreen buffer (views are clamped to it)
+
+void SetupTexture(unsigned int tex) {
+  glBindTexture(GL_TEXTURE_2D, tex);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);  // recorded pixels stay exact
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+}
+
+ImTextureID Tex(unsigned int t) { return reinterpret_cast<ImTextureID>(static_cast<intptr_t>(t)); }
+
+}  // namespace
+
+ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
+  try {
+    dataset_ = std::make_unique<collect::Dataset>(options.data);
+  } catch (const collect::DatasetError& e) {
+    throw std::runtime_error(std::string(e.what()));
+  }
+  if (dataset_->config().empty() || dataset_->demos().empty()) {
+    throw std::runtime_error(options.data + " is not an Embody dataset with episodes (no embody_config; the viewer replays Embody's randomized scenes)");
+  }
+  for (const auto& demo : dataset_->demos()) {
+    // Attributes only: episode files are opened, not read.
+    episodes_.push_back({demo, dataset_->StringAttr(demo, "task"), dataset_->IntAttr(demo, "success") != 0});
+  }
+  if (options.episode < 0 || options.episode >= static_cast<int>(episodes_.size())) {
+    throw std::runtime_error("--episode " + std::to_string(options.episode) + " is out of range: " + options.data + " has " +
+                             std::to_string(episodes_.size()) + " episodes");
+  }
+  if (!options.model.empty()) imaginer_ = adapt::Imaginer::Open(options.model, options.data, options.encoder, options.camera);
+
+  collect::CollectConfig config;
+  try {  // what the replay needs of the stored configuration (its "identity", see collect/config.h)
+    const nlohmann::json& j = dataset_->config();
+    config.robot = j.at("robot").get<std::string>();
+    config.steps = j.at("steps").get<int>();
+    config.control_hz = j.at("control_hz").get<double>();
+    config.image_size = j.at("image_size").get<int>();
+    config.cameras = j.at("cameras").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(options.data + ": unreadable embody_config (" + e.what() + ")");
+  }
+  runner_ = std::make_unique<collect::EpisodeRunner>(config, /*render=*/false);
+  mjModel* m = runner_->world().mutable_model();
+  m->vis.global.offwidth = kMaxView;
+  m->vis.global.offheight = kMaxView;
+  mjv_defaultScene(&scene_);
+  mjv_makeScene(m, &scene_, 4000);
+  mjv_defaultOption(&vopt_);
+  mjv_defaultCamera(&camera_);
+  mjr_defaultContext(&context_);
+  mjr_makeContext(m, &context_, mjFONTSCALE_100);
+  ghost_ = mj_makeData(m);
+  const robots::Embodiment& e = runner_->embodiment();
+  for (const auto& joint : e.joints) robot_qpos_.push_back(m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, joint.c_str())]);
+  const int base = mj_name2id(m, mjOBJ_BODY, e.base_body.c_str());
+  robot_body_.assign(m->nbody, false);
+  for (int b = 0; b < m->nbody; ++b) {
+    for (int p = b; p > 0; p = m->body_parentid[p]) {
+      if (p == base) robot_body_[b] = true;
+    }
+  }
+  camera_.type = mjCAMERA_FREE;
+  camera_.lookat[0] = 0.45;
+  camera_.lookat[2] = 0.45;
+  camera_.distance = 1.7;
+  camera_.azimuth = 160;
+  camera_.elevation = -25;
+  glGenTextures(4, textures_);
+  for (unsigned int t : textures_) SetupTexture(t);
+  LoadEpisode(options.episode);
+  SetFrame(options.frame >= 0 ? options.frame : start_);
+}
+
+ViewerApp::~ViewerApp() {
+  if (pending_.valid()) pending_.wait();
+  glDeleteTextures(4, textures_);
+  mj_deleteData(ghost_);
+  mjr_freeContext(&context_);
+  mjv_freeScene(&scene_);
+}
+
+void ViewerApp::LoadEpisode(int index) {
+  if (pending_.valid()) pending_.wait();  // HDF5 is used by one thread at a time
+  episode_ = index;
+  const std::string& demo = episodes_[index].demo;
+  std::vector<hsize_t> dims;
+  frames_ = dataset_->ReadFrames(demo, options_.camera, 0, static_cast<hsize_t>(dataset_->NumSamples(demo)), &dims);
+  episode_frames_ = static_cast<int>(dims[0]);
+  image_size_ = static_cast<int>(dims[1]);
+  states_ = dataset_->Read<double>(demo, "states", &dims);
+  state_dim_ = static_cast<int>(dims[1]);
+  draw_ = collect::Draw::FromJson(nlohmann::json::parse(dataset_->StringAttr(demo, "randomization")));
+  runner_->Prepare(draw_);
+  imagination_.reset();
+  frame_ = std::min(frame_, episode_frames_ - 1);
+  RequestImagination();
+}
+
+void ViewerApp::RequestImagination() {
+  if (!imaginer_) return;
+  if (pending_.valid()) pending_.wait();
+  start_ = std::clamp(options_.start >= 0 ? options_.start : options_.context, options_.context, std::max(options_.context, episode_frames_ - 1));
+  imagination_error_.clear();
+  const std::string demo = episodes_[episode_].demo;
+  const int start = start_, k = options_.context, h = options_.horizon;
+  adapt::Imaginer* imaginer = imaginer_.get();
+  pending_ = std::async(std::launch::async, [=] { return imaginer->Imagine(demo, start, k, h); });
+}
+
+void ViewerApp::PollImagination() {
+  if (!pending_.valid() || pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+  try {
+    imagination_ = std::make_unique<adapt::Imagination>(pending_.get());
+  } catch (const std::exception& e) {
+    imagination_error_ = e.what();
+  }
+}
+
+void ViewerApp::WaitForImagination() {
+  if (pending_.valid()) pending_.wait();
+  PollImagination();
+}
+
+void ViewerApp::SetFrame(int t) {
+  frame_ = std::clamp(t, 0, episode_frames_ - 1);
+  runner_->world().SetState(states_.data() + static_cast<size_t>(frame_) * state_dim_, state_dim_);
+}
+
+void ViewerApp::Tick(double seconds) {
+  if (!playing_) return;
+  play_clock_ += seconds * options_.speed;
+  while (play_clock_ >= 1) {
+    play_clock_ -= 1;
+    SetFrame(frame_ + 1 >= episode_frames_ ? 0 : frame_ + 1);
+  }
+}
+
+void ViewerApp::UploadFrame(const std::vector<std::uint8_t>& rgb, int w, int h, unsigned int texture) {
+  glBindTexture(GL_TEXTURE_2D, texture);
+  glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
+  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB, w, h, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb.data());
+}
+
+void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int texture) {
+  mjModel* m = runner_->world().mutable_model();
+  const mjData* d = runner_->world().data();
+  width = std::clamp(width, 16, kMaxView);
+  height = std::clamp(height, 16, kMaxView);
+  mjvCamera cam = camera_;
+  if (use_recorded_camera_) {
+    const int c = std::max(0, std::atoi(options_.camera.c_str() + std::min<size_t>(6, options_.camera.size())));
+    const sim::Camera& rc = draw_.cameras[std::min<size_t>(c, draw_.cameras.size() - 1)];
+    double f[3], dist = 0;
+    for (int i = 0; i < 3; ++i) {
+      f[i] = rc.target[i] - rc.position[i];
+      dist += f[i] * f[i];
+    }
+    dist = std::sqrt(dist);
+    cam.type = mjCAMERA_FREE;
+    for (int i = 0; i < 3; ++i) cam.lookat[i] = rc.target[i];
+    cam.distance = dist;
+    cam.azimuth = std::atan2(f[1], f[0]) * 180 / M_PI;
+    cam.elevation = std::asin(f[2] / dist) * 180 / M_PI;
+    m->vis.global.fovy = static_cast<float>(rc.fovy_deg);
+  } else {
+    m->vis.global.fovy = 45;
+  }
+  mjv_updateScene(m, const_cast<mjData*>(d), &vopt_, nullptr, &cam, mjCAT_ALL, &scene_);
+  if (ghost && imagination_ && frame_ >= imagination_->start && frame_ < imagination_->start + imagination_->horizon) {
+    const auto& p = imagination_->proprio[frame_ - imagination_->start];
+    mju_copy(ghost_->qpos, d->qpos, m->nq);
+    for (size_t j = 0; j < robot_qpos_.size(); ++j) ghost_->qpos[robot_qpos_[j]] = p[j];
+    mj_kinematics(m, ghost_);
+    const int before = scene_.ngeom;
+    mjv_addGeoms(m, ghost_, &vopt_, nullptr, mjCAT_DYNAMIC, &scene_);
+    int kept = before;
+    for (int i = before; i < scene_.ngeom; ++i) {
+      mjvGeom g = scene_.geoms[i];
+      if (g.objtype != mjOBJ_GEOM || !robot_body_[m->geom_bodyid[g.objid]]) continue;
+      g.rgba[0] = 0.2f;
+      g.rgba[1] = 0.85f;
+      g.rgba[2] = 1.0f;
+      g.rgba[3] = 0.35f;
+      g.transparent = 1;
+      g.segid = kept;
+      scene_.geoms[kept++] = g;
+    }
+    scene_.ngeom = kept;
+  }
+  const mjrRect viewport{0, 0, width, height};
+  mjr_setBuffer(mjFB_OFFSCREEN, &context_);
+  mjr_render(viewport, &scene_, &context_);
+  pixels_.resize(static_cast<size_t>(width) * height * 3);
+  mjr_readPixels(pixels_.data(), nullptr, viewport, &context_);
+  mjr_setBuffer(mjFB_WINDOW, &context_);
+  // OpenGL rows start at the bottom.
+  for (int y = 0; y < height / 2; ++y) {
+    std::swap_ranges(pixels_.begin() + static_cast<size_t>(y) * width * 3, pixels_.begin() + static_cast<size_t>(y + 1) * width * 3,
+                     pixels_.begin() + static_cast<size_t>(height - 1 - y) * width * 3);
+  }
+  UploadFrame(pixels_, width, height, texture);
+}
+
+void ViewerApp::Draw(int width, int height) {
+  PollImagination();
+  const int bottom = std::min(240, height / 3), top_h = height - bottom, half = width / 2;
+  const int s = image_size_;
+  const int scale = std::max(1, std::min(4, (top_h - 80) / std::max(1, 2 * s)));
+  layout_.scale = scale;
+  const int view_w = std::max(16, half - s * scale - 36), view_h = std::max(16, top_h - 60);
+  const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
+                                 ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoSavedSettings;
+  const std::size_t frame_bytes = static_cast<size_t>(s) * s * 3;
+  const std::vector<std::uint8_t> frame(frames_.begin() + frame_ * frame_bytes, frames_.begin() + (frame_ + 1) * frame_bytes);
+
+  // Left: the true rollout.
+  UploadFrame(frame, s, s, textures_[0]);
+  RenderScene(false, view_w, view_h, textures_[2]);
+  ImGui::SetNextWindowPos(ImVec2(0, 0));
+  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(half), static_cast<float>(top_h)));
+  ImGui::Begin("True rollout", nullptr, fixed);
+  ImGui::Text("%s  frame %d/%d  recorded (left), re-rendered from the stored state (right)", demo().c_str(), frame_, episode_frames_ - 1);
+  ImVec2 p = ImGui::GetCursorScreenPos();
+  layout_.true_frame[0] = static_cast<int>(p.x);
+  layout_.true_frame[1] = static_cast<int>(p.y);
+  layout_.true_frame[2] = layout_.true_frame[3] = s * scale;
+  ImGui::Image(Tex(textures_[0]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
+  ImGui::SameLine();
+  p = ImGui::GetCursorScreenPos();
+  layout_.true_view[0] = static_cast<int>(p.x), layout_.true_view[1] = static_cast<int>(p.y), layout_.true_view[2] = view_w, layout_.true_view[3] = view_h;
+  ImGui::Image(Tex(textures_[2]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
+  const bool orbit_left = ImGui::IsItemHovered();
+  ImGui::End();
+
+  // Right: the imagined rollout.
+  RenderScene(show_ghost_, view_w, view_h, textures_[3]);
+  ImGui::SetNextWindowPos(ImVec2(static_cast<float>(half), 0));
+  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width - half), static_cast<float>(top_h)));
+  ImGui::Begin("Imagined rollout", nullptr, fixed);
+  int h = -1;
+  if (!imaginer_) {
+    ImGui::TextWrapped("no model: pass --model models/<robot> to imagine (dataset-only view)");
+  } else if (!imagination_error_.empty()) {
+    ImGui::TextWrapped("imagination failed: %s", imagination_error_.c_str());
+  } else if (!imagination_) {
+    ImGui::Text("imagining from frame %d ...", start_);
+  } else {
+    h = frame_ - imagination_->start;
+    if (h < 0) ImGui::Text("frame %d is context (imagination starts at %d)", frame_, imagination_->start);
+    else if (h >= imagination_->horizon) ImGui::Text("past the horizon (%d..%d imagined)", imagination_->start, imagination_->start + imagination_->horizon - 1);
+    else ImGui::Text("imagined step %d/%d: nearest real frame (left), dynamics ghost (right)", h + 1, imagination_->horizon);
+  }
+  const bool in_horizon = imagination_ && h >= 0 && h < imagination_->horizon;
+  if (in_horizon && !pending_.valid()) {
+    const auto nearest = dataset_->ReadFrames(imagination_->nearest_demo[h], options_.camera, imagination_->nearest_frame[h], 1);
+    UploadFrame(nearest, s, s, textures_[1]);
+    ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
+  } else {
+    ImGui::Dummy(ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
+  }
+  ImGui::SameLine();
+  p = ImGui::GetCursorScreenPos();
+  layout_.imagined_view[0] = static_cast<int>(p.x), layout_.imagined_view[1] = static_cast<int>(p.y);
+  layout_.imagined_view[2] = view_w, layout_.imagined_view[3] = view_h;
+  ImGui::Image(Tex(textures_[3]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
+  const bool orbit_right = ImGui::IsItemHovered();
+  if (show_overlay_ && in_horizon) {
+    char text[160];
+    std::snprintf(text, sizeof text, "latent L1 %.4f (copy-last %.4f)\nee error %.2f cm, joints %.3f rad\nnearest: %s frame %d",
+                  imagination_->latent_l1[h], imagination_->copy_last_l1[h], imagination_->ee_error_cm[h], imagination_->joint_error_rad[h],
+                  imagination_->nearest_demo[h].c_str(), imagination_->nearest_frame[h]);
+    ImGui::GetWindowDrawList()->AddText(ImVec2(p.x + 8, p.y + 8), IM_COL32(255, 255, 255, 255), text);
+  }
+  ImGui::End();
+
+  // Mouse on a 3-D view moves the orbit camera (ImGui keeps it everywhere else).
+  ImGuiIO& io = ImGui::GetIO();
+  if ((orbit_left || orbit_right) && !use_recorded_camera_) {
+    const mjModel* m = runner_->world().model();
+    const double dx = io.MouseDelta.x / view_h, dy = io.MouseDelta.y / view_h;
+    if (ImGui::IsMouseDragging(ImGuiMouseButton_Left)) mjv_moveCamera(m, mjMOUSE_ROTATE_H, dx, dy, &scene_, &camera_);
+    if (ImGui::IsMouseDragging(ImGuiMouseButton_Right)) mjv_moveCamera(m, mjMOUSE_MOVE_H, dx, dy, &scene_, &camera_);
+    if (io.MouseWheel != 0) mjv_moveCamera(m, mjMOUSE_ZOOM, 0, -0.05 * io.MouseWheel, &scene_, &camera_);
+  }
+
+  ImGui::SetNextWindowPos(ImVec2(0, static_cast<float>(top_h)));
+  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width / 3), static_cast<float>(bottom)));
+  ImGui::Begin("Controls", nullptr, fixed);
+  DrawControls();
+  ImGui::End();
+  DrawPlots();
+  if (show_help_) {
+    ImGui::SetNextWindowPos(ImVec2(width * 0.3f, height * 0.2f), ImGuiCond_Appearing);
+    ImGui::Begin("Help", &show_help_, ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoSavedSettings);
+    ImGui::Text("space      play / pause\nleft/right step one frame\n[ / ]      previous / next episode\n"
+                "g          ghost on/off\no          overlay on/off\nc          orbit / recorded camera\nh          this help\n"
+                "mouse on a 3-D view: left drag orbit, right drag pan, wheel zoom");
+    ImGui::End();
+  }
+}
+
+void ViewerApp::DrawControls() {
+  const auto& e = episodes_[episode_];
+  const std::string label = e.demo + "  " + e.task + (e.success ? "  success" : "  fail") + "  " + runner_->embodiment().name;
+  if (ImGui::BeginCombo("episode", label.c_str())) {
+    for (int i = 0; i < static_cast<int>(episodes_.size()); ++i) {
+      const auto& x = episodes_[i];
+      const std::string item = x.demo + "  " + x.task + (x.success ? "  success" : "  fail") + "  " + runner_->embodiment().name;
+      if (ImGui::Selectable(item.c_str(), i == episode_) && i != episode_) LoadEpisode(i), SetFrame(frame_);
+    }
+    ImGui::EndCombo();
+  }
+  int t = frame_;
+  if (ImGui::SliderInt("frame", &t, 0, episode_frames_ - 1)) SetFrame(t);
+  if (ImGui::Button(playing_ ? "pause" : "play")) playing_ = !playing_;
+  ImGui::SameLine();
+  if (ImGui::Button("<")) SetFrame(frame_ - 1);
+  ImGui::SameLine();
+  if (ImGui::Button(">")) SetFrame(frame_ + 1);
+  ImGui::SameLine();
+  float speed = static_cast<float>(options_.speed);
+  ImGui::SetNextItemWidth(120);
+  if (ImGui::SliderFloat("fps", &speed, 1, 60)) options_.speed = speed;
+  bool changed = false;
+  ImGui::SetNextItemWidth(100);
+  changed |= ImGui::SliderInt("context k", &options_.context, 1, 8);
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(100);
+  changed |= ImGui::SliderInt("horizon", &options_.horizon, 1, 32);
+  int start = start_;
+  ImGui::SetNextItemWidth(150);
+  if (ImGui::SliderInt("imagine from", &start, options_.context, std::max(options_.context, episode_frames_ - 1))) {
+    options_.start = start;
+    changed = true;
+  }
+  if (changed && imaginer_) RequestImagination();
+  int cam = use_recorded_camera_ ? 1 : 0;
+  ImGui::SetNextItemWidth(150);
+  if (ImGui::Combo("camera", &cam, "orbit\0recorded\0")) use_recorded_camera_ = cam == 1;
+  ImGui::Checkbox("ghost", &show_ghost_);
+  ImGui::SameLine();
+  ImGui::Checkbox("overlay", &show_overlay_);
+  ImGui::SameLine();
+  ImGui::Checkbox("help (h)", &show_help_);
+}
+
+void ViewerApp::DrawPlots() {
+  const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoSavedSettings;
+  const ImVec2 size = ImGui::GetIO().DisplaySize;
+  const float bottom = std::min(240.0f, size.y / 3), w = size.x / 3;
+  auto plot_pair = [](const char* a_label, const std::vector<double>& a, const char* b_label, const std::vector<double>& b) {
+    std::vector<float> fa(a.begin(), a.end()), fb(b.begin(), b.end());
+    float hi = 0;
+    for (float v : fa) hi = std::max(hi, v);
+    for (float v : fb) hi = std::max(hi, v);
+    const ImVec2 plot(ImGui::GetContentRegionAvail().x - 110, 70);
+    ImGui::PlotLines(a_label, fa.data(), static_cast<int>(fa.size()), 0, nullptr, 0, hi * 1.1f, plot);
+    ImGui::PlotLines(b_label, fb.data(), static_cast<int>(fb.size()), 0, nullptr, 0, hi * 1.1f, plot);
+  };
+  ImGui::SetNextWindowPos(ImVec2(w, size.y - bottom));
+  ImGui::SetNextWindowSize(ImVec2(w, bottom));
+  ImGui::Begin("Latent error over the imagined steps", nullptr, fixed);
+  if (imagination_) plot_pair("model", imagination_->latent_l1, "copy-last", imagination_->copy_last_l1);
+  else ImGui::TextDisabled("(no imagination)");
+  ImGui::End();
+  ImGui::SetNextWindowPos(ImVec2(2 * w, size.y - bottom));
+  ImGui::SetNextWindowSize(ImVec2(size.x - 2 * w, bottom));
+  ImGui::Begin("Dynamics model error", nullptr, fixed);
+  if (imagination_) {
+    std::vector<float> j(imagination_->joint_error_rad.begin(), imagination_->joint_error_rad.end()),
+        e(imagination_->ee_error_cm.begin(), imagination_->ee_error_cm.end());
+    const ImVec2 plot(ImGui::GetContentRegionAvail().x - 110, 70);
+    ImGui::PlotLines("joints (rad)", j.data(), static_cast<int>(j.size()), 0, nullptr, 0, FLT_MAX, plot);
+    ImGui::PlotLines("ee (cm)", e.data(), static_cast<int>(e.size()), 0, nullptr, 0, FLT_MAX, plot);
+  } else {
+    ImGui::TextDisabled("(no imagination)");
+  }
+  ImGui::End();
+}
+
+void ViewerApp::HandleInput(GLFWwindow*) {
+  const ImGuiIO& io = ImGui::GetIO();
+  if (io.WantCaptureKeyboard) return;
+  if (ImGui::IsKeyPressed(GLFW_KEY_SPACE)) playing_ = !playing_;
+  if (ImGui::IsKeyPressed(GLFW_KEY_RIGHT)) SetFrame(frame_ + 1);
+  if (ImGui::IsKeyPressed(GLFW_KEY_LEFT)) SetFrame(frame_ - 1);
+  if (ImGui::IsKeyPressed(GLFW_KEY_RIGHT_BRACKET) && episode_ + 1 < static_cast<int>(episodes_.size())) LoadEpisode(episode_ + 1), SetFrame(frame_);
+  if (ImGui::IsKeyPressed(GLFW_KEY_LEFT_BRACKET) && episode_ > 0) LoadEpisode(episode_ - 1), SetFrame(frame_);
+  if (ImGui::IsKeyPressed(GLFW_KEY_G)) show_ghost_ = !show_ghost_;
+  if (ImGui::IsKeyPressed(GLFW_KEY_O)) show_overlay_ = !show_overlay_;
+  if (ImGui::IsKeyPressed(GLFW_KEY_C)) use_recorded_camera_ = !use_recorded_camera_;
+  if (ImGui::IsKeyPressed(GLFW_KEY_H)) show_help_ = !show_help_;
+}
+
+}  // namespace embody::viewer

@@ -1,0 +1,108 @@
+// The rollout viewer: the true rollout (recorded frames and the scene re-rendered from the stored
+// states, orbit camera) beside the imagined one (the dynamics model's robot as a translucent ghost
+// over the true scene, and for the predicted latents the nearest real frame), with error plots.
+// The app owns no model or format logic: it calls collect/ (datasets, replay) and adapt/ (the
+// torch-free Imaginer). Needs a current OpenGL context (a GLFW window) while it lives.
+#pragma once
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <mujoco/mujoco.h>
+
+#include "adapt/imagine.h"
+#include "collect/dataset.h"
+#include "collect/episode.h"
+
+struct GLFWwindow;
+
+namespace embody::viewer {
+
+struct ViewerOptions {
+  std::string data, model, encoder = "models/encoder.pt", camera = "camera0";
+  int episode = 0;       ///< index into the dataset's episode list
+  int frame = -1;        ///< timeline position; -1: the first imagined frame
+  int context = 4, horizon = 8;
+  int start = -1;        ///< first imagined frame; -1: the context length
+  int width = 1280, height = 720;
+  double speed = 10;     ///< frames per second when playing (and in --video)
+};
+
+/// Where things landed in the last frame drawn (pixels, origin top-left), for tests and reports.
+struct Layout {
+  int true_frame[4] = {0, 0, 0, 0};  ///< the recorded frame image: x, y, w, h
+  int scale = 1;                     ///< recorded frame pixels per image pixel
+  int true_view[4] = {0, 0, 0, 0}, imagined_view[4] = {0, 0, 0, 0};
+};
+
+class ViewerApp {
+ public:
+  /// Opens the dataset (lazily: episode files are read when shown) and the model, if any.
+  /// @throws std::runtime_error with a clear message.
+  explicit ViewerApp(const ViewerOptions& options);
+  ~ViewerApp();
+
+  /// Builds and renders one frame into the current framebuffer (width x height).
+  void Draw(int width, int height);
+  /// Handles input that is not ImGui's (keys, mouse on the 3-D views). Call once per frame.
+  void HandleInput(GLFWwindow* window);
+  /// Advances playback by `seconds` of wall time.
+  void Tick(double seconds);
+  /// Blocks until the imagination for the current settings is ready (exports).
+  void WaitForImagination();
+
+  int frames() const { return episode_frames_; }
+  void SetFrame(int t);
+  const Layout& layout() const { return layout_; }
+  const std::string& demo() const { return episodes_[episode_].demo; }
+
+ private:
+  struct EpisodeInfo {
+    std::string demo, task;
+    bool success = false;
+  };
+  void LoadEpisode(int index);
+  void RequestImagination();
+  void PollImagination();
+  void RenderScene(bool ghost, int width, int height, unsigned int texture);
+  void UploadFrame(const std::vector<std::uint8_t>& rgb, int w, int h, unsigned int texture);
+  void DrawControls();
+  void DrawPlots();
+
+  ViewerOptions options_;
+  std::unique_ptr<collect::Dataset> dataset_;
+  std::vector<EpisodeInfo> episodes_;
+  std::unique_ptr<adapt::Imaginer> imaginer_;
+  std::string model_error_;
+  // The episode being shown.
+  int episode_ = -1, episode_frames_ = 0, image_size_ = 0, frame_ = 0;
+  std::vector<std::uint8_t> frames_;  ///< (T, S, S, 3) of the chosen camera
+  std::vector<double> states_;
+  int state_dim_ = 0;
+  collect::Draw draw_;
+  std::unique_ptr<collect::EpisodeRunner> runner_;  // the randomized scene, for replay
+  std::vector<int> robot_qpos_;                      // qpos address of each controlled joint
+  std::vector<bool> robot_body_;
+  // Imagination (computed off the UI thread).
+  std::future<adapt::Imagination> pending_;
+  std::unique_ptr<adapt::Imagination> imagination_;
+  std::string imagination_error_;
+  int start_ = 0;
+  // MuJoCo rendering into the window's GL context.
+  mjvScene scene_{};
+  mjvCamera camera_{};
+  mjvOption vopt_{};
+  mjrContext context_{};
+  mjData* ghost_ = nullptr;
+  bool use_recorded_camera_ = false, show_ghost_ = true, show_overlay_ = true, show_help_ = false, playing_ = false;
+  double play_clock_ = 0;
+  unsigned int textures_[4] = {0, 0, 0, 0};  // true frame, retrieved frame, true view, imagined view
+  std::vector<std::uint8_t> pixels_;
+  Layout layout_;
+  double last_x_ = 0, last_y_ = 0;
+};
+
+}  // namespace embody::viewer
