@@ -37,6 +37,8 @@ test-asan: deps
 
 bench: build
 	./$(BUILD_DIR)/bin/sim-bench
+	./$(BUILD_DIR)/bin/simcollect bench --robot franka
+	./$(BUILD_DIR)/bin/adapt --bench
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(BUILD_DIR).configure.log $(ASAN_DIR).configure.log
