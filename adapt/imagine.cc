@@ -1,5 +1,6 @@
 #include "adapt/imagine.h"
 
+#include "adapt/decoder.h"
 #include "adapt/latent_cache.h"
 #include "adapt/stage_two.h"
 #include "adapt/video_data.h"
@@ -29,6 +30,9 @@ class TorchImaginer : public Imaginer {
       throw AdaptError("the model at " + model.string() + " is for " + known + "; " + dataset.string() + " holds " + embodiment_ + " episodes");
     }
     model_.Train(false);
+    std::error_code ec2;
+    const fs::path decoder = (fs::is_directory(model, ec2) ? model : model.parent_path()) / "decoder.pt";
+    if (fs::exists(decoder, ec2)) decoder_ = LoadDecoder(decoder);
   }
 
   const std::string& embodiment() const override { return embodiment_; }
@@ -56,6 +60,14 @@ class TorchImaginer : public Imaginer {
     for (const auto& other : data_->episodes("train")) {
       if (static_cast<int>(pool.size()) > retrieval_episodes) break;
       if (other.demo != demo) pool.push_back({other.demo, data_->Read(other, 0, other.frames).latents});
+    }
+    if (decoder_) {
+      const auto images = (decoder_->forward(pred[0]) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+      r.decoded_size = static_cast<int>(images.size(1));
+      for (int h = 0; h < horizon; ++h) {
+        const auto img = images[h];
+        r.decoded.emplace_back(img.data_ptr<std::uint8_t>(), img.data_ptr<std::uint8_t>() + img.numel());
+      }
     }
     for (int h = 0; h < horizon; ++h) {
       const auto p = pred[0][h];
@@ -92,6 +104,7 @@ class TorchImaginer : public Imaginer {
   }
 
   WorldModel model_;
+  LatentDecoder decoder_{nullptr};
   std::unique_ptr<StageTwoData> data_;
   std::string embodiment_;
 };

@@ -3,6 +3,7 @@
 // the real frame whose latents are nearest (retrieval: there is no pixel decoder).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -18,6 +19,10 @@ struct Imagination {
   std::vector<double> joint_error_rad, ee_error_cm;  ///< dynamics model against MuJoCo truth
   std::vector<std::string> nearest_demo;  ///< per imagined frame: where its nearest real frame is
   std::vector<int> nearest_frame;
+  /// Per imagined frame, the predicted latents decoded to RGB (S*S*3) when the model folder holds a
+  /// decoder.pt (adapt --train-decoder); empty otherwise.
+  std::vector<std::vector<std::uint8_t>> decoded;
+  int decoded_size = 0;
 };
 
 class Imaginer {

@@ -132,6 +132,13 @@ StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, s
   return w;
 }
 
+std::vector<std::uint8_t> StageTwoData::Frames(const Episode& ep, std::int64_t first, std::int64_t count, int* image_size) const {
+  std::vector<hsize_t> dims;
+  auto frames = dataset_->ReadFrames(ep.demo, camera_, static_cast<hsize_t>(first), static_cast<hsize_t>(count), &dims);
+  if (image_size) *image_size = static_cast<int>(dims[1]);
+  return frames;
+}
+
 Normalizer StageTwoData::ComputeNormalizer(int max_episodes) const {
   std::vector<torch::Tensor> p, d;
   for (size_t i = 0; i < train_.size() && static_cast<int>(i) < max_episodes; ++i) {

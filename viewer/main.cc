@@ -139,7 +139,10 @@ int main(int argc, char** argv) {
   ImGui_ImplOpenGL3_Init("#version 130");
   int rc = 0;
   try {
+    const double opening = glfwGetTime();
     ViewerApp app(o);
+    std::fprintf(stderr, "rollout-viewer: opened %s%s in %.2f s\n", o.data.c_str(), o.model.empty() ? "" : (" and " + o.model).c_str(),
+                 glfwGetTime() - opening);
     int w = 0, h = 0;
     glfwGetFramebufferSize(window, &w, &h);
     if (!screenshot.empty()) {

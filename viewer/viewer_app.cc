@@ -267,10 +267,15 @@ void ViewerApp::Draw(int width, int height) {
     h = frame_ - imagination_->start;
     if (h < 0) ImGui::Text("frame %d is context (imagination starts at %d)", frame_, imagination_->start);
     else if (h >= imagination_->horizon) ImGui::Text("past the horizon (%d..%d imagined)", imagination_->start, imagination_->start + imagination_->horizon - 1);
-    else ImGui::Text("imagined step %d/%d: nearest real frame (left), dynamics ghost (right)", h + 1, imagination_->horizon);
+    else ImGui::Text("imagined step %d/%d: %s (left), dynamics ghost (right)", h + 1, imagination_->horizon,
+                     imagination_->decoded.empty() ? "nearest real frame" : "decoded latents");
   }
   const bool in_horizon = imagination_ && h >= 0 && h < imagination_->horizon;
-  if (in_horizon && !pending_.valid()) {
+  if (in_horizon && !imagination_->decoded.empty()) {  // the decoder's picture of the imagined latents
+    const int ds = imagination_->decoded_size;
+    UploadFrame(imagination_->decoded[h], ds, ds, textures_[1]);
+    ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
+  } else if (in_horizon && !pending_.valid()) {  // no decoder: the nearest real frame
     const auto nearest = dataset_->ReadFrames(imagination_->nearest_demo[h], options_.camera, imagination_->nearest_frame[h], 1);
     UploadFrame(nearest, s, s, textures_[1]);
     ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));

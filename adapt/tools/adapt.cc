@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/decoder.h"
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
@@ -138,7 +139,8 @@ int main(int argc, char** argv) {
   AdaptConfig config;
   EvalOptions eval;
   bool eval_only = false, bench = false, resume = false, overwrite = false;
-  int episodes = 0, bench_steps = 10, encoder_image_size = 0;
+  int episodes = 0, bench_steps = 10, encoder_image_size = 0, decoder_steps = 300;
+  bool train_decoder = false;
   app.add_option("--embodiment", embodiment, "Robot to adapt to (franka, ur5, humanoid, or yours)");
   app.add_option("--data", data_path, "Dataset (default data/<embodiment>.h5)");
   app.add_option("--encoder", encoder_path, "Frozen encoder: our checkpoint or a TorchScript module")->capture_default_str();
@@ -165,6 +167,8 @@ int main(int argc, char** argv) {
   app.add_flag("--eval", eval_only, "Only evaluate the model at --out");
   app.add_flag("--bench", bench, "Print training samples/s and GFLOP/s against a matrix-product peak");
   app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
+  app.add_option("--decoder-steps", decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_flag("--resume", resume, "Continue training the model at --out");
   app.add_flag("--overwrite", overwrite, "Replace the model at --out");
   CLI11_PARSE(app, argc, argv);
@@ -245,6 +249,11 @@ int main(int argc, char** argv) {
     WriteJson(fs::path(out) / "metrics.json", metrics);
     WritePlots(out, metrics, trained ? &stats : nullptr);
     std::printf("adapt: metrics and plots in %s/\n", out.c_str());
+    if (train_decoder) {
+      const DecoderStats d = TrainDecoder(data, decoder_steps, config.seed, fs::path(out) / "decoder.pt", true);
+      std::printf("adapt: visualization decoder %s/decoder.pt: pixel L1 %.4f -> %.4f (held-out %.4f); never used by the predictor\n",
+                  out.c_str(), d.first_loss, d.last_loss, d.val_loss);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "adapt: error: %s\n", e.what());
     return 1;

@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "adapt/decoder.h"
 #include "adapt/jepa.h"
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
@@ -318,6 +319,23 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   other.lr = 1e-2;
   EXPECT_THROW(StageTwoTrainer(other, data, WorldModel(config.predictor), out, true), AdaptError);
   EXPECT_THROW(StageTwoTrainer(config, data, WorldModel(config.predictor), out, false), AdaptError);  // would overwrite
+}
+
+// Tests that the visualization decoder learns to draw frames from frozen latents (pixel L1 falls)
+// and loads back with identical output.
+TEST_F(AdaptTest, DecoderLearnsFramesFromLatents) {
+  const StageTwoData data(*dir_ / "franka.h5", *cache_);
+  const fs::path out = *dir_ / "decoder.pt";
+  const DecoderStats stats = TrainDecoder(data, 80, 1, out, false);
+  EXPECT_LT(stats.last_loss, 0.7 * stats.first_loss) << stats.first_loss << " -> " << stats.last_loss;
+  EXPECT_LT(stats.val_loss, stats.first_loss);
+  LatentDecoder loaded = LoadDecoder(out);
+  const auto latents = data.Read(data.episodes("valid")[0], 0, 3).latents;
+  torch::NoGradGuard no_grad;
+  const auto images = loaded->forward(latents);
+  EXPECT_EQ((std::vector<int64_t>{3, 3, 32, 32}), images.sizes().vec());
+  EXPECT_TRUE(torch::equal(images, LoadDecoder(out)->forward(latents)));
+  EXPECT_THROW(LoadDecoder(*dir_ / "franka.h5"), AdaptError);
 }
 
 // Tests the adapt program's answers to bad input: missing data or encoder name the command that
