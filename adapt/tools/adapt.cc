@@ -126,8 +126,7 @@ int Bench(AdaptConfig config, int steps) {
   std::printf("  achieved: %.1f GFLOP/s (%.2f GFLOP per step, counted from the architecture)\n", achieved, flops_per_step / 1e9);
   std::printf("  peak:     %.1f GFLOP/s (1024x1024 matrix product, same run)\n", peak);
   std::printf("  ratio:    %.2f of the matrix-product peak\n", achieved / peak);
-  std::printf("  max RSS:  %.0f MB (synthetic batch; training reads latents window by window, so this does not grow with the dataset)\n",
-              usage.ru_maxrss / 1024.0);
+  std::printf("  max RSS:  %.0f MB (synthetic batch, no dataset)\n", usage.ru_maxrss / 1024.0);
   return 0;
 }
 
