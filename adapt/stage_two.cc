@@ -119,10 +119,7 @@ StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, s
   }
   w.latents = F::layer_norm(torch::from_blob(values.data(), {count, tokens_, latent_dim_}, torch::kFloat32).clone(),
                             F::LayerNormFuncOptions({latent_dim_}));
-  std::vector<torch::Tensor> parts = {Matrix(*dataset_, ep.demo, "obs/robot0_joint_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_joint_vel"),
-                                      Matrix(*dataset_, ep.demo, "obs/robot0_eef_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_eef_quat")};
-  if (spec_.gripper > 0) parts.push_back(Matrix(*dataset_, ep.demo, "obs/robot0_gripper_qpos"));
-  const auto proprio = torch::cat(parts, 1), actions = Matrix(*dataset_, ep.demo, "actions");
+  const auto proprio = Proprio(ep), actions = Matrix(*dataset_, ep.demo, "actions");
   w.proprio = proprio.slice(0, first, first + count);
   w.actions = actions.slice(0, first, first + count);
   w.dyn_proprio = proprio.slice(0, 0, -1);
@@ -130,6 +127,13 @@ StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, s
   w.dyn_next = proprio.slice(0, 1);
   w.camera = CameraFeatures(dataset_->Read<double>(ep.demo, "camera/" + camera_ + "/extrinsics"));
   return w;
+}
+
+torch::Tensor StageTwoData::Proprio(const Episode& ep) const {
+  std::vector<torch::Tensor> parts = {Matrix(*dataset_, ep.demo, "obs/robot0_joint_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_joint_vel"),
+                                      Matrix(*dataset_, ep.demo, "obs/robot0_eef_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_eef_quat")};
+  if (spec_.gripper > 0) parts.push_back(Matrix(*dataset_, ep.demo, "obs/robot0_gripper_qpos"));
+  return torch::cat(parts, 1);
 }
 
 std::vector<std::uint8_t> StageTwoData::Frames(const Episode& ep, std::int64_t first, std::int64_t count, int* image_size) const {
@@ -142,7 +146,7 @@ std::vector<std::uint8_t> StageTwoData::Frames(const Episode& ep, std::int64_t f
 Normalizer StageTwoData::ComputeNormalizer(int max_episodes) const {
   std::vector<torch::Tensor> p, d;
   for (size_t i = 0; i < train_.size() && static_cast<int>(i) < max_episodes; ++i) {
-    const auto prop = Read(train_[i], 0, train_[i].frames).proprio;
+    const auto prop = Proprio(train_[i]);
     p.push_back(prop);
     d.push_back(prop.slice(0, 1) - prop.slice(0, 0, -1));
   }

@@ -52,6 +52,8 @@ class StageTwoData {
 
   /// Frames [first, first + count) of an episode.
   Window Read(const Episode& episode, std::int64_t first, std::int64_t count) const;
+  /// Proprio of a whole episode (frames, P): [joint_pos, joint_vel, eef_pos, eef_quat, gripper].
+  torch::Tensor Proprio(const Episode& episode) const;
   /// Recorded frames [first, first + count) of the encoder's camera, (count, S, S, 3) uint8.
   std::vector<std::uint8_t> Frames(const Episode& episode, std::int64_t first, std::int64_t count, int* image_size = nullptr) const;
   /// Proprio and proprio-change statistics over (up to `max_episodes`) training episodes.
