@@ -290,8 +290,18 @@ namespace {
 constexpr int kProbeGrid = 4;
 
 // Pooled features (frames x 16D) and targets (frames x 3) of a split's episodes.
+// Camera-frame positions (n, 3) -> image-plane coordinates (u / W, v / H, depth) through the
+// pinhole intrinsics [fx 0 cx; 0 fy cy; 0 0 1] (OpenGL camera: looking along -z, y up; v grows down).
+torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double>& k, int size) {
+  const auto depth = (-camera.select(1, 2)).clamp_min(1e-3);
+  const auto u = (k[0] * camera.select(1, 0) / depth + k[2]) / size;
+  const auto v = (k[5] - k[4] * camera.select(1, 1) / depth) / size;
+  return torch::stack({u, v, depth}, 1);
+}
+
 void ProbeData(FrozenEncoder& encoder, const VideoData& data, const std::string& split, int max_episodes, int stride,
-               std::vector<torch::Tensor>* features, std::vector<torch::Tensor>* ee, std::vector<torch::Tensor>* object) {
+               std::vector<torch::Tensor>* features, std::vector<torch::Tensor>* ee, std::vector<torch::Tensor>* object,
+               std::vector<torch::Tensor>* ee_image, std::vector<torch::Tensor>* object_image) {
   const auto& episodes = data.episodes(split);
   const int s = data.image_size();
   for (size_t e = 0; e < episodes.size() && static_cast<int>(e) < max_episodes; ++e) {
@@ -318,6 +328,9 @@ void ProbeData(FrozenEncoder& encoder, const VideoData& data, const std::string&
     ee->push_back(to_camera(torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64)));
     object->push_back(to_camera(torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
                                     .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64)));
+    const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
+    ee_image->push_back(ToImagePlane(ee->back(), k, s));
+    object_image->push_back(ToImagePlane(object->back(), k, s));
   }
 }
 
@@ -361,13 +374,15 @@ double ProbeR2(const std::vector<torch::Tensor>& xs, const std::vector<torch::Te
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
   if (data.episodes("valid").empty()) throw AdaptError("probes need held-out episodes: the datasets' /mask/valid is empty");
-  std::vector<torch::Tensor> fx, fee, fobj, tx, tee, tobj;
-  ProbeData(encoder, data, "train", max_episodes, frame_stride, &fx, &fee, &fobj);
-  ProbeData(encoder, data, "valid", max_episodes, frame_stride, &tx, &tee, &tobj);
+  std::vector<torch::Tensor> fx, fee, fobj, feei, fobji, tx, tee, tobj, teei, tobji;
+  ProbeData(encoder, data, "train", max_episodes, frame_stride, &fx, &fee, &fobj, &feei, &fobji);
+  ProbeData(encoder, data, "valid", max_episodes, frame_stride, &tx, &tee, &tobj, &teei, &tobji);
   ProbeResult r;
   const auto test_x = torch::cat(tx);
   r.ee_r2 = ProbeR2(fx, fee, test_x, torch::cat(tee));
   r.object_r2 = ProbeR2(fx, fobj, test_x, torch::cat(tobj));
+  r.ee_image_r2 = ProbeR2(fx, feei, test_x, torch::cat(teei));
+  r.object_image_r2 = ProbeR2(fx, fobji, test_x, torch::cat(tobji));
   r.train_frames = torch::cat(fx).size(0);
   r.test_frames = test_x.size(0);
   return r;

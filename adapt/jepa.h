@@ -94,7 +94,8 @@ class Pretrainer {
 
 /// R^2 of linear probes on frozen, pooled latents of held-out episodes.
 struct ProbeResult {
-  double ee_r2 = 0, object_r2 = 0;
+  double ee_r2 = 0, object_r2 = 0;              ///< positions in the camera frame (x, y, z)
+  double ee_image_r2 = 0, object_image_r2 = 0;  ///< the same points in the image plane (u/W, v/H, depth)
   std::int64_t train_frames = 0, test_frames = 0;
 };
 /// Fits ridge probes from pooled latents (tokens averaged to a 4x4 grid per frame) to the end-effector

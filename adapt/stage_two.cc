@@ -143,6 +143,18 @@ std::vector<std::uint8_t> StageTwoData::Frames(const Episode& ep, std::int64_t f
   return frames;
 }
 
+double StageTwoData::LatentDeltaScale(int max_episodes) const {
+  double sum = 0;
+  int n = 0;
+  for (size_t i = 0; i < train_.size() && static_cast<int>(i) < max_episodes; ++i) {
+    if (train_[i].frames < 2) continue;
+    const auto z = Read(train_[i], 0, train_[i].frames).latents;
+    sum += (z.slice(0, 1) - z.slice(0, 0, -1)).abs().mean().item<double>();
+    ++n;
+  }
+  return n > 0 ? std::max(1e-6, sum / n) : 1.0;
+}
+
 Normalizer StageTwoData::ComputeNormalizer(int max_episodes) const {
   std::vector<torch::Tensor> p, d;
   for (size_t i = 0; i < train_.size() && static_cast<int>(i) < max_episodes; ++i) {

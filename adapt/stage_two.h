@@ -56,6 +56,8 @@ class StageTwoData {
   torch::Tensor Proprio(const Episode& episode) const;
   /// Recorded frames [first, first + count) of the encoder's camera, (count, S, S, 3) uint8.
   std::vector<std::uint8_t> Frames(const Episode& episode, std::int64_t first, std::int64_t count, int* image_size = nullptr) const;
+  /// Mean |z_{t+1} - z_t| of the (layer-normalized) latents over up to `max_episodes` training episodes.
+  double LatentDeltaScale(int max_episodes = 50) const;
   /// Proprio and proprio-change statistics over (up to `max_episodes`) training episodes.
   Normalizer ComputeNormalizer(int max_episodes = 200) const;
 

@@ -1,5 +1,8 @@
 #include "adapt/world_model.h"
 
+#include <cmath>
+#include <limits>
+
 #include "adapt/video_data.h"
 
 namespace embody::adapt {
@@ -89,6 +92,7 @@ TrunkImpl::TrunkImpl(const PredictorConfig& c) : config(c) {
   spatial_pos = register_parameter("spatial_pos", torch::randn({1, 1, c.tokens, c.dim}) * 0.02);
   frame_pos = register_parameter("frame_pos", torch::randn({1, kMaxFrames, 1, c.dim}) * 0.02);
   kind_pos = register_parameter("kind_pos", torch::randn({1, 1, kConditionTokens, c.dim}) * 0.02);
+  delta_scale = register_buffer("delta_scale", torch::ones({}));
   for (int i = 0; i < c.depth; ++i) {
     layers.push_back(register_module(
         "layer" + std::to_string(i),
@@ -201,7 +205,10 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
   const auto ee_tok = trunk_->ee_in->forward(torch::cat({proprio.slice(-1, 2 * j, 2 * j + 7), gripper}, -1));
   const auto cam_tok = trunk_->camera_in->forward(camera).unsqueeze(1).expand({b, t, c.dim});
   const auto cond = torch::stack({action_tok, joint_tok, ee_tok, cam_tok}, 2) + trunk_->kind_pos;
-  auto x = torch::cat({cond, trunk_->latent_in->forward(latents) + trunk_->spatial_pos}, 2) + trunk_->frame_pos.slice(1, 0, t);
+  // Every latent token also gets the frame's conditioning directly (added), so where and how the
+  // scene changes need not be found through attention alone.
+  const auto broadcast = (action_tok + joint_tok + ee_tok + cam_tok).unsqueeze(2);
+  auto x = torch::cat({cond, trunk_->latent_in->forward(latents) + trunk_->spatial_pos + broadcast}, 2) + trunk_->frame_pos.slice(1, 0, t);
   const int64_t per_frame = kConditionTokens + c.tokens;
   // Block-causal mask: frame of the key <= frame of the query.
   const auto frame = torch::arange(t).repeat_interleave(per_frame);
@@ -210,8 +217,16 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
   x = x.reshape({b, t * per_frame, c.dim}).transpose(0, 1);  // sequence-first for the C++ transformer layers
   for (auto& layer : trunk_->layers) x = layer->forward(x, mask);
   x = trunk_->norm->forward(x.transpose(0, 1)).reshape({b, t, per_frame, c.dim}).slice(2, kConditionTokens);
-  return latents + trunk_->out->forward(x);
+  return latents + trunk_->out->forward(x) * trunk_->delta_scale;
 }
+
+void WorldModel::SetLatentDeltaScale(double scale) {
+  if (!(scale > 0) || !std::isfinite(scale)) throw AdaptError("latent change scale must be positive, got " + std::to_string(scale));
+  torch::NoGradGuard no_grad;
+  trunk_->delta_scale.fill_(scale);
+}
+
+double WorldModel::latent_delta_scale() const { return trunk_->delta_scale.item<double>(); }
 
 torch::Tensor WorldModel::Rollout(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
                                   const torch::Tensor& actions, const torch::Tensor& camera, int horizon, torch::Tensor* proprio_out) {

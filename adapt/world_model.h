@@ -71,6 +71,9 @@ struct TrunkImpl : torch::nn::Module {
   torch::nn::Linear latent_in{nullptr}, ee_in{nullptr}, camera_in{nullptr}, out{nullptr};
   torch::nn::LayerNorm norm{nullptr};
   torch::Tensor spatial_pos, frame_pos, kind_pos;
+  /// Typical size of a frame-to-frame latent change (buffer): the output is a residual in these
+  /// units, so the output layer works at O(1) while changes are a few percent of the latents.
+  torch::Tensor delta_scale;
   std::vector<torch::nn::TransformerEncoderLayer> layers;
 };
 TORCH_MODULE(Trunk);
@@ -96,6 +99,9 @@ class WorldModel {
   Normalizer& normalizer(const std::string& embodiment);
   std::vector<std::string> embodiments() const;
   const PredictorConfig& config() const { return config_; }
+  /// Sets the residual's unit (mean |z_{t+1} - z_t| of the training data).
+  void SetLatentDeltaScale(double scale);
+  double latent_delta_scale() const;
 
   /// Trunk + adapters + dynamics of one embodiment (what an optimizer trains). With freeze_trunk,
   /// only the per-embodiment parts.

@@ -221,6 +221,8 @@ int main(int argc, char** argv) {
       if (!init.empty()) {
         WorldModel from = LoadWorldModel(init);
         for (const auto& what : model.InitFrom(from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
+      } else {
+        model.SetLatentDeltaScale(data.LatentDeltaScale());
       }
       std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", embodiment.c_str(),
                    data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());

@@ -26,10 +26,16 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaCo
   std::printf("  %-22s %10s %10s %8s\n", "target", "encoder", "random", "target");
   std::printf("  %-22s %10.3f %10.3f %8s\n", "end-effector position", trained.ee_r2, baseline.ee_r2, ">= 0.9");
   std::printf("  %-22s %10.3f %10.3f %8s\n", "object position", trained.object_r2, baseline.object_r2, ">= 0.8");
+  std::printf("  same points in the image plane (u/W, v/H, depth: what one frame shows, whatever the camera):\n");
+  std::printf("  %-22s %10.3f %10.3f\n", "end effector (image)", trained.ee_image_r2, baseline.ee_image_r2);
+  std::printf("  %-22s %10.3f %10.3f\n", "object (image)", trained.object_image_r2, baseline.object_image_r2);
   return {{"encoder", {{"kind", encoder.kind()}, {"hash", encoder.hash()}}},
           {"ee_position_r2", trained.ee_r2},
           {"object_position_r2", trained.object_r2},
-          {"random_encoder", {{"ee_position_r2", baseline.ee_r2}, {"object_position_r2", baseline.object_r2}}},
+          {"ee_image_r2", trained.ee_image_r2},
+          {"object_image_r2", trained.object_image_r2},
+          {"random_encoder", {{"ee_position_r2", baseline.ee_r2}, {"object_position_r2", baseline.object_r2},
+                              {"ee_image_r2", baseline.ee_image_r2}, {"object_image_r2", baseline.object_image_r2}}},
           {"train_frames", trained.train_frames},
           {"test_frames", trained.test_frames},
           {"targets", {{"ee_position_r2", 0.9}, {"object_position_r2", 0.8}}}};

@@ -292,6 +292,9 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   WorldModel model(config.predictor);
   torch::manual_seed(1);
   model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+  model.SetLatentDeltaScale(data.LatentDeltaScale());  // as the adapt program does
+  EXPECT_GT(model.latent_delta_scale(), 0.0);
+  EXPECT_LT(model.latent_delta_scale(), 1.0);
   const EvalOptions eval{2, 4, 100, 32};
   const nlohmann::json before = Evaluate(model, data, eval);
   EXPECT_DOUBLE_EQ(1.0, before["tasks"]["all"]["ratio"][0].get<double>());  // untrained = copy-last
