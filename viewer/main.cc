@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   CLI::App cli{"rollout-viewer: imagined vs true rollouts, side by side"};
   embody::viewer::ViewerOptions o;
   std::string screenshot, video;
+  int exit_after = 0;
   cli.add_option("--data", o.data, "Embody dataset (.h5)")->required();
   cli.add_option("--model", o.model, "Stage-two model folder (adapt --out); without it the dataset alone is shown");
   cli.add_option("--encoder", o.encoder, "The frozen encoder the model was trained on")->capture_default_str();
@@ -92,6 +93,8 @@ int main(int argc, char** argv) {
   cli.add_option("--speed", o.speed, "Playback frames per second (also the video's)")->capture_default_str()->check(CLI::Range(1.0, 120.0));
   cli.add_option("--screenshot", screenshot, "Write the side-by-side view at --frame to this PNG and exit");
   cli.add_option("--video", video, "Write the whole episode as this MP4 (ffmpeg) and exit");
+  cli.add_flag("--play", o.play, "Start playing");
+  cli.add_option("--exit-after", exit_after, "Close the window after this many frames (smoke tests)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(cli, argc, argv);
   const bool exporting = !screenshot.empty() || !video.empty();
   if (!HaveDisplay()) {
@@ -181,7 +184,7 @@ int main(int argc, char** argv) {
     }
     if (!exporting) {
       double last = glfwGetTime();
-      while (!glfwWindowShouldClose(window)) {
+      for (int drawn = 0; !glfwWindowShouldClose(window) && (exit_after == 0 || drawn < exit_after); ++drawn) {
         glfwPollEvents();
         const double now = glfwGetTime();
         app.Tick(now - last);

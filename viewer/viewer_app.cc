@@ -88,6 +88,7 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
   for (unsigned int t : textures_) SetupTexture(t);
   LoadEpisode(options.episode);
   SetFrame(options.frame >= 0 ? options.frame : start_);
+  playing_ = options.play;
 }
 
 ViewerApp::~ViewerApp() {

@@ -29,6 +29,7 @@ struct ViewerOptions {
   int start = -1;        ///< first imagined frame; -1: the context length
   int width = 1280, height = 720;
   double speed = 10;     ///< frames per second when playing (and in --video)
+  bool play = false;     ///< start playing
 };
 
 /// Where things landed in the last frame drawn (pixels, origin top-left), for tests and reports.
@@ -55,6 +56,7 @@ class ViewerApp {
   void WaitForImagination();
 
   int frames() const { return episode_frames_; }
+  int frame() const { return frame_; }
   void SetFrame(int t);
   const Layout& layout() const { return layout_; }
   const std::string& demo() const { return episodes_[episode_].demo; }

@@ -35,6 +35,10 @@ xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" -
 frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$dir/out.mp4")
 [ "$frames" = 16 ] || fail "video has $frames frames, expected 16"
 
+# The interactive path: a visible window that plays for 40 frames (model on its worker thread), then closes.
+xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" --episode 3 --context 3 \
+  --horizon 4 --play --speed 60 --exit-after 40 2> "$dir/interactive.log" || fail "interactive run: $(cat "$dir/interactive.log")"
+
 # Refusals: one clear message, non-zero exit.
 expect_error() {  # expect_error "substring" command...
   local want=$1; shift
