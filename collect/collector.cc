@@ -108,16 +108,6 @@ nlohmann::json ReadJsonFile(const fs::path& path) {
   }
 }
 
-void WriteJsonFileAtomically(const fs::path& path, const nlohmann::json& j) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out) throw CollectError("cannot write " + tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
 std::string Differences(const nlohmann::json& a, const nlohmann::json& b) {
   std::string out;
   for (const auto& [key, value] : b.items()) {

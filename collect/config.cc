@@ -1,5 +1,7 @@
 #include "collect/config.h"
 
+#include <fstream>
+
 #include <thread>
 
 #include "robots/embodiment.h"
@@ -100,6 +102,16 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
       throw CollectError("option \"" + raw_key + "\" in --config file: " + e.what());
     }
   }
+}
+
+void WriteJsonFileAtomically(const std::filesystem::path& path, const nlohmann::json& j) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out) throw CollectError("cannot write " + tmp.string());
+  }
+  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace embody::collect

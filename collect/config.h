@@ -48,4 +48,7 @@ struct CollectConfig {
 /// Parses "I/N" into shard index and count. @throws CollectError.
 void ParseShard(const std::string& text, int* index, int* count);
 
+/// Writes `j` (indented) to a temporary file and renames it over `path`. @throws CollectError.
+void WriteJsonFileAtomically(const std::filesystem::path& path, const nlohmann::json& j);
+
 }  // namespace embody::collect

@@ -18,6 +18,7 @@
 #include <imgui_impl_opengl3.h>
 #include <nlohmann/json.hpp>
 
+#include "collect/config.h"
 #include "sim/image_io.h"
 #include "viewer/viewer_app.h"
 
@@ -155,7 +156,7 @@ int main(int argc, char** argv) {
       const nlohmann::json layout = {{"width", w}, {"height", h}, {"episode", app.demo()}, {"frame", o.frame},
                                      {"true_frame", l.true_frame}, {"scale", l.scale}, {"true_view", l.true_view},
                                      {"imagined_view", l.imagined_view}};
-      std::ofstream(screenshot + ".json") << layout.dump(2) << "\n";
+      embody::collect::WriteJsonFileAtomically(screenshot + ".json", layout);
       std::printf("rollout-viewer: wrote %s (%dx%d) and its layout %s.json\n", screenshot.c_str(), w, h, screenshot.c_str());
     }
     if (!video.empty()) {

@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +18,7 @@
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
 #include "adapt/video_data.h"
+#include "collect/config.h"
 
 namespace {
 
@@ -27,12 +27,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-void WriteJson(const fs::path& path, const nlohmann::json& j) {
-  const auto tmp = path.string() + ".tmp";
-  std::ofstream(tmp) << j.dump(2) << "\n";
-  fs::rename(tmp, path);
-}
 
 std::vector<double> Range(size_t n, double first = 1) {
   std::vector<double> x(n);
@@ -247,7 +241,7 @@ int main(int argc, char** argv) {
     }
     std::printf("%s", FormatEvalTable(metrics).c_str());
     fs::create_directories(out);
-    WriteJson(fs::path(out) / "metrics.json", metrics);
+    embody::collect::WriteJsonFileAtomically(fs::path(out) / "metrics.json", metrics);
     WritePlots(out, metrics, trained ? &stats : nullptr);
     std::printf("adapt: metrics and plots in %s/\n", out.c_str());
     if (train_decoder) {

@@ -3,12 +3,12 @@
 //   pretrain --data data/franka.h5 data/ur5.h5 --out models/encoder.pt
 //   pretrain --eval-only --encoder models/encoder.pt --data data/ur5.h5     (any encoder, TorchScript too)
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "adapt/jepa.h"
+#include "collect/config.h"
 
 namespace {
 
@@ -39,12 +39,6 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaCo
           {"train_frames", trained.train_frames},
           {"test_frames", trained.test_frames},
           {"targets", {{"ee_position_r2", 0.9}, {"object_position_r2", 0.8}}}};
-}
-
-void WriteJson(const fs::path& path, const nlohmann::json& j) {
-  const auto tmp = path.string() + ".tmp";
-  std::ofstream(tmp) << j.dump(2) << "\n";
-  fs::rename(tmp, path);
 }
 
 }  // namespace
@@ -88,7 +82,7 @@ int main(int argc, char** argv) {
                          std::to_string(data.image_size()) + " px");
       }
       config.encoder.image_size = data.image_size();
-      WriteJson(encoder_path + ".eval.json", Probe(encoder, data, config, probe_episodes));
+      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json", Probe(encoder, data, config, probe_episodes));
       return 0;
     }
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
@@ -102,7 +96,7 @@ int main(int argc, char** argv) {
     nlohmann::json eval = Probe(encoder, data, config, probe_episodes);
     eval["train"] = {{"steps", stats.step}, {"loss", stats.loss}, {"val_loss", stats.val_loss}, {"target_std", stats.target_std},
                      {"clips_per_s", stats.clips_per_s}, {"config", config.ToJson()}};
-    WriteJson(out + ".eval.json", eval);
+    embody::collect::WriteJsonFileAtomically(out + ".eval.json", eval);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pretrain: error: %s\n", e.what());
     return 1;
