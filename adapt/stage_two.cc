@@ -272,30 +272,32 @@ StageTwoData::Window StageTwoTrainer::Batch(const std::string& split, std::mt199
   return Stack(windows);
 }
 
-AdaptLosses StageTwoTrainer::Losses(const StageTwoData::Window& w) {
-  const std::string& emb = data_.spec().name;
-  const int c = config_.predictor.context;
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout) {
   AdaptLosses l;
-  const auto tf = model_.Predict(emb, w.latents.slice(1, 0, c), w.proprio.slice(1, 0, c), w.actions.slice(1, 0, c), w.camera);
+  const auto tf = model.Predict(emb, w.latents.slice(1, 0, c), w.proprio.slice(1, 0, c), w.actions.slice(1, 0, c), w.camera);
   // Latent errors relative to copy-last on the same frames: frame-to-frame changes are small next to
   // the latents themselves, and a scale-free loss keeps the latent and dynamics terms comparable.
   const auto copy_l1 = [&](int t) { return (w.latents.select(1, t - 1) - w.latents.select(1, t)).abs().mean().detach().clamp_min(1e-8); };
   l.teacher = (tf - w.latents.slice(1, 1, c + 1)).abs().mean() / (w.latents.slice(1, 0, c) - w.latents.slice(1, 1, c + 1)).abs().mean().detach().clamp_min(1e-8);
   // Multi-step: true frames 0..first-1, then the model's own predictions, up to frame c.
-  const int first = c - config_.rollout + 1;
+  const int first = c - rollout + 1;
   std::vector<torch::Tensor> inputs = w.latents.slice(1, 0, first).unbind(1);
   inputs.push_back(tf.select(1, first - 1));
   std::vector<torch::Tensor> losses;
   for (int t = first + 1; t <= c; ++t) {
-    const auto next = model_.Predict(emb, torch::stack(inputs, 1), w.proprio.slice(1, 0, t), w.actions.slice(1, 0, t), w.camera).select(1, -1);
+    const auto next = model.Predict(emb, torch::stack(inputs, 1), w.proprio.slice(1, 0, t), w.actions.slice(1, 0, t), w.camera).select(1, -1);
     losses.push_back((next - w.latents.select(1, t)).abs().mean() / copy_l1(t));
     inputs.push_back(next);
   }
   l.rollout = losses.empty() ? torch::zeros({}) : torch::stack(losses).mean();
-  const Normalizer& n = model_.normalizer(emb);
+  const Normalizer& n = model.normalizer(emb);
   const auto target = ((w.dyn_next - w.dyn_proprio) - n.delta_mean) / n.delta_std;
-  l.dynamics = (model_.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions) - target).abs().mean();
+  l.dynamics = (model.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions) - target).abs().mean();
   return l;
+}
+
+AdaptLosses StageTwoTrainer::Losses(const StageTwoData::Window& w) {
+  return StageTwoLosses(model_, data_.spec().name, w, config_.predictor.context, config_.rollout);
 }
 
 double StageTwoTrainer::Validate() {
@@ -437,9 +439,18 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     if (episodes >= o.max_episodes) break;
     if (ep.frames < k + h) continue;
     ++episodes;
-    std::vector<StageTwoData::Window> windows;
-    for (int64_t s = 0; s + k + h <= ep.frames; s += h) windows.push_back(data.Read(ep, s, k + h));
-    const auto w = Stack(windows);
+    const auto full = data.Read(ep, 0, ep.frames);  // one read per episode; the windows are slices of it
+    std::vector<torch::Tensor> lat, pro, act;
+    for (int64_t s = 0; s + k + h <= ep.frames; s += h) {
+      lat.push_back(full.latents.slice(0, s, s + k + h));
+      pro.push_back(full.proprio.slice(0, s, s + k + h));
+      act.push_back(full.actions.slice(0, s, s + k + h));
+    }
+    StageTwoData::Window w;
+    w.latents = torch::stack(lat);
+    w.proprio = torch::stack(pro);
+    w.actions = torch::stack(act);
+    w.camera = full.camera.unsqueeze(0).expand({w.latents.size(0), full.camera.size(0)});
     torch::Tensor prop_pred;
     const auto pred = model.Rollout(emb, w.latents.slice(1, 0, k), w.proprio.slice(1, 0, k), w.actions.slice(1, 0, k + h - 1), w.camera, h,
                                     &prop_pred);

@@ -102,6 +102,10 @@ struct AdaptLosses {
   torch::Tensor total() const { return teacher + rollout + dynamics; }
 };
 
+/// The losses of one batch of windows of `context + 1` frames (training and adapt --bench).
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& batch, int context,
+                           int rollout);
+
 /// Trains a WorldModel on one embodiment. Keeps <out>/model.pt (best validation) and
 /// <out>/train_state.pt (latest, for --resume), both written atomically.
 class StageTwoTrainer {

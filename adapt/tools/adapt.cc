@@ -78,20 +78,19 @@ int Bench(AdaptConfig config, int steps) {
   model.AddEmbodiment(spec, {torch::zeros({P}), torch::ones({P}), torch::zeros({P}), torch::ones({P})});
   torch::optim::AdamW opt(model.Parameters("bench", false), torch::optim::AdamWOptions(config.lr));
   const int c = p.context, bsz = config.batch;
-  const auto lat = torch::randn({bsz, c + 1, p.tokens, p.latent_dim}), prop = torch::randn({bsz, c + 1, P}),
-             act = torch::rand({bsz, c + 1, 7}) * 2 - 1, cam = torch::randn({bsz, 12});
-  auto step = [&] {
-    auto tf = model.Predict("bench", lat.slice(1, 0, c), prop.slice(1, 0, c), act.slice(1, 0, c), cam);
-    auto loss = (tf - lat.slice(1, 1)).abs().mean();
-    const int first = c - config.rollout + 1;
-    std::vector<torch::Tensor> in = lat.slice(1, 0, first).unbind(1);
-    in.push_back(tf.select(1, first - 1));
-    for (int t = first + 1; t <= c; ++t) {
-      auto next = model.Predict("bench", torch::stack(in, 1), prop.slice(1, 0, t), act.slice(1, 0, t), cam).select(1, -1);
-      loss = loss + (next - lat.select(1, t)).abs().mean();
-      in.push_back(next);
-    }
-    loss = loss + model.DynamicsDelta("bench", prop.slice(1, 0, c), act.slice(1, 0, c)).abs().mean();
+  // A synthetic batch shaped like a real one: windows of c + 1 frames, and for the dynamics model
+  // every transition of each window's episode (59 at the default 60 steps).
+  constexpr int kTransitions = 59;
+  StageTwoData::Window w;
+  w.latents = torch::randn({bsz, c + 1, p.tokens, p.latent_dim});
+  w.proprio = torch::randn({bsz, c + 1, P});
+  w.actions = torch::rand({bsz, c + 1, 7}) * 2 - 1;
+  w.camera = torch::randn({bsz, 12});
+  w.dyn_proprio = torch::randn({bsz * kTransitions, P});
+  w.dyn_actions = torch::rand({bsz * kTransitions, 7}) * 2 - 1;
+  w.dyn_next = torch::randn({bsz * kTransitions, P});
+  auto step = [&] {  // exactly the training step's losses
+    auto loss = StageTwoLosses(model, "bench", w, c, config.rollout).total();
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -105,7 +104,7 @@ int Bench(AdaptConfig config, int steps) {
   };
   double macs = forward_macs(c);
   for (int t = c - config.rollout + 2; t <= c; ++t) macs += forward_macs(t);
-  macs += c * (double)(P + 7) * 256 + 256.0 * 256 + 256.0 * P;
+  macs += kTransitions * ((P + 7) * 256.0 + 256.0 * 256 + 256.0 * P);  // dynamics MLP
   const double flops_per_step = 3 * 2 * macs * bsz;
   step();
   const auto t0 = Clock::now();
@@ -200,21 +199,20 @@ int main(int argc, char** argv) {
         fs::remove(fs::path(out) / "model.pt");
         fs::remove(fs::path(out) / "train_state.pt");
       }
-      WorldModel model(config.predictor);
-      std::string init_hash;
+      std::unique_ptr<WorldModel> from;  // --init: the model to transfer from, loaded once
       if (!init.empty()) {
-        WorldModel from = LoadWorldModel(init, &init_hash);
+        std::string init_hash;
+        from = std::make_unique<WorldModel>(LoadWorldModel(init, &init_hash));
         if (init_hash != encoder.hash()) {
           throw AdaptError(init + " was trained on another encoder (" + init_hash + ", this one is " + encoder.hash() + ")");
         }
-        config.predictor = from.config();
-        model = WorldModel(config.predictor);
+        config.predictor = from->config();
       }
       torch::manual_seed(config.seed);
+      WorldModel model(config.predictor);
       model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
-      if (!init.empty()) {
-        WorldModel from = LoadWorldModel(init);
-        for (const auto& what : model.InitFrom(from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
+      if (from) {
+        for (const auto& what : model.InitFrom(*from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
       } else {
         model.SetLatentDeltaScale(data.LatentDeltaScale());
       }
