@@ -131,6 +131,7 @@ void ViewerApp::PollImagination() {
   if (!pending_.valid() || pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
   try {
     imagination_ = std::make_unique<adapt::Imagination>(pending_.get());
+    ++imagination_generation_;
   } catch (const std::exception& e) {
     imagination_error_ = e.what();
   }
@@ -155,10 +156,10 @@ void ViewerApp::Tick(double seconds) {
   }
 }
 
-void ViewerApp::UploadFrame(const std::vector<std::uint8_t>& rgb, int w, int h, unsigned int texture) {
+void ViewerApp::UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture) {
   glBindTexture(GL_TEXTURE_2D, texture);
   glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB, w, h, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb.data());
+  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB, w, h, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb);
 }
 
 void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int texture) {
@@ -218,7 +219,7 @@ void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int text
     std::swap_ranges(pixels_.begin() + static_cast<size_t>(y) * width * 3, pixels_.begin() + static_cast<size_t>(y + 1) * width * 3,
                      pixels_.begin() + static_cast<size_t>(height - 1 - y) * width * 3);
   }
-  UploadFrame(pixels_, width, height, texture);
+  UploadFrame(pixels_.data(), width, height, texture);
 }
 
 void ViewerApp::Draw(int width, int height) {
@@ -230,11 +231,12 @@ void ViewerApp::Draw(int width, int height) {
   const int view_w = std::max(16, half - s * scale - 36), view_h = std::max(16, top_h - 60);
   const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
                                  ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoSavedSettings;
-  const std::size_t frame_bytes = static_cast<size_t>(s) * s * 3;
-  const std::vector<std::uint8_t> frame(frames_.begin() + frame_ * frame_bytes, frames_.begin() + (frame_ + 1) * frame_bytes);
-
-  // Left: the true rollout.
-  UploadFrame(frame, s, s, textures_[0]);
+  // Left: the true rollout. Textures are uploaded only when what they show changes.
+  const std::string recorded_key = demo() + " " + std::to_string(frame_);
+  if (recorded_key != texture_keys_[0]) {
+    UploadFrame(frames_.data() + static_cast<size_t>(frame_) * s * s * 3, s, s, textures_[0]);
+    texture_keys_[0] = recorded_key;
+  }
   RenderScene(false, view_w, view_h, textures_[2]);
   ImGui::SetNextWindowPos(ImVec2(0, 0));
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(half), static_cast<float>(top_h)));
@@ -272,13 +274,23 @@ void ViewerApp::Draw(int width, int height) {
                      imagination_->decoded.empty() ? "nearest real frame" : "decoded latents");
   }
   const bool in_horizon = imagination_ && h >= 0 && h < imagination_->horizon;
-  if (in_horizon && !imagination_->decoded.empty()) {  // the decoder's picture of the imagined latents
-    const int ds = imagination_->decoded_size;
-    UploadFrame(imagination_->decoded[h], ds, ds, textures_[1]);
-    ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
-  } else if (in_horizon && !pending_.valid()) {  // no decoder: the nearest real frame
-    const auto nearest = dataset_->ReadFrames(imagination_->nearest_demo[h], options_.camera, imagination_->nearest_frame[h], 1);
-    UploadFrame(nearest, s, s, textures_[1]);
+  // The imagined latents as a picture: the decoder's, or else the nearest real frame (read from the
+  // dataset once per change, and never while the worker thread uses HDF5).
+  const bool decoded = in_horizon && !imagination_->decoded.empty();
+  const std::string imagined_key = !in_horizon ? ""
+                                   : decoded   ? "decoded " + std::to_string(imagination_generation_) + " " + std::to_string(h)
+                                               : imagination_->nearest_demo[h] + " " + std::to_string(imagination_->nearest_frame[h]);
+  if (in_horizon && imagined_key != texture_keys_[1]) {
+    if (decoded) {
+      UploadFrame(imagination_->decoded[h].data(), imagination_->decoded_size, imagination_->decoded_size, textures_[1]);
+      texture_keys_[1] = imagined_key;
+    } else if (!pending_.valid()) {
+      const auto nearest = dataset_->ReadFrames(imagination_->nearest_demo[h], options_.camera, imagination_->nearest_frame[h], 1);
+      UploadFrame(nearest.data(), s, s, textures_[1]);
+      texture_keys_[1] = imagined_key;
+    }
+  }
+  if (in_horizon && imagined_key == texture_keys_[1]) {
     ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
   } else {
     ImGui::Dummy(ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
@@ -313,7 +325,7 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::Begin("Controls", nullptr, fixed);
   DrawControls();
   ImGui::End();
-  DrawPlots();
+  DrawPlots(width, height, bottom);
   if (show_help_) {
     ImGui::SetNextWindowPos(ImVec2(width * 0.3f, height * 0.2f), ImGuiCond_Appearing);
     ImGui::Begin("Help", &show_help_, ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoSavedSettings);
@@ -369,10 +381,10 @@ void ViewerApp::DrawControls() {
   ImGui::Checkbox("help (h)", &show_help_);
 }
 
-void ViewerApp::DrawPlots() {
+void ViewerApp::DrawPlots(int width, int height, int bottom) {
   const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoSavedSettings;
-  const ImVec2 size = ImGui::GetIO().DisplaySize;
-  const float bottom = std::min(240.0f, size.y / 3), w = size.x / 3;
+  const ImVec2 size(static_cast<float>(width), static_cast<float>(height));
+  const float w = size.x / 3;
   auto plot_pair = [](const char* a_label, const std::vector<double>& a, const char* b_label, const std::vector<double>& b) {
     std::vector<float> fa(a.begin(), a.end()), fb(b.begin(), b.end());
     float hi = 0;

@@ -70,9 +70,9 @@ class ViewerApp {
   void RequestImagination();
   void PollImagination();
   void RenderScene(bool ghost, int width, int height, unsigned int texture);
-  void UploadFrame(const std::vector<std::uint8_t>& rgb, int w, int h, unsigned int texture);
+  void UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture);
   void DrawControls();
-  void DrawPlots();
+  void DrawPlots(int width, int height, int bottom);
 
   ViewerOptions options_;
   std::unique_ptr<collect::Dataset> dataset_;
@@ -102,6 +102,8 @@ class ViewerApp {
   bool use_recorded_camera_ = false, show_ghost_ = true, show_overlay_ = true, show_help_ = false, playing_ = false;
   double play_clock_ = 0;
   unsigned int textures_[4] = {0, 0, 0, 0};  // true frame, retrieved frame, true view, imagined view
+  std::string texture_keys_[2];             // what textures_[0] and [1] hold now
+  int imagination_generation_ = 0;
   std::vector<std::uint8_t> pixels_;
   Layout layout_;
   double last_x_ = 0, last_y_ = 0;
