@@ -8,6 +8,7 @@
 
 #include "adapt/latent_cache.h"
 #include "collect/collector.h"
+#include "tests/adapt/tiny.h"
 
 namespace embody::adapt {
 namespace {
@@ -59,31 +60,13 @@ class PretrainTest : public ::testing::Test {
     setenv("LP_NUM_THREADS", "0", 0);
     dir_ = new fs::path(fs::temp_directory_path() / ("embody_adapt_" + std::to_string(getpid())));
     fs::create_directories(*dir_);
-    collect::CollectConfig c;
-    c.robot = "franka";
-    c.episodes = 20;
-    c.steps = 12;
-    c.image_size = 32;
-    c.seed = 1;
-    c.out = (*dir_ / "tiny.h5").string();
-    collect::Collect(c, {.enabled = false});
+    tiny::CollectFranka(*dir_ / "tiny.h5", 20, 12, 1);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);
     delete dir_;
   }
-  static JepaConfig Tiny() {
-    JepaConfig c;
-    c.encoder = {32, 8, 16};
-    c.batch = 8;
-    c.steps = 40;
-    c.lr = 3e-3;
-    c.threads = 2;
-    c.log_every = 1000;
-    c.eval_every = 1000;
-    c.seed = 3;
-    return c;
-  }
+  static JepaConfig Tiny() { return tiny::Jepa(); }
   static fs::path* dir_;
 };
 fs::path* PretrainTest::dir_ = nullptr;

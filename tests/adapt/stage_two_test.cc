@@ -16,6 +16,7 @@
 #include "adapt/plot.h"
 #include "collect/collector.h"
 #include "sim/image_io.h"
+#include "tests/adapt/tiny.h"
 
 namespace embody::adapt {
 namespace {
@@ -201,6 +202,19 @@ TEST(WorldModelTest, InitFromCopiesTrunkAndSharedActionEmbedding) {
   to.AddEmbodiment(ArmSpec("other", 5), Identity(ArmSpec("other", 5).proprio_dim()));
   const auto copied = to.InitFrom(from, "other");
   EXPECT_EQ((std::vector<std::string>{"trunk", "action embedding of arm"}), copied);
+  // The trunk's tensors (the predictor's parameters that a frozen trunk leaves out) now equal the source's.
+  const auto to_all = to.PredictorParameters("other", false), from_all = from.PredictorParameters("arm", false);
+  const size_t trunk = to_all.size() - to.PredictorParameters("other", true).size();
+  ASSERT_GT(trunk, 0u);
+  for (size_t i = 0; i < trunk; ++i) EXPECT_TRUE(torch::equal(to_all[i], from_all[i])) << "trunk tensor " << i;
+  // The action embedding (the only (width x 7) weight of an adapter) is copied; the joint one cannot be.
+  auto action_weight = [](const std::vector<torch::Tensor>& params, size_t first) {
+    for (size_t i = first; i < params.size(); ++i) {
+      if (params[i].dim() == 2 && params[i].size(1) == 7) return params[i];
+    }
+    return torch::Tensor();
+  };
+  EXPECT_TRUE(torch::equal(action_weight(to_all, trunk), action_weight(from_all, trunk)));
   PredictorConfig bigger = TinyPredictor();
   bigger.dim = 32;
   WorldModel wrong(bigger);
@@ -228,25 +242,13 @@ class AdaptTest : public ::testing::Test {
     setenv("LP_NUM_THREADS", "0", 0);
     dir_ = new fs::path(fs::temp_directory_path() / ("embody_stage2_" + std::to_string(getpid())));
     fs::create_directories(*dir_);
-    collect::CollectConfig c;
-    c.robot = "franka";
-    c.episodes = 40;
-    c.steps = 20;
-    c.image_size = 32;
-    c.seed = 2;
-    c.out = (*dir_ / "franka.h5").string();
-    collect::Collect(c, {.enabled = false});
-    JepaConfig j;
-    j.encoder = {32, 8, 16};
-    j.batch = 8;
+    const fs::path data = *dir_ / "franka.h5";
+    tiny::CollectFranka(data, 40, 20, 2);
+    JepaConfig j = tiny::Jepa();
     j.steps = 30;
-    j.lr = 3e-3;
-    j.threads = 2;
-    j.log_every = j.eval_every = 1000;
-    j.seed = 3;
-    Pretrainer(j, VideoData({c.out}), *dir_ / "enc.pt", false).Train(false);
+    Pretrainer(j, VideoData({data}), *dir_ / "enc.pt", false).Train(false);
     FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
-    cache_ = new fs::path(EnsureLatentCache(encoder, c.out, "camera0").path);
+    cache_ = new fs::path(EnsureLatentCache(encoder, data, "camera0").path);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);
