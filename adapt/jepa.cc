@@ -288,8 +288,10 @@ namespace {
 // Probes see the tokens averaged to a 4x4 grid per frame: 2x2 pooling lost the small end effector
 // among background tokens (R^2 ~0.0-0.2 in a first measurement), the full 8x8 grid overfit.
 constexpr int kProbeGrid = 4;
+// Target columns of a ProbeSet: ee (camera frame), first object (camera frame), ee (image plane),
+// first object (image plane); three each.
+constexpr int kProbeColumns = 12;
 
-// Pooled features (frames x 16D) and targets (frames x 3) of a split's episodes.
 // Camera-frame positions (n, 3) -> image-plane coordinates (u / W, v / H, depth) through the
 // pinhole intrinsics [fx 0 cx; 0 fy cy; 0 0 1] (OpenGL camera: looking along -z, y up; v grows down).
 torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double>& k, int size) {
@@ -299,43 +301,36 @@ torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double
   return torch::stack({u, v, depth}, 1);
 }
 
-void ProbeData(FrozenEncoder& encoder, const VideoData& data, const std::string& split, int max_episodes, int stride,
-               std::vector<torch::Tensor>* features, std::vector<torch::Tensor>* ee, std::vector<torch::Tensor>* object,
-               std::vector<torch::Tensor>* ee_image, std::vector<torch::Tensor>* object_image) {
-  const auto& episodes = data.episodes(split);
-  const int s = data.image_size();
-  for (size_t e = 0; e < episodes.size() && static_cast<int>(e) < max_episodes; ++e) {
-    const EpisodeRef& ep = episodes[e];
-    auto frames = data.Frames(ep, 0, ep.frames);
-    auto x = FramesToInput(torch::from_blob(frames.data(), {ep.frames, 1, s, s, 3}, torch::kUInt8).clone());
-    const auto rows = torch::arange(0, ep.frames, stride);
-    x = x.index_select(0, rows);
-    const auto tokens = encoder.Encode(x);  // (n, 1, N, D)
+// Pooled latents (n, 16 D) of uint8 frames (n, H, W, 3), encoded in chunks.
+torch::Tensor PooledFeatures(FrozenEncoder& encoder, const torch::Tensor& frames) {
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < frames.size(0); i += 64) {
+    const auto chunk = frames.slice(0, i, std::min<int64_t>(frames.size(0), i + 64));
+    const auto tokens = encoder.Encode(FramesToInput(chunk.unsqueeze(1)));  // (n, 1, N, D)
     const auto n = tokens.size(0), d = tokens.size(3);
     const int g = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens.size(2)))));
-    auto grid = tokens.reshape({n, g, g, d}).permute({0, 3, 1, 2});
-    features->push_back(F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1}).to(torch::kFloat64));
-    // Positions in the episode camera's frame: what a frame can show (cameras are randomized per
-    // episode, so world coordinates are not a function of the image alone).
-    const collect::Dataset& ds = data.dataset(ep.dataset);
-    auto pose = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/extrinsics");  // camera-to-world
-    const auto world_to_camera_r = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64).slice(0, 0, 3).slice(1, 0, 3).clone();
-    const auto camera_position = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64).slice(0, 0, 3).select(1, 3).clone();
-    auto to_camera = [&](const torch::Tensor& world) { return (world - camera_position).mm(world_to_camera_r); };
-    auto eef = ds.Read<float>(ep.demo, "obs/robot0_eef_pos");
-    std::vector<hsize_t> dims;
-    auto obj = ds.Read<float>(ep.demo, "obs/object", &dims);
-    ee->push_back(to_camera(torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64)));
-    object->push_back(to_camera(torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
-                                    .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64)));
-    const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
-    ee_image->push_back(ToImagePlane(ee->back(), k, s));
-    object_image->push_back(ToImagePlane(object->back(), k, s));
+    const auto grid = tokens.reshape({n, g, g, d}).permute({0, 3, 1, 2});
+    out.push_back(F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1}));
   }
+  return torch::cat(out).to(torch::kFloat64);
 }
 
-// Ridge regression fit on (x, y), R^2 on (xt, yt) averaged over the target columns.
-double RidgeR2(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& xt, const torch::Tensor& yt, double lambda) {
+// Per-column R^2 of predictions.
+torch::Tensor R2(const torch::Tensor& truth, const torch::Tensor& prediction) {
+  const auto sse = (truth - prediction).pow(2).sum(0), sst = (truth - truth.mean(0)).pow(2).sum(0).clamp_min(1e-12);
+  return 1 - sse / sst;
+}
+
+// Mean and per-axis R^2 of one three-column target.
+ProbeScore ScoreOf(const torch::Tensor& axes_r2) {
+  ProbeScore s;
+  for (int i = 0; i < 3; ++i) s.axes[i] = axes_r2[i].item<double>();
+  s.r2 = (s.axes[0] + s.axes[1] + s.axes[2]) / 3;
+  return s;
+}
+
+// Ridge regression fit on (x, y), per-column R^2 on (xt, yt).
+torch::Tensor RidgeR2(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& xt, const torch::Tensor& yt, double lambda) {
   const auto mean = x.mean(0), std = x.std(0).clamp_min(1e-8);
   const auto xs = (x - mean) / std, xts = (xt - mean) / std;
   const auto ymean = y.mean(0);
@@ -347,45 +342,135 @@ double RidgeR2(const torch::Tensor& x, const torch::Tensor& y, const torch::Tens
     const auto a = xs.mm(xs.t()) + lambda * x.size(0) * torch::eye(x.size(0), torch::kFloat64);
     pred = xts.mm(xs.t()).mm(torch::linalg::solve(a, y - ymean, true)) + ymean;
   }
-  const auto sse = (yt - pred).pow(2).sum(0), sst = (yt - yt.mean(0)).pow(2).sum(0).clamp_min(1e-12);
-  return (1 - sse / sst).mean().item<double>();
+  return R2(yt, pred);
 }
 
-// Chooses lambda on a holdout of the training episodes, then scores the held-out split.
-double ProbeR2(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
-               const torch::Tensor& yt) {
-  const size_t cut = std::max<size_t>(1, xs.size() * 4 / 5);
-  std::vector<torch::Tensor> fit_x(xs.begin(), xs.begin() + cut), fit_y(ys.begin(), ys.begin() + cut);
-  std::vector<torch::Tensor> hold_x(xs.begin() + cut, xs.end()), hold_y(ys.begin() + cut, ys.end());
-  double best_lambda = 1e-3, best = -1e9;
-  if (!hold_x.empty()) {
-    for (double lambda : {1e-4, 1e-3, 1e-2, 1e-1, 1.0}) {
-      const double r2 = RidgeR2(torch::cat(fit_x), torch::cat(fit_y), torch::cat(hold_x), torch::cat(hold_y), lambda);
+// Chooses lambda on every fifth training episode (fit on the rest), then refits on all training
+// episodes and scores the test split. Episodes, not frames, are held out: frames of one episode
+// share a camera.
+ProbeScore Ridge(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
+                 const torch::Tensor& yt) {
+  std::vector<torch::Tensor> fit_x, fit_y, hold_x, hold_y;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    (i % 5 == 4 ? hold_x : fit_x).push_back(xs[i]);
+    (i % 5 == 4 ? hold_y : fit_y).push_back(ys[i]);
+  }
+  double best_lambda = 1e-2, best = -1e9;
+  if (!hold_x.empty() && !fit_x.empty()) {
+    for (double lambda : {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0}) {
+      const double r2 = RidgeR2(torch::cat(fit_x), torch::cat(fit_y), torch::cat(hold_x), torch::cat(hold_y), lambda).mean().item<double>();
       if (r2 > best) {
         best = r2;
         best_lambda = lambda;
       }
     }
   }
-  return RidgeR2(torch::cat(xs), torch::cat(ys), xt, yt, best_lambda);
+  return ScoreOf(RidgeR2(torch::cat(xs), torch::cat(ys), xt, yt, best_lambda));
+}
+
+ProbeResult ResultOf(const torch::Tensor& r2, int64_t train_frames, int64_t test_frames) {
+  ProbeResult r;
+  ProbeScore* scores[4] = {&r.ee, &r.object, &r.ee_image, &r.object_image};
+  for (int i = 0; i < 4; ++i) *scores[i] = ScoreOf(r2.slice(0, 3 * i, 3 * i + 3));
+  r.train_frames = train_frames;
+  r.test_frames = test_frames;
+  return r;
 }
 
 }  // namespace
 
+int64_t ProbeSet::size() const {
+  int64_t n = 0;
+  for (const auto& f : frames) n += f.size(0);
+  return n;
+}
+
+ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_episodes, int frame_stride) {
+  const auto& episodes = data.episodes(split);
+  if (episodes.empty()) throw AdaptError("probes need " + split + " episodes: the datasets' /mask/" + split + " is empty");
+  const int s = data.image_size();
+  ProbeSet set;
+  for (size_t e = 0; e < episodes.size() && static_cast<int>(e) < max_episodes; ++e) {
+    const EpisodeRef& ep = episodes[e];
+    const auto rows = torch::arange(0, ep.frames, frame_stride);
+    auto frames = data.Frames(ep, 0, ep.frames);
+    set.frames.push_back(torch::from_blob(frames.data(), {ep.frames, s, s, 3}, torch::kUInt8).index_select(0, rows).clone());
+    // Positions in the episode camera's frame: what a frame can show (cameras are randomized per
+    // episode, so world coordinates are not a function of the image alone).
+    const collect::Dataset& ds = data.dataset(ep.dataset);
+    auto pose = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/extrinsics");  // camera-to-world
+    const auto pose_t = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64);
+    const auto rotation = pose_t.slice(0, 0, 3).slice(1, 0, 3).clone(), position = pose_t.slice(0, 0, 3).select(1, 3).clone();
+    auto to_camera = [&](const torch::Tensor& world) { return (world - position).mm(rotation); };
+    auto eef = ds.Read<float>(ep.demo, "obs/robot0_eef_pos");
+    std::vector<hsize_t> dims;
+    auto obj = ds.Read<float>(ep.demo, "obs/object", &dims);
+    const auto ee = to_camera(torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64));
+    const auto object = to_camera(torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
+                                      .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64));
+    const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
+    set.targets.push_back(torch::cat({ee, object, ToImagePlane(ee, k, s), ToImagePlane(object, k, s)}, 1));
+  }
+  return set;
+}
+
+ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test) {
+  std::vector<torch::Tensor> xs;
+  for (const auto& f : train.frames) xs.push_back(PooledFeatures(encoder, f));
+  std::vector<torch::Tensor> xt;
+  for (const auto& f : test.frames) xt.push_back(PooledFeatures(encoder, f));
+  const auto test_x = torch::cat(xt), test_y = torch::cat(test.targets);
+  std::vector<torch::Tensor> r2;
+  for (int i = 0; i < kProbeColumns; i += 3) {
+    std::vector<torch::Tensor> ys;
+    for (const auto& y : train.targets) ys.push_back(y.slice(1, i, i + 3));
+    const ProbeScore score = Ridge(xs, ys, test_x, test_y.slice(1, i, i + 3));
+    r2.push_back(torch::tensor(std::vector<double>(score.axes.begin(), score.axes.end()), torch::kFloat64));
+  }
+  return ResultOf(torch::cat(r2), train.size(), test.size());
+}
+
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
-  if (data.episodes("valid").empty()) throw AdaptError("probes need held-out episodes: the datasets' /mask/valid is empty");
-  std::vector<torch::Tensor> fx, fee, fobj, feei, fobji, tx, tee, tobj, teei, tobji;
-  ProbeData(encoder, data, "train", max_episodes, frame_stride, &fx, &fee, &fobj, &feei, &fobji);
-  ProbeData(encoder, data, "valid", max_episodes, frame_stride, &tx, &tee, &tobj, &teei, &tobji);
-  ProbeResult r;
-  const auto test_x = torch::cat(tx);
-  r.ee_r2 = ProbeR2(fx, fee, test_x, torch::cat(tee));
-  r.object_r2 = ProbeR2(fx, fobj, test_x, torch::cat(tobj));
-  r.ee_image_r2 = ProbeR2(fx, feei, test_x, torch::cat(teei));
-  r.object_image_r2 = ProbeR2(fx, fobji, test_x, torch::cat(tobji));
-  r.train_frames = torch::cat(fx).size(0);
-  r.test_frames = test_x.size(0);
-  return r;
+  return EvaluateProbes(encoder, LoadProbeSet(data, "train", max_episodes, frame_stride),
+                        LoadProbeSet(data, "valid", max_episodes, frame_stride));
+}
+
+ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train, const ProbeSet& test, int epochs,
+                              std::uint64_t seed) {
+  torch::manual_seed(seed);
+  ConvEncoder encoder(config);
+  torch::nn::Linear head(kProbeGrid * kProbeGrid * config.dim, kProbeColumns);
+  std::vector<torch::Tensor> params = encoder->parameters();
+  for (const auto& p : head->parameters()) params.push_back(p);
+  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
+  const auto x = torch::cat(train.frames), y = torch::cat(train.targets).to(torch::kFloat32);
+  const auto mean = y.mean(0), std = y.std(0).clamp_min(1e-6);
+  const auto y_norm = (y - mean) / std;
+  auto predict = [&](const torch::Tensor& frames) {
+    const auto tokens = encoder->forward(FramesToInput(frames.unsqueeze(1)));  // (n, 1, N, D)
+    const int64_t n = tokens.size(0), g = config.grid();
+    const auto grid = tokens.reshape({n, g, g, config.dim}).permute({0, 3, 1, 2});
+    return head->forward(F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1}));
+  };
+  const int64_t batch = 64;
+  encoder->train();
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const auto order = torch::randperm(x.size(0));
+    for (int64_t i = 0; i < x.size(0); i += batch) {
+      const auto index = order.slice(0, i, std::min(x.size(0), i + batch));
+      const auto loss = (predict(x.index_select(0, index)) - y_norm.index_select(0, index)).pow(2).mean();
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+    }
+  }
+  encoder->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> predictions;
+  const auto xt = torch::cat(test.frames);
+  for (int64_t i = 0; i < xt.size(0); i += batch) predictions.push_back(predict(xt.slice(0, i, std::min(xt.size(0), i + batch))));
+  const auto prediction = torch::cat(predictions).to(torch::kFloat64) * std.to(torch::kFloat64) + mean.to(torch::kFloat64);
+  return ResultOf(R2(torch::cat(test.targets), prediction), train.size(), test.size());
 }
 
 }  // namespace embody::adapt

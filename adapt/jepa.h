@@ -4,6 +4,7 @@
 // space (targets layer-normalized, as in V-JEPA); no pixel reconstruction anywhere.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <random>
@@ -92,15 +93,42 @@ class Pretrainer {
   int collapsed_steps_ = 0;
 };
 
+/// R^2 of one probed point: averaged over its three coordinates, and per coordinate.
+struct ProbeScore {
+  double r2 = 0;
+  std::array<double, 3> axes{};
+};
+
 /// R^2 of linear probes on frozen, pooled latents of held-out episodes.
 struct ProbeResult {
-  double ee_r2 = 0, object_r2 = 0;              ///< positions in the camera frame (x, y, z)
-  double ee_image_r2 = 0, object_image_r2 = 0;  ///< the same points in the image plane (u/W, v/H, depth)
+  ProbeScore ee, object;              ///< positions in the camera frame (x, y, z)
+  ProbeScore ee_image, object_image;  ///< the same points in the image plane (u/W, v/H, depth)
   std::int64_t train_frames = 0, test_frames = 0;
 };
+
+/// Frames and probe targets of a split's episodes (every `frame_stride`-th frame), read once and
+/// shared by the probes of several encoders and by the supervised ceiling.
+struct ProbeSet {
+  std::vector<torch::Tensor> frames;   ///< per episode: (n, H, W, 3) uint8
+  std::vector<torch::Tensor> targets;  ///< per episode: (n, 12) ee, object (camera frame), ee, object (image plane)
+  std::int64_t size() const;           ///< frames in all episodes
+};
+/// @throws AdaptError when the split has no episodes.
+ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_episodes, int frame_stride = 3);
+
 /// Fits ridge probes from pooled latents (tokens averaged to a 4x4 grid per frame) to the end-effector
-/// position and the first object's position, both in the episode camera's frame, on training
-/// episodes, and scores them on /mask/valid.
-ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes = 200, int frame_stride = 3);
+/// position and the first object's position, both in the episode camera's frame and in its image
+/// plane, on `train` (the ridge strength chosen on every fifth training episode), and scores them on
+/// `test`.
+ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test);
+/// The same on the datasets' /mask/train and /mask/valid episodes.
+ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes = 1000, int frame_stride = 3);
+
+/// What the probes could reach at best with this architecture and data: the same encoder
+/// architecture and pooled linear head trained end to end, supervised, on the probe targets of
+/// `train` (MSE, `epochs` passes), scored on `test` exactly like the probes. A reference, not a
+/// pretraining method: it uses the labels the JEPA never sees.
+ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train, const ProbeSet& test, int epochs,
+                              std::uint64_t seed);
 
 }  // namespace embody::adapt

@@ -15,30 +15,61 @@ namespace {
 using namespace embody::adapt;
 namespace fs = std::filesystem;
 
-nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaConfig& config, int episodes) {
-  const ProbeResult trained = EvaluateProbes(encoder, data, episodes);
+nlohmann::json ScoreJson(const ProbeScore& s) { return {{"r2", s.r2}, {"axes_r2", s.axes}}; }
+
+nlohmann::json ResultJson(const ProbeResult& r) {
+  return {{"ee_position", ScoreJson(r.ee)}, {"object_position", ScoreJson(r.object)},
+          {"ee_image", ScoreJson(r.ee_image)}, {"object_image", ScoreJson(r.object_image)}};
+}
+
+// Probes `encoder` and a random encoder of the same architecture (and, with ceiling_epochs > 0, the
+// supervised ceiling) on the same frames; prints the table and returns it as JSON.
+nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaConfig& config, int episodes, int ceiling_epochs) {
+  const ProbeSet train = LoadProbeSet(data, "train", episodes), test = LoadProbeSet(data, "valid", episodes);
+  const ProbeResult trained = EvaluateProbes(encoder, train, test);
   EncoderConfig random_config = config.encoder;
   random_config.image_size = encoder.image_size();
   FrozenEncoder random = FrozenEncoder::Random(random_config, config.seed + 7);
-  const ProbeResult baseline = EvaluateProbes(random, data, episodes);
-  std::printf("linear probes on pooled latents, held-out episodes (%lld train / %lld test frames):\n",
+  const ProbeResult baseline = EvaluateProbes(random, train, test);
+  ProbeResult ceiling;
+  if (ceiling_epochs > 0) {
+    std::fprintf(stderr, "pretrain: supervised ceiling: training the encoder architecture on the probe targets (%d epochs)...\n",
+                 ceiling_epochs);
+    ceiling = SupervisedCeiling(random_config, train, test, ceiling_epochs, config.seed + 11);
+  }
+  std::printf("linear probes on pooled latents, R^2 on held-out episodes (%lld train / %lld test frames):\n",
               static_cast<long long>(trained.train_frames), static_cast<long long>(trained.test_frames));
-  std::printf("  %-22s %10s %10s %8s\n", "target", "encoder", "random", "target");
-  std::printf("  %-22s %10.3f %10.3f %8s\n", "end-effector position", trained.ee_r2, baseline.ee_r2, ">= 0.9");
-  std::printf("  %-22s %10.3f %10.3f %8s\n", "object position", trained.object_r2, baseline.object_r2, ">= 0.8");
-  std::printf("  same points in the image plane (u/W, v/H, depth: what one frame shows, whatever the camera):\n");
-  std::printf("  %-22s %10.3f %10.3f\n", "end effector (image)", trained.ee_image_r2, baseline.ee_image_r2);
-  std::printf("  %-22s %10.3f %10.3f\n", "object (image)", trained.object_image_r2, baseline.object_image_r2);
-  return {{"encoder", {{"kind", encoder.kind()}, {"hash", encoder.hash()}}},
-          {"ee_position_r2", trained.ee_r2},
-          {"object_position_r2", trained.object_r2},
-          {"ee_image_r2", trained.ee_image_r2},
-          {"object_image_r2", trained.object_image_r2},
-          {"random_encoder", {{"ee_position_r2", baseline.ee_r2}, {"object_position_r2", baseline.object_r2},
-                              {"ee_image_r2", baseline.ee_image_r2}, {"object_image_r2", baseline.object_image_r2}}},
-          {"train_frames", trained.train_frames},
-          {"test_frames", trained.test_frames},
-          {"targets", {{"ee_position_r2", 0.9}, {"object_position_r2", 0.8}}}};
+  std::printf("  %-22s %-24s %8s %9s %7s\n", "point", "encoder (per axis)", "random", "ceiling", "target");
+  struct Row {
+    const char* name;
+    ProbeScore ProbeResult::*score;
+    const char* target;
+  };
+  const Row rows[] = {{"end effector (camera)", &ProbeResult::ee, ">= 0.9"},
+                      {"object (camera)", &ProbeResult::object, ">= 0.8"},
+                      {"end effector (image)", &ProbeResult::ee_image, ""},
+                      {"object (image)", &ProbeResult::object_image, ""}};
+  for (const Row& row : rows) {
+    const ProbeScore& s = trained.*row.score;
+    char axes[64];
+    std::snprintf(axes, sizeof(axes), "%.3f (%.2f %.2f %.2f)", s.r2, s.axes[0], s.axes[1], s.axes[2]);
+    char top[16] = "-";
+    if (ceiling_epochs > 0) std::snprintf(top, sizeof(top), "%.3f", (ceiling.*row.score).r2);
+    std::printf("  %-22s %-24s %8.3f %9s %7s\n", row.name, axes, (baseline.*row.score).r2, top, row.target);
+  }
+  std::printf("  camera axes x, y, z; image axes u/W, v/H, depth. ceiling: the same architecture trained supervised\n"
+              "  on these targets (pretrain --ceiling-epochs N), the most a probe of this architecture can show.\n");
+  nlohmann::json j = ResultJson(trained);
+  j["encoder"] = {{"kind", encoder.kind()}, {"hash", encoder.hash()}};
+  j["random_encoder"] = ResultJson(baseline);
+  if (ceiling_epochs > 0) {
+    j["supervised_ceiling"] = ResultJson(ceiling);
+    j["supervised_ceiling"]["epochs"] = ceiling_epochs;
+  }
+  j["train_frames"] = trained.train_frames;
+  j["test_frames"] = trained.test_frames;
+  j["targets"] = {{"ee_position_r2", 0.9}, {"object_position_r2", 0.8}};
+  return j;
 }
 
 }  // namespace
@@ -49,7 +80,7 @@ int main(int argc, char** argv) {
   std::string out = "models/encoder.pt", encoder_path;
   JepaConfig config;
   bool resume = false, overwrite = false, eval_only = false;
-  int probe_episodes = 200, encoder_image_size = 0;
+  int probe_episodes = 1000, encoder_image_size = 0, ceiling_epochs = 0;
   app.add_option("--data", data_files, "simcollect datasets (video only is used)")->required();
   app.add_option("--out", out, "Checkpoint to write (atomically, at every evaluation)")->capture_default_str();
   app.add_option("--steps", config.steps, "Optimization steps")->capture_default_str()->check(CLI::Range(1, 10000000));
@@ -63,7 +94,10 @@ int main(int argc, char** argv) {
   app.add_option("--dim", config.encoder.dim, "Latent size per token")->capture_default_str()->check(CLI::Range(8, 2048));
   app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
-  app.add_option("--probe-episodes", probe_episodes, "Training episodes used to fit the probes")->capture_default_str();
+  app.add_option("--probe-episodes", probe_episodes, "Training (and at most as many held-out) episodes used for the probes")->capture_default_str();
+  app.add_option("--ceiling-epochs", ceiling_epochs,
+                 "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
+      ->capture_default_str()->check(CLI::Range(0, 1000));
   app.add_flag("--resume", resume, "Continue training the checkpoint at --out");
   app.add_flag("--overwrite", overwrite, "Replace the checkpoint at --out");
   app.add_flag("--eval-only", eval_only, "Only evaluate --encoder with the probes");
@@ -82,7 +116,7 @@ int main(int argc, char** argv) {
                          std::to_string(data.image_size()) + " px");
       }
       config.encoder.image_size = data.image_size();
-      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json", Probe(encoder, data, config, probe_episodes));
+      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json", Probe(encoder, data, config, probe_episodes, ceiling_epochs));
       return 0;
     }
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
@@ -93,7 +127,7 @@ int main(int argc, char** argv) {
     std::printf("pretrain: %d steps, final train loss %.4f, validation loss %.4f, target std %.3f, %.1f clips/s -> %s\n",
                 stats.step, stats.loss, stats.val_loss, stats.target_std, stats.clips_per_s, out.c_str());
     FrozenEncoder encoder = FrozenEncoder::Load(out);
-    nlohmann::json eval = Probe(encoder, data, config, probe_episodes);
+    nlohmann::json eval = Probe(encoder, data, config, probe_episodes, ceiling_epochs);
     eval["train"] = {{"steps", stats.step}, {"loss", stats.loss}, {"val_loss", stats.val_loss}, {"target_std", stats.target_std},
                      {"clips_per_s", stats.clips_per_s}, {"config", config.ToJson()}};
     embody::collect::WriteJsonFileAtomically(out + ".eval.json", eval);

@@ -101,6 +101,32 @@ TEST_F(PretrainTest, LowersLossWithoutCollapseAndRoundTrips) {
   EXPECT_TRUE(torch::equal(expected, resumed.target()->forward(x)));
 }
 
+// Tests that the probe set holds every stride-th frame with its 12 targets (the image-plane depth
+// equals minus the camera-frame z), and that the supervised ceiling really trains: scored on its own
+// training frames it fits the end-effector position, which an untrained network does not.
+TEST_F(PretrainTest, ProbeSetAndSupervisedCeiling) {
+  const VideoData data({*dir_ / "tiny.h5"});
+  const ProbeSet train = LoadProbeSet(data, "train", 1000, 2), test = LoadProbeSet(data, "valid", 1000, 2);
+  ASSERT_EQ(data.episodes("train").size(), train.frames.size());
+  EXPECT_EQ(6 * static_cast<int64_t>(train.frames.size()), train.size());  // 12 steps, every 2nd
+  EXPECT_EQ((std::vector<int64_t>{6, 32, 32, 3}), train.frames[0].sizes().vec());
+  EXPECT_EQ((std::vector<int64_t>{6, 12}), train.targets[0].sizes().vec());
+  const auto y = torch::cat(train.targets);
+  EXPECT_TRUE(torch::allclose(y.select(1, 8), -y.select(1, 2)));    // ee depth = -z (camera looks along -z)
+  EXPECT_TRUE(torch::allclose(y.select(1, 11), -y.select(1, 5)));   // object depth = -z
+  EXPECT_TRUE((y.select(1, 8) > 0).all().item<bool>());             // in front of the camera
+
+  const EncoderConfig config = Tiny().encoder;
+  const ProbeResult untrained = SupervisedCeiling(config, train, train, 0, 5);
+  const ProbeResult fitted = SupervisedCeiling(config, train, train, 40, 5);
+  EXPECT_GT(fitted.ee.r2, 0.8);
+  EXPECT_GT(fitted.ee_image.r2, 0.8);
+  EXPECT_LT(untrained.ee.r2, 0.2);
+  const ProbeResult held_out = SupervisedCeiling(config, train, test, 5, 5);
+  EXPECT_TRUE(std::isfinite(held_out.object.r2));
+  EXPECT_EQ(test.size(), held_out.test_frames);
+}
+
 // Tests that resuming with other options, overwriting by accident, and bad files are refused clearly.
 TEST_F(PretrainTest, BadInputsFailClearly) {
   const VideoData data({*dir_ / "tiny.h5"});
@@ -158,7 +184,7 @@ TEST_F(PretrainTest, TorchScriptEncoderRunsThroughPipeline) {
   EXPECT_TRUE(torch::equal(good.Encode(torch::ones({1, 1, 3, 32, 32})), traced.Encode(torch::ones({1, 1, 3, 32, 32}))));
   const VideoData data({*dir_ / "tiny.h5"});
   const ProbeResult probe = EvaluateProbes(good, data, 20, 4);
-  EXPECT_TRUE(std::isfinite(probe.ee_r2));
+  EXPECT_TRUE(std::isfinite(probe.ee.r2));
   EXPECT_GT(probe.test_frames, 0);
   FrozenEncoder bad = FrozenEncoder::Load(*dir_ / "bad_rank.pt");
   try {
