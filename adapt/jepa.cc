@@ -31,7 +31,7 @@ nlohmann::json JepaConfig::ToJson() const {
           {"mask_ratio", mask_ratio},    {"batch", batch},             {"steps", steps},
           {"lr", lr},                    {"weight_decay", weight_decay}, {"ema_start", ema_start},
           {"ema_end", ema_end},          {"predictor_depth", predictor_depth},
-          {"predictor_heads", predictor_heads}, {"seed", seed}};
+          {"predictor_heads", predictor_heads}, {"mask_per_clip", mask_per_clip}, {"seed", seed}};
 }
 
 JepaConfig JepaConfig::FromJson(const nlohmann::json& j) {
@@ -48,6 +48,7 @@ JepaConfig JepaConfig::FromJson(const nlohmann::json& j) {
   c.ema_end = j.at("ema_end");
   c.predictor_depth = j.at("predictor_depth");
   c.predictor_heads = j.at("predictor_heads");
+  c.mask_per_clip = j.value("mask_per_clip", false);  // absent in checkpoints from before the option
   c.seed = j.at("seed");
   return c;
 }
@@ -101,7 +102,8 @@ PredictorImpl::PredictorImpl(int tokens, int dim, int depth, int heads) {
 
 torch::Tensor PredictorImpl::forward(const torch::Tensor& context, const torch::Tensor& mask) {
   auto x = in->forward(context);
-  x = torch::where(mask.view({1, -1, 1}), mask_token.expand_as(x), x) + pos_embed;
+  const auto flags = mask.dim() == 1 ? mask.view({1, -1, 1}) : mask.unsqueeze(2);
+  x = torch::where(flags, mask_token.expand_as(x), x) + pos_embed;
   x = x.transpose(0, 1);  // (M, B, D): the C++ transformer layers are sequence-first
   for (auto& layer : layers) x = layer->forward(x);
   return out->forward(norm->forward(x.transpose(0, 1)));
@@ -172,24 +174,30 @@ torch::Tensor Pretrainer::Batch(const std::string& split, std::mt19937_64* rng) 
 
 torch::Tensor Pretrainer::Loss(const torch::Tensor& clips, std::mt19937_64* rng, double* target_std) {
   const int t = config_.clip_length, g = config_.encoder.grid(), s = config_.encoder.image_size;
-  const auto flags = SampleTubeMask(t, g, config_.mask_ratio, rng);
-  std::vector<std::uint8_t> bytes(flags.begin(), flags.end());
-  const auto mask = torch::from_blob(bytes.data(), {static_cast<long>(bytes.size())}, torch::kUInt8).clone().to(torch::kBool);
+  const auto b = clips.size(0);
+  // One tube mask per clip (V-JEPA samples them per clip), or one for the whole batch.
+  std::vector<std::uint8_t> bytes;
+  for (int64_t i = 0; i < (config_.mask_per_clip ? b : 1); ++i) {
+    const auto flags = SampleTubeMask(t, g, config_.mask_ratio, rng);
+    bytes.insert(bytes.end(), flags.begin(), flags.end());
+  }
+  const int64_t masks = static_cast<int64_t>(bytes.size()) / (t * g * g);
+  const auto mask = torch::from_blob(bytes.data(), {masks, t * g * g}, torch::kUInt8).clone().to(torch::kBool);
   // Hide the masked blocks' pixels from the context encoder.
-  const auto pixel_mask = mask.view({1, t, 1, g, 1, g, 1}).expand({1, t, 1, g, s / g, g, s / g}).reshape({1, t, 1, s, s});
+  const auto pixel_mask = mask.view({masks, t, 1, g, 1, g, 1}).expand({masks, t, 1, g, s / g, g, s / g}).reshape({masks, t, 1, s, s});
   const auto context_in = clips.masked_fill(pixel_mask, 0.5);
   torch::Tensor targets;
   {
     torch::NoGradGuard no_grad;
     targets = target_->forward(clips);
     *target_std = targets.reshape({-1, config_.encoder.dim}).std(0).mean().item<double>();
-    targets = F::layer_norm(targets, F::LayerNormFuncOptions({config_.encoder.dim}));
+    targets = F::layer_norm(targets, F::LayerNormFuncOptions({config_.encoder.dim})).reshape({b, -1, config_.encoder.dim});
   }
-  const auto b = clips.size(0);
   const auto context = online_->forward(context_in).reshape({b, -1, config_.encoder.dim});
-  const auto predicted = predictor_->forward(context, mask);
-  const auto index = mask.nonzero().squeeze(1);
-  return (predicted.index_select(1, index) - targets.reshape({b, -1, config_.encoder.dim}).index_select(1, index)).abs().mean();
+  const auto predicted = predictor_->forward(context, masks == 1 ? mask.squeeze(0) : mask);
+  // L1 over the masked tokens only.
+  const auto weight = mask.expand({b, -1}).unsqueeze(2).to(torch::kFloat32);
+  return ((predicted - targets).abs() * weight).sum() / (weight.sum() * config_.encoder.dim);
 }
 
 std::pair<double, double> Pretrainer::Step(const torch::Tensor& clips) {
@@ -288,9 +296,9 @@ namespace {
 // Probes see the tokens averaged to a 4x4 grid per frame: 2x2 pooling lost the small end effector
 // among background tokens (R^2 ~0.0-0.2 in a first measurement), the full 8x8 grid overfit.
 constexpr int kProbeGrid = 4;
-// Target columns of a ProbeSet: ee (camera frame), first object (camera frame), ee (image plane),
-// first object (image plane); three each.
-constexpr int kProbeColumns = 12;
+// Target columns of a ProbeSet, three each: ee and first object in the world frame, in the camera
+// frame, in the image plane.
+constexpr int kProbeColumns = 18;
 
 // Camera-frame positions (n, 3) -> image-plane coordinates (u / W, v / H, depth) through the
 // pinhole intrinsics [fx 0 cx; 0 fy cy; 0 0 1] (OpenGL camera: looking along -z, y up; v grows down).
@@ -370,8 +378,8 @@ ProbeScore Ridge(const std::vector<torch::Tensor>& xs, const std::vector<torch::
 
 ProbeResult ResultOf(const torch::Tensor& r2, int64_t train_frames, int64_t test_frames) {
   ProbeResult r;
-  ProbeScore* scores[4] = {&r.ee, &r.object, &r.ee_image, &r.object_image};
-  for (int i = 0; i < 4; ++i) *scores[i] = ScoreOf(r2.slice(0, 3 * i, 3 * i + 3));
+  ProbeScore* scores[6] = {&r.ee_world, &r.object_world, &r.ee, &r.object, &r.ee_image, &r.object_image};
+  for (int i = 0; i < 6; ++i) *scores[i] = ScoreOf(r2.slice(0, 3 * i, 3 * i + 3));
   r.train_frames = train_frames;
   r.test_frames = test_frames;
   return r;
@@ -395,8 +403,9 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
     const auto rows = torch::arange(0, ep.frames, frame_stride);
     auto frames = data.Frames(ep, 0, ep.frames);
     set.frames.push_back(torch::from_blob(frames.data(), {ep.frames, s, s, 3}, torch::kUInt8).index_select(0, rows).clone());
-    // Positions in the episode camera's frame: what a frame can show (cameras are randomized per
-    // episode, so world coordinates are not a function of the image alone).
+    // Positions in the world frame (the robot's, which every frame shows) and in the episode
+    // camera's frame (cameras are randomized per episode; their depth axis is ambiguous in one image
+    // when distance and field of view both vary).
     const collect::Dataset& ds = data.dataset(ep.dataset);
     auto pose = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/extrinsics");  // camera-to-world
     const auto pose_t = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64);
@@ -405,11 +414,12 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
     auto eef = ds.Read<float>(ep.demo, "obs/robot0_eef_pos");
     std::vector<hsize_t> dims;
     auto obj = ds.Read<float>(ep.demo, "obs/object", &dims);
-    const auto ee = to_camera(torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64));
-    const auto object = to_camera(torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
-                                      .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64));
+    const auto ee_world = torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64);
+    const auto object_world = torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
+                                  .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64);
+    const auto ee = to_camera(ee_world), object = to_camera(object_world);
     const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
-    set.targets.push_back(torch::cat({ee, object, ToImagePlane(ee, k, s), ToImagePlane(object, k, s)}, 1));
+    set.targets.push_back(torch::cat({ee_world, object_world, ee, object, ToImagePlane(ee, k, s), ToImagePlane(object, k, s)}, 1));
   }
   return set;
 }

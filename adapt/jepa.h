@@ -24,6 +24,7 @@ struct JepaConfig {
   int clip_length = 4;        ///< frames per clip (T)
   int clip_stride = 2;        ///< control steps between clip frames
   double mask_ratio = 0.6;    ///< target fraction of tokens hidden from the context encoder
+  bool mask_per_clip = true;  ///< a tube mask per clip (false: one per batch, as before)
   int batch = 16;
   int steps = 1500;
   double lr = 1e-3;
@@ -48,7 +49,7 @@ void EmaUpdate(torch::nn::Module& target, const torch::nn::Module& online, doubl
 /// Predicts target latents at masked positions from the context tokens.
 struct PredictorImpl : torch::nn::Module {
   PredictorImpl(int tokens, int dim, int depth, int heads);
-  /// context (B, M, D) with M = T*N tokens, mask (M) bool: masked positions get the mask token.
+  /// context (B, M, D) with M = T*N tokens, mask (M) or (B, M) bool: masked positions get the mask token.
   torch::Tensor forward(const torch::Tensor& context, const torch::Tensor& mask);
   torch::Tensor mask_token, pos_embed;
   torch::nn::Linear in{nullptr}, out{nullptr};
@@ -101,6 +102,7 @@ struct ProbeScore {
 
 /// R^2 of linear probes on frozen, pooled latents of held-out episodes.
 struct ProbeResult {
+  ProbeScore ee_world, object_world;  ///< positions in the world frame (= the robot's base frame, up to its small randomization)
   ProbeScore ee, object;              ///< positions in the camera frame (x, y, z)
   ProbeScore ee_image, object_image;  ///< the same points in the image plane (u/W, v/H, depth)
   std::int64_t train_frames = 0, test_frames = 0;
@@ -110,15 +112,15 @@ struct ProbeResult {
 /// shared by the probes of several encoders and by the supervised ceiling.
 struct ProbeSet {
   std::vector<torch::Tensor> frames;   ///< per episode: (n, H, W, 3) uint8
-  std::vector<torch::Tensor> targets;  ///< per episode: (n, 12) ee, object (camera frame), ee, object (image plane)
+  std::vector<torch::Tensor> targets;  ///< per episode: (n, 18) ee, object in the world frame, camera frame, image plane
   std::int64_t size() const;           ///< frames in all episodes
 };
 /// @throws AdaptError when the split has no episodes.
 ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_episodes, int frame_stride = 3);
 
 /// Fits ridge probes from pooled latents (tokens averaged to a 4x4 grid per frame) to the end-effector
-/// position and the first object's position, both in the episode camera's frame and in its image
-/// plane, on `train` (the ridge strength chosen on every fifth training episode), and scores them on
+/// position and the first object's position, in the world frame, the episode camera's frame and its
+/// image plane, on `train` (the ridge strength chosen on every fifth training episode), and scores them on
 /// `test`.
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test);
 /// The same on the datasets' /mask/train and /mask/valid episodes.

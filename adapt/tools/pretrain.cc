@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 nlohmann::json ScoreJson(const ProbeScore& s) { return {{"r2", s.r2}, {"axes_r2", s.axes}}; }
 
 nlohmann::json ResultJson(const ProbeResult& r) {
-  return {{"ee_position", ScoreJson(r.ee)}, {"object_position", ScoreJson(r.object)},
+  return {{"ee_world", ScoreJson(r.ee_world)}, {"object_world", ScoreJson(r.object_world)},
+          {"ee_position", ScoreJson(r.ee)}, {"object_position", ScoreJson(r.object)},
           {"ee_image", ScoreJson(r.ee_image)}, {"object_image", ScoreJson(r.object_image)}};
 }
 
@@ -45,7 +46,9 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaCo
     ProbeScore ProbeResult::*score;
     const char* target;
   };
-  const Row rows[] = {{"end effector (camera)", &ProbeResult::ee, ">= 0.9"},
+  const Row rows[] = {{"end effector (world)", &ProbeResult::ee_world, ">= 0.9"},
+                      {"object (world)", &ProbeResult::object_world, ">= 0.8"},
+                      {"end effector (camera)", &ProbeResult::ee, ">= 0.9"},
                       {"object (camera)", &ProbeResult::object, ">= 0.8"},
                       {"end effector (image)", &ProbeResult::ee_image, ""},
                       {"object (image)", &ProbeResult::object_image, ""}};
@@ -57,7 +60,7 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaCo
     if (ceiling_epochs > 0) std::snprintf(top, sizeof(top), "%.3f", (ceiling.*row.score).r2);
     std::printf("  %-22s %-24s %8.3f %9s %7s\n", row.name, axes, (baseline.*row.score).r2, top, row.target);
   }
-  std::printf("  camera axes x, y, z; image axes u/W, v/H, depth. ceiling: the same architecture trained supervised\n"
+  std::printf("  world and camera axes x, y, z; image axes u/W, v/H, depth. ceiling: the same architecture trained supervised\n"
               "  on these targets (pretrain --ceiling-epochs N), the most a probe of this architecture can show.\n");
   nlohmann::json j = ResultJson(trained);
   j["encoder"] = {{"kind", encoder.kind()}, {"hash", encoder.hash()}};
@@ -88,6 +91,8 @@ int main(int argc, char** argv) {
   app.add_option("--lr", config.lr, "Peak learning rate (AdamW)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--mask-ratio", config.mask_ratio, "Fraction of tokens hidden from the context encoder")
       ->capture_default_str()->check(CLI::Range(0.05, 0.95));
+  app.add_option("--mask-per-clip", config.mask_per_clip, "A tube mask per clip (false: one mask for the whole batch)")
+      ->capture_default_str();
   app.add_option("--clip-length", config.clip_length, "Frames per clip")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--clip-stride", config.clip_stride, "Steps between clip frames")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--width", config.encoder.width, "Encoder width (first conv channels)")->capture_default_str()->check(CLI::Range(8, 512));

@@ -110,16 +110,20 @@ TEST_F(PretrainTest, ProbeSetAndSupervisedCeiling) {
   ASSERT_EQ(data.episodes("train").size(), train.frames.size());
   EXPECT_EQ(6 * static_cast<int64_t>(train.frames.size()), train.size());  // 12 steps, every 2nd
   EXPECT_EQ((std::vector<int64_t>{6, 32, 32, 3}), train.frames[0].sizes().vec());
-  EXPECT_EQ((std::vector<int64_t>{6, 12}), train.targets[0].sizes().vec());
+  EXPECT_EQ((std::vector<int64_t>{6, 18}), train.targets[0].sizes().vec());
   const auto y = torch::cat(train.targets);
-  EXPECT_TRUE(torch::allclose(y.select(1, 8), -y.select(1, 2)));    // ee depth = -z (camera looks along -z)
-  EXPECT_TRUE(torch::allclose(y.select(1, 11), -y.select(1, 5)));   // object depth = -z
-  EXPECT_TRUE((y.select(1, 8) > 0).all().item<bool>());             // in front of the camera
+  EXPECT_TRUE(torch::allclose(y.select(1, 14), -y.select(1, 8)));   // ee depth = -z (camera looks along -z)
+  EXPECT_TRUE(torch::allclose(y.select(1, 17), -y.select(1, 11)));  // object depth = -z
+  EXPECT_TRUE((y.select(1, 14) > 0).all().item<bool>());            // in front of the camera
+  // A rigid change of frame keeps distances: ee-to-object distance is the same in world and camera frames.
+  const auto world_distance = (y.slice(1, 0, 3) - y.slice(1, 3, 6)).norm(2, 1);
+  EXPECT_TRUE(torch::allclose(world_distance, (y.slice(1, 6, 9) - y.slice(1, 9, 12)).norm(2, 1)));
 
   const EncoderConfig config = Tiny().encoder;
   const ProbeResult untrained = SupervisedCeiling(config, train, train, 0, 5);
   const ProbeResult fitted = SupervisedCeiling(config, train, train, 40, 5);
   EXPECT_GT(fitted.ee.r2, 0.8);
+  EXPECT_GT(fitted.ee_world.r2, 0.8);
   EXPECT_GT(fitted.ee_image.r2, 0.8);
   EXPECT_LT(untrained.ee.r2, 0.2);
   const ProbeResult held_out = SupervisedCeiling(config, train, test, 5, 5);
