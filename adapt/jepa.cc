@@ -102,8 +102,7 @@ PredictorImpl::PredictorImpl(int tokens, int dim, int depth, int heads) {
 
 torch::Tensor PredictorImpl::forward(const torch::Tensor& context, const torch::Tensor& mask) {
   auto x = in->forward(context);
-  const auto flags = mask.dim() == 1 ? mask.view({1, -1, 1}) : mask.unsqueeze(2);
-  x = torch::where(flags, mask_token.expand_as(x), x) + pos_embed;
+  x = torch::where(mask.unsqueeze(2), mask_token.expand_as(x), x) + pos_embed;
   x = x.transpose(0, 1);  // (M, B, D): the C++ transformer layers are sequence-first
   for (auto& layer : layers) x = layer->forward(x);
   return out->forward(norm->forward(x.transpose(0, 1)));
@@ -194,9 +193,10 @@ torch::Tensor Pretrainer::Loss(const torch::Tensor& clips, std::mt19937_64* rng,
     targets = F::layer_norm(targets, F::LayerNormFuncOptions({config_.encoder.dim})).reshape({b, -1, config_.encoder.dim});
   }
   const auto context = online_->forward(context_in).reshape({b, -1, config_.encoder.dim});
-  const auto predicted = predictor_->forward(context, masks == 1 ? mask.squeeze(0) : mask);
+  const auto per_clip = mask.expand({b, -1});
+  const auto predicted = predictor_->forward(context, per_clip);
   // L1 over the masked tokens only.
-  const auto weight = mask.expand({b, -1}).unsqueeze(2).to(torch::kFloat32);
+  const auto weight = per_clip.unsqueeze(2).to(torch::kFloat32);
   return ((predicted - targets).abs() * weight).sum() / (weight.sum() * config_.encoder.dim);
 }
 
@@ -309,16 +309,20 @@ torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double
   return torch::stack({u, v, depth}, 1);
 }
 
+// Tokens (n, 1, N, D) of single frames -> the probes' features: averaged to a 4x4 grid, (n, 16 D).
+torch::Tensor PoolTokens(const torch::Tensor& tokens) {
+  const auto n = tokens.size(0), d = tokens.size(3);
+  const int g = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens.size(2)))));
+  const auto grid = tokens.reshape({n, g, g, d}).permute({0, 3, 1, 2});
+  return F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1});
+}
+
 // Pooled latents (n, 16 D) of uint8 frames (n, H, W, 3), encoded in chunks.
 torch::Tensor PooledFeatures(FrozenEncoder& encoder, const torch::Tensor& frames) {
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < frames.size(0); i += 64) {
     const auto chunk = frames.slice(0, i, std::min<int64_t>(frames.size(0), i + 64));
-    const auto tokens = encoder.Encode(FramesToInput(chunk.unsqueeze(1)));  // (n, 1, N, D)
-    const auto n = tokens.size(0), d = tokens.size(3);
-    const int g = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens.size(2)))));
-    const auto grid = tokens.reshape({n, g, g, d}).permute({0, 3, 1, 2});
-    out.push_back(F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1}));
+    out.push_back(PoolTokens(encoder.Encode(FramesToInput(chunk.unsqueeze(1)))));
   }
   return torch::cat(out).to(torch::kFloat64);
 }
@@ -337,43 +341,52 @@ ProbeScore ScoreOf(const torch::Tensor& axes_r2) {
   return s;
 }
 
-// Ridge regression fit on (x, y), per-column R^2 on (xt, yt).
-torch::Tensor RidgeR2(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& xt, const torch::Tensor& yt, double lambda) {
+const std::vector<double> kRidgeStrengths = {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0};
+
+// Ridge regression of every column of y on x, scored on (xt, yt) for each strength in
+// kRidgeStrengths: per-column R^2, one row per strength. The Gram matrix is diagonalized once, so a
+// strength costs a matrix product, not a solve.
+torch::Tensor RidgeR2(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& xt, const torch::Tensor& yt) {
   const auto mean = x.mean(0), std = x.std(0).clamp_min(1e-8);
   const auto xs = (x - mean) / std, xts = (xt - mean) / std;
   const auto ymean = y.mean(0);
-  torch::Tensor pred;
-  if (x.size(1) <= x.size(0)) {  // primal: (X'X + lambda n I) w = X'y
-    const auto a = xs.t().mm(xs) + lambda * x.size(0) * torch::eye(x.size(1), torch::kFloat64);
-    pred = xts.mm(torch::linalg::solve(a, xs.t().mm(y - ymean), true)) + ymean;
+  // prediction(lambda) = p diag(1 / (eigenvalues + lambda n)) b + ymean
+  torch::Tensor eigenvalues, q, p, b;
+  if (x.size(1) <= x.size(0)) {  // primal: w = (X'X + lambda n I)^-1 X'y
+    std::tie(eigenvalues, q) = torch::linalg_eigh(xs.t().mm(xs), "L");
+    p = xts.mm(q);
+    b = q.t().mm(xs.t().mm(y - ymean));
   } else {  // dual, for more features than samples: w = X'(XX' + lambda n I)^-1 y
-    const auto a = xs.mm(xs.t()) + lambda * x.size(0) * torch::eye(x.size(0), torch::kFloat64);
-    pred = xts.mm(xs.t()).mm(torch::linalg::solve(a, y - ymean, true)) + ymean;
+    std::tie(eigenvalues, q) = torch::linalg_eigh(xs.mm(xs.t()), "L");
+    p = xts.mm(xs.t()).mm(q);
+    b = q.t().mm(y - ymean);
   }
-  return R2(yt, pred);
+  std::vector<torch::Tensor> rows;
+  for (double lambda : kRidgeStrengths) {
+    const auto scale = 1.0 / (eigenvalues.clamp_min(0) + lambda * x.size(0));
+    rows.push_back(R2(yt, p.mm(scale.unsqueeze(1) * b) + ymean));
+  }
+  return torch::stack(rows);
 }
 
-// Chooses lambda on every fifth training episode (fit on the rest), then refits on all training
-// episodes and scores the test split. Episodes, not frames, are held out: frames of one episode
-// share a camera.
-ProbeScore Ridge(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
-                 const torch::Tensor& yt) {
+// Chooses the ridge strength of each probed point (three columns) on every fifth training episode
+// (fit on the rest), then fits all training episodes and scores (xt, yt): per-column R^2. Episodes,
+// not frames, are held out: frames of one episode share a camera.
+torch::Tensor RidgeProbe(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
+                         const torch::Tensor& yt) {
+  const int64_t strengths = static_cast<int64_t>(kRidgeStrengths.size()), points = yt.size(1) / 3;
   std::vector<torch::Tensor> fit_x, fit_y, hold_x, hold_y;
   for (size_t i = 0; i < xs.size(); ++i) {
     (i % 5 == 4 ? hold_x : fit_x).push_back(xs[i]);
     (i % 5 == 4 ? hold_y : fit_y).push_back(ys[i]);
   }
-  double best_lambda = 1e-2, best = -1e9;
+  auto best = torch::full({points}, 2, torch::kLong);  // 1e-2 when there is nothing to choose on
   if (!hold_x.empty() && !fit_x.empty()) {
-    for (double lambda : {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0}) {
-      const double r2 = RidgeR2(torch::cat(fit_x), torch::cat(fit_y), torch::cat(hold_x), torch::cat(hold_y), lambda).mean().item<double>();
-      if (r2 > best) {
-        best = r2;
-        best_lambda = lambda;
-      }
-    }
+    const auto held = RidgeR2(torch::cat(fit_x), torch::cat(fit_y), torch::cat(hold_x), torch::cat(hold_y));
+    best = held.reshape({strengths, points, 3}).mean(2).argmax(0);
   }
-  return ScoreOf(RidgeR2(torch::cat(xs), torch::cat(ys), xt, yt, best_lambda));
+  const auto scored = RidgeR2(torch::cat(xs), torch::cat(ys), xt, yt).reshape({strengths, points, 3});
+  return scored.gather(0, best.view({1, points, 1}).expand({1, points, 3})).reshape({-1});
 }
 
 ProbeResult ResultOf(const torch::Tensor& r2, int64_t train_frames, int64_t test_frames) {
@@ -402,7 +415,7 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
     const EpisodeRef& ep = episodes[e];
     const auto rows = torch::arange(0, ep.frames, frame_stride);
     auto frames = data.Frames(ep, 0, ep.frames);
-    set.frames.push_back(torch::from_blob(frames.data(), {ep.frames, s, s, 3}, torch::kUInt8).index_select(0, rows).clone());
+    set.frames.push_back(torch::from_blob(frames.data(), {ep.frames, s, s, 3}, torch::kUInt8).index_select(0, rows));
     // Positions in the world frame (the robot's, which every frame shows) and in the episode
     // camera's frame (cameras are randomized per episode; their depth axis is ambiguous in one image
     // when distance and field of view both vary).
@@ -425,19 +438,10 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test) {
-  std::vector<torch::Tensor> xs;
+  std::vector<torch::Tensor> xs, xt;
   for (const auto& f : train.frames) xs.push_back(PooledFeatures(encoder, f));
-  std::vector<torch::Tensor> xt;
   for (const auto& f : test.frames) xt.push_back(PooledFeatures(encoder, f));
-  const auto test_x = torch::cat(xt), test_y = torch::cat(test.targets);
-  std::vector<torch::Tensor> r2;
-  for (int i = 0; i < kProbeColumns; i += 3) {
-    std::vector<torch::Tensor> ys;
-    for (const auto& y : train.targets) ys.push_back(y.slice(1, i, i + 3));
-    const ProbeScore score = Ridge(xs, ys, test_x, test_y.slice(1, i, i + 3));
-    r2.push_back(torch::tensor(std::vector<double>(score.axes.begin(), score.axes.end()), torch::kFloat64));
-  }
-  return ResultOf(torch::cat(r2), train.size(), test.size());
+  return ResultOf(RidgeProbe(xs, train.targets, torch::cat(xt), torch::cat(test.targets)), train.size(), test.size());
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
@@ -456,12 +460,7 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
   const auto x = torch::cat(train.frames), y = torch::cat(train.targets).to(torch::kFloat32);
   const auto mean = y.mean(0), std = y.std(0).clamp_min(1e-6);
   const auto y_norm = (y - mean) / std;
-  auto predict = [&](const torch::Tensor& frames) {
-    const auto tokens = encoder->forward(FramesToInput(frames.unsqueeze(1)));  // (n, 1, N, D)
-    const int64_t n = tokens.size(0), g = config.grid();
-    const auto grid = tokens.reshape({n, g, g, config.dim}).permute({0, 3, 1, 2});
-    return head->forward(F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1}));
-  };
+  auto predict = [&](const torch::Tensor& frames) { return head->forward(PoolTokens(encoder->forward(FramesToInput(frames.unsqueeze(1))))); };
   const int64_t batch = 64;
   encoder->train();
   for (int epoch = 0; epoch < epochs; ++epoch) {

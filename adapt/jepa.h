@@ -49,7 +49,7 @@ void EmaUpdate(torch::nn::Module& target, const torch::nn::Module& online, doubl
 /// Predicts target latents at masked positions from the context tokens.
 struct PredictorImpl : torch::nn::Module {
   PredictorImpl(int tokens, int dim, int depth, int heads);
-  /// context (B, M, D) with M = T*N tokens, mask (M) or (B, M) bool: masked positions get the mask token.
+  /// context (B, M, D) with M = T*N tokens, mask (B, M) bool: masked positions get the mask token.
   torch::Tensor forward(const torch::Tensor& context, const torch::Tensor& mask);
   torch::Tensor mask_token, pos_embed;
   torch::nn::Linear in{nullptr}, out{nullptr};
