@@ -6,13 +6,8 @@
 
 namespace embody::adapt {
 
-EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) {
-  EncoderConfig c;
-  c.image_size = j.at("image_size");
-  c.width = j.at("width");
-  c.dim = j.at("dim");
-  return c;
-}
+nlohmann::json EncoderConfig::ToJson() const { return *this; }
+EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) { return j.get<EncoderConfig>(); }
 
 ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
   if (c.image_size % 8 != 0 || c.image_size < 16) {

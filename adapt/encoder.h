@@ -23,9 +23,11 @@ struct EncoderConfig {
   int dim = 128;        ///< D, the latent size per token
   /// Tokens per side: the encoder downsamples by 8.
   int grid() const { return image_size / 8; }
-  nlohmann::json ToJson() const { return {{"image_size", image_size}, {"width", width}, {"dim", dim}}; }
+  nlohmann::json ToJson() const;
   static EncoderConfig FromJson(const nlohmann::json& j);
 };
+/// JSON keys = field names (one list for writing and reading; a missing key is an error).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EncoderConfig, image_size, width, dim)
 
 /// Four conv stages (stride 2, 2, 2, 1) with GroupNorm and GELU, applied to every frame.
 struct ConvEncoderImpl : torch::nn::Module {

@@ -26,31 +26,13 @@ double LearningRate(const JepaConfig& c, int step) {
 
 }  // namespace
 
-nlohmann::json JepaConfig::ToJson() const {
-  return {{"encoder", encoder.ToJson()}, {"clip_length", clip_length}, {"clip_stride", clip_stride},
-          {"mask_ratio", mask_ratio},    {"batch", batch},             {"steps", steps},
-          {"lr", lr},                    {"weight_decay", weight_decay}, {"ema_start", ema_start},
-          {"ema_end", ema_end},          {"predictor_depth", predictor_depth},
-          {"predictor_heads", predictor_heads}, {"mask_per_clip", mask_per_clip}, {"seed", seed}};
-}
+nlohmann::json JepaConfig::ToJson() const { return *this; }
 
 JepaConfig JepaConfig::FromJson(const nlohmann::json& j) {
-  JepaConfig c;
-  c.encoder = EncoderConfig::FromJson(j.at("encoder"));
-  c.clip_length = j.at("clip_length");
-  c.clip_stride = j.at("clip_stride");
-  c.mask_ratio = j.at("mask_ratio");
-  c.batch = j.at("batch");
-  c.steps = j.at("steps");
-  c.lr = j.at("lr");
-  c.weight_decay = j.at("weight_decay");
-  c.ema_start = j.at("ema_start");
-  c.ema_end = j.at("ema_end");
-  c.predictor_depth = j.at("predictor_depth");
-  c.predictor_heads = j.at("predictor_heads");
-  c.mask_per_clip = j.value("mask_per_clip", false);  // absent in checkpoints from before the option
-  c.seed = j.at("seed");
-  return c;
+  if (j.contains("mask_per_clip")) return j.get<JepaConfig>();
+  nlohmann::json older = j;  // checkpoints from before the option drew one mask per batch
+  older["mask_per_clip"] = false;
+  return older.get<JepaConfig>();
 }
 
 std::vector<bool> SampleTubeMask(int frames, int grid, double ratio, std::mt19937_64* rng) {

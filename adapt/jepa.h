@@ -34,9 +34,11 @@ struct JepaConfig {
   int threads = 0;            ///< 0: all cores
   std::uint64_t seed = 0;
   int log_every = 25, eval_every = 250;
-  nlohmann::json ToJson() const;
+  nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads or logging)
   static JepaConfig FromJson(const nlohmann::json& j);
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(JepaConfig, encoder, clip_length, clip_stride, mask_ratio, mask_per_clip, batch, steps, lr,
+                                   weight_decay, ema_start, ema_end, predictor_depth, predictor_heads, seed)
 
 /// Spatio-temporal block ("tube") mask over a (T, grid, grid) token volume: random rectangles that
 /// span all frames are added until about `ratio` of the tokens are hidden. Never hides every token

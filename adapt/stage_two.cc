@@ -168,30 +168,8 @@ Normalizer StageTwoData::ComputeNormalizer(int max_episodes) const {
 
 // ------------------------------------------------------------------------------------------ training
 
-nlohmann::json AdaptConfig::ToJson() const {
-  return {{"predictor", predictor.ToJson()}, {"batch", batch},     {"steps", steps},         {"lr", lr},
-          {"weight_decay", weight_decay},    {"warmup", warmup},   {"decay", decay},         {"rollout", rollout},
-          {"eval_every", eval_every},        {"patience", patience}, {"val_batches", val_batches},
-          {"freeze_trunk", freeze_trunk},    {"seed", seed}};
-}
-
-AdaptConfig AdaptConfig::FromJson(const nlohmann::json& j) {
-  AdaptConfig c;
-  c.predictor = PredictorConfig::FromJson(j.at("predictor"));
-  c.batch = j.at("batch");
-  c.steps = j.at("steps");
-  c.lr = j.at("lr");
-  c.weight_decay = j.at("weight_decay");
-  c.warmup = j.at("warmup");
-  c.decay = j.at("decay");
-  c.rollout = j.at("rollout");
-  c.eval_every = j.at("eval_every");
-  c.patience = j.at("patience");
-  c.val_batches = j.at("val_batches");
-  c.freeze_trunk = j.at("freeze_trunk");
-  c.seed = j.at("seed");
-  return c;
-}
+nlohmann::json AdaptConfig::ToJson() const { return *this; }
+AdaptConfig AdaptConfig::FromJson(const nlohmann::json& j) { return j.get<AdaptConfig>(); }
 
 StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const fs::path& out, bool resume)
     : config_(config), data_(data), model_(std::move(model)), out_(out), rng_(config.seed) {

@@ -83,9 +83,11 @@ struct AdaptConfig {
   bool freeze_trunk = false;
   int threads = 0;
   std::uint64_t seed = 0;
-  nlohmann::json ToJson() const;
+  nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads)
   static AdaptConfig FromJson(const nlohmann::json& j);
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AdaptConfig, predictor, batch, steps, lr, weight_decay, warmup, decay, rollout, eval_every,
+                                   patience, val_batches, freeze_trunk, seed)
 
 struct TrainStats {
   int step = 0, best_step = 0;

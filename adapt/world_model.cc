@@ -38,34 +38,10 @@ void ReadModule(torch::serialize::InputArchive& archive, const std::string& key,
 
 }  // namespace
 
-nlohmann::json EmbodimentSpec::ToJson() const {
-  return {{"name", name}, {"joints", joints}, {"gripper", gripper}, {"action_dim", action_dim}, {"action_kind", action_kind}};
-}
-
-EmbodimentSpec EmbodimentSpec::FromJson(const nlohmann::json& j) {
-  EmbodimentSpec s;
-  s.name = j.at("name");
-  s.joints = j.at("joints");
-  s.gripper = j.at("gripper");
-  s.action_dim = j.at("action_dim");
-  s.action_kind = j.at("action_kind");
-  return s;
-}
-
-nlohmann::json PredictorConfig::ToJson() const {
-  return {{"latent_dim", latent_dim}, {"tokens", tokens}, {"dim", dim}, {"depth", depth}, {"heads", heads}, {"context", context}};
-}
-
-PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) {
-  PredictorConfig c;
-  c.latent_dim = j.at("latent_dim");
-  c.tokens = j.at("tokens");
-  c.dim = j.at("dim");
-  c.depth = j.at("depth");
-  c.heads = j.at("heads");
-  c.context = j.at("context");
-  return c;
-}
+nlohmann::json EmbodimentSpec::ToJson() const { return *this; }
+EmbodimentSpec EmbodimentSpec::FromJson(const nlohmann::json& j) { return j.get<EmbodimentSpec>(); }
+nlohmann::json PredictorConfig::ToJson() const { return *this; }
+PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) { return j.get<PredictorConfig>(); }
 
 DynamicsModelImpl::DynamicsModelImpl(int proprio_dim, int action_dim, int hidden) {
   net = register_module("net", torch::nn::Sequential(torch::nn::Linear(proprio_dim + action_dim, hidden), torch::nn::GELU(),

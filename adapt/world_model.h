@@ -36,6 +36,8 @@ struct EmbodimentSpec {
   nlohmann::json ToJson() const;
   static EmbodimentSpec FromJson(const nlohmann::json& j);
 };
+/// JSON keys = field names (one list for writing and reading; a missing key is an error).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EmbodimentSpec, name, joints, gripper, action_dim, action_kind)
 
 struct PredictorConfig {
   int latent_dim = 128;  ///< D of the frozen encoder
@@ -46,6 +48,7 @@ struct PredictorConfig {
   nlohmann::json ToJson() const;
   static PredictorConfig FromJson(const nlohmann::json& j);
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictorConfig, latent_dim, tokens, dim, depth, heads, context)
 
 /// Per-embodiment dynamics: MLP on [normalized proprio, action] -> normalized proprio change.
 struct DynamicsModelImpl : torch::nn::Module {
