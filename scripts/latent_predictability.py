@@ -102,7 +102,8 @@ def main():
     p.add_argument("--episodes", type=int, default=150)
     p.add_argument("--model", choices=["tokenmlp", "conv", "transformer"], default="tokenmlp")
     p.add_argument("--oracle", action="store_true", help="condition on the true proprio of frame t+1")
-    p.add_argument("--seconds", type=float, default=300)
+    p.add_argument("--seconds", type=float, default=300, help="training time (unless --steps)")
+    p.add_argument("--steps", type=int, default=0, help="train exactly this many steps instead (deterministic)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
@@ -133,7 +134,7 @@ def main():
 
     gen = torch.Generator().manual_seed(args.seed)
     start, step, loss = time.time(), 0, torch.ones(())
-    while time.time() - start < args.seconds:
+    while (step < args.steps) if args.steps > 0 else (time.time() - start < args.seconds):
         ep = torch.randint(0, train, (args.batch,), generator=gen)
         t = torch.randint(1, frames - 1, (args.batch,), generator=gen)
         zt, zp, c, y = sample(ep, t)
