@@ -127,18 +127,19 @@ def main():
     held_ep = torch.arange(train, episodes).repeat_interleave(frames - 2)
     held_t = torch.arange(1, frames - 1).repeat(episodes - train)
 
+    def ratio(zt, zp, c, y):  # L1 of the prediction / L1 of copy-last
+        return (model(zt, zp, c) - y).abs().mean() / (zt - y).abs().mean()
+
     def held_out():
         with torch.no_grad():
-            zt, zp, c, y = sample(held_ep, held_t)
-            return ((model(zt, zp, c) - y).abs().mean() / (zt - y).abs().mean()).item()
+            return ratio(*sample(held_ep, held_t)).item()
 
     gen = torch.Generator().manual_seed(args.seed)
-    start, step, loss = time.time(), 0, torch.ones(())
+    start, step = time.time(), 0
     while (step < args.steps) if args.steps > 0 else (time.time() - start < args.seconds):
         ep = torch.randint(0, train, (args.batch,), generator=gen)
         t = torch.randint(1, frames - 1, (args.batch,), generator=gen)
-        zt, zp, c, y = sample(ep, t)
-        loss = (model(zt, zp, c) - y).abs().mean() / (zt - y).abs().mean()
+        loss = ratio(*sample(ep, t))
         opt.zero_grad()
         loss.backward()
         opt.step()

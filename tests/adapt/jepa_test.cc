@@ -101,7 +101,7 @@ TEST_F(PretrainTest, LowersLossWithoutCollapseAndRoundTrips) {
   EXPECT_TRUE(torch::equal(expected, resumed.target()->forward(x)));
 }
 
-// Tests that the probe set holds every stride-th frame with its 12 targets (the image-plane depth
+// Tests that the probe set holds every stride-th frame with its 18 targets (the image-plane depth
 // equals minus the camera-frame z), and that the supervised ceiling really trains: scored on its own
 // training frames it fits the end-effector position, which an untrained network does not.
 TEST_F(PretrainTest, ProbeSetAndSupervisedCeiling) {
