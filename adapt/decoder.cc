@@ -33,6 +33,12 @@ std::pair<torch::Tensor, torch::Tensor> Pairs(const StageTwoData& data, const st
 LatentDecoderImpl::LatentDecoderImpl(int tokens, int latent_dim, int size, int width) : image_size(size) {
   grid = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens))));
   if (grid * grid != tokens || grid > size) throw AdaptError("the decoder needs a square token grid no larger than the image");
+  if (tokens == 1) {
+    // One vector per frame: a linear layer lays it out on an 8x8 grid of `width` channels first.
+    grid = std::min(8, size);
+    spread = register_module("spread", torch::nn::Linear(latent_dim, width * grid * grid));
+    latent_dim = width;
+  }
   net = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(latent_dim, width, 1)), torch::nn::GELU());
   for (int g = grid; g < size; g *= 2) {
     net->push_back(torch::nn::Upsample(torch::nn::UpsampleOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest)));
@@ -45,7 +51,7 @@ LatentDecoderImpl::LatentDecoderImpl(int tokens, int latent_dim, int size, int w
 
 torch::Tensor LatentDecoderImpl::forward(const torch::Tensor& tokens) {
   const auto b = tokens.size(0), d = tokens.size(2);
-  auto x = tokens.transpose(1, 2).reshape({b, d, grid, grid});
+  auto x = spread ? spread->forward(tokens.reshape({b, d})).reshape({b, -1, grid, grid}) : tokens.transpose(1, 2).reshape({b, d, grid, grid});
   x = torch::sigmoid(net->forward(x));
   if (x.size(-1) != image_size) x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{image_size, image_size}).mode(torch::kBilinear).align_corners(false));
   return x;

@@ -20,6 +20,7 @@ struct LatentDecoderImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& tokens);
   int grid = 0, image_size = 0;
   torch::nn::Sequential net{nullptr};
+  torch::nn::Linear spread{nullptr};  ///< one-token latents only: vector -> grid
 };
 TORCH_MODULE(LatentDecoder);
 

@@ -7,7 +7,12 @@
 namespace embody::adapt {
 
 nlohmann::json EncoderConfig::ToJson() const { return *this; }
-EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) { return j.get<EncoderConfig>(); }
+EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) {
+  nlohmann::json full = j;
+  if (!full.contains("head")) full["head"] = "grid";  // checkpoints from before the vector head
+  if (!full.contains("hidden")) full["hidden"] = EncoderConfig{}.hidden;
+  return full.get<EncoderConfig>();
+}
 
 ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
   if (c.image_size % 8 != 0 || c.image_size < 16) {
@@ -22,13 +27,21 @@ ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
     layers->push_back(nn::GroupNorm(nn::GroupNormOptions(8, channels[i + 1])));
     layers->push_back(nn::GELU());
   }
-  layers->push_back(nn::Conv2d(nn::Conv2dOptions(4 * c.width, c.dim, 1)));
+  if (c.head != "grid" && c.head != "vector") throw AdaptError("encoder head must be grid or vector, not " + c.head);
+  const bool vector = c.head == "vector";
+  // The vector head flattens a narrow feature map (width channels on the grid) into its projector.
+  layers->push_back(nn::Conv2d(nn::Conv2dOptions(4 * c.width, vector ? c.width : c.dim, 1)));
   net = register_module("net", layers);
+  if (vector) {
+    projector = register_module("projector", nn::Sequential(nn::Linear(c.width * c.grid() * c.grid(), c.hidden),
+                                                            nn::BatchNorm1d(c.hidden), nn::GELU(), nn::Linear(c.hidden, c.dim)));
+  }
 }
 
 torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& frames) {
   const auto b = frames.size(0), t = frames.size(1);
   auto x = net->forward(frames.reshape({b * t, 3, frames.size(3), frames.size(4)}) - 0.5);
+  if (projector) return projector->forward(x.flatten(1)).reshape({b, t, 1, config.dim});
   // (B*T, D, g, g) -> (B, T, g*g, D)
   return x.flatten(2).transpose(1, 2).reshape({b, t, -1, config.dim});
 }

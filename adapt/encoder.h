@@ -21,21 +21,29 @@ struct EncoderConfig {
   int image_size = 64;  ///< input frames are image_size x image_size
   int width = 32;       ///< channels of the first conv layer (doubles twice)
   int dim = 128;        ///< D, the latent size per token
+  /// "grid": (H/8)^2 tokens of D (the masked-latent JEPA's); "vector": one token of D per frame, the
+  /// conv features flattened through an MLP projector with BatchNorm (LeWM's compact latent).
+  std::string head = "grid";
+  int hidden = 512;     ///< the vector head's projector width
   /// Tokens per side: the encoder downsamples by 8.
   int grid() const { return image_size / 8; }
+  int tokens() const { return head == "vector" ? 1 : grid() * grid(); }
   nlohmann::json ToJson() const;
+  /// Checkpoints from before the vector head have no "head": they are grid encoders.
   static EncoderConfig FromJson(const nlohmann::json& j);
 };
-/// JSON keys = field names (one list for writing and reading; a missing key is an error).
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EncoderConfig, image_size, width, dim)
+/// JSON keys = field names (one list for writing and reading).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EncoderConfig, image_size, width, dim, head, hidden)
 
-/// Four conv stages (stride 2, 2, 2, 1) with GroupNorm and GELU, applied to every frame.
+/// Four conv stages (stride 2, 2, 2, 1) with GroupNorm and GELU, applied to every frame; with the
+/// vector head, a projector (flattened features -> hidden -> BatchNorm -> GELU -> D) after them.
 struct ConvEncoderImpl : torch::nn::Module {
   explicit ConvEncoderImpl(const EncoderConfig& config);
-  /// (B, T, 3, H, W) in [0, 1] -> (B, T, N, D).
+  /// (B, T, 3, H, W) in [0, 1] -> (B, T, N, D) (N = 1 with the vector head).
   torch::Tensor forward(const torch::Tensor& frames);
   EncoderConfig config;
   torch::nn::Sequential net{nullptr};
+  torch::nn::Sequential projector{nullptr};  ///< vector head only
 };
 TORCH_MODULE(ConvEncoder);
 

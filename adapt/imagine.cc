@@ -1,5 +1,7 @@
 #include "adapt/imagine.h"
 
+#include <algorithm>
+
 #include "adapt/decoder.h"
 #include "adapt/latent_cache.h"
 #include "adapt/stage_two.h"
@@ -41,36 +43,46 @@ class TorchImaginer : public Imaginer {
   Imagination Imagine(const std::string& demo, int start, int context, int horizon, int retrieval_episodes) override {
     torch::NoGradGuard no_grad;
     const StageTwoData::Episode* ep = Find(demo);
-    if (start < context) throw AdaptError("imagination needs " + std::to_string(context) + " context frames before frame " + std::to_string(start));
-    horizon = static_cast<int>(std::min<int64_t>(horizon, ep->frames - start));
-    if (horizon < 1) throw AdaptError("nothing to imagine after frame " + std::to_string(start) + " of " + demo);
-    const auto w = data_->Read(*ep, start - context, context + horizon);
+    // The model predicts in model steps of k control steps: the last context frame is start - 1, and
+    // model step h lands on frame start - 1 + h k. Frames in between show the nearest imagined step.
+    const int k = model_.config().frame_skip;
+    if (start < 1) throw AdaptError("imagination needs at least one context frame before frame " + std::to_string(start));
+    const int c = std::max(1, std::min({context, model_.config().context, (start - 1) / k + 1}));
+    const int steps = static_cast<int>(std::min<int64_t>((horizon + k - 1) / k, (ep->frames - start) / k));
+    if (steps < 1) throw AdaptError("nothing to imagine after frame " + std::to_string(start) + " of " + demo + " (a model step is " + std::to_string(k) + " frames)");
+    const int first = start - 1 - (c - 1) * k;
+    const auto w = data_->Read(*ep, first, c + steps, k);
     auto batch = [](const torch::Tensor& t) { return t.unsqueeze(0); };
     torch::Tensor prop;
-    const auto pred = model_.Rollout(embodiment_, batch(w.latents.slice(0, 0, context)), batch(w.proprio.slice(0, 0, context)),
-                                     batch(w.actions.slice(0, 0, context + horizon - 1)), batch(w.camera), horizon, &prop);
+    const auto pred = model_.Rollout(embodiment_, batch(w.latents.slice(0, 0, c)), batch(w.proprio.slice(0, 0, c)),
+                                     batch(w.actions.slice(0, 0, c + steps - 1)), batch(w.camera), steps, &prop);
     Imagination r;
     r.start = start;
-    r.horizon = horizon;
+    r.horizon = steps * k;
+    r.frame_skip = k;
     const int j = data_->spec().joints;
-    const auto truth = w.latents.slice(0, context), truth_prop = w.proprio.slice(0, context);
-    const auto last = w.latents.select(0, context - 1);
+    const auto truth = w.latents.slice(0, c), truth_prop = w.proprio.slice(0, c);
+    const auto last = w.latents.select(0, c - 1);
     // Retrieval candidates: this episode and a few others.
     std::vector<std::pair<std::string, torch::Tensor>> pool = {{demo, data_->Read(*ep, 0, ep->frames).latents}};
     for (const auto& other : data_->episodes("train")) {
       if (static_cast<int>(pool.size()) > retrieval_episodes) break;
       if (other.demo != demo) pool.push_back({other.demo, data_->Read(other, 0, other.frames).latents});
     }
+    std::vector<std::uint8_t> none;
+    std::vector<std::vector<std::uint8_t>> decoded;
     if (decoder_) {
       const auto images = (decoder_->forward(pred[0]) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
       r.decoded_size = static_cast<int>(images.size(1));
-      for (int h = 0; h < horizon; ++h) {
+      for (int h = 0; h < steps; ++h) {
         const auto img = images[h];
-        r.decoded.emplace_back(img.data_ptr<std::uint8_t>(), img.data_ptr<std::uint8_t>() + img.numel());
+        decoded.emplace_back(img.data_ptr<std::uint8_t>(), img.data_ptr<std::uint8_t>() + img.numel());
       }
     }
-    for (int h = 0; h < horizon; ++h) {
+    for (int i = 0; i < r.horizon; ++i) {
+      const int h = std::clamp(static_cast<int>(std::lround((i + 1.0) / k)), 1, steps) - 1;
       const auto p = pred[0][h];
+      if (decoder_) r.decoded.push_back(decoded[h]);
       r.latent_l1.push_back((p - truth[h]).abs().mean().item<double>());
       r.copy_last_l1.push_back((last - truth[h]).abs().mean().item<double>());
       const auto pp = prop[0][h];
@@ -80,13 +92,13 @@ class TorchImaginer : public Imaginer {
       double best = 1e300;
       for (const auto& [name, latents] : pool) {
         const auto d = (latents - p.unsqueeze(0)).abs().mean({1, 2});
-        const auto i = d.argmin().item<int64_t>();
-        if (d[i].item<double>() < best) {
-          best = d[i].item<double>();
-          r.nearest_demo.resize(h + 1);
-          r.nearest_frame.resize(h + 1);
-          r.nearest_demo[h] = name;
-          r.nearest_frame[h] = static_cast<int>(i);
+        const auto index = d.argmin().item<int64_t>();
+        if (d[index].item<double>() < best) {
+          best = d[index].item<double>();
+          r.nearest_demo.resize(i + 1);
+          r.nearest_frame.resize(i + 1);
+          r.nearest_demo[i] = name;
+          r.nearest_frame[i] = static_cast<int>(index);
         }
       }
     }

@@ -14,6 +14,7 @@ namespace embody::adapt {
 struct Imagination {
   int start = 0;    ///< first imagined frame (context = frames start-k .. start-1)
   int horizon = 0;  ///< imagined frames: start .. start + horizon - 1
+  int frame_skip = 1;  ///< control steps per model step; frames between model steps show the nearest one
   std::vector<std::vector<double>> proprio;  ///< (horizon, P) predicted by the dynamics model
   std::vector<double> latent_l1, copy_last_l1;  ///< per imagined frame, against the true latents
   std::vector<double> joint_error_rad, ee_error_cm;  ///< dynamics model against MuJoCo truth

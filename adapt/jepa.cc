@@ -92,6 +92,7 @@ torch::Tensor PredictorImpl::forward(const torch::Tensor& context, const torch::
 
 Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume)
     : config_(config), data_(data), out_(out), rng_(config.seed) {
+  if (config.encoder.head != "grid") throw AdaptError("the masked-latent JEPA needs a grid encoder (its masks hide grid cells)");
   if (data.image_size() != config.encoder.image_size) {
     throw AdaptError("the datasets have " + std::to_string(data.image_size()) + " px frames; the encoder is configured for " +
                      std::to_string(config.encoder.image_size));
@@ -294,6 +295,7 @@ torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double
 // Tokens (n, 1, N, D) of single frames -> the probes' features: averaged to a 4x4 grid, (n, 16 D).
 torch::Tensor PoolTokens(const torch::Tensor& tokens) {
   const auto n = tokens.size(0), d = tokens.size(3);
+  if (tokens.size(2) == 1) return tokens.reshape({n, d});  // one vector per frame: the probe sees it whole
   const int g = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens.size(2)))));
   const auto grid = tokens.reshape({n, g, g, d}).permute({0, 3, 1, 2});
   return F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1});
@@ -435,7 +437,7 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
                               std::uint64_t seed) {
   torch::manual_seed(seed);
   ConvEncoder encoder(config);
-  torch::nn::Linear head(kProbeGrid * kProbeGrid * config.dim, kProbeColumns);
+  torch::nn::Linear head(config.tokens() == 1 ? config.dim : kProbeGrid * kProbeGrid * config.dim, kProbeColumns);
   std::vector<torch::Tensor> params = encoder->parameters();
   for (const auto& p : head->parameters()) params.push_back(p);
   torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));

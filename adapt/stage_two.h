@@ -50,14 +50,20 @@ class StageTwoData {
   const std::string& encoder_hash() const { return encoder_hash_; }
   const std::filesystem::path& path() const { return path_; }
 
-  /// Frames [first, first + count) of an episode.
-  Window Read(const Episode& episode, std::int64_t first, std::int64_t count) const;
+  /// `count` frames of an episode, `stride` control steps apart from `first` (model steps of
+  /// stride control steps): latents and proprio of those frames, and per frame the `stride` actions
+  /// that follow it, concatenated (count, stride A; zeros past the episode's end).
+  Window Read(const Episode& episode, std::int64_t first, std::int64_t count, int stride = 1) const;
   /// Proprio of a whole episode (frames, P): [joint_pos, joint_vel, eef_pos, eef_quat, gripper].
   torch::Tensor Proprio(const Episode& episode) const;
   /// Recorded frames [first, first + count) of the encoder's camera, (count, S, S, 3) uint8.
   std::vector<std::uint8_t> Frames(const Episode& episode, std::int64_t first, std::int64_t count, int* image_size = nullptr) const;
-  /// Mean |z_{t+1} - z_t| of the (layer-normalized) latents over up to `max_episodes` training episodes.
-  double LatentDeltaScale(int max_episodes = 50) const;
+  /// Mean |z_{t+stride} - z_t| of the (layer-normalized) latents over up to `max_episodes` training episodes.
+  double LatentDeltaScale(int stride = 1, int max_episodes = 50) const;
+  /// Control steps per second (the dataset's control_hz).
+  double control_hz() const { return control_hz_; }
+  const collect::Dataset& dataset() const { return *dataset_; }
+  const std::string& camera() const { return camera_; }
   /// Proprio and proprio-change statistics over (up to `max_episodes`) training episodes.
   Normalizer ComputeNormalizer(int max_episodes = 200) const;
 
@@ -69,6 +75,7 @@ class StageTwoData {
   EmbodimentSpec spec_;
   std::vector<Episode> train_, valid_;
   int tokens_ = 0, latent_dim_ = 0;
+  double control_hz_ = 20;
 };
 
 struct AdaptConfig {
@@ -143,13 +150,17 @@ WorldModel LoadWorldModel(const std::filesystem::path& path, std::string* encode
 
 /// Open-loop evaluation on held-out episodes.
 struct EvalOptions {
-  int context = 4;   ///< k true frames
-  int horizon = 8;   ///< H predicted steps
+  int context = 0;       ///< true model steps before a rollout (0: the predictor's context)
+  double seconds = 2.0;  ///< how far ahead to imagine (horizon = seconds * control_hz / frame_skip model steps)
   int max_episodes = 100;
-  int batch = 32;
+  int readout_episodes = 200;  ///< training episodes the state read-out is fit on
 };
-/// Per task ("all" included): per horizon, latent L1 of the model and of copy-last, dynamics joint
-/// error (rad, mean over joints) and ee position error (cm). Returns the metrics JSON.
+/// Per task ("all" included) and per horizon (model steps): latent L1 of the model and of copy-last;
+/// the state read-out (a ridge fit on true latents of training episodes) applied to the true future
+/// latents (floor), the imagined ones and copy-last: end-effector and moving-object error in pixels
+/// and cm, and the gap closed; retrieval top-1 (the episode's frame nearest to the imagined latent is
+/// within half a model step of the true one); the dynamics model's joint and ee errors. Returns the
+/// metrics JSON, with a "summary" of the headline numbers.
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& options);
 /// The evaluation as a table.
 std::string FormatEvalTable(const nlohmann::json& metrics);

@@ -36,6 +36,7 @@ class VideoData {
   const std::vector<EpisodeRef>& episodes(const std::string& split) const;
   int image_size() const { return image_size_; }
   const collect::Dataset& dataset(int i) const { return *datasets_[i]; }
+  int num_datasets() const { return static_cast<int>(datasets_.size()); }
   const std::string& camera() const { return camera_; }
 
   /// Frames [first, first + count) of an episode as (count, H, W, 3) uint8.

@@ -1,6 +1,7 @@
 #include "adapt/world_model.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "adapt/video_data.h"
@@ -41,7 +42,13 @@ void ReadModule(torch::serialize::InputArchive& archive, const std::string& key,
 nlohmann::json EmbodimentSpec::ToJson() const { return *this; }
 EmbodimentSpec EmbodimentSpec::FromJson(const nlohmann::json& j) { return j.get<EmbodimentSpec>(); }
 nlohmann::json PredictorConfig::ToJson() const { return *this; }
-PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) { return j.get<PredictorConfig>(); }
+PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) {
+  if (j.contains("frame_skip")) return j.get<PredictorConfig>();
+  std::fprintf(stderr, "note: this stage-two model predates model steps: loaded with frame skip 1 (one control step per prediction)\n");
+  nlohmann::json older = j;
+  older["frame_skip"] = 1;
+  return older.get<PredictorConfig>();
+}
 
 DynamicsModelImpl::DynamicsModelImpl(int proprio_dim, int action_dim, int hidden) {
   net = register_module("net", torch::nn::Sequential(torch::nn::Linear(proprio_dim + action_dim, hidden), torch::nn::GELU(),
@@ -53,14 +60,15 @@ torch::Tensor DynamicsModelImpl::forward(const torch::Tensor& proprio, const tor
   return net->forward(torch::cat({proprio, action}, -1));
 }
 
-AdapterImpl::AdapterImpl(const EmbodimentSpec& spec, int dim) {
-  action = register_module("action", torch::nn::Linear(spec.action_dim, dim));
+AdapterImpl::AdapterImpl(const EmbodimentSpec& spec, int dim, int frame_skip) {
+  action = register_module("action", torch::nn::Linear(spec.action_dim * frame_skip, dim));
   joints = register_module("joints", torch::nn::Linear(2 * spec.joints, dim));
   token = register_parameter("token", torch::randn({dim}) * 0.02);
 }
 
 TrunkImpl::TrunkImpl(const PredictorConfig& c) : config(c) {
   if (c.context < 1 || c.context > kMaxFrames) throw AdaptError("predictor context must be 1.." + std::to_string(kMaxFrames) + " frames");
+  if (c.frame_skip < 1) throw AdaptError("frame skip must be >= 1");
   if (c.dim % c.heads != 0) throw AdaptError("predictor width " + std::to_string(c.dim) + " is not a multiple of its heads");
   latent_in = register_module("latent_in", torch::nn::Linear(c.latent_dim, c.dim));
   ee_in = register_module("ee_in", torch::nn::Linear(8, c.dim));
@@ -94,7 +102,7 @@ void WorldModel::AddEmbodiment(const EmbodimentSpec& spec, const Normalizer& nor
     return;
   }
   specs_[spec.name] = spec;
-  adapters_.emplace(spec.name, Adapter(spec, config_.dim));
+  adapters_.emplace(spec.name, Adapter(spec, config_.dim, config_.frame_skip));
   dynamics_.emplace(spec.name, DynamicsModel(spec.proprio_dim(), spec.action_dim));
   norms_[spec.name] = norm;
 }
@@ -169,9 +177,9 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
                      " per frame; the predictor was built for " + std::to_string(c.tokens) + "x" + std::to_string(c.latent_dim) +
                      " (another encoder?)");
   }
-  if (actions.size(-1) != s.action_dim) {
-    throw AdaptError("actions have " + std::to_string(actions.size(-1)) + " dimensions; embodiment " + s.name + " has " +
-                     std::to_string(s.action_dim));
+  if (actions.size(-1) != s.action_dim * c.frame_skip) {
+    throw AdaptError("model-step actions have " + std::to_string(actions.size(-1)) + " dimensions; embodiment " + s.name + " has " +
+                     std::to_string(s.action_dim) + " per control step and the model " + std::to_string(c.frame_skip) + " control steps per model step");
   }
   const int j = s.joints;
   const auto pn = n.Normalize(proprio);
@@ -215,7 +223,10 @@ torch::Tensor WorldModel::Rollout(const std::string& embodiment, const torch::Te
     const auto window_lat = torch::stack(std::vector<torch::Tensor>(lat.begin() + start, lat.end()), 1);
     const auto window_prop = torch::stack(std::vector<torch::Tensor>(prop.begin() + start, prop.end()), 1);
     const auto next = Predict(embodiment, window_lat, window_prop, actions.slice(1, start, t), camera).select(1, -1);
-    const auto next_prop = StepDynamics(embodiment, prop.back(), actions.select(1, t - 1));
+    // The dynamics model steps every control step of the model step.
+    const int a = spec(embodiment).action_dim;
+    auto next_prop = prop.back();
+    for (int j = 0; j < config_.frame_skip; ++j) next_prop = StepDynamics(embodiment, next_prop, actions.select(1, t - 1).slice(-1, j * a, (j + 1) * a));
     lat.push_back(next);
     prop.push_back(next_prop);
     out_lat.push_back(next);

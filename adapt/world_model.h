@@ -44,11 +44,15 @@ struct PredictorConfig {
   int tokens = 64;       ///< N latent tokens per frame
   int dim = 96;          ///< transformer width
   int depth = 3, heads = 4;
-  int context = 4;       ///< frames the predictor sees at once (older frames slide out)
+  int context = 2;       ///< model steps the predictor sees at once (older ones slide out)
+  /// Control steps per model step: the predictor maps frame t to frame t + frame_skip, conditioned on
+  /// the frame_skip actions between them (concatenated). Models from before it have 1.
+  int frame_skip = 4;
   nlohmann::json ToJson() const;
+  /// A config without frame_skip (a model from before it) loads with frame_skip 1, said on stderr.
   static PredictorConfig FromJson(const nlohmann::json& j);
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictorConfig, latent_dim, tokens, dim, depth, heads, context)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictorConfig, latent_dim, tokens, dim, depth, heads, context, frame_skip)
 
 /// Per-embodiment dynamics: MLP on [normalized proprio, action] -> normalized proprio change.
 struct DynamicsModelImpl : torch::nn::Module {
@@ -61,7 +65,7 @@ TORCH_MODULE(DynamicsModel);
 
 /// The small per-embodiment parts of the interaction predictor.
 struct AdapterImpl : torch::nn::Module {
-  AdapterImpl(const EmbodimentSpec& spec, int dim);
+  AdapterImpl(const EmbodimentSpec& spec, int dim, int frame_skip);
   torch::nn::Linear action{nullptr}, joints{nullptr};
   torch::Tensor token;  ///< the embodiment token, added to the action token
 };
@@ -119,16 +123,16 @@ class WorldModel {
   /// Normalized-change prediction (training).
   torch::Tensor DynamicsDelta(const std::string& embodiment, const torch::Tensor& proprio_norm, const torch::Tensor& action);
 
-  /// Block-causal prediction over a window: latents (B, T, N, D), proprio (B, T, P) in physical
-  /// units, actions (B, T, A), camera (B, 12) -> predicted latents of frames 1..T (B, T, N, D).
-  /// T must be <= config().context.
+  /// Block-causal prediction over a window of model steps: latents (B, T, N, D), proprio (B, T, P) in
+  /// physical units, actions (B, T, k A) (the k = frame_skip actions of each model step), camera
+  /// (B, 12) -> predicted latents of model steps 1..T (B, T, N, D). T must be <= config().context.
   torch::Tensor Predict(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
                         const torch::Tensor& actions, const torch::Tensor& camera);
 
-  /// Open-loop rollout: `context` true frames (B, k, ...), then `horizon` steps with the given future
-  /// actions (B, k + horizon - 1, A covering every input frame), each prediction fed back as input;
-  /// proprio of predicted frames comes from the dynamics model. Returns predicted latents (B, H, N, D)
-  /// and, in *proprio_out, predicted proprio (B, H, P).
+  /// Open-loop rollout in model steps: c true frames (B, c, ...), then `horizon` model steps with the
+  /// given actions (B, c + horizon - 1, k A covering every input frame), each prediction fed back as
+  /// input; proprio of predicted frames comes from the dynamics model (k control steps per model
+  /// step). Returns predicted latents (B, H, N, D) and, in *proprio_out, predicted proprio (B, H, P).
   torch::Tensor Rollout(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
                         const torch::Tensor& actions, const torch::Tensor& camera, int horizon,
                         torch::Tensor* proprio_out = nullptr);

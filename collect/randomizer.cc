@@ -11,13 +11,20 @@ namespace {
 
 using nlohmann::json;
 constexpr double kPi = 3.14159265358979323846;
+// The arms' framed camera (none and light levels): degrees above the table, metres from the workspace.
+constexpr double kArmElevation = 55, kArmDistance = 1.1, kArmAzimuth = 30;
 
-// A range per level: {none, default, wide}; `none` is the nominal value.
+// A range per level: {none, light, default, wide}; `none` is the nominal value.
 struct Range {
-  double nominal, lo, hi, wide_lo, wide_hi;
+  double nominal, lo, hi, wide_lo, wide_hi, light_lo, light_hi;
   double Draw(Level level, Rng* rng) const {
-    if (level == Level::kNone) return nominal;
-    return level == Level::kDefault ? rng->Uniform(lo, hi) : rng->Uniform(wide_lo, wide_hi);
+    switch (level) {
+      case Level::kNone: return nominal;
+      case Level::kLight: return rng->Uniform(light_lo, light_hi);
+      case Level::kDefault: return rng->Uniform(lo, hi);
+      case Level::kWide: break;
+    }
+    return rng->Uniform(wide_lo, wide_hi);
   }
 };
 
@@ -37,13 +44,20 @@ bool InSubtree(const mjModel* m, int body, int root) {
 
 Level ParseLevel(const std::string& text) {
   if (text == "none") return Level::kNone;
+  if (text == "light") return Level::kLight;
   if (text == "default") return Level::kDefault;
   if (text == "wide") return Level::kWide;
-  throw std::invalid_argument("randomization level must be none, default or wide, not \"" + text + "\"");
+  throw std::invalid_argument("randomization level must be none, light, default or wide, not \"" + text + "\"");
 }
 
 std::string LevelName(Level level) {
-  return level == Level::kNone ? "none" : level == Level::kDefault ? "default" : "wide";
+  switch (level) {
+    case Level::kNone: return "none";
+    case Level::kLight: return "light";
+    case Level::kDefault: return "default";
+    case Level::kWide: break;
+  }
+  return "wide";
 }
 
 json RandomizationConfig::ToJson() const {
@@ -148,12 +162,22 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   Draw draw;
 
   // Cameras orbit the workspace: azimuth around +x (the side facing the robot), elevation, distance.
-  const std::array<double, 3> center = humanoid ? std::array<double, 3>{0.0, 0.0, 0.9} : std::array<double, 3>{0.45, 0.0, 0.55};
-  const Range azimuth{0, -50, 50, -100, 100}, fovy{45, 40, 55, 35, 65}, jitter{0, -0.05, 0.05, -0.1, 0.1};
-  const Range elevation = humanoid ? Range{15, 5, 30, 0, 45} : Range{35, 20, 50, 10, 65};
-  const Range distance = humanoid ? Range{2.3, 2.0, 2.6, 1.7, 3.2} : Range{1.4, 1.15, 1.6, 0.9, 2.0};
+  // `none` and `light` keep the camera near a view framed on the workspace (table, objects and the arm
+  // fill most of the image; every object is >= 5 px wide at 64 px); `default` and `wide` orbit it.
+  const bool framed = config.camera == Level::kNone || config.camera == Level::kLight;
+  const std::array<double, 3> center = humanoid ? std::array<double, 3>{0.0, 0.0, 0.9}
+                                       : framed ? std::array<double, 3>{0.33, 0.0, 0.56}
+                                                : std::array<double, 3>{0.45, 0.0, 0.55};
+  // {nominal, default lo/hi, wide lo/hi, light lo/hi}
+  const Range azimuth{0, -50, 50, -100, 100, -6, 6}, fovy{45, 40, 55, 35, 65, 43, 47};
+  const Range jitter{0, -0.05, 0.05, -0.1, 0.1, -0.02, 0.02};
+  const Range elevation = humanoid ? Range{15, 5, 30, 0, 45, 12, 18} : Range{kArmElevation, 20, 50, 10, 65, kArmElevation - 4, kArmElevation + 4};
+  const Range distance = humanoid ? Range{2.3, 2.0, 2.6, 1.7, 3.2, 2.25, 2.35}
+                                  : Range{kArmDistance, 1.15, 1.6, 0.9, 2.0, kArmDistance - 0.04, kArmDistance + 0.04};
   for (int c = 0; c < num_cameras; ++c) {
-    const double az = azimuth.Draw(config.camera, rng) * kPi / 180, el = elevation.Draw(config.camera, rng) * kPi / 180;
+    // Further cameras of one episode look from other sides (the first one is the framed view).
+    const double side = framed && !humanoid ? kArmAzimuth + 35.0 * ((c + 1) / 2) * (c % 2 == 1 ? 1 : -1) : 0.0;
+    const double az = (azimuth.Draw(config.camera, rng) + side) * kPi / 180, el = elevation.Draw(config.camera, rng) * kPi / 180;
     const double dist = distance.Draw(config.camera, rng);
     std::array<double, 3> target = center;
     for (double& t : target) t += jitter.Draw(config.camera, rng);
@@ -163,15 +187,15 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   }
 
   // Lighting: direction jitter, intensities, and whether the non-key lights are on.
-  const Range dir_jitter{0, -0.3, 0.3, -0.8, 0.8}, diffuse{0.6, 0.4, 0.8, 0.2, 1.0}, specular{0.2, 0.05, 0.3, 0.0, 0.5};
-  const Range ambient{0.3, 0.2, 0.4, 0.05, 0.6};
+  const Range dir_jitter{0, -0.3, 0.3, -0.8, 0.8, -0.1, 0.1}, diffuse{0.6, 0.4, 0.8, 0.2, 1.0, 0.5, 0.7};
+  const Range specular{0.2, 0.05, 0.3, 0.0, 0.5, 0.15, 0.25}, ambient{0.3, 0.2, 0.4, 0.05, 0.6, 0.25, 0.35};
   for (int l = 0; l < m->nlight; ++l) {
     LightDraw light;
     for (int k = 0; k < 3; ++k) light.dir[k] = m->light_dir[3 * l + k] + dir_jitter.Draw(config.lighting, rng);
     light.dir = Normalized(light.dir);
     light.diffuse = l == 0 || config.lighting == Level::kNone ? diffuse.Draw(config.lighting, rng) : 0.5 * diffuse.Draw(config.lighting, rng);
     light.specular = specular.Draw(config.lighting, rng);
-    light.active = l == 0 || config.lighting == Level::kNone || rng->Bernoulli(config.lighting == Level::kWide ? 0.5 : 0.7);
+    light.active = l == 0 || config.lighting == Level::kNone || (config.lighting == Level::kLight || rng->Bernoulli(config.lighting == Level::kWide ? 0.5 : 0.7));
     if (config.lighting == Level::kNone) {
       for (int k = 0; k < 3; ++k) light.dir[k] = m->light_dir[3 * l + k];
       light.diffuse = m->light_diffuse[3 * l];
@@ -186,34 +210,37 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     const std::string name = mj_id2name(m, mjOBJ_MATERIAL, i);
     std::array<double, 4> rgba;
     for (int k = 0; k < 4; ++k) rgba[k] = m->mat_rgba[4 * i + k];
-    if (config.materials == Level::kDefault) {
-      for (int k = 0; k < 3; ++k) rgba[k] = std::clamp(rgba[k] + rng->Uniform(-0.15, 0.15), 0.02, 1.0);
+    if (config.materials == Level::kDefault || config.materials == Level::kLight) {
+      const double amount = config.materials == Level::kLight ? 0.06 : 0.15;  // light: a palette near the nominal colours
+      for (int k = 0; k < 3; ++k) rgba[k] = std::clamp(rgba[k] + rng->Uniform(-amount, amount), 0.02, 1.0);
     } else if (config.materials == Level::kWide) {
       for (int k = 0; k < 3; ++k) rgba[k] = rng->Uniform(0.05, 0.95);
     }
     draw.material_rgba[name] = rgba;
     int texture = m->mat_texid[i];
-    if (texture >= 0 && config.materials != Level::kNone && rng->Bernoulli(config.materials == Level::kWide ? 0.6 : 0.3)) {
+    const double swap = config.materials == Level::kWide ? 0.6 : config.materials == Level::kDefault ? 0.3 : 0.0;
+    if (texture >= 0 && swap > 0 && rng->Bernoulli(swap)) {
       texture = rng->Int(-1, m->ntex - 1);  // any texture of the scene, or none
     }
     draw.material_texture[name] = texture;
   }
 
-  const Range mass{1, 0.9, 1.1, 0.75, 1.25}, friction{1, 0.8, 1.2, 0.5, 1.5};
+  const Range mass{1, 0.9, 1.1, 0.75, 1.25, 0.95, 1.05}, friction{1, 0.8, 1.2, 0.5, 1.5, 0.9, 1.1};
   draw.mass_scale = mass.Draw(config.dynamics, rng);
   draw.damping_scale = mass.Draw(config.dynamics, rng);
   draw.armature_scale = mass.Draw(config.dynamics, rng);
   draw.friction_scale = friction.Draw(config.dynamics, rng);
   draw.gain_scale = mass.Draw(config.dynamics, rng);
 
-  const Range segment{1, 0.95, 1.05, 0.9, 1.1}, shift{0, -0.03, 0.03, -0.06, 0.06}, yaw{0, -0.1, 0.1, -0.25, 0.25};
+  const Range segment{1, 0.95, 1.05, 0.9, 1.1, 0.98, 1.02}, shift{0, -0.03, 0.03, -0.06, 0.06, -0.01, 0.01};
+  const Range yaw{0, -0.1, 0.1, -0.25, 0.25, -0.03, 0.03};
   for (size_t s = 0; s < segments_.size(); ++s) draw.segment_scale.push_back(segment.Draw(config.embodiment, rng));
   draw.base_dx = humanoid ? 0 : shift.Draw(config.embodiment, rng);
   draw.base_dy = humanoid ? 0 : shift.Draw(config.embodiment, rng);
   draw.base_yaw = yaw.Draw(config.embodiment, rng);
 
   // Objects: pose on the table (kept apart), size, mass.
-  const Range size{1, 0.9, 1.1, 0.7, 1.3}, object_mass{1, 0.8, 1.2, 0.5, 2.0};
+  const Range size{1, 0.9, 1.1, 0.7, 1.3, 0.95, 1.05}, object_mass{1, 0.8, 1.2, 0.5, 2.0, 0.9, 1.1};
   for (int b : object_bodies_) {
     ObjectDraw o;
     o.body = mj_id2name(m, mjOBJ_BODY, b);
@@ -223,9 +250,11 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     o.y = y0;
     if (config.objects != Level::kNone) {
       const double spread = humanoid ? 0.1 : 0.0;
+      // `light` keeps the objects in the middle of the framed view.
+      const bool light = config.objects == Level::kLight;
       for (int tries = 0; tries < 50; ++tries) {
-        o.x = humanoid ? x0 + rng->Uniform(-spread, spread) : rng->Uniform(0.4, 0.7);
-        o.y = humanoid ? y0 + rng->Uniform(-spread, spread) : rng->Uniform(-0.25, 0.25);
+        o.x = humanoid ? x0 + rng->Uniform(-spread, spread) : light ? rng->Uniform(0.42, 0.65) : rng->Uniform(0.4, 0.7);
+        o.y = humanoid ? y0 + rng->Uniform(-spread, spread) : light ? rng->Uniform(-0.2, 0.2) : rng->Uniform(-0.25, 0.25);
         bool apart = true;
         for (const auto& other : draw.objects) apart = apart && std::hypot(other.x - o.x, other.y - o.y) > 0.12;
         if (apart) break;

@@ -17,19 +17,21 @@
 
 namespace embody::collect {
 
-enum class Level { kNone, kDefault, kWide };
-/// "none" | "default" | "wide". @throws std::invalid_argument naming the bad value.
+/// How broad a group's randomization is. `light` jitters around the nominal, well-framed scene (what a
+/// small world model learns from in CPU minutes); `default` and `wide` are for collection at scale.
+enum class Level { kNone, kLight, kDefault, kWide };
+/// "none" | "light" | "default" | "wide". @throws std::invalid_argument naming the bad value.
 Level ParseLevel(const std::string& text);
 std::string LevelName(Level level);
 
-/// How much each group varies.
+/// How much each group varies (simcollect's default: `light`, the world model's level).
 struct RandomizationConfig {
-  Level camera = Level::kDefault;
-  Level lighting = Level::kDefault;
-  Level materials = Level::kDefault;
-  Level dynamics = Level::kDefault;
-  Level embodiment = Level::kDefault;
-  Level objects = Level::kDefault;
+  Level camera = Level::kLight;
+  Level lighting = Level::kLight;
+  Level materials = Level::kLight;
+  Level dynamics = Level::kLight;
+  Level embodiment = Level::kLight;
+  Level objects = Level::kLight;
   static RandomizationConfig All(Level level) { return {level, level, level, level, level, level}; }
   nlohmann::json ToJson() const;
 };

@@ -40,7 +40,25 @@ void WritePlots(const fs::path& dir, const nlohmann::json& metrics, const TrainS
   const auto model = all.at("latent_l1").get<std::vector<double>>(), copy = all.at("copy_last_l1").get<std::vector<double>>();
   WriteLinePlot(dir / "latent_error.png",
                 {{"predictor", Range(model.size()), model, {31, 119, 180}}, {"copy-last", Range(copy.size()), copy, {214, 39, 40}}},
-                {emb + ": latent L1, held-out episodes", "horizon (steps)", "L1"});
+                {emb + ": latent L1, held-out episodes", "horizon (model steps)", "L1"});
+  // The state read-out: imagined vs the floor (true future latents) and copy-last, in seconds ahead.
+  const double dt = metrics.at("seconds_per_step");
+  auto seconds = [&](size_t n) {
+    std::vector<double> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = (i + 1) * dt;
+    return x;
+  };
+  auto series = [&](const char* key) {
+    std::vector<double> v;
+    for (const auto& e : all.at(key)) v.push_back(e.is_number() ? e.get<double>() : 0.0);
+    return v;
+  };
+  const auto imagined = series("ee_px_imagined"), floor = series("ee_px_floor"), copied = series("ee_px_copy");
+  WriteLinePlot(dir / "readout_error.png",
+                {{"imagined", seconds(imagined.size()), imagined, {31, 119, 180}},
+                 {"true future (floor)", seconds(floor.size()), floor, {44, 160, 44}},
+                 {"copy-last", seconds(copied.size()), copied, {214, 39, 40}}},
+                {emb + ": end-effector read-out error, held-out episodes", "seconds ahead", "error (px)"});
   const auto ee = all.at("ee_error_cm").get<std::vector<double>>();
   WriteLinePlot(dir / "dynamics_error.png", {{"ee position (cm)", Range(ee.size()), ee, {44, 160, 44}}},
                 {emb + ": dynamics model, open loop", "horizon (steps)", "ee error (cm)"});
@@ -84,7 +102,7 @@ int Bench(AdaptConfig config, int steps) {
   StageTwoData::Window w;
   w.latents = torch::randn({bsz, c + 1, p.tokens, p.latent_dim});
   w.proprio = torch::randn({bsz, c + 1, P});
-  w.actions = torch::rand({bsz, c + 1, 7}) * 2 - 1;
+  w.actions = torch::rand({bsz, c + 1, 7 * p.frame_skip}) * 2 - 1;
   w.camera = torch::randn({bsz, 12});
   w.dyn_proprio = torch::randn({bsz * kTransitions, P});
   w.dyn_actions = torch::rand({bsz * kTransitions, 7}) * 2 - 1;
@@ -145,7 +163,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", config.batch, "Windows per step")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--lr", config.lr, "Peak learning rate (AdamW, warmup-constant-decay)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--rollout", config.rollout, "Steps of the multi-step rollout loss")->capture_default_str();
-  app.add_option("--context", config.predictor.context, "Frames the predictor sees")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--context", config.predictor.context, "Model steps the predictor sees")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--frame-skip", config.predictor.frame_skip, "Control steps per model step (the predictor's step; actions of a step are concatenated)")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--width", config.predictor.dim, "Predictor width")->capture_default_str()->check(CLI::Range(8, 2048));
   app.add_option("--depth", config.predictor.depth, "Predictor layers")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--eval-every", config.eval_every, "Steps between validations (checkpoints, early stopping)")->capture_default_str()->check(CLI::Range(1, 1000000));
@@ -153,8 +173,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
   app.add_option("--camera", camera, "Camera whose frames the encoder sees")->capture_default_str();
-  app.add_option("--eval-context", eval.context, "True frames before an open-loop rollout")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_option("--horizon", eval.horizon, "Open-loop steps evaluated")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--eval-context", eval.context, "True model steps before an open-loop rollout (0 = the predictor's context)")
+      ->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--eval-seconds", eval.seconds, "How far ahead open-loop rollouts are evaluated")->capture_default_str()->check(CLI::Range(0.05, 60.0));
+  app.add_option("--readout-episodes", eval.readout_episodes, "Training episodes the state read-out is fit on")
+      ->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--eval-episodes", eval.max_episodes, "Held-out episodes evaluated")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_flag("--eval", eval_only, "Only evaluate the model at --out");
   app.add_flag("--bench", bench, "Print training samples/s and GFLOP/s against a matrix-product peak");
@@ -214,7 +237,7 @@ int main(int argc, char** argv) {
       if (from) {
         for (const auto& what : model.InitFrom(*from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
       } else {
-        model.SetLatentDeltaScale(data.LatentDeltaScale());
+        model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));
       }
       std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", embodiment.c_str(),
                    data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());

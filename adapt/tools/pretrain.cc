@@ -1,5 +1,7 @@
-// pretrain: stage one. Trains a JEPA video encoder on simcollect datasets (actions ignored), then
-// evaluates it with linear probes against a random encoder of the same architecture.
+// pretrain: stage one. Trains a video encoder on simcollect datasets without labels — by default
+// LeWM's recipe (next-embedding prediction with actions, SIGReg; one vector per frame), or the
+// masked-latent JEPA (`--recipe jepa`, actions ignored) — then evaluates it with linear probes against
+// a random encoder of the same architecture.
 //   pretrain --data data/franka.h5 data/ur5.h5 --out models/encoder.pt
 //   pretrain --eval-only --encoder models/encoder.pt --data data/ur5.h5     (any encoder, TorchScript too)
 #include <cstdio>
@@ -8,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "adapt/jepa.h"
+#include "adapt/lewm.h"
 #include "collect/config.h"
 
 namespace {
@@ -25,18 +28,19 @@ nlohmann::json ResultJson(const ProbeResult& r) {
 
 // Probes `encoder` and a random encoder of the same architecture (and, with ceiling_epochs > 0, the
 // supervised ceiling) on the same frames; prints the table and returns it as JSON.
-nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaConfig& config, int episodes, int ceiling_epochs) {
+nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const EncoderConfig& architecture, std::uint64_t seed, int episodes,
+                     int ceiling_epochs) {
   const ProbeSet train = LoadProbeSet(data, "train", episodes), test = LoadProbeSet(data, "valid", episodes);
   const ProbeResult trained = EvaluateProbes(encoder, train, test);
-  EncoderConfig random_config = config.encoder;
+  EncoderConfig random_config = architecture;
   random_config.image_size = encoder.image_size();
-  FrozenEncoder random = FrozenEncoder::Random(random_config, config.seed + 7);
+  FrozenEncoder random = FrozenEncoder::Random(random_config, seed + 7);
   const ProbeResult baseline = EvaluateProbes(random, train, test);
   ProbeResult ceiling;
   if (ceiling_epochs > 0) {
     std::fprintf(stderr, "pretrain: supervised ceiling: training the encoder architecture on the probe targets (%d epochs)...\n",
                  ceiling_epochs);
-    ceiling = SupervisedCeiling(random_config, train, test, ceiling_epochs, config.seed + 11);
+    ceiling = SupervisedCeiling(random_config, train, test, ceiling_epochs, seed + 11);
   }
   std::printf("linear probes on pooled latents, R^2 on held-out episodes (%lld train / %lld test frames):\n",
               static_cast<long long>(trained.train_frames), static_cast<long long>(trained.test_frames));
@@ -78,27 +82,38 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const JepaCo
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pretrain: stage one, a JEPA video encoder trained on video alone"};
+  CLI::App app{"pretrain: stage one, a self-supervised video encoder (LeWM's recipe by default, or a masked-latent JEPA)"};
   std::vector<std::string> data_files;
-  std::string out = "models/encoder.pt", encoder_path;
-  JepaConfig config;
+  std::string out = "models/encoder.pt", encoder_path, recipe = "lewm";
+  JepaConfig jepa;
+  LewmConfig lewm;
+  // Options both recipes share; unset ones keep each recipe's own default.
+  int steps = 0, batch = 0, width = 0, dim = 0, threads = 0;
+  double lr = 0;
+  std::uint64_t seed = 0;
   bool resume = false, overwrite = false, eval_only = false;
   int probe_episodes = 1000, encoder_image_size = 0, ceiling_epochs = 0;
-  app.add_option("--data", data_files, "simcollect datasets (video only is used)")->required();
+  app.add_option("--data", data_files, "simcollect datasets")->required();
   app.add_option("--out", out, "Checkpoint to write (atomically, at every evaluation)")->capture_default_str();
-  app.add_option("--steps", config.steps, "Optimization steps")->capture_default_str()->check(CLI::Range(1, 10000000));
-  app.add_option("--batch", config.batch, "Clips per step")->capture_default_str()->check(CLI::Range(1, 4096));
-  app.add_option("--lr", config.lr, "Peak learning rate (AdamW)")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--mask-ratio", config.mask_ratio, "Fraction of tokens hidden from the context encoder")
+  app.add_option("--recipe", recipe, "lewm: encoder + action-conditioned next-embedding predictor with SIGReg, one vector per frame; "
+                 "jepa: masked-latent prediction against an EMA target, a token grid per frame (actions ignored)")
+      ->capture_default_str()->check(CLI::IsMember({"lewm", "jepa"}));
+  app.add_option("--steps", steps, "Optimization steps (lewm 3000, jepa 1500)")->check(CLI::Range(1, 10000000));
+  app.add_option("--batch", batch, "Clips per step (lewm 32, jepa 16)")->check(CLI::Range(1, 4096));
+  app.add_option("--lr", lr, "Peak learning rate, AdamW (lewm and jepa 1e-3)")->check(CLI::PositiveNumber);
+  app.add_option("--width", width, "Encoder width, first conv channels (32)")->check(CLI::Range(8, 512));
+  app.add_option("--dim", dim, "Latent size per token (lewm 192, jepa 128)")->check(CLI::Range(8, 2048));
+  app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  app.add_option("--seed", seed, "Random seed")->capture_default_str();
+  app.add_option("--frame-skip", lewm.frame_skip, "lewm: control steps per model step")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--rollout", lewm.rollout, "lewm: open-loop steps in the loss")->capture_default_str()->check(CLI::Range(1, 16));
+  app.add_option("--sigreg-weight", lewm.sigreg_weight, "lewm: weight of SIGReg")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--mask-ratio", jepa.mask_ratio, "jepa: fraction of tokens hidden from the context encoder")
       ->capture_default_str()->check(CLI::Range(0.05, 0.95));
-  app.add_option("--mask-per-clip", config.mask_per_clip, "A tube mask per clip (false: one mask for the whole batch)")
+  app.add_option("--mask-per-clip", jepa.mask_per_clip, "jepa: a tube mask per clip (false: one mask for the whole batch)")
       ->capture_default_str();
-  app.add_option("--clip-length", config.clip_length, "Frames per clip")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_option("--clip-stride", config.clip_stride, "Steps between clip frames")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_option("--width", config.encoder.width, "Encoder width (first conv channels)")->capture_default_str()->check(CLI::Range(8, 512));
-  app.add_option("--dim", config.encoder.dim, "Latent size per token")->capture_default_str()->check(CLI::Range(8, 2048));
-  app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
-  app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
+  app.add_option("--clip-length", jepa.clip_length, "jepa: frames per clip")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--clip-stride", jepa.clip_stride, "jepa: steps between clip frames")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--probe-episodes", probe_episodes, "Training (and at most as many held-out) episodes used for the probes")->capture_default_str();
   app.add_option("--ceiling-epochs", ceiling_epochs,
                  "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
@@ -110,9 +125,17 @@ int main(int argc, char** argv) {
   app.add_option("--encoder-image-size", encoder_image_size, "Input size of a TorchScript encoder without an image_size attribute");
   CLI11_PARSE(app, argc, argv);
   try {
-    torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    auto set = [](auto value, auto* field) {
+      if (value > 0) *field = value;
+    };
+    set(steps, &jepa.steps), set(steps, &lewm.steps), set(batch, &jepa.batch), set(batch, &lewm.batch), set(lr, &jepa.lr), set(lr, &lewm.lr);
+    set(width, &jepa.encoder.width), set(width, &lewm.encoder.width), set(dim, &jepa.encoder.dim), set(dim, &lewm.encoder.dim);
+    jepa.threads = lewm.threads = threads;
+    jepa.seed = lewm.seed = seed;
+    torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     const VideoData data(files);
+    const EncoderConfig architecture = recipe == "lewm" ? lewm.encoder : jepa.encoder;
     if (eval_only) {
       if (encoder_path.empty()) throw AdaptError("--eval-only needs --encoder PATH");
       FrozenEncoder encoder = FrozenEncoder::Load(encoder_path, encoder_image_size > 0 ? encoder_image_size : data.image_size());
@@ -120,21 +143,35 @@ int main(int argc, char** argv) {
         throw AdaptError("encoder " + encoder_path + " takes " + std::to_string(encoder.image_size()) + " px frames; the data has " +
                          std::to_string(data.image_size()) + " px");
       }
-      config.encoder.image_size = data.image_size();
-      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json", Probe(encoder, data, config, probe_episodes, ceiling_epochs));
+      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json",
+                                                Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs));
       return 0;
     }
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
     if (overwrite) fs::remove(out);
-    config.encoder.image_size = data.image_size();
-    Pretrainer trainer(config, data, out, resume);
-    const PretrainStats stats = trainer.Train();
-    std::printf("pretrain: %d steps, final train loss %.4f, validation loss %.4f, target std %.3f, %.1f clips/s -> %s\n",
-                stats.step, stats.loss, stats.val_loss, stats.target_std, stats.clips_per_s, out.c_str());
+    nlohmann::json train;
+    if (recipe == "lewm") {
+      lewm.encoder.image_size = data.image_size();
+      LewmTrainer trainer(lewm, data, out, resume);
+      const LewmStats stats = trainer.Train();
+      std::printf("pretrain: %d steps, next-embedding MSE %.4f (copy-last %.4f), held-out ratio to copy-last %.3f, SIGReg %.3f, "
+                  "%.1f clips/s -> %s\n",
+                  stats.step, stats.prediction, stats.copy_last, stats.val_ratio, stats.sigreg, stats.clips_per_s, out.c_str());
+      train = {{"recipe", "lewm"},        {"steps", stats.step},         {"loss", stats.loss},
+               {"prediction_mse", stats.prediction}, {"copy_last_mse", stats.copy_last}, {"val_ratio_to_copy_last", stats.val_ratio},
+               {"sigreg", stats.sigreg}, {"clips_per_s", stats.clips_per_s}, {"config", lewm.ToJson()}};
+    } else {
+      jepa.encoder.image_size = data.image_size();
+      Pretrainer trainer(jepa, data, out, resume);
+      const PretrainStats stats = trainer.Train();
+      std::printf("pretrain: %d steps, final train loss %.4f, validation loss %.4f, target std %.3f, %.1f clips/s -> %s\n",
+                  stats.step, stats.loss, stats.val_loss, stats.target_std, stats.clips_per_s, out.c_str());
+      train = {{"recipe", "jepa"}, {"steps", stats.step}, {"loss", stats.loss}, {"val_loss", stats.val_loss}, {"target_std", stats.target_std},
+               {"clips_per_s", stats.clips_per_s}, {"config", jepa.ToJson()}};
+    }
     FrozenEncoder encoder = FrozenEncoder::Load(out);
-    nlohmann::json eval = Probe(encoder, data, config, probe_episodes, ceiling_epochs);
-    eval["train"] = {{"steps", stats.step}, {"loss", stats.loss}, {"val_loss", stats.val_loss}, {"target_std", stats.target_std},
-                     {"clips_per_s", stats.clips_per_s}, {"config", config.ToJson()}};
+    nlohmann::json eval = Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs);
+    eval["train"] = train;
     embody::collect::WriteJsonFileAtomically(out + ".eval.json", eval);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pretrain: error: %s\n", e.what());

@@ -40,10 +40,10 @@ void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, st
   app->add_option("--cameras", c->cameras, "Randomized camera views per episode")->capture_default_str();
   app->add_option("--workers", c->workers, "Worker threads (0 = all cores)")->capture_default_str();
   app->add_option("--seed", c->seed, "Random seed")->capture_default_str();
-  app->add_option("--randomize", (*levels)["all"], "Randomization level for every group: none|default|wide");
+  app->add_option("--randomize", (*levels)["all"], "Randomization level for every group: none|light|default|wide (default light: what the world model learns from; default and wide for collection at scale)");
   for (const char* group : {"camera", "lighting", "materials", "dynamics", "embodiment", "objects"}) {
     app->add_option(std::string("--randomize-") + group, (*levels)[group],
-                    std::string("Override the level for ") + group + ": none|default|wide");
+                    std::string("Override the level for ") + group + ": none|light|default|wide");
   }
   app->add_option("--config", *config_file, "JSON file with any of these options (flags given here win)");
   app->add_option("--shard", *shard, "Collect shard I of N (episodes i with i % N == I), e.g. 0/4");

@@ -10,7 +10,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "latent_predictability_test: FAIL: $*" >&2; exit 1; }
 "$bin/simcollect" --robot franka --episodes 12 --steps 12 --image-size 32 --seed 3 --out "$dir/f.h5" > /dev/null
-"$bin/pretrain" --data "$dir/f.h5" --out "$dir/enc.pt" --steps 2 --batch 4 --width 8 --dim 16 --probe-episodes 4 > /dev/null 2>&1
+"$bin/pretrain" --recipe jepa --data "$dir/f.h5" --out "$dir/enc.pt" --steps 2 --batch 4 --width 8 --dim 16 --probe-episodes 4 > /dev/null 2>&1
 "$bin/encode" --encoder "$dir/enc.pt" --data "$dir/f.h5" > /dev/null 2>&1
 cache=$(ls "$dir"/f.h5.latents/*.h5)
 run() { /usr/bin/python3 "$script" --cache "$cache" --data "$dir/f.h5" --episodes 12 --threads 1 "$@"; }

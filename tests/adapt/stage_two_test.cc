@@ -38,6 +38,7 @@ PredictorConfig TinyPredictor() {
   c.depth = 2;
   c.heads = 2;
   c.context = 3;
+  c.frame_skip = 2;
   return c;
 }
 
@@ -58,7 +59,8 @@ struct Inputs {
 Inputs RandomInputs(int b, int t, std::uint64_t seed) {
   torch::manual_seed(seed);
   const int p = ArmSpec().proprio_dim();
-  return {torch::randn({b, t, 4, 8}), torch::randn({b, t, p}), torch::rand({b, t, 7}) * 2 - 1, torch::randn({b, 12})};
+  // Model-step actions: the 7-D actions of the model step's 2 control steps, concatenated.
+  return {torch::randn({b, t, 4, 8}), torch::randn({b, t, p}), torch::rand({b, t, 14}) * 2 - 1, torch::randn({b, 12})};
 }
 
 // Tests that an untrained predictor is exactly the copy-last-frame baseline (zero-initialized residual).
@@ -92,7 +94,8 @@ TEST(WorldModelTest, PredictorIsCausalInTime) {
 }
 
 // Tests that a k-step open-loop rollout equals k chained one-step predictions, each fed the previous
-// prediction and the dynamics model's proprio, with the window sliding past the predictor's context.
+// prediction and the dynamics model's proprio (stepped once per control step of the model step, with
+// that step's action), with the window sliding past the predictor's context.
 TEST(WorldModelTest, RolloutEqualsChainedOneStepPredictions) {
   WorldModel m = RandomModel(4);
   const Inputs in = RandomInputs(2, 7, 5);
@@ -105,7 +108,8 @@ TEST(WorldModelTest, RolloutEqualsChainedOneStepPredictions) {
   for (int step = 0; step < h; ++step) {
     const int64_t t = lat.size(1), start = std::max<int64_t>(0, t - 3);
     const auto next = m.Predict("arm", lat.slice(1, start), prop.slice(1, start), in.actions.slice(1, start, t), in.camera).select(1, -1);
-    const auto next_prop = m.StepDynamics("arm", prop.select(1, t - 1), in.actions.select(1, t - 1));
+    const auto step_actions = in.actions.select(1, t - 1);
+    const auto next_prop = m.StepDynamics("arm", m.StepDynamics("arm", prop.select(1, t - 1), step_actions.slice(1, 0, 7)), step_actions.slice(1, 7, 14));
     EXPECT_TRUE(torch::allclose(rolled.select(1, step), next, 1e-5, 1e-5)) << step;
     EXPECT_TRUE(torch::allclose(prop_pred.select(1, step), next_prop, 1e-5, 1e-5)) << step;
     lat = torch::cat({lat, next.unsqueeze(1)}, 1);
@@ -159,8 +163,9 @@ TEST(WorldModelTest, CheckpointRoundTripAndBadInputs) {
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(m.Predict("arm", in.latents, in.proprio, in.actions, in.camera),
                            loaded.Predict("arm", in.latents, in.proprio, in.actions, in.camera)));
-  EXPECT_TRUE(torch::equal(m.StepDynamics("arm", in.proprio.select(1, 0), in.actions.select(1, 0)),
-                           loaded.StepDynamics("arm", in.proprio.select(1, 0), in.actions.select(1, 0))));
+  const auto control_action = in.actions.select(1, 0).slice(1, 0, 7);
+  EXPECT_TRUE(torch::equal(m.StepDynamics("arm", in.proprio.select(1, 0), control_action),
+                           loaded.StepDynamics("arm", in.proprio.select(1, 0), control_action)));
   fs::remove(file);
 
   try {
@@ -170,10 +175,10 @@ TEST(WorldModelTest, CheckpointRoundTripAndBadInputs) {
     EXPECT_THAT(e.what(), HasSubstr("no embodiment ur5 (it knows: arm)"));
   }
   try {
-    loaded.Predict("arm", in.latents, in.proprio, in.actions.slice(2, 0, 6), in.camera);
+    loaded.Predict("arm", in.latents, in.proprio, in.actions.slice(2, 0, 7), in.camera);
     FAIL();
   } catch (const AdaptError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("actions have 6 dimensions; embodiment arm has 7"));
+    EXPECT_THAT(e.what(), HasSubstr("actions have 7 dimensions; embodiment arm has 7 per control step and the model 2 control steps per model step"));
   }
   try {
     loaded.Predict("arm", torch::zeros({2, 3, 4, 16}), in.proprio, in.actions, in.camera);
@@ -207,10 +212,10 @@ TEST(WorldModelTest, InitFromCopiesTrunkAndSharedActionEmbedding) {
   const size_t trunk = to_all.size() - to.PredictorParameters("other", true).size();
   ASSERT_GT(trunk, 0u);
   for (size_t i = 0; i < trunk; ++i) EXPECT_TRUE(torch::equal(to_all[i], from_all[i])) << "trunk tensor " << i;
-  // The action embedding (the only (width x 7) weight of an adapter) is copied; the joint one cannot be.
+  // The action embedding (the only (width x 2*7) weight of an adapter) is copied; the joint one cannot be.
   auto action_weight = [](const std::vector<torch::Tensor>& params, size_t first) {
     for (size_t i = first; i < params.size(); ++i) {
-      if (params[i].dim() == 2 && params[i].size(1) == 7) return params[i];
+      if (params[i].dim() == 2 && params[i].size(1) == 14) return params[i];
     }
     return torch::Tensor();
   };
@@ -220,6 +225,20 @@ TEST(WorldModelTest, InitFromCopiesTrunkAndSharedActionEmbedding) {
   WorldModel wrong(bigger);
   wrong.AddEmbodiment(ArmSpec("other", 5), Identity(ArmSpec("other", 5).proprio_dim()));
   EXPECT_THROW(wrong.InitFrom(from, "other"), AdaptError);
+  PredictorConfig other_skip = TinyPredictor();
+  other_skip.frame_skip = 4;
+  WorldModel skip(other_skip);
+  skip.AddEmbodiment(ArmSpec("other", 5), Identity(ArmSpec("other", 5).proprio_dim()));
+  EXPECT_THROW(skip.InitFrom(from, "other"), AdaptError);  // another model step
+}
+
+// Tests that a model saved before model steps existed (no frame_skip in its config) loads with a
+// frame skip of 1, and that a config with one keeps it.
+TEST(WorldModelTest, ConfigWithoutFrameSkipLoadsAsOneControlStep) {
+  nlohmann::json old = TinyPredictor().ToJson();
+  old.erase("frame_skip");
+  EXPECT_EQ(1, PredictorConfig::FromJson(old).frame_skip);
+  EXPECT_EQ(2, PredictorConfig::FromJson(TinyPredictor().ToJson()).frame_skip);
 }
 
 // Tests that plots are written with labels and lines.
@@ -263,6 +282,7 @@ class AdaptTest : public ::testing::Test {
     c.predictor.depth = 2;
     c.predictor.heads = 2;
     c.predictor.context = 3;
+    c.predictor.frame_skip = 2;
     c.batch = 8;
     c.steps = 150;
     c.lr = 2e-3;
@@ -290,14 +310,32 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   EXPECT_EQ((std::vector<int64_t>{5, 16, 16}), w.latents.sizes().vec());
   EXPECT_EQ((std::vector<int64_t>{5, data.spec().proprio_dim()}), w.proprio.sizes().vec());
 
+  // Model steps of 4 control steps from frame 1: frames 1, 5, 9; each row's actions are the 4
+  // recorded actions that follow its frame, concatenated; the last row's run past the end as zeros.
+  const auto& ep = data.episodes("train")[0];
+  const auto whole = data.Read(ep, 0, ep.frames);
+  const auto skip = data.Read(ep, 1, 3, 4);
+  EXPECT_TRUE(torch::equal(whole.latents.index_select(0, torch::tensor({1, 5, 9})), skip.latents));
+  EXPECT_TRUE(torch::equal(whole.proprio.index_select(0, torch::tensor({1, 5, 9})), skip.proprio));
+  ASSERT_EQ((std::vector<int64_t>{3, 28}), skip.actions.sizes().vec());
+  for (int row = 0; row < 3; ++row) {
+    for (int j = 0; j < 4; ++j) {
+      EXPECT_TRUE(torch::equal(whole.actions[row * 4 + 1 + j], skip.actions[row].slice(0, 7 * j, 7 * j + 7))) << row << " " << j;
+    }
+  }
+  const auto tail = data.Read(ep, ep.frames - 5, 2, 4);  // frames n-5 and n-1
+  EXPECT_TRUE(torch::equal(whole.actions[ep.frames - 1], tail.actions[1].slice(0, 0, 7)));
+  EXPECT_EQ(0.0, tail.actions[1].slice(0, 7).abs().sum().item<double>());
+  EXPECT_THROW(data.Read(ep, ep.frames - 4, 2, 4), AdaptError);  // frame n+3 does not exist
+
   const AdaptConfig config = Tiny();
   WorldModel model(config.predictor);
   torch::manual_seed(1);
   model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
-  model.SetLatentDeltaScale(data.LatentDeltaScale());  // as the adapt program does
+  model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));  // as the adapt program does
   EXPECT_GT(model.latent_delta_scale(), 0.0);
   EXPECT_LT(model.latent_delta_scale(), 1.0);
-  const EvalOptions eval{2, 4, 100, 32};
+  const EvalOptions eval{2, 0.6, 100, 200};  // 20-step episodes: 6 model steps of 2 ahead
   const nlohmann::json before = Evaluate(model, data, eval);
   EXPECT_DOUBLE_EQ(1.0, before["tasks"]["all"]["ratio"][0].get<double>());  // untrained = copy-last
 
@@ -314,6 +352,16 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   EXPECT_LT(all["ratio"][0].get<double>(), 0.97) << after.dump();
   EXPECT_LT(all["ee_error_cm"][0].get<double>(), before["tasks"]["all"]["ee_error_cm"][0].get<double>());
   EXPECT_THAT(FormatEvalTable(after), HasSubstr("copy-last"));
+  // The summary's headline numbers are there, as numbers.
+  for (const char* key : {"ee_gap_closed_1s", "ee_gap_closed_2s", "object_gap_closed_2s", "ee_floor_over_copy_1s", "latent_ratio_h1",
+                          "retrieval_top1_1s", "frame_skip", "image_size"}) {
+    EXPECT_TRUE(after["summary"].contains(key)) << key;
+  }
+  EXPECT_EQ(2, after["summary"]["frame_skip"].get<int>());
+  EXPECT_EQ(32, after["summary"]["image_size"].get<int>());
+  EXPECT_EQ(6, after["horizon"].get<int>());
+  EXPECT_TRUE(after["summary"]["ee_floor_over_copy_1s"].is_number());
+  EXPECT_DOUBLE_EQ(after["summary"]["latent_ratio_h1"].get<double>(), all["ratio"][0].get<double>());
 
   // Resume: same options, more steps, continues from the saved step.
   AdaptConfig more = config;

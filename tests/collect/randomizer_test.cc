@@ -51,7 +51,7 @@ TEST_F(RandomizerTest, DefaultDrawsVaryWithinRanges) {
   std::vector<double> fovy, mass, segment, object_x;
   for (int episode = 0; episode < 50; ++episode) {
     Rng rng = Rng::ForEpisode(1, episode, 0);
-    const Draw d = randomizer_->Sample(RandomizationConfig{}, 2, &rng);
+    const Draw d = randomizer_->Sample(RandomizationConfig::All(Level::kDefault), 2, &rng);
     ASSERT_EQ(2u, d.cameras.size());
     for (const auto& c : d.cameras) fovy.push_back(c.fovy_deg);
     mass.push_back(d.mass_scale);
@@ -74,6 +74,41 @@ TEST_F(RandomizerTest, DefaultDrawsVaryWithinRanges) {
   EXPECT_LE(range(segment).second, 1.05);
   EXPECT_GE(range(object_x).first, 0.4);
   EXPECT_LE(range(object_x).second, 0.7);
+}
+
+// Tests that "light" (simcollect's default) varies every group a little around the framed nominal
+// view: narrower than "default", wider than "none", the first camera within a few cm and degrees of
+// the nominal one.
+TEST_F(RandomizerTest, LightJittersAroundTheFramedView) {
+  EXPECT_EQ(Level::kLight, RandomizationConfig{}.camera);
+  EXPECT_EQ(Level::kLight, ParseLevel("light"));
+  EXPECT_EQ("light", LevelName(Level::kLight));
+  Rng nominal_rng(1);
+  const Draw none = randomizer_->Sample(RandomizationConfig::All(Level::kNone), 1, &nominal_rng);
+  std::vector<double> mass, segment, camera_offset, fovy, object_x;
+  for (int episode = 0; episode < 50; ++episode) {
+    Rng rng = Rng::ForEpisode(1, episode, 0);
+    const Draw d = randomizer_->Sample(RandomizationConfig::All(Level::kLight), 1, &rng);
+    mass.push_back(d.mass_scale);
+    for (double s : d.segment_scale) segment.push_back(s);
+    double offset = 0;
+    for (int k = 0; k < 3; ++k) offset += std::pow(d.cameras[0].position[k] - none.cameras[0].position[k], 2);
+    camera_offset.push_back(std::sqrt(offset));
+    fovy.push_back(d.cameras[0].fovy_deg);
+    for (const auto& o : d.objects) object_x.push_back(o.x);
+  }
+  auto range = [](const std::vector<double>& v) { return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end())); };
+  EXPECT_GE(range(mass).first, 0.95);
+  EXPECT_LE(range(mass).second, 1.05);
+  EXPECT_GT(range(mass).second - range(mass).first, 0.03);  // it varies
+  EXPECT_GE(range(segment).first, 0.98);
+  EXPECT_LE(range(segment).second, 1.02);
+  EXPECT_LT(range(camera_offset).second, 0.2);  // metres: a jitter, not an orbit (default moves it by up to ~1 m)
+  EXPECT_GT(range(camera_offset).second, 0.01);
+  EXPECT_GE(range(fovy).first, 43);
+  EXPECT_LE(range(fovy).second, 47);
+  EXPECT_GE(range(object_x).first, 0.42);
+  EXPECT_LE(range(object_x).second, 0.65);
 }
 
 // Tests that "wide" reaches beyond the default ranges and "none" is the nominal scene.

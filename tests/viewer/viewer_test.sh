@@ -11,9 +11,9 @@ trap 'rm -rf "$dir"' EXIT
 export LP_NUM_THREADS=0
 "$bin/simcollect" --robot franka --episodes 12 --steps 16 --image-size 32 --seed 5 --out "$dir/franka.h5" > /dev/null
 "$bin/simcollect" --robot ur5 --episodes 2 --steps 8 --image-size 32 --seed 5 --out "$dir/ur5.h5" > /dev/null
-"$bin/pretrain" --data "$dir/franka.h5" --out "$dir/enc.pt" --steps 3 --batch 4 --width 8 --dim 16 --probe-episodes 4 > /dev/null 2>&1
+"$bin/pretrain" --data "$dir/franka.h5" --out "$dir/enc.pt" --steps 3 --batch 4 --width 8 --dim 16 --frame-skip 2 --rollout 2 --probe-episodes 4 > /dev/null 2>&1
 "$bin/adapt" --embodiment franka --data "$dir/franka.h5" --encoder "$dir/enc.pt" --out "$dir/model" --steps 6 --batch 4 \
-  --width 16 --depth 1 --context 3 --eval-context 3 --horizon 4 --train-decoder --decoder-steps 5 > /dev/null 2>&1
+  --width 16 --depth 1 --context 2 --frame-skip 2 --eval-seconds 0.4 --train-decoder --decoder-steps 5 > /dev/null 2>&1
 [ -f "$dir/model/decoder.pt" ] || { echo "viewer_test: FAIL: no decoder.pt" >&2; exit 1; }
 
 fail() { echo "viewer_test: FAIL: $*" >&2; exit 1; }

@@ -1,0 +1,260 @@
+#include "adapt/lewm.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace embody::adapt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Warm up for the first 5 % of steps, then cosine decay to a tenth.
+double LearningRate(const LewmConfig& c, int step) {
+  const int warmup = std::max(1, c.steps / 20);
+  if (step < warmup) return c.lr * (step + 1) / warmup;
+  const double progress = static_cast<double>(step - warmup) / std::max(1, c.steps - warmup);
+  return c.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
+}
+
+}  // namespace
+
+nlohmann::json LewmConfig::ToJson() const { return *this; }
+LewmConfig LewmConfig::FromJson(const nlohmann::json& j) { return j.get<LewmConfig>(); }
+
+torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* generator) {
+  const auto n = z.size(0), d = z.size(1);
+  auto directions = generator ? torch::randn({d, projections}, *generator) : torch::randn({d, projections});
+  directions = directions / directions.norm(2, 0, true);
+  const auto h = z.mm(directions.to(z.dtype()));  // (n, M)
+  // Evaluation points t in [0, 3] (the statistic is even in t); trapezoid weights.
+  constexpr int kKnots = 17;
+  const auto t = torch::linspace(0, 3, kKnots, z.options());
+  auto weights = torch::full({kKnots}, 3.0 / (kKnots - 1), z.options());
+  weights[0] = weights[0] / 2;
+  weights[kKnots - 1] = weights[kKnots - 1] / 2;
+  const auto normal_cf = torch::exp(-0.5 * t * t);
+  const auto th = h.unsqueeze(2) * t;  // (n, M, K)
+  const auto real = torch::cos(th).mean(0), imaginary = torch::sin(th).mean(0);
+  const auto error = (real - normal_cf).pow(2) + imaginary.pow(2);  // (M, K)
+  return (error * normal_cf * weights).sum(1).mean() * static_cast<double>(n);
+}
+
+StepPredictorImpl::StepPredictorImpl(int dim, int condition_dim, int width) {
+  namespace nn = torch::nn;
+  net = register_module("net", nn::Sequential(nn::Linear(2 * dim + condition_dim, width), nn::LayerNorm(nn::LayerNormOptions({width})),
+                                              nn::GELU(), nn::Linear(width, width), nn::GELU(), nn::Linear(width, dim)));
+}
+
+torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
+  return z + net->forward(torch::cat({z, z - z_prev, condition}, -1));
+}
+
+LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume)
+    : config_(config), data_(data), out_(out), rng_(config.seed) {
+  if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
+  if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
+  if (data.image_size() != config.encoder.image_size) {
+    throw AdaptError("the datasets have " + std::to_string(data.image_size()) + " px frames; the encoder is configured for " +
+                     std::to_string(config.encoder.image_size));
+  }
+  const std::int64_t span = static_cast<std::int64_t>(config.clip_length() - 1) * config.frame_skip + 1;
+  for (const std::string split : {"train", "valid"}) {
+    for (const auto& ep : data.episodes(split)) {
+      if (ep.frames < span) {
+        throw AdaptError(ep.demo + " has " + std::to_string(ep.frames) + " frames; a clip of " + std::to_string(config.clip_length()) +
+                         " model steps of " + std::to_string(config.frame_skip) + " needs " + std::to_string(span));
+      }
+    }
+  }
+  // Conditioning: the model step's actions, padded to the widest action space, and the dataset.
+  for (int i = 0; i < data.num_datasets(); ++i) {
+    const nlohmann::json& meta = data.dataset(i).meta();
+    if (!meta.contains("action_space")) throw AdaptError("dataset " + std::to_string(i + 1) + " has no action_space attribute (not a simcollect dataset?)");
+    action_dim_ = std::max(action_dim_, static_cast<int>(meta.at("action_space").at("names").size()));
+  }
+  condition_dim_ = action_dim_ * config.frame_skip + data.num_datasets();
+  torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::manual_seed(config.seed);
+  encoder_ = ConvEncoder(config.encoder);
+  predictor_ = StepPredictor(config.encoder.dim, condition_dim_, config.predictor_width);
+  std::vector<torch::Tensor> params = encoder_->parameters();
+  for (const auto& p : predictor_->parameters()) params.push_back(p);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+
+  std::error_code ec;
+  if (resume && std::filesystem::exists(out, ec)) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(out.string());
+    c10::IValue value;
+    if (!archive.try_read("embody_format", value) || value.toStringRef() != "embody-lewm-v1") {
+      throw AdaptError(out.string() + " is not a LeWM checkpoint; resume it with the recipe that wrote it");
+    }
+    archive.read("config", value);
+    auto comparable = [](nlohmann::json j) {
+      j.erase("steps");  // training longer is what --resume is for
+      return j;
+    };
+    const LewmConfig saved = LewmConfig::FromJson(nlohmann::json::parse(value.toStringRef()));
+    if (comparable(saved.ToJson()) != comparable(config.ToJson())) {
+      throw AdaptError(out.string() + " was trained with other options (" + saved.ToJson().dump() + "); rerun with those to --resume");
+    }
+    torch::serialize::InputArchive sub;
+    archive.read("target", sub);
+    encoder_->load(sub);
+    archive.read("predictor", sub);
+    predictor_->load(sub);
+    archive.read("optimizer", sub);
+    optimizer_->load(sub);
+    archive.read("step", value);
+    step_ = static_cast<int>(value.toInt());
+    archive.read("rng", value);
+    std::istringstream(value.toStringRef()) >> rng_;
+  } else if (resume) {
+    throw AdaptError("nothing to resume: no " + out.string());
+  } else if (std::filesystem::exists(out, ec)) {
+    throw AdaptError(out.string() + " exists; pass --resume to continue training it or --overwrite");
+  }
+}
+
+LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) const {
+  const int length = config_.clip_length(), k = config_.frame_skip, s = config_.encoder.image_size;
+  std::vector<std::uint8_t> bytes;
+  auto conditions = torch::zeros({config_.batch, length - 1, condition_dim_});
+  for (int b = 0; b < config_.batch; ++b) {
+    const EpisodeRef* ep = nullptr;
+    std::int64_t start = 0;
+    const auto clip = data_.RandomClip(split, length, k, rng, &ep, &start);
+    bytes.insert(bytes.end(), clip.begin(), clip.end());
+    std::vector<hsize_t> dims;
+    auto actions = data_.dataset(ep->dataset).Read<float>(ep->demo, "actions", &dims);
+    const auto a = torch::from_blob(actions.data(), {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat32);
+    for (int t = 0; t + 1 < length; ++t) {
+      for (int j = 0; j < k; ++j) {
+        conditions[b][t].slice(0, j * action_dim_, j * action_dim_ + a.size(1)).copy_(a[start + t * k + j]);
+      }
+      conditions[b][t][action_dim_ * k + ep->dataset] = 1.0;
+    }
+  }
+  auto frames = torch::from_blob(bytes.data(), {config_.batch, length, s, s, 3}, torch::kUInt8).clone();
+  return {FramesToInput(frames), conditions};
+}
+
+torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::uint64_t direction_seed) {
+  const int length = config_.clip_length();
+  const auto b = batch.frames.size(0);
+  const auto z = encoder_->forward(batch.frames).reshape({b, length, config_.encoder.dim});
+  std::vector<torch::Tensor> teacher, rollout;
+  torch::Tensor prev = z.select(1, 0), current = z.select(1, 1);
+  for (int t = 1; t + 1 < length; ++t) {
+    const auto target = z.select(1, t + 1), condition = batch.conditions.select(1, t);
+    teacher.push_back((predictor_->forward(z.select(1, t), z.select(1, t - 1), condition) - target).pow(2).mean());
+    const auto next = predictor_->forward(current, prev, condition);
+    if (t > 1) rollout.push_back((next - target).pow(2).mean());  // the first step is the teacher-forced one
+    prev = current;
+    current = next;
+  }
+  const auto prediction = rollout.empty() ? torch::stack(teacher).mean() : 0.5 * (torch::stack(teacher).mean() + torch::stack(rollout).mean());
+  auto generator = at::detail::createCPUGenerator(direction_seed);
+  const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator);
+  if (stats) {
+    stats->prediction = torch::stack(teacher).mean().item<double>();
+    stats->sigreg = sigreg.item<double>();
+    stats->copy_last = (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().item<double>();
+  }
+  return prediction + config_.sigreg_weight * sigreg;
+}
+
+double LewmTrainer::Validate() {
+  encoder_->eval();
+  predictor_->eval();
+  torch::NoGradGuard no_grad;
+  std::mt19937_64 rng(config_.seed + 1);  // the same clips every time
+  double model = 0, copy = 0;
+  for (int i = 0; i < 4; ++i) {
+    LewmStats s;
+    Loss(Batch("valid", &rng), &s, config_.seed + 1 + i);
+    model += s.prediction;
+    copy += s.copy_last;
+  }
+  return model / std::max(1e-12, copy);
+}
+
+void LewmTrainer::Save() const {
+  torch::serialize::OutputArchive archive, target, predictor, optimizer;
+  archive.write("embody_format", c10::IValue(std::string("embody-lewm-v1")));
+  archive.write("config", c10::IValue(config_.ToJson().dump()));
+  archive.write("step", c10::IValue(static_cast<int64_t>(step_)));
+  std::ostringstream rng;
+  rng << rng_;
+  archive.write("rng", c10::IValue(rng.str()));
+  encoder_->save(target);
+  predictor_->save(predictor);
+  optimizer_->save(optimizer);
+  archive.write("target", target);  // where FrozenEncoder::Load reads the encoder
+  archive.write("predictor", predictor);
+  archive.write("optimizer", optimizer);
+  if (!out_.parent_path().empty()) std::filesystem::create_directories(out_.parent_path());
+  const auto tmp = out_.string() + ".tmp";
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, out_);
+}
+
+LewmStats LewmTrainer::Train(bool verbose) {
+  LewmStats stats;
+  const auto start = Clock::now();
+  const int first = step_;
+  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0;
+  int count = 0;
+  while (step_ < config_.steps) {
+    encoder_->train();
+    predictor_->train();
+    for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(config_, step_));
+    LewmStats s;
+    auto loss = Loss(Batch("train", &rng_), &s, config_.seed * 1000003 + step_);
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) throw AdaptError("loss is " + std::to_string(value) + " at step " + std::to_string(step_) + "; lower --lr");
+    optimizer_->zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(optimizer_->param_groups()[0].params(), 1.0);
+    optimizer_->step();
+    ++step_;
+    loss_sum += value;
+    pred_sum += s.prediction;
+    sig_sum += s.sigreg;
+    copy_sum += s.copy_last;
+    ++count;
+    stats.step = step_;
+    stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, Since(start));
+    if (step_ % config_.log_every == 0 || step_ == config_.steps) {
+      stats.loss = loss_sum / count;
+      stats.prediction = pred_sum / count;
+      stats.sigreg = sig_sum / count;
+      stats.copy_last = copy_sum / count;
+      loss_sum = pred_sum = sig_sum = copy_sum = 0;
+      count = 0;
+      if (verbose) {
+        const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
+        std::fprintf(stderr, "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f)  %.1f clips/s  ETA %.0fs\n",
+                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.clips_per_s, eta);
+      }
+    }
+    if (step_ % config_.eval_every == 0 || step_ == config_.steps) {
+      stats.val_ratio = Validate();
+      if (verbose) {
+        std::fprintf(stderr, "pretrain: step %d  held-out next-embedding MSE / copy-last %.3f  (checkpoint %s)\n", step_, stats.val_ratio,
+                     out_.c_str());
+      }
+      Save();
+    }
+  }
+  return stats;
+}
+
+}  // namespace embody::adapt

@@ -1,0 +1,101 @@
+// Stage one, LeWM's recipe (the default): an encoder trained jointly with an action-conditioned
+// next-embedding predictor, so that its latents are shaped to be predictable.
+//
+// Clips of `rollout + 2` frames, one *model step* (`frame_skip` control steps) apart, with the
+// frame_skip actions of every model step. The encoder maps each frame to one vector (the vector head);
+// an MLP predicts z_{t+1} = z_t + f(z_t, z_t - z_{t-1}, actions of the step, embodiment). Loss: MSE of
+// the next embedding, teacher-forced and over a `rollout`-step open-loop rollout, plus SIGReg (a test
+// statistic that pushes the batch of embeddings towards an isotropic Gaussian: no collapse without
+// EMA or stop-gradient). No pixel reconstruction, no labels. The predictor is discarded afterwards:
+// stage two trains its own, per robot, on the frozen encoder.
+//
+// Includes torch: include it only from adapt/.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "adapt/encoder.h"
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+
+struct LewmConfig {
+  EncoderConfig encoder{64, 32, 192, "vector", 512};
+  int frame_skip = 4;          ///< control steps per model step
+  int rollout = 3;             ///< open-loop steps in the loss
+  int predictor_width = 512;
+  double sigreg_weight = 0.1;
+  int sigreg_projections = 256;
+  int batch = 32;
+  int steps = 3000;
+  double lr = 1e-3, weight_decay = 0.05;
+  int threads = 0;
+  std::uint64_t seed = 0;
+  int log_every = 25, eval_every = 250;
+  int clip_length() const { return rollout + 2; }
+  nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads or logging)
+  static LewmConfig FromJson(const nlohmann::json& j);
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections,
+                                   batch, steps, lr, weight_decay, seed)
+
+/// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings (n, D) are projected on `projections`
+/// random unit directions; for each, the squared distance between the empirical characteristic
+/// function and the standard normal's, weighted by a Gaussian window and integrated, times n.
+/// 0 for an isotropic standard Gaussian batch (up to sampling noise); large for a collapsed one.
+torch::Tensor SigReg(const torch::Tensor& embeddings, int projections, torch::Generator* generator = nullptr);
+
+/// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
+struct StepPredictorImpl : torch::nn::Module {
+  StepPredictorImpl(int dim, int condition_dim, int width);
+  /// z, z_prev (B, D), condition (B, C) -> z_next (B, D).
+  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition);
+  torch::nn::Sequential net{nullptr};
+};
+TORCH_MODULE(StepPredictor);
+
+struct LewmStats {
+  int step = 0;
+  double loss = 0, prediction = 0, sigreg = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
+};
+
+/// One batch of clips: frames (B, L, 3, H, W) float, conditions (B, L - 1, C) (the step's actions,
+/// padded to the widest action space of the datasets, and the dataset's one-hot).
+struct LewmBatch {
+  torch::Tensor frames, conditions;
+};
+
+/// Trains (or resumes) the encoder and predictor; the checkpoint at `out` holds the encoder where
+/// FrozenEncoder::Load finds it (written atomically at every evaluation).
+class LewmTrainer {
+ public:
+  LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume);
+  /// Runs to config.steps. @throws AdaptError on a NaN loss.
+  LewmStats Train(bool verbose = true);
+  LewmBatch Batch(const std::string& split, std::mt19937_64* rng) const;
+  /// Total loss; fills prediction, SIGReg and copy-last MSE of the batch into *stats. SIGReg's random
+  /// directions come from `direction_seed` (training uses seed and step: resumed runs draw the same).
+  torch::Tensor Loss(const LewmBatch& batch, LewmStats* stats, std::uint64_t direction_seed);
+  /// Held-out next-embedding MSE over copy-last's on fixed clips (< 1: the latents are predictable).
+  double Validate();
+  void Save() const;
+  ConvEncoder& encoder() { return encoder_; }
+
+ private:
+  LewmConfig config_;
+  const VideoData& data_;
+  std::filesystem::path out_;
+  int action_dim_ = 0, condition_dim_ = 0;
+  ConvEncoder encoder_{nullptr};
+  StepPredictor predictor_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::mt19937_64 rng_;
+  int step_ = 0;
+};
+
+}  // namespace embody::adapt

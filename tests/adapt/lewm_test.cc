@@ -1,0 +1,125 @@
+// Tests for adapt/lewm.cc: SIGReg and the LeWM stage-one trainer on a tiny real dataset.
+#include "adapt/lewm.h"
+
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/adapt/tiny.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Tests that SIGReg is small for a standard Gaussian batch and large for a collapsed or a
+// stretched one, and that it has a finite gradient.
+TEST(SigRegTest, SmallForIsotropicGaussianLargeForCollapse) {
+  torch::manual_seed(1);
+  const auto gaussian = torch::randn({512, 16});
+  const auto collapsed = torch::randn({1, 16}).expand({512, 16}) + 0.01 * torch::randn({512, 16});
+  const auto stretched = 4 * torch::randn({512, 16});
+  const double g = SigReg(gaussian, 64).item<double>(), c = SigReg(collapsed, 64).item<double>(), s = SigReg(stretched, 64).item<double>();
+  EXPECT_LT(g, 1.0);
+  EXPECT_GT(c, 20 * g) << g << " " << c;
+  EXPECT_GT(s, 20 * g) << g << " " << s;
+  auto z = torch::randn({64, 8}, torch::requires_grad());
+  SigReg(z, 16).backward();
+  EXPECT_TRUE(torch::isfinite(z.grad()).all().item<bool>());
+}
+
+class LewmTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setenv("LP_NUM_THREADS", "0", 0);
+    dir_ = new fs::path(fs::temp_directory_path() / ("embody_lewm_" + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    tiny::CollectFranka(*dir_ / "franka.h5", 20, 20, 4);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static LewmConfig Tiny() {
+    LewmConfig c;
+    c.encoder = {32, 8, 16, "vector", 64};
+    c.frame_skip = 2;
+    c.rollout = 2;
+    c.predictor_width = 64;
+    c.sigreg_projections = 32;
+    c.batch = 8;
+    c.steps = 30;
+    c.lr = 2e-3;
+    c.threads = 2;
+    c.log_every = 1000;
+    c.eval_every = 1000;
+    c.seed = 5;
+    return c;
+  }
+  static fs::path* dir_;
+};
+fs::path* LewmTest::dir_ = nullptr;
+
+// Tests a tiny LeWM run: batches hold clips of rollout + 2 frames, a model step apart, with the
+// model step's actions; the loss is finite and the embeddings spread (SIGReg falls); the checkpoint
+// is a frozen encoder with one vector per frame; a rerun with the same seed gives the same encoder;
+// resume continues and refuses other options.
+TEST_F(LewmTest, TinyRunTrainsAVectorEncoderAndResumes) {
+  const VideoData data({*dir_ / "franka.h5"});
+  const LewmConfig config = Tiny();
+  const fs::path out = *dir_ / "enc.pt";
+  LewmStats first;
+  {  // a look at one batch and the untrained loss, in a trainer of its own (a forward pass moves BatchNorm's statistics)
+    LewmTrainer look(config, data, *dir_ / "look.pt", false);
+    std::mt19937_64 rng(1);
+    const LewmBatch batch = look.Batch("train", &rng);
+    EXPECT_EQ((std::vector<int64_t>{8, 4, 3, 32, 32}), batch.frames.sizes().vec());
+    EXPECT_EQ((std::vector<int64_t>{8, 3, 2 * 7 + 1}), batch.conditions.sizes().vec());
+    EXPECT_TRUE((batch.conditions.select(2, 14) == 1).all().item<bool>());  // the dataset's one-hot
+    look.Loss(batch, &first, 0);
+  }
+  LewmTrainer trainer(config, data, out, false);
+  const LewmStats stats = trainer.Train(false);
+  EXPECT_EQ(30, stats.step);
+  EXPECT_TRUE(std::isfinite(stats.loss));
+  EXPECT_LT(stats.sigreg, first.sigreg);
+  EXPECT_TRUE(std::isfinite(trainer.Validate()));
+
+  FrozenEncoder encoder = FrozenEncoder::Load(out);
+  const auto frames = torch::rand({2, 3, 3, 32, 32});
+  const auto z = encoder.Encode(frames);
+  EXPECT_EQ((std::vector<int64_t>{2, 3, 1, 16}), z.sizes().vec());
+
+  const fs::path again = *dir_ / "enc_again.pt";
+  LewmTrainer(config, data, again, false).Train(false);
+  EXPECT_TRUE(torch::equal(z, FrozenEncoder::Load(again).Encode(frames)));
+
+  LewmConfig more = config;
+  more.steps = 35;
+  EXPECT_EQ(35, LewmTrainer(more, data, out, true).Train(false).step);
+  LewmConfig other = config;
+  other.sigreg_weight = 1.0;
+  try {
+    LewmTrainer(other, data, out, true);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("was trained with other options"));
+  }
+  EXPECT_THROW(LewmTrainer(config, data, out, false), AdaptError);  // would overwrite
+  LewmConfig grid = config;
+  grid.encoder.head = "grid";
+  EXPECT_THROW(LewmTrainer(grid, data, *dir_ / "grid.pt", false), AdaptError);
+  LewmConfig long_clips = config;
+  long_clips.frame_skip = 8;  // 4 frames 8 apart need 25 > 20 frames
+  try {
+    LewmTrainer(long_clips, data, *dir_ / "long.pt", false);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("needs 25"));
+  }
+}
+
+}  // namespace
+}  // namespace embody::adapt
