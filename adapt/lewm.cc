@@ -150,11 +150,17 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   const int length = config_.clip_length();
   const auto b = batch.frames.size(0);
   const auto z = encoder_->forward(batch.frames).reshape({b, length, config_.encoder.dim});
-  std::vector<torch::Tensor> teacher, rollout;
+  std::vector<torch::Tensor> teacher, rollout, contrast;
   torch::Tensor prev = z.select(1, 0), current = z.select(1, 1);
   for (int t = 1; t + 1 < length; ++t) {
     const auto target = z.select(1, t + 1), condition = batch.conditions.select(1, t);
-    teacher.push_back((predictor_->forward(z.select(1, t), z.select(1, t - 1), condition) - target).pow(2).mean());
+    const auto predicted = predictor_->forward(z.select(1, t), z.select(1, t - 1), condition);
+    teacher.push_back((predicted - target).pow(2).mean());
+    if (config_.contrast_weight > 0) {
+      // Which of the clip's frames is the prediction of? (B, L) logits, the answer is frame t + 1.
+      const auto logits = -(predicted.unsqueeze(1) - z).pow(2).mean(2) / config_.contrast_temperature;
+      contrast.push_back(torch::nn::functional::cross_entropy(logits, torch::full({b}, t + 1, torch::kLong)));
+    }
     const auto next = predictor_->forward(current, prev, condition);
     if (t > 1) rollout.push_back((next - target).pow(2).mean());  // the first step is the teacher-forced one
     prev = current;
@@ -163,12 +169,14 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   const auto prediction = rollout.empty() ? torch::stack(teacher).mean() : 0.5 * (torch::stack(teacher).mean() + torch::stack(rollout).mean());
   auto generator = at::detail::createCPUGenerator(direction_seed);
   const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator);
+  const auto contrastive = contrast.empty() ? torch::zeros({}) : torch::stack(contrast).mean();
   if (stats) {
+    stats->contrast = contrastive.item<double>();
     stats->prediction = torch::stack(teacher).mean().item<double>();
     stats->sigreg = sigreg.item<double>();
     stats->copy_last = (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().item<double>();
   }
-  return prediction + config_.sigreg_weight * sigreg;
+  return prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive;
 }
 
 double LewmTrainer::Validate() {
@@ -210,7 +218,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
   LewmStats stats;
   const auto start = Clock::now();
   const int first = step_;
-  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0;
+  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0, contrast_sum = 0;
   int count = 0;
   while (step_ < config_.steps) {
     encoder_->train();
@@ -229,6 +237,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
     pred_sum += s.prediction;
     sig_sum += s.sigreg;
     copy_sum += s.copy_last;
+    contrast_sum += s.contrast;
     ++count;
     stats.step = step_;
     stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, Since(start));
@@ -237,12 +246,14 @@ LewmStats LewmTrainer::Train(bool verbose) {
       stats.prediction = pred_sum / count;
       stats.sigreg = sig_sum / count;
       stats.copy_last = copy_sum / count;
-      loss_sum = pred_sum = sig_sum = copy_sum = 0;
+      stats.contrast = contrast_sum / count;
+      loss_sum = pred_sum = sig_sum = copy_sum = contrast_sum = 0;
       count = 0;
       if (verbose) {
         const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
-        std::fprintf(stderr, "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f)  %.1f clips/s  ETA %.0fs\n",
-                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.clips_per_s, eta);
+        std::fprintf(stderr,
+                     "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f, contrast %.3f)  %.1f clips/s  ETA %.0fs\n",
+                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.contrast, stats.clips_per_s, eta);
       }
     }
     if (step_ % config_.eval_every == 0 || step_ == config_.steps) {

@@ -31,6 +31,11 @@ struct LewmConfig {
   int predictor_width = 512;
   double sigreg_weight = 0.1;
   int sigreg_projections = 256;
+  /// Weight of a within-clip contrastive term (CPC-style InfoNCE): the predicted next embedding must
+  /// be nearer to the true next frame than to the clip's other frames, so the encoder must tell apart
+  /// frames of one scene (the robot's motion), not only scenes (colours, camera, lighting). 0 = off.
+  double contrast_weight = 0.1;
+  double contrast_temperature = 0.01;  ///< in units of per-dimension squared distance
   int batch = 32;
   int steps = 3000;
   double lr = 1e-3, weight_decay = 0.05;
@@ -42,7 +47,7 @@ struct LewmConfig {
   static LewmConfig FromJson(const nlohmann::json& j);
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections,
-                                   batch, steps, lr, weight_decay, seed)
+                                   contrast_weight, contrast_temperature, batch, steps, lr, weight_decay, seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
@@ -61,7 +66,7 @@ TORCH_MODULE(StepPredictor);
 
 struct LewmStats {
   int step = 0;
-  double loss = 0, prediction = 0, sigreg = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
+  double loss = 0, prediction = 0, sigreg = 0, contrast = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
 };
 
 /// One batch of clips: frames (B, L, 3, H, W) float, conditions (B, L - 1, C) (the step's actions,

@@ -80,12 +80,12 @@ class StageTwoData {
 
 struct AdaptConfig {
   PredictorConfig predictor;
-  int batch = 8;
-  int steps = 600;
+  int batch = 32;
+  int steps = 3000;
   double lr = 5e-4, weight_decay = 0.05;
   double warmup = 0.05, decay = 0.2;  ///< fractions of the steps: linear warmup, constant, linear decay to 0
   int rollout = 2;                    ///< rollout steps in the multi-step loss (model fed its own predictions)
-  int eval_every = 100, patience = 3; ///< early stopping: stop after `patience` evaluations without improvement
+  int eval_every = 250, patience = 4; ///< early stopping: stop after `patience` evaluations without improvement
   int val_batches = 4;
   bool freeze_trunk = false;
   int threads = 0;

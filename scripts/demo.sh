@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
-# The whole pipeline on a small default (about 10 minutes on 2 cores): render each robot, collect
-# randomized action-labeled episodes, pretrain the video encoder (stage one), adapt it to franka and
-# then to ur5 starting from franka (stage two), print the evaluation tables and export a side-by-side
-# view of a held-out episode. Frames and the view land in out/, datasets in data/, models in models/.
+# The whole pipeline on a small default (about 15 minutes on 2 cores): render each robot, collect
+# action-labeled episodes at the world model's randomization level (light), pretrain the video
+# encoder (stage one, LeWM's recipe), adapt it to franka and then to ur5 starting from franka with 50
+# episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
+# episode. Frames and the view land in out/, datasets in data/, models in models/.
 set -euo pipefail
 bin=${BUILD_DIR:-build}/bin
 export LP_NUM_THREADS=0
+start=$(date +%s)
 "$bin/sim-demo" --out out
-for robot in franka ur5; do
-  "$bin/simcollect" --robot "$robot" --episodes 120 --steps 60 --out "data/demo_$robot.h5" --overwrite
-done
+"$bin/simcollect" --robot franka --episodes 300 --steps 60 --out data/demo_franka.h5 --overwrite
+"$bin/simcollect" --robot ur5 --episodes 100 --steps 60 --out data/demo_ur5.h5 --overwrite
 "$bin/simcollect" --robot humanoid --episodes 20 --steps 60 --out data/demo_humanoid.h5 --overwrite
 "$bin/simcollect" info data/demo_franka.h5
-# Stage one: a short JEPA run on video alone, with its linear probes against a random encoder.
-"$bin/pretrain" --data data/demo_franka.h5 data/demo_ur5.h5 --out models/demo_encoder.pt --steps 300 --overwrite \
-  --probe-episodes 100
-# Stage two: franka from scratch, then ur5 starting from franka's trunk (transfer).
+# Stage one: encoder + action-conditioned next-embedding predictor with SIGReg, on both arms' video.
+"$bin/pretrain" --data data/demo_franka.h5 data/demo_ur5.h5 --out models/demo_encoder.pt --steps ${DEMO_PRETRAIN_STEPS:-1500} \
+  --overwrite --probe-episodes 300 | tee out/demo_pretrain.txt
+# Stage two: franka from scratch (with the viewer's decoder), then ur5 from franka's trunk on 50 episodes.
 "$bin/adapt" --embodiment franka --data data/demo_franka.h5 --encoder models/demo_encoder.pt --out models/demo_franka \
-  --steps 300 --overwrite
+  --overwrite --train-decoder | tee out/demo_franka.txt
 "$bin/adapt" --embodiment ur5 --data data/demo_ur5.h5 --encoder models/demo_encoder.pt --out models/demo_ur5 \
-  --init models/demo_franka --steps 200 --overwrite
-# The viewer, exported without a screen: true vs imagined rollout of held-out episode demo_9.
-"$bin/rollout-viewer" --data data/demo_ur5.h5 --model models/demo_ur5 --encoder models/demo_encoder.pt --episode 9 \
-  --screenshot out/rollout_ur5.png
+  --init models/demo_franka --episodes 50 --overwrite --train-decoder | tee out/demo_ur5.txt
+# The viewer, exported without a screen: true vs imagined rollout of held-out franka episode demo_9.
+"$bin/rollout-viewer" --data data/demo_franka.h5 --model models/demo_franka --encoder models/demo_encoder.pt --episode 9 \
+  --frame 20 --screenshot out/rollout_franka.png
+# One line per stage: what was reached.
+/usr/bin/python3 - "$start" <<'PY'
+import json, sys, time
+enc = json.load(open("models/demo_encoder.pt.eval.json"))
+r = enc["ee_image"]["axes_r2"]
+print("demo summary (%.1f min):" % ((time.time() - float(sys.argv[1])) / 60))
+print("  stage one: ee image-plane probe R^2 u %.2f v %.2f (random encoder %.2f), object %.2f; next-embedding / copy-last %.2f held out"
+      % (r[0], r[1], enc["random_encoder"]["ee_image"]["r2"], enc["object_image"]["r2"], enc["train"]["val_ratio_to_copy_last"]))
+for robot in ("franka", "ur5"):
+    s = json.load(open("models/demo_%s/metrics.json" % robot))["summary"]
+    print("  stage two, %s: imagined latents close %.0f %% of the ee gap to the true future at 1 s (%.0f %% at 2 s; floor/copy %.2f),"
+          " object %.0f %% at 2 s, latent ratio %.2f, retrieval %.0f %% at 1 s"
+          % (robot, 100 * s["ee_gap_closed_1s"], 100 * s["ee_gap_closed_2s"], s["ee_floor_over_copy_1s"],
+             100 * (s["object_gap_closed_2s"] or 0), s["latent_ratio_h1"], 100 * s["retrieval_top1_1s"]))
+PY
 echo "demo: datasets in data/demo_*.h5 (h5py/robomimic), encoder models/demo_encoder.pt (+ .eval.json)," \
-     "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_ur5.png"
+     "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png"

@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
   app.add_option("--frame-skip", lewm.frame_skip, "lewm: control steps per model step")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--rollout", lewm.rollout, "lewm: open-loop steps in the loss")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--sigreg-weight", lewm.sigreg_weight, "lewm: weight of SIGReg")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--contrast-weight", lewm.contrast_weight,
+                 "lewm: weight of the within-clip contrastive term (the predicted next embedding must pick the true next frame among the clip's frames)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--mask-ratio", jepa.mask_ratio, "jepa: fraction of tokens hidden from the context encoder")
       ->capture_default_str()->check(CLI::Range(0.05, 0.95));
   app.add_option("--mask-per-clip", jepa.mask_per_clip, "jepa: a tube mask per clip (false: one mask for the whole batch)")
