@@ -1,5 +1,7 @@
 #include "adapt/jepa.h"
 
+#include "adapt/training.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -14,15 +16,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace F = torch::nn::functional;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 // Warm up for the first 10 % of steps, then cosine decay to a tenth.
-double LearningRate(const JepaConfig& c, int step) {
-  const int warmup = std::max(1, c.steps / 10);
-  if (step < warmup) return c.lr * (step + 1) / warmup;
-  const double progress = static_cast<double>(step - warmup) / std::max(1, c.steps - warmup);
-  return c.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
-}
+double LearningRate(const JepaConfig& c, int step) { return WarmupCosine(c.lr, c.steps, step, 0.1); }
 
 }  // namespace
 
@@ -236,10 +231,7 @@ void Pretrainer::Save() const {
   archive.write("target", target);
   archive.write("predictor", predictor);
   archive.write("optimizer", optimizer);
-  if (!out_.parent_path().empty()) std::filesystem::create_directories(out_.parent_path());
-  const auto tmp = out_.string() + ".tmp";
-  archive.save_to(tmp);
-  std::filesystem::rename(tmp, out_);
+  SaveArchiveAtomically(archive, out_);
 }
 
 PretrainStats Pretrainer::Train(bool verbose) {
@@ -254,7 +246,7 @@ PretrainStats Pretrainer::Train(bool verbose) {
     ++loss_count;
     stats.step = step_;
     stats.target_std = target_std;
-    stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, Since(start));
+    stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, SecondsSince(start));
     if (step_ % config_.log_every == 0 || step_ == config_.steps) {
       stats.loss = loss_sum / loss_count;
       loss_sum = 0;
@@ -285,10 +277,12 @@ constexpr int kProbeColumns = 18;
 
 // Camera-frame positions (n, 3) -> image-plane coordinates (u / W, v / H, depth) through the
 // pinhole intrinsics [fx 0 cx; 0 fy cy; 0 0 1] (OpenGL camera: looking along -z, y up; v grows down).
+// Points behind the camera or far outside the image (an object knocked off the table) would blow up
+// u and v and with them R^2 (-423 once): depth is clamped to >= 5 cm and u, v to 1.5 image widths.
 torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double>& k, int size) {
-  const auto depth = (-camera.select(1, 2)).clamp_min(1e-3);
-  const auto u = (k[0] * camera.select(1, 0) / depth + k[2]) / size;
-  const auto v = (k[5] - k[4] * camera.select(1, 1) / depth) / size;
+  const auto depth = (-camera.select(1, 2)).clamp_min(0.05);
+  const auto u = ((k[0] * camera.select(1, 0) / depth + k[2]) / size).clamp(-0.5, 1.5);
+  const auto v = ((k[5] - k[4] * camera.select(1, 1) / depth) / size).clamp(-0.5, 1.5);
   return torch::stack({u, v, depth}, 1);
 }
 

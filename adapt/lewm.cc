@@ -8,20 +8,15 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "adapt/training.h"
+
 namespace embody::adapt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 // Warm up for the first 5 % of steps, then cosine decay to a tenth.
-double LearningRate(const LewmConfig& c, int step) {
-  const int warmup = std::max(1, c.steps / 20);
-  if (step < warmup) return c.lr * (step + 1) / warmup;
-  const double progress = static_cast<double>(step - warmup) / std::max(1, c.steps - warmup);
-  return c.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
-}
+double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c.steps, step, 0.05); }
 
 }  // namespace
 
@@ -208,10 +203,7 @@ void LewmTrainer::Save() const {
   archive.write("target", target);  // where FrozenEncoder::Load reads the encoder
   archive.write("predictor", predictor);
   archive.write("optimizer", optimizer);
-  if (!out_.parent_path().empty()) std::filesystem::create_directories(out_.parent_path());
-  const auto tmp = out_.string() + ".tmp";
-  archive.save_to(tmp);
-  std::filesystem::rename(tmp, out_);
+  SaveArchiveAtomically(archive, out_);
 }
 
 LewmStats LewmTrainer::Train(bool verbose) {
@@ -240,7 +232,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
     contrast_sum += s.contrast;
     ++count;
     stats.step = step_;
-    stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, Since(start));
+    stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, SecondsSince(start));
     if (step_ % config_.log_every == 0 || step_ == config_.steps) {
       stats.loss = loss_sum / count;
       stats.prediction = pred_sum / count;

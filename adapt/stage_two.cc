@@ -10,6 +10,7 @@
 
 #include "adapt/latent_cache.h"
 #include "adapt/readout.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 
 namespace embody::adapt {
@@ -20,20 +21,11 @@ namespace F = torch::nn::functional;
 namespace h5 = collect::h5;
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 torch::Tensor Matrix(const collect::Dataset& ds, const std::string& demo, const std::string& name) {
   std::vector<hsize_t> dims;
   auto values = ds.Read<float>(demo, name, &dims);
   const int64_t cols = dims.size() > 1 ? static_cast<int64_t>(dims[1]) : 1;
   return torch::from_blob(values.data(), {static_cast<int64_t>(dims[0]), cols}, torch::kFloat32).clone();
-}
-
-void AtomicSave(torch::serialize::OutputArchive& archive, const fs::path& path) {
-  if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
-  const auto tmp = path.string() + ".tmp";
-  archive.save_to(tmp);
-  fs::rename(tmp, path);
 }
 
 torch::Tensor StackWindows(const std::vector<StageTwoData::Window>& w, torch::Tensor StageTwoData::Window::*field) {
@@ -314,7 +306,7 @@ void StageTwoTrainer::SaveState(const TrainStats& s) const {
   const nlohmann::json stats = {{"step", s.step},         {"best_step", s.best_step}, {"best_val", s.best_val},
                                 {"val_loss", s.val_loss}, {"early_stopped", s.early_stopped}, {"history", s.history}};
   archive.write("stats", c10::IValue(stats.dump()));
-  AtomicSave(archive, out_ / "train_state.pt");
+  SaveArchiveAtomically(archive, out_ / "train_state.pt");
 }
 
 TrainStats StageTwoTrainer::Train(bool verbose) {
@@ -347,7 +339,7 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
     ++stats_.step;
     loss_sum += value;
     ++loss_count;
-    stats_.samples_per_s = (stats_.step - first) * config_.batch / std::max(1e-9, Since(start));
+    stats_.samples_per_s = (stats_.step - first) * config_.batch / std::max(1e-9, SecondsSince(start));
     if (stats_.step % 25 == 0 && verbose) {
       const double eta = (config_.steps - stats_.step) * config_.batch / std::max(1e-9, stats_.samples_per_s);
       std::fprintf(stderr, "adapt: step %d/%d  loss %.4f (teacher %.4f rollout %.4f dynamics %.4f)  %.1f samples/s  ETA %.0fs\n",
@@ -385,7 +377,7 @@ void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, co
   model.Save(archive);
   archive.write("encoder_hash", c10::IValue(encoder_hash));
   archive.write("info", c10::IValue(info.dump()));
-  AtomicSave(archive, path);
+  SaveArchiveAtomically(archive, path);
 }
 
 WorldModel LoadWorldModel(const fs::path& path, std::string* encoder_hash, nlohmann::json* info) {

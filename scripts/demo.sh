@@ -23,15 +23,15 @@ start=$(date +%s)
   --init models/demo_franka --episodes 50 --overwrite --train-decoder | tee out/demo_ur5.txt
 # The viewer, exported without a screen: true vs imagined rollout of held-out franka episode demo_9.
 "$bin/rollout-viewer" --data data/demo_franka.h5 --model models/demo_franka --encoder models/demo_encoder.pt --episode 9 \
-  --frame 20 --screenshot out/rollout_franka.png
+  --start 8 --horizon 40 --frame 24 --screenshot out/rollout_franka.png
 # One line per stage: what was reached.
 /usr/bin/python3 - "$start" <<'PY'
 import json, sys, time
 enc = json.load(open("models/demo_encoder.pt.eval.json"))
-r = enc["ee_image"]["axes_r2"]
+r, rr = enc["ee_image"]["axes_r2"], enc["random_encoder"]["ee_image"]["axes_r2"]
 print("demo summary (%.1f min):" % ((time.time() - float(sys.argv[1])) / 60))
-print("  stage one: ee image-plane probe R^2 u %.2f v %.2f (random encoder %.2f), object %.2f; next-embedding / copy-last %.2f held out"
-      % (r[0], r[1], enc["random_encoder"]["ee_image"]["r2"], enc["object_image"]["r2"], enc["train"]["val_ratio_to_copy_last"]))
+print("  stage one: ee image-plane probe R^2 u %.2f v %.2f (random encoder %.2f %.2f), first object %.2f; next-embedding / copy-last %.2f held out"
+      % (r[0], r[1], rr[0], rr[1], enc["object_image"]["r2"], enc["train"]["val_ratio_to_copy_last"]))
 for robot in ("franka", "ur5"):
     s = json.load(open("models/demo_%s/metrics.json" % robot))["summary"]
     print("  stage two, %s: imagined latents close %.0f %% of the ee gap to the true future at 1 s (%.0f %% at 2 s; floor/copy %.2f),"

@@ -1,0 +1,35 @@
+// Small pieces every trainer in adapt/ shares: the learning-rate schedule, atomic checkpoint
+// writing and a stopwatch. Includes torch: include it only from adapt/ sources.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <torch/torch.h>
+
+namespace embody::adapt {
+
+/// Linear warmup over the first `warmup_fraction` of `steps`, then cosine decay to a tenth of `lr`.
+inline double WarmupCosine(double lr, int steps, int step, double warmup_fraction) {
+  const int warmup = std::max(1, static_cast<int>(steps * warmup_fraction));
+  if (step < warmup) return lr * (step + 1) / warmup;
+  const double progress = static_cast<double>(step - warmup) / std::max(1, steps - warmup);
+  return lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
+}
+
+/// Writes an archive under a temporary name, then renames it: a reader never sees half a file.
+inline void SaveArchiveAtomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
+  if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path());
+  const auto tmp = path.string() + ".tmp";
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+/// Seconds since `t`.
+inline double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace embody::adapt
