@@ -4,6 +4,7 @@
 
 #include "adapt/decoder.h"
 #include "adapt/latent_cache.h"
+#include "adapt/readout.h"
 #include "adapt/stage_two.h"
 #include "adapt/video_data.h"
 
@@ -56,10 +57,12 @@ class TorchImaginer : public Imaginer {
     torch::Tensor prop;
     const auto pred = model_.Rollout(embodiment_, batch(w.latents.slice(0, 0, c)), batch(w.proprio.slice(0, 0, c)),
                                      batch(w.actions.slice(0, 0, c + steps - 1)), batch(w.camera), steps, &prop);
+    if (!readout_fitted_) FitReadout();
     Imagination r;
     r.start = start;
     r.horizon = steps * k;
     r.frame_skip = k;
+    r.seconds_per_frame = 1.0 / data_->control_hz();
     const int j = data_->spec().joints;
     const auto truth = w.latents.slice(0, c), truth_prop = w.proprio.slice(0, c);
     const auto last = w.latents.select(0, c - 1);
@@ -79,8 +82,14 @@ class TorchImaginer : public Imaginer {
         decoded.emplace_back(img.data_ptr<std::uint8_t>(), img.data_ptr<std::uint8_t>() + img.numel());
       }
     }
+    r.image_size = image_size_;
+    const auto read = readout_.Apply(ReadoutFeatures(pred[0]));  // (steps, C): u, v, x, y, z of the ee first
+    const auto truth_uv = EpisodeReadoutTargets(data_->dataset(), demo, data_->camera(), image_size_).values;
     for (int i = 0; i < r.horizon; ++i) {
       const int h = std::clamp(static_cast<int>(std::lround((i + 1.0) / k)), 1, steps) - 1;
+      r.readout_ee_uv.push_back({read[h][0].item<double>(), read[h][1].item<double>()});
+      const int64_t f = std::min<int64_t>(start + i, truth_uv.size(0) - 1);
+      r.true_ee_uv.push_back({truth_uv[f][0].item<double>(), truth_uv[f][1].item<double>()});
       const auto p = pred[0][h];
       if (decoder_) r.decoded.push_back(decoded[h]);
       r.latent_l1.push_back((p - truth[h]).abs().mean().item<double>());
@@ -106,6 +115,20 @@ class TorchImaginer : public Imaginer {
   }
 
  private:
+  // The read-out of the end effector from latents, fit once on up to 60 training episodes.
+  void FitReadout() {
+    data_->Frames(data_->episodes("train").front(), 0, 1, &image_size_);
+    std::vector<torch::Tensor> features;
+    std::vector<ReadoutTargets> targets;
+    const auto& train = data_->episodes("train");
+    for (size_t i = 0; i < train.size() && i < 60; ++i) {
+      features.push_back(ReadoutFeatures(data_->Read(train[i], 0, train[i].frames).latents));
+      targets.push_back(EpisodeReadoutTargets(data_->dataset(), train[i].demo, data_->camera(), image_size_));
+    }
+    readout_.Fit(features, targets);
+    readout_fitted_ = true;
+  }
+
   const StageTwoData::Episode* Find(const std::string& demo) const {
     for (const std::string split : {"train", "valid"}) {
       for (const auto& e : data_->episodes(split)) {
@@ -116,6 +139,9 @@ class TorchImaginer : public Imaginer {
   }
 
   WorldModel model_;
+  LinearReadout readout_;
+  bool readout_fitted_ = false;
+  int image_size_ = 0;
   LatentDecoder decoder_{nullptr};
   std::unique_ptr<StageTwoData> data_;
   std::string embodiment_;

@@ -3,6 +3,7 @@
 // the real frame whose latents are nearest (retrieval: there is no pixel decoder).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -15,6 +16,12 @@ struct Imagination {
   int start = 0;    ///< first imagined frame (context = frames start-k .. start-1)
   int horizon = 0;  ///< imagined frames: start .. start + horizon - 1
   int frame_skip = 1;  ///< control steps per model step; frames between model steps show the nearest one
+  double seconds_per_frame = 0.05;  ///< 1 / the dataset's control rate
+  /// The state read-out (a ridge fit on true latents of training episodes): per imagined frame, the end
+  /// effector's image position (u, v pixels of the recorded frame) read from the imagined latents, and
+  /// its true position; image_size is the recorded frame's side.
+  std::vector<std::array<double, 2>> readout_ee_uv, true_ee_uv;
+  int image_size = 0;
   std::vector<std::vector<double>> proprio;  ///< (horizon, P) predicted by the dynamics model
   std::vector<double> latent_l1, copy_last_l1;  ///< per imagined frame, against the true latents
   std::vector<double> joint_error_rad, ee_error_cm;  ///< dynamics model against MuJoCo truth

@@ -37,7 +37,7 @@ struct LewmConfig {
   double contrast_weight = 0.1;
   double contrast_temperature = 0.01;  ///< in units of per-dimension squared distance
   int batch = 32;
-  int steps = 3000;
+  int steps = 2000;
   double lr = 1e-3, weight_decay = 0.05;
   int threads = 0;
   std::uint64_t seed = 0;

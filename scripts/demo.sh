@@ -35,9 +35,9 @@ print("  stage one: ee image-plane probe R^2 u %.2f v %.2f (random encoder %.2f 
 for robot in ("franka", "ur5"):
     s = json.load(open("models/demo_%s/metrics.json" % robot))["summary"]
     print("  stage two, %s: imagined latents close %.0f %% of the ee gap to the true future at 1 s (%.0f %% at 2 s; floor/copy %.2f),"
-          " object %.0f %% at 2 s, latent ratio %.2f, retrieval %.0f %% at 1 s"
+          " object %.0f %% at 2 s (floor/copy %.2f), latent ratio %.2f, retrieval %.0f %% at 1 s"
           % (robot, 100 * s["ee_gap_closed_1s"], 100 * s["ee_gap_closed_2s"], s["ee_floor_over_copy_1s"],
-             100 * (s["object_gap_closed_2s"] or 0), s["latent_ratio_h1"], 100 * s["retrieval_top1_1s"]))
+             100 * (s["object_gap_closed_2s"] or 0), s["object_floor_over_copy_2s"] or 0, s["latent_ratio_h1"], 100 * s["retrieval_top1_1s"]))
 PY
 echo "demo: datasets in data/demo_*.h5 (h5py/robomimic), encoder models/demo_encoder.pt (+ .eval.json)," \
      "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png"

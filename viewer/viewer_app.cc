@@ -26,6 +26,62 @@ void SetupTexture(unsigned int tex) {
 
 ImTextureID Tex(unsigned int t) { return reinterpret_cast<ImTextureID>(static_cast<intptr_t>(t)); }
 
+
+struct Series {
+  const char* label;
+  const std::vector<double>* values;
+  ImU32 color;
+};
+
+// A line plot on ImGui's draw list (Debian has no ImPlot): every series on one set of axes, y ticks
+// with numbers from 0, x in seconds ahead (one value per imagined frame), and a legend.
+void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, const char* y_label, float height) {
+  const ImVec2 origin = ImGui::GetCursorScreenPos();
+  const float width = ImGui::GetContentRegionAvail().x;
+  ImGui::Dummy(ImVec2(width, height));
+  ImDrawList* draw = ImGui::GetWindowDrawList();
+  const float left = origin.x + 44, right = origin.x + width - 6, top = origin.y + 4, bottom = origin.y + height - 18;
+  double hi = 0;
+  size_t n = 0;
+  for (const Series& s : series) {
+    for (double v : *s.values) hi = std::isfinite(v) ? std::max(hi, v) : hi;
+    n = std::max(n, s.values->size());
+  }
+  if (n == 0 || !(hi > 0)) return;
+  hi *= 1.1;
+  const ImU32 axis = IM_COL32(180, 180, 180, 255), grid = IM_COL32(90, 90, 90, 255);
+  draw->AddRect(ImVec2(left, top), ImVec2(right, bottom), axis);
+  char text[32];
+  for (int i = 0; i <= 2; ++i) {  // y ticks: 0, hi/2, hi
+    const float y = bottom - (bottom - top) * i / 2.0f;
+    if (i == 1) draw->AddLine(ImVec2(left, y), ImVec2(right, y), grid);
+    std::snprintf(text, sizeof text, "%.3g", hi * i / 2);
+    draw->AddText(ImVec2(origin.x, y - 7), axis, text);
+  }
+  const double span = n * seconds_per_value;
+  for (int i = 0; i <= 4; ++i) {  // x ticks in seconds ahead
+    const float x = left + (right - left) * i / 4.0f;
+    std::snprintf(text, sizeof text, "%.2gs", span * i / 4);
+    draw->AddText(ImVec2(x - 10, bottom + 2), axis, text);
+  }
+  draw->AddText(ImVec2(left + 4, top + 2), axis, y_label);
+  float legend_y = top + 2;
+  for (const Series& s : series) {
+    const auto& v = *s.values;
+    for (size_t i = 1; i < v.size(); ++i) {
+      auto at = [&](size_t k) {
+        return ImVec2(left + (right - left) * (k + 1) / static_cast<float>(n),
+                      bottom - (bottom - top) * static_cast<float>(std::clamp(v[k] / hi, 0.0, 1.0)));
+      };
+      draw->AddLine(at(i - 1), at(i), s.color, 2.0f);
+    }
+    const float text_width = ImGui::CalcTextSize(s.label).x;
+    draw->AddLine(ImVec2(right - text_width - 28, legend_y + 7), ImVec2(right - text_width - 10, legend_y + 7), s.color, 2.0f);
+    draw->AddText(ImVec2(right - text_width - 6, legend_y), s.color, s.label);
+    legend_y += 15;
+  }
+}
+
 }  // namespace
 
 ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
@@ -247,6 +303,7 @@ void ViewerApp::Draw(int width, int height) {
   layout_.true_frame[1] = static_cast<int>(p.y);
   layout_.true_frame[2] = layout_.true_frame[3] = s * scale;
   ImGui::Image(Tex(textures_[0]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
+  DrawReadout(p, static_cast<float>(s * scale));
   ImGui::SameLine();
   p = ImGui::GetCursorScreenPos();
   layout_.true_view[0] = static_cast<int>(p.x), layout_.true_view[1] = static_cast<int>(p.y), layout_.true_view[2] = view_w, layout_.true_view[3] = view_h;
@@ -291,7 +348,9 @@ void ViewerApp::Draw(int width, int height) {
     }
   }
   if (in_horizon && imagined_key == texture_keys_[1]) {
+    const ImVec2 at = ImGui::GetCursorScreenPos();
     ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
+    DrawReadout(at, static_cast<float>(s * scale));
   } else {
     ImGui::Dummy(ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
   }
@@ -385,34 +444,51 @@ void ViewerApp::DrawPlots(int width, int height, int bottom) {
   const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoSavedSettings;
   const ImVec2 size(static_cast<float>(width), static_cast<float>(height));
   const float w = size.x / 3;
-  auto plot_pair = [](const char* a_label, const std::vector<double>& a, const char* b_label, const std::vector<double>& b) {
-    std::vector<float> fa(a.begin(), a.end()), fb(b.begin(), b.end());
-    float hi = 0;
-    for (float v : fa) hi = std::max(hi, v);
-    for (float v : fb) hi = std::max(hi, v);
-    const ImVec2 plot(ImGui::GetContentRegionAvail().x - 110, 70);
-    ImGui::PlotLines(a_label, fa.data(), static_cast<int>(fa.size()), 0, nullptr, 0, hi * 1.1f, plot);
-    ImGui::PlotLines(b_label, fb.data(), static_cast<int>(fb.size()), 0, nullptr, 0, hi * 1.1f, plot);
-  };
+  const float plot_height = static_cast<float>(bottom) - 40;
   ImGui::SetNextWindowPos(ImVec2(w, size.y - bottom));
   ImGui::SetNextWindowSize(ImVec2(w, bottom));
   ImGui::Begin("Latent error over the imagined steps", nullptr, fixed);
-  if (imagination_) plot_pair("model", imagination_->latent_l1, "copy-last", imagination_->copy_last_l1);
-  else ImGui::TextDisabled("(no imagination)");
+  if (imagination_) {
+    SeriesPlot({{"model", &imagination_->latent_l1, IM_COL32(80, 160, 255, 255)},
+                {"copy-last", &imagination_->copy_last_l1, IM_COL32(240, 90, 80, 255)}},
+               imagination_->seconds_per_frame, "latent L1", plot_height);
+  } else {
+    ImGui::TextDisabled("(no imagination)");
+  }
   ImGui::End();
   ImGui::SetNextWindowPos(ImVec2(2 * w, size.y - bottom));
   ImGui::SetNextWindowSize(ImVec2(size.x - 2 * w, bottom));
   ImGui::Begin("Dynamics model error", nullptr, fixed);
   if (imagination_) {
-    std::vector<float> j(imagination_->joint_error_rad.begin(), imagination_->joint_error_rad.end()),
-        e(imagination_->ee_error_cm.begin(), imagination_->ee_error_cm.end());
-    const ImVec2 plot(ImGui::GetContentRegionAvail().x - 110, 70);
-    ImGui::PlotLines("joints (rad)", j.data(), static_cast<int>(j.size()), 0, nullptr, 0, FLT_MAX, plot);
-    ImGui::PlotLines("ee (cm)", e.data(), static_cast<int>(e.size()), 0, nullptr, 0, FLT_MAX, plot);
+    SeriesPlot({{"ee (cm)", &imagination_->ee_error_cm, IM_COL32(90, 200, 110, 255)}}, imagination_->seconds_per_frame, "ee error (cm)",
+               plot_height);
   } else {
     ImGui::TextDisabled("(no imagination)");
   }
   ImGui::End();
+}
+
+void ViewerApp::DrawReadout(ImVec2 origin, float side) {
+  if (!show_overlay_ || !imagination_ || imagination_->image_size <= 0 || imagination_->readout_ee_uv.empty()) return;
+  const int h = frame_ - imagination_->start;
+  if (h < 0 || h >= imagination_->horizon) return;
+  // The end effector read out of the imagined latents (blue) and where it truly is (green), from the
+  // start of the imagination up to this frame.
+  const float scale = side / imagination_->image_size;
+  ImDrawList* draw = ImGui::GetWindowDrawList();
+  auto at = [&](const std::array<double, 2>& uv) {
+    return ImVec2(origin.x + static_cast<float>(std::clamp(uv[0], 0.0, 1.0 * imagination_->image_size)) * scale,
+                  origin.y + static_cast<float>(std::clamp(uv[1], 0.0, 1.0 * imagination_->image_size)) * scale);
+  };
+  const ImU32 truth = IM_COL32(60, 220, 90, 255), imagined = IM_COL32(80, 160, 255, 255);
+  for (int i = 1; i <= h; ++i) {
+    draw->AddLine(at(imagination_->true_ee_uv[i - 1]), at(imagination_->true_ee_uv[i]), truth, 2.0f);
+    draw->AddLine(at(imagination_->readout_ee_uv[i - 1]), at(imagination_->readout_ee_uv[i]), imagined, 2.0f);
+  }
+  draw->AddCircle(at(imagination_->true_ee_uv[h]), 6.0f, truth, 12, 2.0f);
+  draw->AddCircle(at(imagination_->readout_ee_uv[h]), 6.0f, imagined, 12, 2.0f);
+  draw->AddText(ImVec2(origin.x + 4, origin.y + side - 30), truth, "ee: true");
+  draw->AddText(ImVec2(origin.x + 4, origin.y + side - 16), imagined, "ee: imagined (read-out)");
 }
 
 void ViewerApp::HandleInput(GLFWwindow*) {

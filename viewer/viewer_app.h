@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <imgui.h>
 #include <mujoco/mujoco.h>
 
 #include "adapt/imagine.h"
@@ -73,6 +74,8 @@ class ViewerApp {
   void UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture);
   void DrawControls();
   void DrawPlots(int width, int height, int bottom);
+  /// The read-out overlay (true vs imagined end-effector trajectory) on a frame panel at `origin`.
+  void DrawReadout(ImVec2 origin, float side);
 
   ViewerOptions options_;
   std::unique_ptr<collect::Dataset> dataset_;

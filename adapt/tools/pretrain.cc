@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   app.add_option("--recipe", recipe, "lewm: encoder + action-conditioned next-embedding predictor with SIGReg, one vector per frame; "
                  "jepa: masked-latent prediction against an EMA target, a token grid per frame (actions ignored)")
       ->capture_default_str()->check(CLI::IsMember({"lewm", "jepa"}));
-  app.add_option("--steps", steps, "Optimization steps (lewm 3000, jepa 1500)")->check(CLI::Range(1, 10000000));
+  app.add_option("--steps", steps, "Optimization steps (lewm 2000, jepa 1500)")->check(CLI::Range(1, 10000000));
   app.add_option("--batch", batch, "Clips per step (lewm 32, jepa 16)")->check(CLI::Range(1, 4096));
   app.add_option("--lr", lr, "Peak learning rate, AdamW (lewm and jepa 1e-3)")->check(CLI::PositiveNumber);
   app.add_option("--width", width, "Encoder width, first conv channels (32)")->check(CLI::Range(8, 512));
