@@ -302,8 +302,7 @@ void ViewerApp::Draw(int width, int height) {
   layout_.true_frame[0] = static_cast<int>(p.x);
   layout_.true_frame[1] = static_cast<int>(p.y);
   layout_.true_frame[2] = layout_.true_frame[3] = s * scale;
-  ImGui::Image(Tex(textures_[0]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
-  DrawReadout(p, static_cast<float>(s * scale));
+  ImGui::Image(Tex(textures_[0]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));  // pixel-exact, no overlay
   ImGui::SameLine();
   p = ImGui::GetCursorScreenPos();
   layout_.true_view[0] = static_cast<int>(p.x), layout_.true_view[1] = static_cast<int>(p.y), layout_.true_view[2] = view_w, layout_.true_view[3] = view_h;

@@ -74,7 +74,7 @@ class ViewerApp {
   void UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture);
   void DrawControls();
   void DrawPlots(int width, int height, int bottom);
-  /// The read-out overlay (true vs imagined end-effector trajectory) on a frame panel at `origin`.
+  /// The read-out overlay (true vs imagined end-effector trajectory) on the imagined frame panel at `origin`.
   void DrawReadout(ImVec2 origin, float side);
 
   ViewerOptions options_;
