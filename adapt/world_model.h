@@ -40,8 +40,8 @@ struct EmbodimentSpec {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EmbodimentSpec, name, joints, gripper, action_dim, action_kind)
 
 struct PredictorConfig {
-  int latent_dim = 128;  ///< D of the frozen encoder
-  int tokens = 64;       ///< N latent tokens per frame
+  int latent_dim = 192;  ///< D of the frozen encoder (adapt sets it from the latent cache)
+  int tokens = 1;        ///< N latent tokens per frame (likewise)
   int dim = 96;          ///< transformer width
   int depth = 3, heads = 4;
   int context = 2;       ///< model steps the predictor sees at once (older ones slide out)
