@@ -159,7 +159,8 @@ struct EvalOptions {
 /// the state read-out (a ridge fit on true latents of training episodes) applied to the true future
 /// latents (floor), the imagined ones and copy-last: end-effector and moving-object error in pixels
 /// and cm, and the gap closed; retrieval top-1 (the episode's frame nearest to the imagined latent is
-/// within half a model step of the true one); the dynamics model's joint and ee errors. Returns the
+/// within one model step of the true one; also within half a step); the dynamics model's joint and
+/// ee errors. Returns the
 /// metrics JSON, with a "summary" of the headline numbers.
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& options);
 /// The evaluation as a table.
