@@ -110,15 +110,7 @@ Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const st
     archive.load_from(out.string());
     c10::IValue value;
     archive.read("config", value);
-    const JepaConfig saved = JepaConfig::FromJson(nlohmann::json::parse(value.toStringRef()));
-    auto comparable = [](nlohmann::json j) {
-      j.erase("steps");  // training longer is what --resume is for
-      return j;
-    };
-    if (comparable(saved.ToJson()) != comparable(config.ToJson())) {
-      throw AdaptError(out.string() + " was trained with other options (" + saved.ToJson().dump() +
-                       "); rerun with those to --resume");
-    }
+    RequireSameRunOptions(JepaConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
     torch::serialize::InputArchive sub;
     archive.read("online", sub);
     online_->load(sub);

@@ -92,14 +92,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
       throw AdaptError(out.string() + " is not a LeWM checkpoint; resume it with the recipe that wrote it");
     }
     archive.read("config", value);
-    auto comparable = [](nlohmann::json j) {
-      j.erase("steps");  // training longer is what --resume is for
-      return j;
-    };
-    const LewmConfig saved = LewmConfig::FromJson(nlohmann::json::parse(value.toStringRef()));
-    if (comparable(saved.ToJson()) != comparable(config.ToJson())) {
-      throw AdaptError(out.string() + " was trained with other options (" + saved.ToJson().dump() + "); rerun with those to --resume");
-    }
+    RequireSameRunOptions(LewmConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
     torch::serialize::InputArchive sub;
     archive.read("target", sub);
     encoder_->load(sub);

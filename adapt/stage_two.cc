@@ -199,14 +199,7 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
     archive.load_from(state.string());
     c10::IValue value;
     archive.read("config", value);
-    auto comparable = [](nlohmann::json j) {
-      j.erase("steps");
-      return j;
-    };
-    const AdaptConfig saved = AdaptConfig::FromJson(nlohmann::json::parse(value.toStringRef()));
-    if (comparable(saved.ToJson()) != comparable(config.ToJson())) {
-      throw AdaptError(state.string() + " was trained with other options (" + saved.ToJson().dump() + "); rerun with those to --resume");
-    }
+    RequireSameRunOptions(AdaptConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), state);
     torch::serialize::InputArchive sub;
     archive.read("model", sub);
     model_ = WorldModel::Load(sub);

@@ -7,7 +7,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include "adapt/video_data.h"
 
 namespace embody::adapt {
 
@@ -25,6 +28,15 @@ inline void SaveArchiveAtomically(torch::serialize::OutputArchive& archive, cons
   const auto tmp = path.string() + ".tmp";
   archive.save_to(tmp);
   std::filesystem::rename(tmp, path);
+}
+
+/// --resume continues a run only with the options it was started with (more steps are allowed).
+/// @throws AdaptError naming the checkpoint and its options.
+inline void RequireSameRunOptions(nlohmann::json saved, nlohmann::json wanted, const std::filesystem::path& checkpoint) {
+  const std::string shown = saved.dump();
+  saved.erase("steps");  // training longer is what --resume is for
+  wanted.erase("steps");
+  if (saved != wanted) throw AdaptError(checkpoint.string() + " was trained with other options (" + shown + "); rerun with those to --resume");
 }
 
 /// Seconds since `t`.
