@@ -86,9 +86,9 @@ int main(int argc, char** argv) {
   cli.add_option("--camera", o.camera, "Recorded camera")->capture_default_str();
   cli.add_option("--episode", o.episode, "Episode index (0 = first)")->capture_default_str();
   cli.add_option("--frame", o.frame, "Timeline position (default: the first imagined frame)");
-  cli.add_option("--context", o.context, "Context frames k before imagination")->capture_default_str()->check(CLI::Range(1, 64));
-  cli.add_option("--horizon", o.horizon, "Imagined steps")->capture_default_str()->check(CLI::Range(1, 256));
-  cli.add_option("--start", o.start, "First imagined frame (default: k)");
+  cli.add_option("--context", o.context, "Context model steps before imagination (at most the model's context)")->capture_default_str()->check(CLI::Range(1, 64));
+  cli.add_option("--horizon", o.horizon, "Imagined frames (rounded up to whole model steps)")->capture_default_str()->check(CLI::Range(1, 256));
+  cli.add_option("--start", o.start, "First imagined frame (default: k; the frame before it is the last context frame)");
   cli.add_option("--width", o.width, "Window width")->capture_default_str()->check(CLI::Range(480, 4096));
   cli.add_option("--height", o.height, "Window height")->capture_default_str()->check(CLI::Range(360, 4096));
   cli.add_option("--speed", o.speed, "Playback frames per second (also the video's)")->capture_default_str()->check(CLI::Range(1.0, 120.0));
