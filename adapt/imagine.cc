@@ -72,7 +72,6 @@ class TorchImaginer : public Imaginer {
       if (static_cast<int>(pool.size()) > retrieval_episodes) break;
       if (other.demo != demo) pool.push_back({other.demo, data_->Read(other, 0, other.frames).latents});
     }
-    std::vector<std::uint8_t> none;
     std::vector<std::vector<std::uint8_t>> decoded;
     if (decoder_) {
       const auto images = (decoder_->forward(pred[0]) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
