@@ -60,8 +60,7 @@ torch::Tensor LatentDecoderImpl::forward(const torch::Tensor& tokens) {
 DecoderStats TrainDecoder(const StageTwoData& data, int steps, std::uint64_t seed, const fs::path& out, bool verbose) {
   torch::manual_seed(seed);
   std::mt19937_64 rng(seed);
-  int s = 0;
-  data.Frames(data.episodes("train").front(), 0, 1, &s);
+  const int s = data.image_size();
   LatentDecoder decoder(data.tokens(), data.latent_dim(), s);
   torch::optim::Adam opt(decoder->parameters(), torch::optim::AdamOptions(2e-3));
   DecoderStats stats;

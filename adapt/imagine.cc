@@ -81,9 +81,9 @@ class TorchImaginer : public Imaginer {
         decoded.emplace_back(img.data_ptr<std::uint8_t>(), img.data_ptr<std::uint8_t>() + img.numel());
       }
     }
-    r.image_size = image_size_;
+    r.image_size = data_->image_size();
     const auto read = readout_.Apply(ReadoutFeatures(pred[0]));  // (steps, C): u, v, x, y, z of the ee first
-    const auto truth_uv = EpisodeReadoutTargets(data_->dataset(), demo, data_->camera(), image_size_).values;
+    const auto truth_uv = EpisodeReadoutTargets(data_->dataset(), demo, data_->camera(), data_->image_size()).values;
     for (int i = 0; i < r.horizon; ++i) {
       const int h = std::clamp(static_cast<int>(std::lround((i + 1.0) / k)), 1, steps) - 1;
       r.readout_ee_uv.push_back({read[h][0].item<double>(), read[h][1].item<double>()});
@@ -116,13 +116,12 @@ class TorchImaginer : public Imaginer {
  private:
   // The read-out of the end effector from latents, fit once on up to 60 training episodes.
   void FitReadout() {
-    data_->Frames(data_->episodes("train").front(), 0, 1, &image_size_);
     std::vector<torch::Tensor> features;
     std::vector<ReadoutTargets> targets;
     const auto& train = data_->episodes("train");
     for (size_t i = 0; i < train.size() && i < 60; ++i) {
       features.push_back(ReadoutFeatures(data_->Read(train[i], 0, train[i].frames).latents));
-      targets.push_back(EpisodeReadoutTargets(data_->dataset(), train[i].demo, data_->camera(), image_size_));
+      targets.push_back(EpisodeReadoutTargets(data_->dataset(), train[i].demo, data_->camera(), data_->image_size()));
     }
     readout_.Fit(features, targets);
     readout_fitted_ = true;
@@ -140,7 +139,6 @@ class TorchImaginer : public Imaginer {
   WorldModel model_;
   LinearReadout readout_;
   bool readout_fitted_ = false;
-  int image_size_ = 0;
   LatentDecoder decoder_{nullptr};
   std::unique_ptr<StageTwoData> data_;
   std::string embodiment_;

@@ -102,12 +102,30 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
   if (train_.empty()) throw AdaptError(dataset.string() + " has no training episodes (/mask/train is empty)");
   const nlohmann::json& env = dataset_->env_args();
   if (env.contains("env_kwargs") && env["env_kwargs"].contains("control_hz")) control_hz_ = env["env_kwargs"]["control_hz"].get<double>();
+  Frames(train_.front(), 0, 1, &image_size_);
 }
+
+namespace {
+
+// Frames first + i * stride (i < count) of consecutive per-frame arrays that start at frame
+// `latents_first` (latents) and 0 (proprio, actions: the whole episode); each frame's actions are the
+// stride recorded actions that follow it, concatenated, zeros past the episode's end.
+StageTwoData::Window StrideFrames(const torch::Tensor& latents, std::int64_t latents_first, const torch::Tensor& proprio,
+                                  const torch::Tensor& actions, std::int64_t first, std::int64_t count, int stride) {
+  StageTwoData::Window w;
+  const auto rows = torch::arange(0, count * stride, stride) + first;
+  w.latents = latents.index_select(0, rows - latents_first);
+  w.proprio = proprio.index_select(0, rows);
+  const auto padded = torch::cat({actions, torch::zeros({stride, actions.size(1)})});
+  w.actions = padded.slice(0, first, first + count * stride).reshape({count, stride * actions.size(1)});
+  return w;
+}
+
+}  // namespace
 
 StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, std::int64_t count, int stride) const {
   const std::int64_t span = (count - 1) * stride + 1;
   if (first < 0 || count < 1 || stride < 1 || first + span > ep.frames) throw AdaptError(ep.demo + ": frames out of range");
-  Window w;
   std::vector<hsize_t> dims;
   std::vector<float> values;
   try {
@@ -115,18 +133,23 @@ StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, s
   } catch (const collect::DatasetError& e) {
     throw AdaptError(cache_path_.string() + ": " + ep.demo + ": " + e.what());
   }
-  const auto rows = torch::arange(0, span, stride);
-  w.latents = F::layer_norm(torch::from_blob(values.data(), {span, tokens_, latent_dim_}, torch::kFloat32).index_select(0, rows),
-                            F::LayerNormFuncOptions({latent_dim_}));
+  const auto latents = F::layer_norm(torch::from_blob(values.data(), {span, tokens_, latent_dim_}, torch::kFloat32),
+                                     F::LayerNormFuncOptions({latent_dim_}));
   const auto proprio = Proprio(ep), actions = Matrix(*dataset_, ep.demo, "actions");
-  w.proprio = proprio.index_select(0, rows + first);
-  // The stride actions after each frame, concatenated; zeros past the end (never used as inputs).
-  const auto padded = torch::cat({actions, torch::zeros({stride, actions.size(1)})});
-  w.actions = padded.slice(0, first, first + count * stride).reshape({count, stride * actions.size(1)});
+  Window w = StrideFrames(latents, first, proprio, actions, first, count, stride);
   w.dyn_proprio = proprio.slice(0, 0, -1);
   w.dyn_actions = actions.slice(0, 0, -1);
   w.dyn_next = proprio.slice(0, 1);
   w.camera = CameraFeatures(dataset_->Read<double>(ep.demo, "camera/" + camera_ + "/extrinsics"));
+  return w;
+}
+
+StageTwoData::Window StageTwoData::Strided(const Window& episode, std::int64_t first, std::int64_t count, int stride) {
+  if (first < 0 || count < 1 || stride < 1 || first + (count - 1) * stride >= episode.latents.size(0)) {
+    throw AdaptError("model-step window out of the episode's range");
+  }
+  Window w = StrideFrames(episode.latents, 0, episode.proprio, episode.actions, first, count, stride);
+  w.camera = episode.camera;
   return w;
 }
 
@@ -434,21 +457,13 @@ std::vector<double> GapsClosed(const std::vector<double>& copy, const std::vecto
   return gap;
 }
 
-int ImageSize(const StageTwoData& data) {
-  const nlohmann::json& env = data.dataset().env_args();
-  if (env.contains("env_kwargs") && env["env_kwargs"].contains("camera_height")) return env["env_kwargs"]["camera_height"].get<int>();
-  int size = 0;
-  data.Frames(data.episodes("train").front(), 0, 1, &size);
-  return size;
-}
-
 }  // namespace
 
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& o) {
   const std::string& emb = data.spec().name;
   const int k = model.config().frame_skip, c = o.context > 0 ? o.context : model.config().context, j = data.spec().joints;
   const int horizon = std::max(1, static_cast<int>(std::ceil(o.seconds * data.control_hz() / k - 1e-9)));
-  const int image_size = ImageSize(data);
+  const int image_size = data.image_size();
   if (c < 1 || c > model.config().context) throw AdaptError("evaluation context must be 1.." + std::to_string(model.config().context) + " model steps");
   model.Train(false);
   torch::NoGradGuard no_grad;
@@ -476,10 +491,10 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     ++episodes;
     const auto full = data.Read(ep, 0, ep.frames);
     const auto truth_targets = EpisodeReadoutTargets(data.dataset(), ep.demo, data.camera(), image_size);
-    std::vector<StageTwoData::Window> list;
+    std::vector<StageTwoData::Window> list;  // windows cut from the episode read once
     std::vector<int64_t> starts;
     for (int64_t first = 0; first + span < ep.frames; first += k) {
-      list.push_back(data.Read(ep, first, c + horizon, k));
+      list.push_back(StageTwoData::Strided(full, first, c + horizon, k));
       starts.push_back(first);
     }
     const int64_t n = static_cast<int64_t>(list.size());

@@ -46,6 +46,7 @@ class StageTwoData {
   const EmbodimentSpec& spec() const { return spec_; }
   const std::vector<Episode>& episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }
   int tokens() const { return tokens_; }
+  int image_size() const { return image_size_; }  ///< side of the encoder camera's frames, in pixels
   int latent_dim() const { return latent_dim_; }
   const std::string& encoder_hash() const { return encoder_hash_; }
   const std::filesystem::path& path() const { return path_; }
@@ -54,6 +55,9 @@ class StageTwoData {
   /// stride control steps): latents and proprio of those frames, and per frame the `stride` actions
   /// that follow it, concatenated (count, stride A; zeros past the episode's end).
   Window Read(const Episode& episode, std::int64_t first, std::int64_t count, int stride = 1) const;
+  /// The same frames, model steps of `stride`, cut from a whole episode already read (`Read(episode,
+  /// 0, frames)`): no file access. Leaves the dynamics fields empty.
+  static Window Strided(const Window& episode, std::int64_t first, std::int64_t count, int stride);
   /// Proprio of a whole episode (frames, P): [joint_pos, joint_vel, eef_pos, eef_quat, gripper].
   torch::Tensor Proprio(const Episode& episode) const;
   /// Recorded frames [first, first + count) of the encoder's camera, (count, S, S, 3) uint8.
@@ -74,7 +78,7 @@ class StageTwoData {
   std::string camera_, encoder_hash_;
   EmbodimentSpec spec_;
   std::vector<Episode> train_, valid_;
-  int tokens_ = 0, latent_dim_ = 0;
+  int tokens_ = 0, latent_dim_ = 0, image_size_ = 0;
   double control_hz_ = 20;
 };
 

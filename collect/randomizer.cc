@@ -163,7 +163,7 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
 
   // Cameras orbit the workspace: azimuth around +x (the side facing the robot), elevation, distance.
   // `none` and `light` keep the camera near a view framed on the workspace (table, objects and the arm
-  // fill most of the image; every object is >= 5 px wide at 64 px); `default` and `wide` orbit it.
+  // fill most of the image; objects are 3-5 px wide at 64 px); `default` and `wide` orbit it.
   const bool framed = config.camera == Level::kNone || config.camera == Level::kLight;
   const std::array<double, 3> center = humanoid ? std::array<double, 3>{0.0, 0.0, 0.9}
                                        : framed ? std::array<double, 3>{0.33, 0.0, 0.56}

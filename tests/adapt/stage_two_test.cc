@@ -323,6 +323,13 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
       EXPECT_TRUE(torch::equal(whole.actions[row * 4 + 1 + j], skip.actions[row].slice(0, 7 * j, 7 * j + 7))) << row << " " << j;
     }
   }
+  // The same window cut from the episode already read (what the evaluation does) is identical.
+  const auto cut = StageTwoData::Strided(whole, 1, 3, 4);
+  EXPECT_TRUE(torch::equal(skip.latents, cut.latents));
+  EXPECT_TRUE(torch::equal(skip.proprio, cut.proprio));
+  EXPECT_TRUE(torch::equal(skip.actions, cut.actions));
+  EXPECT_TRUE(torch::equal(skip.camera, cut.camera));
+  EXPECT_THROW(StageTwoData::Strided(whole, ep.frames - 4, 2, 4), AdaptError);
   const auto tail = data.Read(ep, ep.frames - 5, 2, 4);  // frames n-5 and n-1
   EXPECT_TRUE(torch::equal(whole.actions[ep.frames - 1], tail.actions[1].slice(0, 0, 7)));
   EXPECT_EQ(0.0, tail.actions[1].slice(0, 7).abs().sum().item<double>());
