@@ -110,6 +110,23 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   return ep;
 }
 
+std::vector<float> EpisodeRunner::Proprio() const {
+  const mjData* d = world_->data();
+  std::vector<float> p;
+  for (double q : controller_->JointPositions(d)) p.push_back(static_cast<float>(q));
+  for (double v : controller_->JointVelocities(d)) p.push_back(static_cast<float>(v));
+  const sim::SitePose ee = sim::GetSitePose(d, EeSite());
+  for (double x : ee.pos) p.push_back(static_cast<float>(x));
+  for (double x : ee.quat) p.push_back(static_cast<float>(x));
+  for (int q : gripper_qpos_) p.push_back(static_cast<float>(d->qpos[q]));
+  return p;
+}
+
+int EpisodeRunner::EeSite() const {
+  return controller_->ee_site() >= 0 ? controller_->ee_site()
+                                     : sim::RequireId(world_->model(), mjOBJ_SITE, embodiment_.ee_sites.at(0));
+}
+
 void EpisodeRunner::Record(EpisodeData* ep) {
   const mjData* d = world_->data();
   if (renderer_) {
@@ -121,10 +138,7 @@ void EpisodeRunner::Record(EpisodeData* ep) {
   }
   for (double q : controller_->JointPositions(d)) ep->joint_pos.push_back(static_cast<float>(q));
   for (double v : controller_->JointVelocities(d)) ep->joint_vel.push_back(static_cast<float>(v));
-  const int site = controller_->ee_site() >= 0
-                       ? controller_->ee_site()
-                       : sim::RequireId(world_->model(), mjOBJ_SITE, embodiment_.ee_sites.at(0));
-  const sim::SitePose ee = sim::GetSitePose(d, site);
+  const sim::SitePose ee = sim::GetSitePose(d, EeSite());
   for (double x : ee.pos) ep->eef_pos.push_back(static_cast<float>(x));
   for (double x : ee.quat) ep->eef_quat.push_back(static_cast<float>(x));
   for (int q : gripper_qpos_) ep->gripper_qpos.push_back(static_cast<float>(d->qpos[q]));

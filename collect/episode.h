@@ -56,7 +56,15 @@ class EpisodeRunner {
   sim::Renderer* renderer() { return renderer_.get(); }
   const robots::Embodiment& embodiment() const { return embodiment_; }
   const SceneRandomizer& randomizer() const { return *randomizer_; }
+  const sim::RobotController& controller() const { return *controller_; }
+  const SceneRefs& scene() const { return scene_; }
+  const Draw& draw() const { return draw_; }
   int substeps() const { return substeps_; }
+  /// The robot's proprio now, in the layout stage two reads from a dataset:
+  /// [joint_pos J, joint_vel J, ee_pos 3, ee_quat 4 (w x y z), gripper finger qpos G].
+  std::vector<float> Proprio() const;
+  /// The site recorded as the end effector (the controller's, else the embodiment's first ee site).
+  int EeSite() const;
 
  private:
   EpisodeData Attempt(std::int64_t index, int attempt);

@@ -3,7 +3,8 @@
 # action-labeled episodes at the world model's randomization level (light), pretrain the video
 # encoder (stage one, LeWM's recipe), adapt it to franka and then to ur5 starting from franka with 50
 # episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
-# episode. Frames and the view land in out/, datasets in data/, models in models/.
+# episode, then plan toward goal images with the franka model (10 reach episodes against baselines).
+# Frames, the view and the planning results land in out/, datasets in data/, models in models/.
 set -euo pipefail
 bin=${BUILD_DIR:-build}/bin
 export LP_NUM_THREADS=0
@@ -24,6 +25,10 @@ start=$(date +%s)
 # The viewer, exported without a screen: true vs imagined rollout of held-out franka episode demo_9.
 "$bin/rollout-viewer" --data data/demo_franka.h5 --model models/demo_franka --encoder models/demo_encoder.pt --episode 9 \
   --start 8 --horizon 40 --frame 24 --screenshot out/rollout_franka.png
+# Planning: reach a goal image by CEM in the franka model's latent space, closed loop in MuJoCo, with
+# the random, still and oracle planners on the same 10 held-out scenes.
+"$bin/plan" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --task reach --episodes 10 \
+  --out out/demo_plan_franka_reach.json | tee out/demo_plan.txt
 # One line per stage: what was reached.
 /usr/bin/python3 - "$start" <<'PY'
 import json, sys, time
@@ -38,6 +43,11 @@ for robot in ("franka", "ur5"):
           " object %.0f %% at 2 s (floor/copy %.2f), latent ratio %.2f, retrieval %.0f %% at 1 s"
           % (robot, 100 * s["ee_gap_closed_1s"], 100 * s["ee_gap_closed_2s"], s["ee_floor_over_copy_1s"],
              100 * (s["object_gap_closed_2s"] or 0), s["object_floor_over_copy_2s"] or 0, s["latent_ratio_h1"], 100 * s["retrieval_top1_1s"]))
+p = json.load(open("out/demo_plan_franka_reach.json"))
+print("  plan, franka reach from a goal image: %.0f %% of %d episodes within %.0f cm (random %.0f %%, still %.0f %%, oracle %.0f %%), %.2f s per action"
+      % (100 * p["success_rate"], p["episodes"], p["success_cm"], 100 * p["baselines"]["random"]["success_rate"],
+         100 * p["baselines"]["still"]["success_rate"], 100 * p["oracle"]["success_rate"], p["seconds_per_action"]))
 PY
 echo "demo: datasets in data/demo_*.h5 (h5py/robomimic), encoder models/demo_encoder.pt (+ .eval.json)," \
-     "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png"
+     "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png," \
+     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png)"

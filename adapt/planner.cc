@@ -1,0 +1,506 @@
+#include "adapt/planner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "adapt/video_data.h"
+#include "sim/controller.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace F = torch::nn::functional;
+using Vec3 = std::array<double, 3>;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double Norm(const Vec3& a, const Vec3& b, int dims = 3) {
+  double s = 0;
+  for (int i = 0; i < dims; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+  return std::sqrt(s);
+}
+
+// The previous plan shifted by one model step (the last step repeated): MPC's warm start.
+torch::Tensor Shifted(const torch::Tensor& plan) {
+  if (!plan.defined()) return plan;
+  return torch::cat({plan.slice(0, 1), plan.slice(0, -1)}, 0);
+}
+
+std::vector<double> ToVector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kFloat64).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+// Full actions for a batch of plans: (S, H, 3) planned dims -> (S, H, A), the rest as FullAction fills it.
+torch::Tensor FullActions(const PlanScene& scene, const torch::Tensor& plans) {
+  const auto fixed = torch::tensor(scene.FullAction({0, 0, 0}), torch::kFloat64).to(torch::kFloat32);
+  auto full = fixed.expand({plans.size(0), plans.size(1), fixed.size(0)}).clone();
+  full.slice(2, 0, PlanScene::kPlannedDims).copy_(plans);
+  return full;
+}
+
+}  // namespace
+
+CemResult Cem(const EnergyFn& energy, int dims, const CemOptions& o, const torch::Tensor& init) {
+  if (o.samples < 2 || o.elites < 1 || o.elites > o.samples || o.iterations < 1 || o.horizon < 1) {
+    throw AdaptError("CEM needs samples >= 2, 1 <= elites <= samples, iterations >= 1 and horizon >= 1");
+  }
+  torch::NoGradGuard no_grad;
+  auto mean = init.defined() ? init.to(torch::kFloat32).clone() : torch::zeros({o.horizon, dims});
+  auto std = torch::full({o.horizon, dims}, o.init_std);
+  CemResult result;
+  for (int it = 0; it < o.iterations; ++it) {
+    auto samples = (mean.unsqueeze(0) + std.unsqueeze(0) * torch::randn({o.samples, o.horizon, dims})).clamp(-o.bound, o.bound);
+    samples[0] = mean;  // the current plan competes with its perturbations
+    const auto e = energy(samples).to(torch::kFloat32);
+    const auto top = std::get<1>(e.topk(o.elites, 0, /*largest=*/false));
+    const auto elites = samples.index_select(0, top);
+    mean = elites.mean(0);
+    std = elites.std(0, /*unbiased=*/false).clamp_min(o.min_std);
+    result.elite_energy.push_back(e.index_select(0, top).mean().item<double>());
+  }
+  result.mean = mean;
+  result.mean_energy = energy(mean.unsqueeze(0)).item<double>();
+  return result;
+}
+
+PlanTask ParsePlanTask(const std::string& name) {
+  if (name == "reach") return PlanTask::kReach;
+  if (name == "push") return PlanTask::kPush;
+  throw AdaptError("unknown planning task '" + name + "' (reach or push)");
+}
+
+std::string PlanTaskName(PlanTask task) { return task == PlanTask::kReach ? "reach" : "push"; }
+
+// ---------------------------------------------------------------------------------------------------
+// The scene.
+
+PlanScene::PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size,
+                     std::uint64_t seed)
+    : image_size_(image_size) {
+  config_.robot = robot;
+  config_.image_size = image_size;
+  config_.cameras = 1;
+  config_.seed = seed;
+  config_.randomization = randomization;
+  config_.task = "reach";
+  runner_ = std::make_unique<collect::EpisodeRunner>(config_);
+  if (runner_->embodiment().kind != robots::EmbodimentKind::kArm) {
+    throw AdaptError("plan works with arms (ee-delta actions); " + robot + " is not an arm");
+  }
+}
+
+void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_deg) {
+  task_ = task;
+  // The scene as simcollect draws episode `index` of this seed (first attempt); the goal from a stream of its own.
+  collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, 0);
+  collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
+  if (camera_offset_deg != 0) {
+    sim::Camera& cam = draw.cameras.at(0);
+    if (!cam.name.empty()) throw AdaptError("--camera-offset needs a free camera; camera 0 is the model's '" + cam.name + "'");
+    const double a = camera_offset_deg * M_PI / 180.0, dx = cam.position[0] - cam.target[0], dy = cam.position[1] - cam.target[1];
+    cam.position[0] = cam.target[0] + std::cos(a) * dx - std::sin(a) * dy;
+    cam.position[1] = cam.target[1] + std::sin(a) * dx + std::cos(a) * dy;
+  }
+  runner_->Prepare(draw);
+  sim::World& world = runner_->world();
+  world.Step(50);  // the objects settle, as in simcollect
+  start_ = world.GetState();
+  start_quat_ = sim::GetSitePose(world.data(), runner_->EeSite()).quat;
+
+  collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, 0);
+  goal_ = PlanGoal{};
+  const double table = runner_->scene().table_top;
+  const Vec3 ee0 = Ee();
+  if (task == PlanTask::kReach) {
+    // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
+    // and the goal is where it got (the image shows exactly the state that is scored).
+    for (int attempt = 0;; ++attempt) {
+      if (attempt == 50) throw AdaptError("no reachable reach goal found for episode " + std::to_string(index));
+      Vec3 target = {goal_rng.Uniform(0.3, 0.65), goal_rng.Uniform(-0.3, 0.3), table + goal_rng.Uniform(0.08, 0.4)};
+      const double d = Norm(target, ee0);
+      if (d < 0.10 || d > 0.30) continue;
+      world.SetState(start_);
+      DriveEeTo(target, 200);
+      if (Norm(Ee(), target) > 0.02 || Norm(Ee(), ee0) < 0.10) continue;
+      goal_.ee = Ee();
+      break;
+    }
+  } else {
+    // An object moved 10-20 cm across the table (the arm where it starts).
+    const auto& objects = runner_->scene().object_bodies;
+    if (objects.empty()) throw AdaptError("push needs an object in the scene");
+    world.SetState(start_);
+    mjData* d = world.mutable_data();
+    const mjModel* m = world.model();
+    for (int attempt = 0;; ++attempt) {
+      if (attempt == 50) throw AdaptError("no push goal found for episode " + std::to_string(index));
+      const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
+      const double angle = goal_rng.Uniform(-M_PI, M_PI), dist = goal_rng.Uniform(0.10, 0.20);
+      const int q = m->jnt_qposadr[m->body_jntadr[body]];
+      const double x = d->qpos[q] + dist * std::cos(angle), y = d->qpos[q + 1] + dist * std::sin(angle);
+      if (x < 0.35 || x > 0.7 || std::abs(y) > 0.25) continue;
+      d->qpos[q] = x;
+      d->qpos[q + 1] = y;
+      world.Forward();
+      goal_.object = body;
+      goal_.object_pos = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
+      break;
+    }
+  }
+  goal_.state = world.GetState();
+  goal_.image = Render();
+  Restart();
+}
+
+void PlanScene::Restart() { runner_->world().SetState(start_); }
+
+std::vector<std::uint8_t> PlanScene::Render() {
+  sim::Image image;
+  runner_->renderer()->Render(runner_->world().data(), runner_->draw().cameras.at(0), &image);
+  return image.rgb;
+}
+
+std::vector<double> PlanScene::CameraExtrinsics() const {
+  const auto pose = sim::CameraPose(runner_->world().model(), runner_->world().data(), runner_->draw().cameras.at(0));
+  return std::vector<double>(pose.begin(), pose.end());
+}
+
+void PlanScene::Act(const std::vector<double>& action) {
+  sim::World& world = runner_->world();
+  runner_->controller().ApplyAction(world.model(), world.mutable_data(), action);
+  world.Step(runner_->substeps());
+}
+
+std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) const {
+  const auto& scale = embodiment().action_scale;
+  std::vector<double> a(embodiment().action_dim(), 0.0);
+  for (int k = 0; k < kPlannedDims; ++k) a[k] = std::clamp(planned.at(k), -1.0, 1.0);
+  const auto rot = sim::OrientationError(start_quat_, sim::GetSitePose(runner_->world().data(), runner_->EeSite()).quat);
+  // The correction is held for a model step's control steps: a per-step gain of 0.6 (the scripted
+  // policies') held for 4 steps overshoots and the hand starts to oscillate, so a quarter of it.
+  for (int k = 0; k < 3; ++k) a[3 + k] = std::clamp(0.15 * rot[k] / scale.rotation, -1.0, 1.0);
+  if (a.size() > 6) a[6] = task_ == PlanTask::kPush ? 1.0 : -1.0;
+  return a;
+}
+
+void PlanScene::DriveEeTo(const Vec3& target, int max_steps) {
+  const auto& scale = embodiment().action_scale;
+  for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) {
+    const Vec3 ee = Ee();
+    std::vector<double> planned(kPlannedDims);
+    for (int k = 0; k < 3; ++k) planned[k] = 0.6 * (target[k] - ee[k]) / scale.position;
+    Act(FullAction(planned));
+  }
+  // Come to rest, so the goal image does not show a moving arm.
+  for (int t = 0; t < 10; ++t) Act(FullAction({0, 0, 0}));
+}
+
+std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->world().data(), runner_->EeSite()).pos; }
+
+double PlanScene::Distance() const {
+  if (task_ == PlanTask::kReach) return Norm(Ee(), goal_.ee);
+  const double* p = runner_->world().data()->xpos + 3 * goal_.object;
+  return Norm({p[0], p[1], p[2]}, goal_.object_pos, 2);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Planners.
+
+LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
+                             const std::string& energy, int context)
+    : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(energy == "final"),
+      context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
+  if (energy != "final" && energy != "mean") throw AdaptError("unknown energy '" + energy + "' (final or mean)");
+  if (!model_.Has(embodiment)) {
+    std::string known;
+    for (const auto& e : model_.embodiments()) known += (known.empty() ? "" : ", ") + e;
+    throw AdaptError("the world model is for " + known + ", not " + embodiment);
+  }
+  model_.Train(false);
+}
+
+torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, int size) {
+  auto frame = torch::from_blob(const_cast<std::uint8_t*>(rgb.data()), {1, 1, size, size, 3}, torch::kUInt8);
+  const auto z = encoder_.Encode(FramesToInput(frame))[0][0];  // (N, D)
+  return F::layer_norm(z, F::LayerNormFuncOptions({z.size(-1)}));
+}
+
+void LatentPlanner::Begin(PlanScene& scene) {
+  goal_ = EncodeFrame(scene.goal().image, scene.image_size());
+  camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
+  latents_.clear();
+  proprio_.clear();
+  actions_.clear();
+  warm_ = torch::Tensor();
+}
+
+std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
+  torch::NoGradGuard no_grad;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int k = model_.config().frame_skip;
+  latents_.push_back(EncodeFrame(scene.Render(), scene.image_size()));
+  const auto p = scene.runner().Proprio();
+  proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
+  const int c = std::min<int>(context_, static_cast<int>(latents_.size()));
+  const int first = static_cast<int>(latents_.size()) - c;
+  const auto z = torch::stack(std::vector<torch::Tensor>(latents_.begin() + first, latents_.end()));   // (c, N, D)
+  const auto q = torch::stack(std::vector<torch::Tensor>(proprio_.begin() + first, proprio_.end()));   // (c, P)
+  // Executed actions between the context frames (c - 1 model steps of k A).
+  std::vector<torch::Tensor> past(actions_.begin() + first, actions_.end());
+  const int h = cem_.horizon;
+  auto fn = [&](const torch::Tensor& plans) {
+    const int64_t s = plans.size(0);
+    const auto planned = FullActions(scene, plans).repeat({1, 1, k});  // (S, H, k A): each held k control steps
+    torch::Tensor acts = planned;
+    if (!past.empty()) acts = torch::cat({torch::stack(past).unsqueeze(0).expand({s, c - 1, planned.size(2)}), planned}, 1);
+    const auto pred = model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}),
+                                     q.unsqueeze(0).expand({s, c, q.size(1)}), acts, camera_.expand({s, camera_.size(1)}), h);
+    const auto diff = (pred - goal_.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
+    return final_only_ ? diff.select(1, h - 1) : diff.mean(1);
+  };
+  const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
+  warm_ = r.mean;
+  if (energy) *energy = r.mean_energy;
+  const auto action = ToVector(r.mean[0]);
+  const auto full = torch::tensor(scene.FullAction(action), torch::kFloat64).to(torch::kFloat32);
+  actions_.push_back(full.repeat({k}));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  imagined_steps_per_s_ = static_cast<double>(cem_.samples) * cem_.iterations * h / std::max(seconds, 1e-9);
+  return action;
+}
+
+DynamicsPlanner::DynamicsPlanner(WorldModel& model, const std::string& embodiment, const CemOptions& cem, const std::string& energy)
+    : model_(model), embodiment_(embodiment), cem_(cem), final_only_(energy == "final") {
+  if (!model_.Has(embodiment)) throw AdaptError("the world model has no dynamics model for " + embodiment);
+  model_.Train(false);
+}
+
+void DynamicsPlanner::Begin(PlanScene& scene) {
+  if (scene.task() != PlanTask::kReach) throw AdaptError("the dynamics oracle plans reach only (it does not model objects)");
+  warm_ = torch::Tensor();
+}
+
+std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
+  torch::NoGradGuard no_grad;
+  const int k = model_.config().frame_skip, j = model_.spec(embodiment_).joints;
+  const auto p = scene.runner().Proprio();
+  const auto p0 = torch::tensor(std::vector<float>(p.begin(), p.end()));
+  const auto goal = torch::tensor({scene.goal().ee[0], scene.goal().ee[1], scene.goal().ee[2]}, torch::kFloat32);
+  auto fn = [&](const torch::Tensor& plans) {
+    const auto acts = FullActions(scene, plans);  // (S, H, A)
+    auto q = p0.unsqueeze(0).expand({plans.size(0), p0.size(0)}).contiguous();
+    torch::Tensor sum = torch::zeros({plans.size(0)});
+    for (int step = 0; step < plans.size(1); ++step) {
+      for (int i = 0; i < k; ++i) q = model_.StepDynamics(embodiment_, q, acts.select(1, step));
+      const auto d = (q.slice(1, 2 * j, 2 * j + 3) - goal).norm(2, 1);
+      sum = final_only_ ? d : sum + d / static_cast<double>(plans.size(1));
+    }
+    return sum;
+  };
+  const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
+  warm_ = r.mean;
+  if (energy) *energy = r.mean_energy;
+  return ToVector(r.mean[0]);
+}
+
+void SimPlanner::Begin(PlanScene&) { warm_ = torch::Tensor(); }
+
+std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
+  const int k = frame_skip_;
+  sim::World& world = scene.runner().world();
+  const auto now = world.GetState();
+  auto fn = [&](const torch::Tensor& plans) {
+    std::vector<float> e(plans.size(0));
+    const auto acc = plans.to(torch::kFloat64).contiguous();
+    for (int64_t s = 0; s < plans.size(0); ++s) {
+      world.SetState(now);
+      try {
+      double sum = 0;
+      for (int step = 0; step < plans.size(1); ++step) {
+        const double* a = acc.data_ptr<double>() + (s * plans.size(1) + step) * plans.size(2);
+        const auto full = scene.FullAction(std::vector<double>(a, a + plans.size(2)));
+        for (int i = 0; i < k; ++i) scene.Act(full);
+        sum += scene.Distance();
+      }
+      e[s] = static_cast<float>(final_only_ ? scene.Distance() : sum / static_cast<double>(plans.size(1)));
+      } catch (const sim::UnstableError&) {
+        e[s] = 1e3f;  // a sample that breaks the simulation is the worst plan
+      }
+    }
+    return torch::tensor(e);
+  };
+  const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
+  world.SetState(now);
+  warm_ = r.mean;
+  if (energy) *energy = r.mean_energy;
+  return ToVector(r.mean[0]);
+}
+
+std::vector<double> RandomPlanner::Next(PlanScene&, double* energy) {
+  if (energy) *energy = kNaN;
+  return ToVector(torch::rand({PlanScene::kPlannedDims}) * 2 - 1);
+}
+
+std::vector<double> StillPlanner::Next(PlanScene&, double* energy) {
+  if (energy) *energy = kNaN;
+  return std::vector<double>(PlanScene::kPlannedDims, 0.0);
+}
+
+MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options) {
+  scene.Restart();
+  planner.Begin(scene);
+  MpcResult r;
+  for (int step = 0; step < options.max_steps; ++step) {
+    const double d = scene.Distance();
+    r.distance_m.push_back(d);
+    if (d < options.success_m) break;
+    double energy = kNaN;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto planned = planner.Next(scene, &energy);
+    r.plan_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.energy.push_back(energy);
+    // The rotation correction is recomputed from the same state the planner saw: FullAction before acting.
+    const auto action = scene.FullAction(planned);
+    for (int i = 0; i < options.frame_skip; ++i) scene.Act(action);
+    ++r.steps;
+  }
+  r.final_distance_m = scene.Distance();
+  if (r.distance_m.size() == static_cast<size_t>(r.steps)) r.distance_m.push_back(r.final_distance_m);
+  r.success = r.final_distance_m < options.success_m;
+  return r;
+}
+
+}  // namespace embody::adapt
+
+namespace embody::adapt {
+namespace {
+
+nlohmann::json Summarize(const std::vector<MpcResult>& runs) {
+  double successes = 0, final_cm = 0, steps = 0, seconds = 0;
+  for (const auto& r : runs) {
+    successes += r.success;
+    final_cm += 100 * r.final_distance_m;
+    steps += r.steps;
+    seconds += r.plan_seconds;
+  }
+  const double n = std::max<double>(1, runs.size());
+  return {{"success_rate", successes / n},
+          {"final_distance_cm", final_cm / n},
+          {"mean_steps", steps / n},
+          {"seconds_per_action", steps > 0 ? seconds / steps : 0.0}};
+}
+
+nlohmann::json Detail(const MpcResult& r) {
+  nlohmann::json energy = nlohmann::json::array();
+  for (double e : r.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
+  std::vector<double> cm;
+  for (double d : r.distance_m) cm.push_back(100 * d);
+  return {{"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"distance_cm", cm}, {"energy", energy}};
+}
+
+}  // namespace
+
+nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
+                           const std::function<void(const std::string&)>& log) {
+  if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
+  if (encoder.hash() != model_encoder_hash) {
+    throw AdaptError("the world model was trained on the latents of encoder " + model_encoder_hash + "; the encoder given is " + encoder.hash() +
+                     " (pass the encoder the model was adapted on)");
+  }
+  if (!model.Has(o.embodiment)) {
+    std::string known;
+    for (const auto& e : model.embodiments()) known += (known.empty() ? "" : ", ") + e;
+    throw AdaptError("the world model is for " + known + ", not " + o.embodiment + " (adapt --embodiment " + o.embodiment + " first)");
+  }
+  MpcOptions mpc = o.mpc;
+  mpc.frame_skip = model.config().frame_skip;
+  PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
+  const EmbodimentSpec& spec = model.Has(o.embodiment) ? model.spec(o.embodiment) : EmbodimentSpec{};
+  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context);
+  if (spec.action_dim != scene.embodiment().action_dim()) {
+    throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
+                     std::to_string(scene.embodiment().action_dim()));
+  }
+  std::string oracle_kind = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;
+  if (oracle_kind == "dynamics" && o.task != PlanTask::kReach) throw AdaptError("--oracle dynamics plans reach only (use sim)");
+  std::unique_ptr<Planner> oracle;
+  if (oracle_kind == "dynamics") oracle = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
+  else if (oracle_kind == "sim") oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy);
+  else if (oracle_kind != "none") throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
+  RandomPlanner random;
+  StillPlanner still;
+
+  std::vector<double> offsets = o.camera_offsets;
+  if (std::find(offsets.begin(), offsets.end(), 0.0) == offsets.end()) offsets.insert(offsets.begin(), 0.0);
+  std::map<double, std::vector<MpcResult>> by_offset;
+  std::vector<MpcResult> random_runs, still_runs, oracle_runs;
+  nlohmann::json episodes = nlohmann::json::array();
+  double imagined_per_s = 0;
+  int imagined_n = 0;
+  for (int e = 0; e < o.episodes; ++e) {
+    nlohmann::json detail;
+    for (double offset : offsets) {
+      scene.Reset(e, o.task, offset);
+      torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
+      const MpcResult r = RunMpc(scene, latent, mpc);
+      by_offset[offset].push_back(r);
+      if (r.steps > 0) imagined_per_s += latent.imagined_steps_per_s(), ++imagined_n;
+      detail[offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)))] = Detail(r);
+      if (offset != 0) continue;
+      detail["episode"] = e;
+      detail["start_distance_cm"] = 100 * r.distance_m.front();
+      if (o.baselines) {
+        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 7);
+        random_runs.push_back(RunMpc(scene, random, mpc));
+        still_runs.push_back(RunMpc(scene, still, mpc));
+        detail["random"] = Detail(random_runs.back());
+        detail["still"] = Detail(still_runs.back());
+      }
+      if (oracle) {
+        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 11);
+        oracle_runs.push_back(RunMpc(scene, *oracle, mpc));
+        detail["oracle"] = Detail(oracle_runs.back());
+      }
+    }
+    if (log) {
+      char line[256];
+      const auto& m = detail["model"];
+      std::snprintf(line, sizeof line, "episode %d: start %.1f cm -> model %.1f cm (%s, %d steps)%s", e,
+                    detail["start_distance_cm"].get<double>(), m["final_distance_cm"].get<double>(), m["success"].get<bool>() ? "success" : "miss",
+                    m["steps"].get<int>(),
+                    oracle ? (", oracle " + std::to_string(static_cast<int>(std::lround(detail["oracle"]["final_distance_cm"].get<double>()))) + " cm").c_str() : "");
+      log(line);
+    }
+    episodes.push_back(detail);
+  }
+  nlohmann::json out = Summarize(by_offset[0.0]);
+  out["embodiment"] = o.embodiment;
+  out["task"] = PlanTaskName(o.task);
+  out["episodes"] = o.episodes;
+  out["seed"] = o.seed;
+  out["randomization"] = o.randomization.ToJson();
+  out["energy"] = o.energy;
+  out["cem"] = o.cem;
+  out["frame_skip"] = mpc.frame_skip;
+  out["max_steps"] = mpc.max_steps;
+  out["success_cm"] = 100 * mpc.success_m;
+  out["imagined_steps_per_s"] = imagined_n > 0 ? imagined_per_s / imagined_n : 0.0;
+  if (o.baselines) out["baselines"] = {{"random", Summarize(random_runs)}, {"still", Summarize(still_runs)}};
+  if (oracle) {
+    out["oracle"] = Summarize(oracle_runs);
+    out["oracle"]["kind"] = oracle_kind;
+  }
+  out["by_camera_offset"] = nlohmann::json::object();
+  for (const auto& [offset, runs] : by_offset) {
+    char key[32];
+    std::snprintf(key, sizeof key, "%g", offset);
+    out["by_camera_offset"][key] = Summarize(runs)["success_rate"];
+  }
+  out["per_episode"] = episodes;
+  return out;
+}
+
+}  // namespace embody::adapt

@@ -1,0 +1,256 @@
+// Goal-image planning in latent space (`plan`): model-predictive control with the cross-entropy
+// method (CEM) over the world model's imagined latents, closed loop in MuJoCo (V-JEPA 2-AC's
+// evaluation, scaled to a CPU).
+//
+// An episode: a scene drawn as simcollect draws one (its own seed, so held out from the training
+// data), a goal rendered from the same scene and camera (reach: the arm driven to an end-effector
+// position 10-30 cm away; push: an object moved 10-20 cm on the table), the goal's state kept only to
+// score success. At every model step a Planner chooses one normalized action, which is held for the
+// model step's k control steps; the loop stops at success or after the step budget.
+//
+// Planners: LatentPlanner (CEM on the world model: encode the frame, imagine `horizon` model steps
+// for every sample in one batch, energy = L1 between the imagined and the goal latent), and for
+// comparison DynamicsPlanner (the same CEM on the learned dynamics model toward the goal's true ee
+// position: what a perfect latent model could reach), SimPlanner (the same CEM with MuJoCo itself as
+// the model), RandomPlanner and StillPlanner.
+//
+// Includes torch: include it only from adapt/.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "adapt/encoder.h"
+#include "adapt/world_model.h"
+#include "collect/episode.h"
+
+namespace embody::adapt {
+
+struct CemOptions {
+  int samples = 256;
+  int iterations = 4;
+  int elites = 32;
+  int horizon = 3;        ///< model steps planned ahead
+  double init_std = 0.6;  ///< initial spread, in normalized action units
+  double min_std = 0.05;
+  double bound = 1.0;     ///< samples are clipped to [-bound, bound]
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CemOptions, samples, iterations, elites, horizon, init_std, min_std, bound)
+
+/// Energies of a batch of action sequences: (S, H, dims) -> (S).
+using EnergyFn = std::function<torch::Tensor(const torch::Tensor& plans)>;
+
+struct CemResult {
+  torch::Tensor mean;               ///< (H, dims): the final distribution's mean, the plan executed
+  double mean_energy = 0;           ///< the energy of that mean
+  std::vector<double> elite_energy; ///< mean energy of the elites, per iteration
+};
+/// Minimizes `energy` over sequences (H, dims): samples around `init` (zeros when undefined), keeps
+/// the elites, refits mean and spread, `iterations` times; the current mean is always one of the
+/// samples. Random draws come from torch's generator (seed it for determinism).
+CemResult Cem(const EnergyFn& energy, int dims, const CemOptions& options, const torch::Tensor& init = {});
+
+enum class PlanTask { kReach, kPush };
+/// "reach" | "push". @throws AdaptError naming the bad value.
+PlanTask ParsePlanTask(const std::string& name);
+std::string PlanTaskName(PlanTask task);
+
+/// What the planner must reach. Only the image is shown to the latent planner.
+struct PlanGoal {
+  std::vector<double> state;           ///< the goal scene's full MuJoCo state (re-rendering, tests)
+  std::array<double, 3> ee{};          ///< reach: the goal end-effector position (m)
+  int object = -1;                     ///< push: the object's body id
+  std::array<double, 3> object_pos{};  ///< push: its goal position (m)
+  std::vector<std::uint8_t> image;     ///< the goal frame of camera 0, S*S*3 RGB
+};
+
+/// A planning scene: one arm, episodes drawn like simcollect's, and their goals.
+class PlanScene {
+ public:
+  /// @throws AdaptError for an embodiment that is not an arm; CollectError/SimError from the scene.
+  PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed);
+
+  /// Draws episode `index` (scene and goal; camera 0's azimuth turned by `camera_offset_deg` about its
+  /// target) and puts the world in the start state. Deterministic in (seed, index, task, offset).
+  void Reset(std::int64_t index, PlanTask task, double camera_offset_deg = 0);
+  /// Back to the start state of the current episode.
+  void Restart();
+
+  /// Camera 0's frame of the current state, S*S*3 RGB.
+  std::vector<std::uint8_t> Render();
+  /// Camera 0's extrinsics (camera-to-world 4x4, row-major).
+  std::vector<double> CameraExtrinsics() const;
+  /// Applies one normalized action for one control step (the controller, then the physics substeps).
+  void Act(const std::vector<double>& action);
+  /// The full action for planned dims: [dx dy dz] as planned, the rotation that holds the start
+  /// orientation (a P-correction, as the scripted policies do), the task's gripper (reach open, push closed).
+  std::vector<double> FullAction(const std::vector<double>& planned) const;
+  static constexpr int kPlannedDims = 3;
+
+  /// Distance to the goal now (m): the ee for reach, the object (horizontal) for push.
+  double Distance() const;
+  std::array<double, 3> Ee() const;
+
+  collect::EpisodeRunner& runner() { return *runner_; }
+  const collect::EpisodeRunner& runner() const { return *runner_; }
+  const robots::Embodiment& embodiment() const { return runner_->embodiment(); }
+  const PlanGoal& goal() const { return goal_; }
+  PlanTask task() const { return task_; }
+  int image_size() const { return image_size_; }
+
+ private:
+  void DriveEeTo(const std::array<double, 3>& target, int max_steps);
+
+  collect::CollectConfig config_;
+  std::unique_ptr<collect::EpisodeRunner> runner_;
+  int image_size_ = 0;
+  PlanTask task_ = PlanTask::kReach;
+  std::vector<double> start_;
+  std::array<double, 4> start_quat_{};
+  PlanGoal goal_;
+};
+
+/// Chooses one normalized action (the planned dims, PlanScene::kPlannedDims) per model step.
+class Planner {
+ public:
+  virtual ~Planner() = default;
+  virtual std::string name() const = 0;
+  /// Called once per episode, with the scene at its start state.
+  virtual void Begin(PlanScene& scene) = 0;
+  /// The next model step's planned action; `energy` receives the plan's energy (NaN if none).
+  virtual std::vector<double> Next(PlanScene& scene, double* energy) = 0;
+};
+
+/// CEM on the world model in latent space toward the goal image.
+class LatentPlanner : public Planner {
+ public:
+  /// `energy`: "final" (the last imagined step against the goal, V-JEPA 2-AC's) or "mean" (every step;
+  /// the same choice for every CEM planner: distances to the goal instead of latent L1 for the oracles).
+  /// @throws AdaptError when the model has no such embodiment or the encoder is not the model's.
+  /// `context`: true model steps the predictor sees (0: the model's own context).
+  LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
+                const std::string& energy = "final", int context = 0);
+  std::string name() const override { return "model"; }
+  void Begin(PlanScene& scene) override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+  /// Layer-normalized latents of one frame (N, D), as stage two sees them.
+  torch::Tensor EncodeFrame(const std::vector<std::uint8_t>& rgb, int size);
+  /// Imagined model steps per second in the last Next (samples x iterations x horizon / seconds).
+  double imagined_steps_per_s() const { return imagined_steps_per_s_; }
+
+ private:
+  WorldModel& model_;
+  FrozenEncoder& encoder_;
+  std::string embodiment_;
+  CemOptions cem_;
+  bool final_only_ = true;
+  int context_ = 0;
+  torch::Tensor goal_, camera_, warm_;
+  std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
+  double imagined_steps_per_s_ = 0;
+};
+
+/// CEM on the learned dynamics model toward the goal's true ee position (reach only): the oracle.
+class DynamicsPlanner : public Planner {
+ public:
+  DynamicsPlanner(WorldModel& model, const std::string& embodiment, const CemOptions& cem, const std::string& energy = "final");
+  std::string name() const override { return "oracle"; }
+  void Begin(PlanScene& scene) override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+
+ private:
+  WorldModel& model_;
+  std::string embodiment_;
+  CemOptions cem_;
+  bool final_only_ = true;
+  torch::Tensor warm_;
+};
+
+/// CEM with MuJoCo itself as the model (each sample simulated from the current state) toward the
+/// goal's true state: a perfect model. Costly (one simulation per sample); tests and small runs.
+class SimPlanner : public Planner {
+ public:
+  SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy = "final")
+      : cem_(cem), frame_skip_(frame_skip), final_only_(energy == "final") {}
+  std::string name() const override { return "sim"; }
+  void Begin(PlanScene& scene) override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+
+ private:
+  CemOptions cem_;
+  int frame_skip_;
+  bool final_only_ = true;
+  torch::Tensor warm_;
+};
+
+class RandomPlanner : public Planner {
+ public:
+  std::string name() const override { return "random"; }
+  void Begin(PlanScene&) override {}
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+};
+
+class StillPlanner : public Planner {
+ public:
+  std::string name() const override { return "still"; }
+  void Begin(PlanScene&) override {}
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+};
+
+struct MpcOptions {
+  int max_steps = 20;          ///< model steps per episode
+  double success_m = 0.05;     ///< success: distance to the goal below this
+  int frame_skip = 4;          ///< control steps per model step (the world model's)
+};
+
+struct MpcResult {
+  bool success = false;
+  int steps = 0;                  ///< model steps executed
+  double final_distance_m = 0;
+  std::vector<double> distance_m; ///< before each model step, and at the end
+  std::vector<double> energy;     ///< the plan's energy at each model step
+  double plan_seconds = 0;        ///< total time spent choosing actions
+};
+
+/// Runs one closed-loop episode from the scene's start state (it restarts the scene first).
+MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options);
+
+}  // namespace embody::adapt
+
+namespace embody::adapt {
+
+/// A whole `plan` run: the model planner, the baselines and the oracle on the same episodes, and the
+/// model planner again per camera offset.
+struct PlanRunOptions {
+  std::string embodiment = "franka";
+  PlanTask task = PlanTask::kReach;
+  int episodes = 50;
+  std::uint64_t seed = 1000;  ///< scene seed: keep it apart from the training data's
+  collect::RandomizationConfig randomization = collect::RandomizationConfig::All(collect::Level::kLight);
+  /// Actions bounded to 0.2 (1 cm of ee target per control step): measured on the demo model, larger
+  /// bounds let CEM find actions the world model mispredicts (success 45 % at 1.0, 70 % at 0.5, 90 % at 0.2).
+  CemOptions cem{256, 4, 32, 3, 0.6, 0.05, 0.2};
+  std::string energy = "mean";
+  int context = 0;                       ///< the latent planner's (0: the model's)
+  MpcOptions mpc{30, 0.05, 4};           ///< frame_skip is taken from the model
+  std::vector<double> camera_offsets = {0};
+  bool baselines = true;
+  std::string oracle = "auto";           ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push: sim)
+  CemOptions oracle_cem;                 ///< the sim oracle's (smaller: one simulation per sample)
+};
+
+/// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action,
+/// baselines.{random,still}.success_rate, oracle.success_rate, by_camera_offset, per-episode detail).
+/// `model_encoder_hash` is the encoder the model was trained on (LoadWorldModel's). `log` receives one
+/// line per episode. @throws AdaptError on a model/encoder/embodiment mismatch, naming both sides.
+nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& options,
+                           const std::function<void(const std::string&)>& log = {});
+
+}  // namespace embody::adapt

@@ -1,0 +1,159 @@
+// plan: reach a goal image by planning in latent space, closed loop in MuJoCo (model-predictive
+// control with CEM on the world model), with the random, still and oracle planners on the same
+// episodes and a camera-offset sweep.
+//   plan --embodiment franka --model models/franka --encoder models/encoder.pt --task reach --episodes 50
+//        [--out out/plan_franka_reach.json] [--camera-offset 0 15 30 45]
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "adapt/plot.h"
+#include "adapt/planner.h"
+#include "adapt/stage_two.h"
+#include "adapt/video_data.h"
+#include "collect/config.h"
+
+namespace {
+
+using namespace embody::adapt;
+namespace fs = std::filesystem;
+
+std::string Table(const nlohmann::json& r) {
+  std::string s;
+  char line[256];
+  auto row = [&](const char* name, const nlohmann::json& j) {
+    std::snprintf(line, sizeof line, "  %-22s %7.0f %%   %6.1f cm   %5.1f steps   %7.3f s/action\n", name, 100 * j["success_rate"].get<double>(),
+                  j["final_distance_cm"].get<double>(), j["mean_steps"].get<double>(), j["seconds_per_action"].get<double>());
+    s += line;
+  };
+  std::snprintf(line, sizeof line, "plan %s %s: %d episodes, success within %.0f cm, at most %d model steps of %d control steps\n",
+                r["embodiment"].get<std::string>().c_str(), r["task"].get<std::string>().c_str(), r["episodes"].get<int>(),
+                r["success_cm"].get<double>(), r["max_steps"].get<int>(), r["frame_skip"].get<int>());
+  s += line;
+  s += "  planner                success   final dist   mean steps     planning\n";
+  row("model (latent CEM)", r);
+  if (r.contains("oracle")) row(("oracle (" + r["oracle"]["kind"].get<std::string>() + ")").c_str(), r["oracle"]);
+  if (r.contains("baselines")) {
+    row("random", r["baselines"]["random"]);
+    row("still", r["baselines"]["still"]);
+  }
+  for (const auto& [offset, rate] : r["by_camera_offset"].items()) {
+    std::snprintf(line, sizeof line, "  camera offset %4s deg: model success %3.0f %%\n", offset.c_str(), 100 * rate.get<double>());
+    s += line;
+  }
+  const auto& cem = r["cem"];
+  std::snprintf(line, sizeof line, "  CEM %d samples x %d iterations x horizon %d: %.0f imagined model steps/s\n", cem["samples"].get<int>(),
+                cem["iterations"].get<int>(), cem["horizon"].get<int>(), r["imagined_steps_per_s"].get<double>());
+  s += line;
+  return s;
+}
+
+// Mean of a per-episode series over the episodes that reached step i (runs stop at success).
+PlotSeries MeanOverEpisodes(const nlohmann::json& episodes, const std::string& planner, const std::string& key, const std::string& label,
+                            std::array<std::uint8_t, 3> color) {
+  std::vector<double> sum, n;
+  for (const auto& e : episodes) {
+    if (!e.contains(planner)) continue;
+    const auto& v = e[planner][key];
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!v[i].is_number()) continue;
+      if (sum.size() <= i) sum.resize(i + 1), n.resize(i + 1);
+      sum[i] += v[i].get<double>();
+      n[i] += 1;
+    }
+  }
+  PlotSeries s{label, {}, {}, color};
+  for (size_t i = 0; i < sum.size(); ++i) {
+    if (n[i] == 0) continue;
+    s.x.push_back(static_cast<double>(i));
+    s.y.push_back(sum[i] / n[i]);
+  }
+  return s;
+}
+
+void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
+  const fs::path stem = json_path.parent_path() / json_path.stem();
+  const std::string title = r["embodiment"].get<std::string>() + " " + r["task"].get<std::string>();
+  std::vector<PlotSeries> dist = {MeanOverEpisodes(r["per_episode"], "model", "distance_cm", "model", {31, 119, 180})};
+  if (r.contains("oracle")) dist.push_back(MeanOverEpisodes(r["per_episode"], "oracle", "distance_cm", "oracle", {44, 160, 44}));
+  if (r.contains("baselines")) {
+    dist.push_back(MeanOverEpisodes(r["per_episode"], "random", "distance_cm", "random", {214, 39, 40}));
+    dist.push_back(MeanOverEpisodes(r["per_episode"], "still", "distance_cm", "still", {127, 127, 127}));
+  }
+  WriteLinePlot(stem.string() + "_distance.png", dist, {title + ": distance to the goal (episodes still running)", "model step", "cm"});
+  WriteLinePlot(stem.string() + "_energy.png", {MeanOverEpisodes(r["per_episode"], "model", "energy", "model plan", {31, 119, 180})},
+                {title + ": latent energy of the executed plan", "model step", "L1 to the goal latent"});
+  PlotSeries success{"model", {}, {}, {31, 119, 180}};
+  for (const auto& [offset, rate] : r["by_camera_offset"].items()) {
+    success.x.push_back(std::stod(offset));
+    success.y.push_back(100 * rate.get<double>());
+  }
+  std::vector<PlotSeries> rates = {success};
+  auto flat = [&](const char* label, double rate, std::array<std::uint8_t, 3> color) {
+    rates.push_back({label, {success.x.front(), success.x.back()}, {100 * rate, 100 * rate}, color});
+  };
+  if (r.contains("oracle")) flat("oracle (offset 0)", r["oracle"]["success_rate"].get<double>(), {44, 160, 44});
+  if (r.contains("baselines")) flat("random", r["baselines"]["random"]["success_rate"].get<double>(), {214, 39, 40});
+  WriteLinePlot(stem.string() + "_success.png", rates, {title + ": success per camera offset", "camera azimuth offset (deg)", "success %"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"plan: reach a goal image by model-predictive control in the world model's latent space"};
+  std::string model_path, encoder_path = "models/encoder.pt", out, task = "reach", randomize = "light";
+  PlanRunOptions o;
+  o.oracle_cem = {64, 3, 8, 2, 0.6, 0.05, 1.0};
+  int threads = 0;
+  double success_cm = 5;
+  bool no_baselines = false;
+  app.add_option("--embodiment", o.embodiment, "Arm to plan for (franka, ur5, or yours)")->capture_default_str();
+  app.add_option("--model", model_path, "Stage-two model folder (default models/<embodiment>)");
+  app.add_option("--encoder", encoder_path, "The frozen encoder the model was trained on")->capture_default_str();
+  app.add_option("--task", task, "reach (ee to a goal 10-30 cm away) or push (an object 10-20 cm)")->capture_default_str();
+  app.add_option("--episodes", o.episodes, "Planning episodes")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--out", out, "Results JSON (default out/plan_<embodiment>_<task>.json; plots beside it)");
+  app.add_option("--seed", o.seed, "Scene seed (keep it apart from the training data's)")->capture_default_str();
+  app.add_option("--randomize", randomize, "Scene randomization level: none|light|default|wide (the world model's)")->capture_default_str();
+  app.add_option("--max-steps", o.mpc.max_steps, "Model steps per episode")->capture_default_str()->check(CLI::Range(1, 10000));
+  app.add_option("--success-cm", success_cm, "Success radius")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--samples", o.cem.samples, "CEM samples per iteration")->capture_default_str()->check(CLI::Range(2, 100000));
+  app.add_option("--iterations", o.cem.iterations, "CEM iterations per model step")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--elites", o.cem.elites, "CEM elites")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--horizon", o.cem.horizon, "Model steps imagined per plan")->capture_default_str()->check(CLI::Range(1, 100));
+  app.add_option("--bound", o.cem.bound, "Largest |action| the planners may choose (normalized units)")->capture_default_str()->check(CLI::Range(0.01, 1.0));
+  app.add_option("--context", o.context, "True model steps the predictor sees when planning (0 = the model's)")->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--energy", o.energy, "final (last imagined step vs the goal latent) or mean (every step)")->capture_default_str();
+  app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
+  app.add_option("--oracle", o.oracle, "dynamics (CEM on the learned dynamics model, reach), sim (MuJoCo as the model), none, auto")
+      ->capture_default_str();
+  app.add_flag("--no-baselines", no_baselines, "Skip the random and still planners");
+  app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    o.task = ParsePlanTask(task);
+    o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(randomize));
+    o.mpc.success_m = success_cm / 100;
+    o.baselines = !no_baselines;
+    o.oracle_cem.bound = o.cem.bound;
+    if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
+    if (model_path.empty()) model_path = "models/" + o.embodiment;
+    if (out.empty()) out = "out/plan_" + o.embodiment + "_" + task + ".json";
+    if (threads > 0) torch::set_num_threads(threads);
+    std::error_code ec;
+    if (!fs::exists(encoder_path, ec)) throw AdaptError("no encoder " + encoder_path + " (pass --encoder, the one the model was trained on)");
+    std::string hash;
+    WorldModel model = LoadWorldModel(model_path, &hash);
+    FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
+    const nlohmann::json r = RunPlanning(model, hash, encoder, o, [](const std::string& line) { std::printf("%s\n", line.c_str()); std::fflush(stdout); });
+    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+    embody::collect::WriteJsonFileAtomically(out, r);
+    WritePlots(out, r);
+    std::printf("%s", Table(r).c_str());
+    std::printf("wrote %s (plots: %s_{distance,energy,success}.png)\n", out.c_str(), (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "plan: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,170 @@
+// Tests for goal-image planning (adapt/planner.cc): CEM on a known function, goals and success
+// scored from MuJoCo state, the closed loop with a perfect model (MuJoCo itself), and refusals.
+#include "adapt/planner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+namespace {
+
+using ::testing::HasSubstr;
+
+collect::RandomizationConfig Light() { return collect::RandomizationConfig::All(collect::Level::kLight); }
+
+TEST(CemTest, MinimizesAKnownQuadratic) {
+  torch::manual_seed(1);
+  const auto target = torch::tensor({{0.3, -0.5, 0.1}, {-0.2, 0.6, 0.0}});  // (H 2, dims 3)
+  auto energy = [&](const torch::Tensor& plans) { return (plans - target).pow(2).sum({1, 2}); };
+  CemOptions o;
+  o.samples = 128;
+  o.iterations = 8;
+  o.elites = 16;
+  o.horizon = 2;
+  const CemResult r = Cem(energy, 3, o);
+  EXPECT_LT((r.mean - target).abs().max().item<double>(), 0.05) << r.mean;
+  EXPECT_LT(r.mean_energy, 0.01);
+  ASSERT_EQ(r.elite_energy.size(), 8u);
+  EXPECT_LT(r.elite_energy.back(), r.elite_energy.front());
+  // Bounds hold: a minimum outside [-bound, bound] is approached from inside.
+  o.bound = 0.2;
+  const CemResult bounded = Cem(energy, 3, o);
+  EXPECT_LE(bounded.mean.abs().max().item<double>(), 0.2 + 1e-6);
+  EXPECT_NEAR(bounded.mean[0][1].item<double>(), -0.2, 0.02);
+  // A warm start near the optimum keeps the plan near it (MPC's shifted previous plan).
+  o.bound = 1;
+  o.iterations = 1;
+  EXPECT_LT(Cem(energy, 3, o, target).mean_energy, 0.1);
+  o.elites = 500;
+  EXPECT_THROW(Cem(energy, 3, o), AdaptError);
+}
+
+TEST(PlanSceneTest, GoalImageIsARenderOfTheGoalStateAndSuccessIsScoredFromState) {
+  PlanScene scene("franka", Light(), 32, 11);
+  for (int e = 0; e < 2; ++e) {
+    scene.Reset(e, PlanTask::kReach);
+    const auto start_ee = scene.Ee();
+    const double start = scene.Distance();
+    EXPECT_GE(start, 0.09) << "episode " << e;
+    EXPECT_LE(start, 0.31) << "episode " << e;
+    ASSERT_EQ(scene.goal().image.size(), 32u * 32 * 3);
+    // The goal state re-rendered gives the goal image, pixel for pixel, and is scored a success.
+    scene.runner().world().SetState(scene.goal().state);
+    EXPECT_EQ(scene.Render(), scene.goal().image);
+    EXPECT_LT(scene.Distance(), 0.01);
+    // The start frame differs from the goal frame (the arm moved), and Restart puts the arm back.
+    scene.Restart();
+    EXPECT_NE(scene.Render(), scene.goal().image);
+    EXPECT_DOUBLE_EQ(scene.Distance(), start);
+    EXPECT_EQ(scene.Ee(), start_ee);
+  }
+  // The same (seed, index) gives the same scene and goal.
+  scene.Reset(1, PlanTask::kReach);
+  const auto goal = scene.goal().ee;
+  const auto image = scene.goal().image;
+  scene.Reset(0, PlanTask::kReach);
+  scene.Reset(1, PlanTask::kReach);
+  EXPECT_EQ(scene.goal().ee, goal);
+  EXPECT_EQ(scene.goal().image, image);
+  // Standing still scores from state: no success, distance unchanged.
+  StillPlanner still;
+  const MpcResult r = RunMpc(scene, still, {3, 0.05, 4});
+  EXPECT_FALSE(r.success);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_NEAR(r.final_distance_m, r.distance_m.front(), 0.01);
+  // Push: the goal moves an object 10-20 cm; the distance is the object's.
+  scene.Reset(0, PlanTask::kPush);
+  EXPECT_GE(scene.Distance(), 0.09);
+  EXPECT_LE(scene.Distance(), 0.21);
+  scene.runner().world().SetState(scene.goal().state);
+  EXPECT_LT(scene.Distance(), 1e-6);
+  // A moved camera renders another goal image of the same goal.
+  scene.Reset(0, PlanTask::kReach, 30);
+  EXPECT_NE(scene.goal().image, image);
+}
+
+TEST(MpcTest, PerfectModelReachesTheGoal) {
+  PlanScene scene("franka", Light(), 32, 11);
+  torch::manual_seed(2);
+  SimPlanner planner({48, 3, 8, 1, 0.6, 0.05, 0.5}, 4, "mean");
+  for (int e = 0; e < 2; ++e) {
+    scene.Reset(e, PlanTask::kReach);
+    const MpcResult r = RunMpc(scene, planner, {12, 0.05, 4});
+    EXPECT_TRUE(r.success) << "episode " << e << ": " << r.distance_m.front() << " m -> " << r.final_distance_m << " m";
+    EXPECT_LT(r.final_distance_m, 0.05);
+    EXPECT_LT(r.steps, 12);
+  }
+  // Random actions do not (the task is not trivial).
+  RandomPlanner random;
+  scene.Reset(0, PlanTask::kReach);
+  EXPECT_FALSE(RunMpc(scene, random, {4, 0.05, 4}).success);
+}
+
+// An untrained world model on a random encoder: the whole run works end to end and says what it did;
+// mismatches are refused with both sides named.
+TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
+  PlanScene probe("franka", Light(), 32, 5);
+  const int p = static_cast<int>(probe.runner().Proprio().size()), j = probe.runner().controller().num_joints();
+  const EmbodimentSpec spec{"franka", j, p - 2 * j - 7, 7, "dx,dy,dz,drx,dry,drz,gripper"};
+  PredictorConfig pc;
+  pc.latent_dim = 16;
+  pc.tokens = 1;
+  pc.dim = 16;
+  pc.depth = 1;
+  pc.heads = 2;
+  pc.context = 2;
+  pc.frame_skip = 2;
+  torch::manual_seed(3);
+  WorldModel model(pc);
+  model.AddEmbodiment(spec, {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})});
+  FrozenEncoder encoder = FrozenEncoder::Random({32, 8, 16, "vector", 32}, 4);
+
+  PlanRunOptions o;
+  o.episodes = 1;
+  o.seed = 5;
+  o.cem = {16, 2, 4, 2, 0.6, 0.05, 0.2};
+  o.mpc.max_steps = 2;
+  o.camera_offsets = {15};
+  const auto r = RunPlanning(model, encoder.hash(), encoder, o);
+  for (const char* key : {"success_rate", "episodes", "seconds_per_action", "imagined_steps_per_s"}) {
+    ASSERT_TRUE(r.contains(key) && r[key].is_number()) << key;
+  }
+  EXPECT_TRUE(r["baselines"]["random"]["success_rate"].is_number());
+  EXPECT_TRUE(r["baselines"]["still"]["success_rate"].is_number());
+  EXPECT_EQ(r["oracle"]["kind"], "dynamics");
+  EXPECT_TRUE(r["oracle"]["success_rate"].is_number());
+  EXPECT_TRUE(r["by_camera_offset"]["0"].is_number());
+  EXPECT_TRUE(r["by_camera_offset"]["15"].is_number());
+  EXPECT_EQ(r["frame_skip"], 2);
+  EXPECT_EQ(r["per_episode"][0]["model"]["steps"], 2);
+  EXPECT_EQ(r["per_episode"][0]["model"]["energy"].size(), 2u);
+  // Deterministic: the same options give the same plans.
+  const auto again = RunPlanning(model, encoder.hash(), encoder, o);
+  EXPECT_EQ(again["per_episode"], r["per_episode"]);
+
+  try {
+    RunPlanning(model, "0123abcd", encoder, o);
+    FAIL() << "an encoder the model was not trained on was accepted";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("0123abcd"));
+    EXPECT_THAT(e.what(), HasSubstr(encoder.hash()));
+  }
+  o.embodiment = "ur5";
+  try {
+    RunPlanning(model, encoder.hash(), encoder, o);
+    FAIL() << "a model of another embodiment was accepted";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("for franka, not ur5"));
+  }
+  EXPECT_THROW(PlanScene("humanoid", Light(), 32, 1), AdaptError);
+  EXPECT_THROW(ParsePlanTask("juggle"), AdaptError);
+  o.embodiment = "franka";
+  o.task = PlanTask::kPush;
+  o.oracle = "dynamics";
+  EXPECT_THROW(RunPlanning(model, encoder.hash(), encoder, o), AdaptError);
+}
+
+}  // namespace
+}  // namespace embody::adapt
