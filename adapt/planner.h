@@ -190,6 +190,7 @@ class SimPlanner : public Planner {
   torch::Tensor warm_;
 };
 
+/// Uniform actions over the whole normalized range [-1, 1] (not the CEM bound).
 class RandomPlanner : public Planner {
  public:
   std::string name() const override { return "random"; }
