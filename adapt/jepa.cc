@@ -111,19 +111,8 @@ Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const st
     c10::IValue value;
     archive.read("config", value);
     RequireSameRunOptions(JepaConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
-    torch::serialize::InputArchive sub;
-    archive.read("online", sub);
-    online_->load(sub);
-    archive.read("target", sub);
-    target_->load(sub);
-    archive.read("predictor", sub);
-    predictor_->load(sub);
-    archive.read("optimizer", sub);
-    optimizer_->load(sub);
-    archive.read("step", value);
-    step_ = static_cast<int>(value.toInt());
-    archive.read("rng", value);
-    std::istringstream(value.toStringRef()) >> rng_;
+    LoadTrainingState(archive, {{"online", online_.ptr().get()}, {"target", target_.ptr().get()}, {"predictor", predictor_.ptr().get()}},
+                      *optimizer_, &step_, &rng_);
   } else if (std::filesystem::exists(out, ec) && !resume) {
     throw AdaptError(out.string() + " already exists; pass --resume to continue training it or --overwrite");
   }
@@ -207,23 +196,9 @@ double Pretrainer::Validate() {
 }
 
 void Pretrainer::Save() const {
-  torch::serialize::OutputArchive archive;
-  archive.write("embody_format", c10::IValue(std::string("embody-jepa-v1")));
-  archive.write("config", c10::IValue(config_.ToJson().dump()));
-  archive.write("step", c10::IValue(static_cast<int64_t>(step_)));
-  std::ostringstream rng;
-  rng << rng_;
-  archive.write("rng", c10::IValue(rng.str()));
-  torch::serialize::OutputArchive online, target, predictor, optimizer;
-  online_->save(online);
-  target_->save(target);
-  predictor_->save(predictor);
-  optimizer_->save(optimizer);
-  archive.write("online", online);
-  archive.write("target", target);
-  archive.write("predictor", predictor);
-  archive.write("optimizer", optimizer);
-  SaveArchiveAtomically(archive, out_);
+  SaveTrainingCheckpoint(out_, "embody-jepa-v1", config_.ToJson(),
+                         {{"online", online_.ptr().get()}, {"target", target_.ptr().get()}, {"predictor", predictor_.ptr().get()}}, *optimizer_,
+                         step_, rng_);
 }
 
 PretrainStats Pretrainer::Train(bool verbose) {

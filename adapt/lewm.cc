@@ -93,17 +93,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
     }
     archive.read("config", value);
     RequireSameRunOptions(LewmConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
-    torch::serialize::InputArchive sub;
-    archive.read("target", sub);
-    encoder_->load(sub);
-    archive.read("predictor", sub);
-    predictor_->load(sub);
-    archive.read("optimizer", sub);
-    optimizer_->load(sub);
-    archive.read("step", value);
-    step_ = static_cast<int>(value.toInt());
-    archive.read("rng", value);
-    std::istringstream(value.toStringRef()) >> rng_;
+    LoadTrainingState(archive, {{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}}, *optimizer_, &step_, &rng_);
   } else if (resume) {
     throw AdaptError("nothing to resume: no " + out.string());
   } else if (std::filesystem::exists(out, ec)) {
@@ -183,20 +173,9 @@ double LewmTrainer::Validate() {
 }
 
 void LewmTrainer::Save() const {
-  torch::serialize::OutputArchive archive, target, predictor, optimizer;
-  archive.write("embody_format", c10::IValue(std::string("embody-lewm-v1")));
-  archive.write("config", c10::IValue(config_.ToJson().dump()));
-  archive.write("step", c10::IValue(static_cast<int64_t>(step_)));
-  std::ostringstream rng;
-  rng << rng_;
-  archive.write("rng", c10::IValue(rng.str()));
-  encoder_->save(target);
-  predictor_->save(predictor);
-  optimizer_->save(optimizer);
-  archive.write("target", target);  // where FrozenEncoder::Load reads the encoder
-  archive.write("predictor", predictor);
-  archive.write("optimizer", optimizer);
-  SaveArchiveAtomically(archive, out_);
+  // "target" is where FrozenEncoder::Load reads the encoder.
+  SaveTrainingCheckpoint(out_, "embody-lewm-v1", config_.ToJson(), {{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}},
+                         *optimizer_, step_, rng_);
 }
 
 LewmStats LewmTrainer::Train(bool verbose) {

@@ -22,6 +22,12 @@ double Norm(const Vec3& a, const Vec3& b, int dims = 3) {
   return std::sqrt(s);
 }
 
+// Whether an energy name means the last imagined step only ("final") or every step ("mean").
+bool FinalOnly(const std::string& energy) {
+  if (energy != "final" && energy != "mean") throw AdaptError("unknown energy '" + energy + "' (final or mean)");
+  return energy == "final";
+}
+
 // The previous plan shifted by one model step (the last step repeated): MPC's warm start.
 torch::Tensor Shifted(const torch::Tensor& plan) {
   if (!plan.defined()) return plan;
@@ -211,13 +217,12 @@ double PlanScene::Distance() const {
 
 LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
                              const std::string& energy, int context)
-    : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(energy == "final"),
+    : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
-  if (energy != "final" && energy != "mean") throw AdaptError("unknown energy '" + energy + "' (final or mean)");
   if (!model_.Has(embodiment)) {
     std::string known;
     for (const auto& e : model_.embodiments()) known += (known.empty() ? "" : ", ") + e;
-    throw AdaptError("the world model is for " + known + ", not " + embodiment);
+    throw AdaptError("the world model is for " + known + ", not " + embodiment + " (adapt --embodiment " + embodiment + " first)");
   }
   model_.Train(false);
 }
@@ -273,7 +278,7 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
 }
 
 DynamicsPlanner::DynamicsPlanner(WorldModel& model, const std::string& embodiment, const CemOptions& cem, const std::string& energy)
-    : model_(model), embodiment_(embodiment), cem_(cem), final_only_(energy == "final") {
+    : model_(model), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)) {
   if (!model_.Has(embodiment)) throw AdaptError("the world model has no dynamics model for " + embodiment);
   model_.Train(false);
 }
@@ -306,6 +311,9 @@ std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
   return ToVector(r.mean[0]);
 }
 
+SimPlanner::SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy)
+    : cem_(cem), frame_skip_(frame_skip), final_only_(FinalOnly(energy)) {}
+
 void SimPlanner::Begin(PlanScene&) { warm_ = torch::Tensor(); }
 
 std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
@@ -318,14 +326,14 @@ std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
     for (int64_t s = 0; s < plans.size(0); ++s) {
       world.SetState(now);
       try {
-      double sum = 0;
-      for (int step = 0; step < plans.size(1); ++step) {
-        const double* a = acc.data_ptr<double>() + (s * plans.size(1) + step) * plans.size(2);
-        const auto full = scene.FullAction(std::vector<double>(a, a + plans.size(2)));
-        for (int i = 0; i < k; ++i) scene.Act(full);
-        sum += scene.Distance();
-      }
-      e[s] = static_cast<float>(final_only_ ? scene.Distance() : sum / static_cast<double>(plans.size(1)));
+        double sum = 0;
+        for (int step = 0; step < plans.size(1); ++step) {
+          const double* a = acc.data_ptr<double>() + (s * plans.size(1) + step) * plans.size(2);
+          const auto full = scene.FullAction(std::vector<double>(a, a + plans.size(2)));
+          for (int i = 0; i < k; ++i) scene.Act(full);
+          sum += scene.Distance();
+        }
+        e[s] = static_cast<float>(final_only_ ? scene.Distance() : sum / static_cast<double>(plans.size(1)));
       } catch (const sim::UnstableError&) {
         e[s] = 1e3f;  // a sample that breaks the simulation is the worst plan
       }
@@ -410,16 +418,11 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
     throw AdaptError("the world model was trained on the latents of encoder " + model_encoder_hash + "; the encoder given is " + encoder.hash() +
                      " (pass the encoder the model was adapted on)");
   }
-  if (!model.Has(o.embodiment)) {
-    std::string known;
-    for (const auto& e : model.embodiments()) known += (known.empty() ? "" : ", ") + e;
-    throw AdaptError("the world model is for " + known + ", not " + o.embodiment + " (adapt --embodiment " + o.embodiment + " first)");
-  }
   MpcOptions mpc = o.mpc;
   mpc.frame_skip = model.config().frame_skip;
+  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context);  // refuses a model of another robot
   PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
-  const EmbodimentSpec& spec = model.Has(o.embodiment) ? model.spec(o.embodiment) : EmbodimentSpec{};
-  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context);
+  const EmbodimentSpec& spec = model.spec(o.embodiment);
   if (spec.action_dim != scene.embodiment().action_dim()) {
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
                      std::to_string(scene.embodiment().action_dim()));

@@ -177,8 +177,7 @@ class DynamicsPlanner : public Planner {
 /// goal's true state: a perfect model. Costly (one simulation per sample); tests and small runs.
 class SimPlanner : public Planner {
  public:
-  SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy = "final")
-      : cem_(cem), frame_skip_(frame_skip), final_only_(energy == "final") {}
+  SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy = "final");
   std::string name() const override { return "sim"; }
   void Begin(PlanScene& scene) override;
   std::vector<double> Next(PlanScene& scene, double* energy) override;

@@ -6,6 +6,11 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -28,6 +33,47 @@ inline void SaveArchiveAtomically(torch::serialize::OutputArchive& archive, cons
   const auto tmp = path.string() + ".tmp";
   archive.save_to(tmp);
   std::filesystem::rename(tmp, path);
+}
+
+/// A trainer's checkpoint: its format tag and run options, its modules by name, the optimizer, the
+/// step and the data RNG, written atomically.
+inline void SaveTrainingCheckpoint(const std::filesystem::path& path, const std::string& format, const nlohmann::json& config,
+                                   const std::vector<std::pair<std::string, const torch::nn::Module*>>& modules,
+                                   const torch::optim::Optimizer& optimizer, int step, const std::mt19937_64& rng) {
+  torch::serialize::OutputArchive archive;
+  archive.write("embody_format", c10::IValue(format));
+  archive.write("config", c10::IValue(config.dump()));
+  archive.write("step", c10::IValue(static_cast<int64_t>(step)));
+  std::ostringstream state;
+  state << rng;
+  archive.write("rng", c10::IValue(state.str()));
+  for (const auto& [name, module] : modules) {
+    torch::serialize::OutputArchive sub;
+    module->save(sub);
+    archive.write(name, sub);
+  }
+  torch::serialize::OutputArchive sub;
+  optimizer.save(sub);
+  archive.write("optimizer", sub);
+  SaveArchiveAtomically(archive, path);
+}
+
+/// Reads back what SaveTrainingCheckpoint wrote besides format and options (the caller checks those
+/// first): the modules, the optimizer, the step and the RNG.
+inline void LoadTrainingState(torch::serialize::InputArchive& archive, const std::vector<std::pair<std::string, torch::nn::Module*>>& modules,
+                              torch::optim::Optimizer& optimizer, int* step, std::mt19937_64* rng) {
+  torch::serialize::InputArchive sub;
+  for (const auto& [name, module] : modules) {
+    archive.read(name, sub);
+    module->load(sub);
+  }
+  archive.read("optimizer", sub);
+  optimizer.load(sub);
+  c10::IValue value;
+  archive.read("step", value);
+  *step = static_cast<int>(value.toInt());
+  archive.read("rng", value);
+  std::istringstream(value.toStringRef()) >> *rng;
 }
 
 /// --resume continues a run only with the options it was started with (more steps are allowed).

@@ -160,6 +160,8 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   }
   EXPECT_THROW(PlanScene("humanoid", Light(), 32, 1), AdaptError);
   EXPECT_THROW(ParsePlanTask("juggle"), AdaptError);
+  EXPECT_THROW(SimPlanner(o.cem, 2, "median"), AdaptError);
+  EXPECT_THROW(DynamicsPlanner(model, "franka", o.cem, "median"), AdaptError);
   o.embodiment = "franka";
   o.task = PlanTask::kPush;
   o.oracle = "dynamics";
