@@ -189,6 +189,18 @@ nlohmann::json EnvArgs(const CollectConfig& config) {
             {"mjcf", e.mjcf.filename().string()}}}};
 }
 
+nlohmann::json DatasetMeta(const robots::Embodiment& embodiment) {
+  return {{"embodiment", embodiment.name},
+          {"action_space", {{"names", embodiment.action_names()},
+                            {"position_scale", embodiment.action_scale.position},
+                            {"rotation_scale", embodiment.action_scale.rotation},
+                            {"joint_scale", embodiment.action_scale.joint},
+                            {"range", {-1, 1}}}},
+          {"joint_names", embodiment.joints},
+          {"state_layout", "time, qpos, qvel, act, ctrl, qacc_warmstart, qfrc_applied, xfrc_applied, mocap_pos, mocap_quat"},
+          {"extrinsics_convention", "camera-to-world, OpenGL axes (x right, y up, looking along -z)"}};
+}
+
 CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progress_options) {
   config.Validate();
   const auto start = Clock::now();
@@ -199,15 +211,7 @@ CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progr
   std::map<std::int64_t, EpisodeEntry> episodes = PrepareOutput(config, out);
   const fs::path parts = PartsDir(out);
 
-  nlohmann::json meta = {{"embodiment", embodiment.name},
-                         {"action_space", {{"names", embodiment.action_names()},
-                                           {"position_scale", embodiment.action_scale.position},
-                                           {"rotation_scale", embodiment.action_scale.rotation},
-                                           {"joint_scale", embodiment.action_scale.joint},
-                                           {"range", {-1, 1}}}},
-                         {"joint_names", embodiment.joints},
-                         {"state_layout", "time, qpos, qvel, act, ctrl, qacc_warmstart, qfrc_applied, xfrc_applied, mocap_pos, mocap_quat"},
-                         {"extrinsics_convention", "camera-to-world, OpenGL axes (x right, y up, looking along -z)"}};
+  const nlohmann::json meta = DatasetMeta(embodiment);
   const nlohmann::json env_args = EnvArgs(config);
 
   std::vector<std::int64_t> todo;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "collect/config.h"
+#include "robots/embodiment.h"
 
 namespace embody::collect {
 
@@ -33,5 +34,8 @@ CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progr
 
 /// The env_args JSON (robomimic) of a run.
 nlohmann::json EnvArgs(const CollectConfig& config);
+/// The per-dataset metadata of an embodiment (embodiment, action space, joint names, state layout,
+/// extrinsics convention): the top file's embody_meta and attributes of every episode group.
+nlohmann::json DatasetMeta(const robots::Embodiment& embodiment);
 
 }  // namespace embody::collect

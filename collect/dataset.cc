@@ -53,6 +53,12 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
     h5::SetAttr(g, "noise", ep.noise);
     h5::SetAttr(g, "randomization", ep.draw.dump());
     for (const auto& [key, value] : meta.items()) h5::SetAttr(g, key, value.is_string() ? value.get<std::string>() : value.dump());
+    for (const auto& [key, value] : ep.extra_attrs.items()) {
+      if (value.is_number_integer()) h5::SetAttr(g, key, value.get<std::int64_t>());
+      else if (value.is_number()) h5::SetAttr(g, key, value.get<double>());
+      else h5::SetAttr(g, key, value.is_string() ? value.get<std::string>() : value.dump());
+    }
+    for (const auto& [name, series] : ep.extra_series) h5::WriteArray(g, name, {series.size()}, series.data());
 
     WriteMatrix(g, "actions", ep.actions, n);
     WriteMatrix(g, "action_dict/joint_position", ep.joint_targets, n);

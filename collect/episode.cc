@@ -1,6 +1,8 @@
 #include "collect/episode.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 
 namespace embody::collect {
 
@@ -65,46 +67,59 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   // Let the objects settle on the table before the policy sees them.
   world_->Step(50);
 
+  const Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
+  const double noise = rng.Uniform(0.0, 0.1);
+  const bool perturb = rng.Bernoulli(0.15);
+  const int perturb_start = rng.Int(0, config_.steps - 1), perturb_len = rng.Int(3, 8);
+  std::shared_ptr<Policy> policy = MakePolicy(task, *controller_, scene_, *world_, &rng);
+  EpisodeScript script;
+  script.task = TaskName(task);
+  script.action = [&](int t, const sim::World& world) {
+    std::vector<double> action = policy->Act(world);
+    for (double& a : action) a = std::clamp(a + rng.Normal(0, noise), -1.0, 1.0);
+    if (perturb && t >= perturb_start && t < perturb_start + perturb_len) {
+      for (double& a : action) a = rng.Uniform(-1, 1);  // an off-expert excursion
+    }
+    return action;
+  };
+  script.success = [&](const sim::World& world) { return policy->Success(world); };
+  EpisodeData ep = RunScript(index, config_.steps, script);
+  ep.noise = noise;
+  return ep;
+}
+
+EpisodeData EpisodeRunner::RunScript(std::int64_t index, int steps, const EpisodeScript& script) {
   EpisodeData ep;
   ep.index = index;
   ep.seed = config_.seed;
   ep.draw = draw_.ToJson();
-  const Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
-  ep.task = TaskName(task);
-  ep.noise = rng.Uniform(0.0, 0.1);
-  const bool perturb = rng.Bernoulli(0.15);
-  const int perturb_start = rng.Int(0, config_.steps - 1), perturb_len = rng.Int(3, 8);
-  auto policy = MakePolicy(task, *controller_, scene_, *world_, &rng);
-
+  ep.task = script.task;
   const mjModel* m = world_->model();
-  ep.steps = config_.steps;
+  ep.steps = steps;
   ep.image_size = config_.image_size;
-  ep.num_cameras = config_.cameras;
+  ep.num_cameras = static_cast<int>(draw_.cameras.size());
   ep.action_dim = embodiment_.action_dim();
   ep.num_joints = controller_->num_joints();
   ep.state_dim = world_->state_size();
   ep.object_dim = 7 * static_cast<int>(scene_.object_bodies.size());
   ep.gripper_dim = static_cast<int>(gripper_qpos_.size());
-  ep.images.resize(config_.cameras);
+  ep.images.resize(ep.num_cameras);
   for (const auto& camera : draw_.cameras) {
     const auto k = sim::CameraIntrinsics(camera.fovy_deg, config_.image_size, config_.image_size);
     ep.intrinsics.push_back({k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1});
     ep.extrinsics.push_back(sim::CameraPose(m, world_->data(), camera));
   }
-  for (int t = 0; t < config_.steps; ++t) {
+  for (int t = 0; t < steps; ++t) {
+    if (script.before_record) script.before_record(t, *world_);
     Record(&ep);
-    std::vector<double> action = policy->Act(*world_);
-    for (double& a : action) a = std::clamp(a + rng.Normal(0, ep.noise), -1.0, 1.0);
-    if (perturb && t >= perturb_start && t < perturb_start + perturb_len) {
-      for (double& a : action) a = rng.Uniform(-1, 1);  // an off-expert excursion
-    }
+    const std::vector<double> action = script.action(t, *world_);
     const auto targets = controller_->ApplyAction(m, world_->mutable_data(), action);
     ep.actions.insert(ep.actions.end(), action.begin(), action.end());
     ep.joint_targets.insert(ep.joint_targets.end(), targets.begin(), targets.end());
     world_->Step(substeps_);
-    const bool success = policy->Success(*world_);
+    const bool success = script.success && script.success(*world_);
     ep.rewards.push_back(success ? 1.0f : 0.0f);
-    ep.dones.push_back(t == config_.steps - 1 ? 1 : 0);
+    ep.dones.push_back(t == steps - 1 ? 1 : 0);
     ep.success = ep.success || success;  // as robomimic counts a rollout: the goal reached at any step
   }
   return ep;

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +40,22 @@ struct EpisodeData {
   std::vector<double> states;
   std::vector<float> rewards;
   std::vector<std::int32_t> dones;
+  /// Extra attributes of the episode group (numbers stay numbers, strings strings), e.g. a surprise
+  /// clip's violation; and extra per-step series written as 1-D datasets under the group.
+  nlohmann::json extra_attrs = nlohmann::json::object();
+  std::map<std::string, std::vector<float>> extra_series;
+};
+
+/// A custom episode (surprise's clips, replays): where actions come from and what may change the
+/// state between control steps.
+struct EpisodeScript {
+  std::string task;  ///< recorded as the episode's task
+  /// The normalized action of control step t (t = 0..steps-1), seeing the world before it.
+  std::function<std::vector<double>(int t, const sim::World& world)> action;
+  /// Optional: called before frame t is recorded (after control step t-1's physics), may change the state.
+  std::function<void(int t, sim::World& world)> before_record;
+  /// Optional: whether the task's goal holds (rewards); none: rewards 0.
+  std::function<bool(const sim::World& world)> success;
 };
 
 /// Runs episodes on its own model, data and renderer: make one per thread.
@@ -52,6 +70,10 @@ class EpisodeRunner {
 
   /// Applies a recorded draw and puts the scene in its initial state (for replay).
   void Prepare(const Draw& draw);
+  /// Records `steps` control steps of `script` from the current state (after Prepare), as Run records
+  /// an episode (frames of every camera of the draw, proprio, objects, states, actions). No redraws:
+  /// sim::UnstableError propagates.
+  EpisodeData RunScript(std::int64_t index, int steps, const EpisodeScript& script);
   sim::World& world() { return *world_; }
   sim::Renderer* renderer() { return renderer_.get(); }
   const robots::Embodiment& embodiment() const { return embodiment_; }

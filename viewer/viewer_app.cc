@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <tuple>
 
 #include <GLFW/glfw3.h>
 #include <imgui.h>
@@ -166,6 +167,16 @@ void ViewerApp::LoadEpisode(int index) {
   states_ = dataset_->Read<double>(demo, "states", &dims);
   state_dim_ = static_cast<int>(dims[1]);
   draw_ = collect::Draw::FromJson(nlohmann::json::parse(dataset_->StringAttr(demo, "randomization")));
+  surprise_ = {};
+  if (dataset_->HasDataset(demo, "surprise_model")) {
+    const auto model = dataset_->Read<float>(demo, "surprise_model"), copy = dataset_->Read<float>(demo, "surprise_copy_last");
+    surprise_.model.assign(model.begin(), model.end());
+    surprise_.copy_last.assign(copy.begin(), copy.end());
+    surprise_.frame_skip = static_cast<int>(dataset_->IntAttr(demo, "surprise_frame_skip"));
+    surprise_.violation_frame = static_cast<int>(dataset_->IntAttr(demo, "violation_frame"));
+    surprise_.label = std::string(dataset_->IntAttr(demo, "possible") ? "possible" : "impossible") + " clip, " +
+                      dataset_->StringAttr(demo, "violation") + " (" + dataset_->StringAttr(demo, "variant") + ")";
+  }
   runner_->Prepare(draw_);
   imagination_.reset();
   frame_ = std::min(frame_, episode_frames_ - 1);
@@ -298,6 +309,7 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(half), static_cast<float>(top_h)));
   ImGui::Begin("True rollout", nullptr, fixed);
   ImGui::Text("%s  frame %d/%d  recorded (left), re-rendered from the stored state (right)", demo().c_str(), frame_, episode_frames_ - 1);
+  if (!surprise_.label.empty()) ImGui::Text("%s, violation at frame %d", surprise_.label.c_str(), surprise_.violation_frame);
   ImVec2 p = ImGui::GetCursorScreenPos();
   layout_.true_frame[0] = static_cast<int>(p.x);
   layout_.true_frame[1] = static_cast<int>(p.y);
@@ -446,8 +458,10 @@ void ViewerApp::DrawPlots(int width, int height, int bottom) {
   const float plot_height = static_cast<float>(bottom) - 40;
   ImGui::SetNextWindowPos(ImVec2(w, size.y - bottom));
   ImGui::SetNextWindowSize(ImVec2(w, bottom));
-  ImGui::Begin("Latent error over the imagined steps", nullptr, fixed);
-  if (imagination_) {
+  ImGui::Begin(surprise_.model.empty() ? "Latent error over the imagined steps" : "Surprise along the clip", nullptr, fixed);
+  if (!surprise_.model.empty()) {
+    DrawSurprise(plot_height);
+  } else if (imagination_) {
     SeriesPlot({{"model", &imagination_->latent_l1, IM_COL32(80, 160, 255, 255)},
                 {"copy-last", &imagination_->copy_last_l1, IM_COL32(240, 90, 80, 255)}},
                imagination_->seconds_per_frame, "latent L1", plot_height);
@@ -488,6 +502,65 @@ void ViewerApp::DrawReadout(ImVec2 origin, float side) {
   draw->AddCircle(at(imagination_->readout_ee_uv[h]), 6.0f, imagined, 12, 2.0f);
   draw->AddText(ImVec2(origin.x + 4, origin.y + side - 30), truth, "ee: true");
   draw->AddText(ImVec2(origin.x + 4, origin.y + side - 16), imagined, "ee: imagined (read-out)");
+}
+
+void ViewerApp::DrawSurprise(float height) {
+  const ImVec2 origin = ImGui::GetCursorScreenPos();
+  const float width = ImGui::GetContentRegionAvail().x;
+  ImGui::Dummy(ImVec2(width, height));
+  ImDrawList* draw = ImGui::GetWindowDrawList();
+  const float left = origin.x + 44, right = origin.x + width - 6, top = origin.y + 4, bottom = origin.y + height - 18;
+  layout_.surprise_plot[0] = static_cast<int>(left), layout_.surprise_plot[1] = static_cast<int>(top);
+  layout_.surprise_plot[2] = static_cast<int>(right - left), layout_.surprise_plot[3] = static_cast<int>(bottom - top);
+  double hi = 0;
+  for (const auto* v : {&surprise_.model, &surprise_.copy_last}) {
+    for (double x : *v) hi = std::isfinite(x) ? std::max(hi, x) : hi;
+  }
+  hi = hi > 0 ? 1.1 * hi : 1;
+  const int last = std::max(1, episode_frames_ - 1);
+  auto x_of = [&](double frame) { return left + (right - left) * static_cast<float>(frame / last); };
+  const ImU32 axis = IM_COL32(180, 180, 180, 255), grid = IM_COL32(90, 90, 90, 255);
+  draw->AddRect(ImVec2(left, top), ImVec2(right, bottom), axis);
+  char text[48];
+  for (int i = 0; i <= 2; ++i) {  // y ticks: 0, hi/2, hi
+    const float y = bottom - (bottom - top) * i / 2.0f;
+    if (i == 1) draw->AddLine(ImVec2(left, y), ImVec2(right, y), grid);
+    std::snprintf(text, sizeof text, "%.3g", hi * i / 2);
+    draw->AddText(ImVec2(origin.x, y - 7), axis, text);
+  }
+  double hz = 20;  // the effective control rate is the env_args' (the config's 0 means the robot's own)
+  try {
+    hz = dataset_->env_args().at("env_kwargs").at("control_hz").get<double>();
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (!(hz > 0)) hz = 20;
+  for (int i = 0; i <= 4; ++i) {  // x ticks: seconds into the clip
+    std::snprintf(text, sizeof text, "%.2gs", last * i / 4.0 / hz);
+    draw->AddText(ImVec2(x_of(last * i / 4.0) - 10, bottom + 2), axis, text);
+  }
+  // The violation (red) and the frame shown (white).
+  const ImU32 violation = IM_COL32(255, 60, 60, 255);
+  layout_.violation_x = static_cast<int>(std::lround(x_of(surprise_.violation_frame)));
+  draw->AddLine(ImVec2(static_cast<float>(layout_.violation_x), top), ImVec2(static_cast<float>(layout_.violation_x), bottom), violation, 2.0f);
+  draw->AddLine(ImVec2(x_of(frame_), top), ImVec2(x_of(frame_), bottom), IM_COL32(255, 255, 255, 160), 1.0f);
+  float legend_y = top + 2;
+  // Copy-last first: the model's curve is drawn over it (an untrained model's is the same curve).
+  for (const auto& [label, values, color] : {std::tuple{"copy-last", &surprise_.copy_last, IM_COL32(255, 170, 60, 255)},
+                                             std::tuple{"model", &surprise_.model, IM_COL32(80, 160, 255, 255)}}) {
+    for (size_t i = 1; i < values->size(); ++i) {
+      auto at = [&](size_t k) {
+        return ImVec2(x_of(static_cast<double>((k + 1) * surprise_.frame_skip)),
+                      bottom - (bottom - top) * static_cast<float>(std::clamp((*values)[k] / hi, 0.0, 1.0)));
+      };
+      draw->AddLine(at(i - 1), at(i), color, 2.0f);
+    }
+    const float text_width = ImGui::CalcTextSize(label).x;
+    draw->AddLine(ImVec2(right - text_width - 28, legend_y + 7), ImVec2(right - text_width - 10, legend_y + 7), color, 2.0f);
+    draw->AddText(ImVec2(right - text_width - 6, legend_y), color, label);
+    legend_y += 15;
+  }
+  draw->AddText(ImVec2(left + 4, top + 2), axis, "latent L1");
+  draw->AddText(ImVec2(left + 4, top + 17), violation, "violation");
 }
 
 void ViewerApp::HandleInput(GLFWwindow*) {

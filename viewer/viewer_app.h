@@ -38,6 +38,8 @@ struct Layout {
   int true_frame[4] = {0, 0, 0, 0};  ///< the recorded frame image: x, y, w, h
   int scale = 1;                     ///< recorded frame pixels per image pixel
   int true_view[4] = {0, 0, 0, 0}, imagined_view[4] = {0, 0, 0, 0};
+  int surprise_plot[4] = {0, 0, 0, 0};  ///< the surprise curve's axes box (surprise clips only)
+  int violation_x = -1;                 ///< where the violation frame is marked on it
 };
 
 class ViewerApp {
@@ -76,6 +78,8 @@ class ViewerApp {
   void DrawPlots(int width, int height, int bottom);
   /// The read-out overlay (true vs imagined end-effector trajectory) on the imagined frame panel at `origin`.
   void DrawReadout(ImVec2 origin, float side);
+  /// The surprise curves of a clip written by `surprise --clips`, the violation frame marked.
+  void DrawSurprise(float height);
 
   ViewerOptions options_;
   std::unique_ptr<collect::Dataset> dataset_;
@@ -87,6 +91,13 @@ class ViewerApp {
   std::vector<std::uint8_t> frames_;  ///< (T, S, S, 3) of the chosen camera
   std::vector<double> states_;
   int state_dim_ = 0;
+  // A surprise clip's record (empty for collected episodes): what it shows and the model's surprise.
+  struct SurpriseClip {
+    std::string label;
+    int violation_frame = -1, frame_skip = 1;
+    std::vector<double> model, copy_last;  ///< one value per model step, at frames (i + 1) * frame_skip
+  };
+  SurpriseClip surprise_;
   collect::Draw draw_;
   std::unique_ptr<collect::EpisodeRunner> runner_;  // the randomized scene, for replay
   std::vector<int> robot_qpos_;                      // qpos address of each controlled joint

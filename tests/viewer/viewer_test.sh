@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The rollout viewer in a real GLFW window under Xvfb: a tiny dataset, encoder and model; a
 # screenshot (size, both panels non-uniform, the true panel's recorded frame equals the stored
-# frame), a video (ffprobe frame count), and the refusals (no display, not a dataset, wrong robot).
+# frame), a surprise clip's curve with its violation marked, a video (ffprobe frame count), and the
+# refusals (no display, not a dataset, wrong robot).
 # Usage: viewer_test.sh BIN_DIR
 set -euo pipefail
 bin=$1
@@ -22,6 +23,13 @@ fail() { echo "viewer_test: FAIL: $*" >&2; exit 1; }
 xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
   --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/shot.png"
 /usr/bin/python3 "$here/check_screenshot.py" "$dir/shot.png" "$dir/franka.h5" 960 600 || fail "screenshot check"
+
+# A dataset of surprise clips: the surprise curve under the clip, the violation frame marked.
+"$bin/surprise" --embodiment franka --model "$dir/model" --encoder "$dir/enc.pt" --pairs 2 --steps 32 --out "$dir/surprise.json" \
+  --clips "$dir/clips.h5" > /dev/null
+xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/clips.h5" --episode 1 --frame 20 --width 960 --height 600 \
+  --screenshot "$dir/surprise.png" > /dev/null
+/usr/bin/python3 "$here/check_surprise_screenshot.py" "$dir/surprise.png" "$dir/clips.h5" || fail "surprise screenshot check"
 
 # Without a display, a screenshot still works (the viewer runs itself under xvfb-run).
 env -u DISPLAY -u WAYLAND_DISPLAY "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 1 --frame 2 --width 640 --height 480 \
