@@ -297,6 +297,37 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
   return true;
 }
 
+std::vector<double> ViolationGenerator::PhysicsSurprise(const collect::EpisodeData& clip, int k) {
+  collect::EpisodeRunner& r = *runner_;
+  if (clip.draw != r.draw().ToJson()) throw AdaptError("PhysicsSurprise needs a clip of the last generated pair (its scene is loaded)");
+  sim::World& world = r.world();
+  const auto& objects = r.scene().object_bodies;
+  const int a = clip.action_dim;
+  std::vector<double> surprise;
+  for (int t = k; t < clip.steps; t += k) {
+    world.SetState(clip.states.data() + static_cast<size_t>(t - k) * clip.state_dim, clip.state_dim);
+    try {
+      for (int i = t - k; i < t; ++i) {
+        const std::vector<double> action(clip.actions.begin() + static_cast<std::ptrdiff_t>(i) * a, clip.actions.begin() + static_cast<std::ptrdiff_t>(i + 1) * a);
+        r.controller().ApplyAction(world.model(), world.mutable_data(), action);
+        world.Step(r.substeps());
+      }
+    } catch (const sim::UnstableError&) {
+      surprise.push_back(1.0);  // physics cannot even continue from here: as surprising as a metre off
+      continue;
+    }
+    double error = 0;
+    for (int s = 0; s < static_cast<int>(objects.size()); ++s) {
+      const double* p = world.data()->xpos + 3 * objects[s];
+      const BodyPose seen = RecordedPose(clip, s, t);
+      error += std::sqrt((p[0] - seen.pos[0]) * (p[0] - seen.pos[0]) + (p[1] - seen.pos[1]) * (p[1] - seen.pos[1]) +
+                         (p[2] - seen.pos[2]) * (p[2] - seen.pos[2]));
+    }
+    surprise.push_back(error / static_cast<double>(objects.size()));
+  }
+  return surprise;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Scoring.
 
@@ -416,7 +447,7 @@ struct Scores {
 };
 
 struct TypeScores {
-  Scores model, copy_last, pixel;
+  Scores model, copy_last, pixel, physics;
   double pixel_change_possible = 0, pixel_change_impossible = 0;  // sums of the clips' mean pixel change
   // Curves aligned at the violation: model steps -kBefore .. kAfter around the first differing frame.
   static constexpr int kBefore = 3, kAfter = 6;
@@ -458,17 +489,20 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   clip_config.randomization = o.randomization;
 
   std::map<Violation, TypeScores> by_type;
-  Scores all_model, all_copy, all_pixel;
+  Scores all_model, all_copy, all_pixel, all_physics;
   nlohmann::json per_pair = nlohmann::json::array();
   for (int i = 0; i < o.pairs; ++i) {
     const Violation type = o.types[i % o.types.size()];
     SurprisePair pair = generator.Generate(i, type);
-    const SurpriseCurves impossible = scorer.Score(pair.impossible), possible = scorer.Score(pair.possible);
+    SurpriseCurves impossible = scorer.Score(pair.impossible), possible = scorer.Score(pair.possible);
+    impossible.physics = generator.PhysicsSurprise(pair.impossible, k);
+    possible.physics = generator.PhysicsSurprise(pair.possible, k);
     TypeScores& ts = by_type[type];
     ts.pairs++;
     for (auto [scores, all, imp, pos] : {std::tuple{&ts.model, &all_model, &impossible.model, &possible.model},
                                          std::tuple{&ts.copy_last, &all_copy, &impossible.copy_last, &possible.copy_last},
-                                         std::tuple{&ts.pixel, &all_pixel, &impossible.pixel, &possible.pixel}}) {
+                                         std::tuple{&ts.pixel, &all_pixel, &impossible.pixel, &possible.pixel},
+                                         std::tuple{&ts.physics, &all_physics, &impossible.physics, &possible.physics}}) {
       scores->Add(*imp, *pos);
       all->Add(*imp, *pos);
     }
@@ -495,8 +529,8 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
                         {"object", pair.object_name},
                         {"violation_frame", pair.violation_step},
                         {"attempts", pair.attempts},
-                        {"impossible", {{"model", impossible.model}, {"copy_last", impossible.copy_last}, {"pixel", impossible.pixel}}},
-                        {"possible", {{"model", possible.model}, {"copy_last", possible.copy_last}, {"pixel", possible.pixel}}}});
+                        {"impossible", {{"model", impossible.model}, {"copy_last", impossible.copy_last}, {"pixel", impossible.pixel}, {"physics", impossible.physics}}},
+                        {"possible", {{"model", possible.model}, {"copy_last", possible.copy_last}, {"pixel", possible.pixel}, {"physics", possible.physics}}}});
     if (!o.clips.empty()) {
       const auto parts = collect::PartsDir(o.clips);
       std::filesystem::create_directories(parts);
@@ -514,11 +548,12 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
       collect::WriteTopFile(o.clips, written, collect::EnvArgs(clip_config), clip_config.Identity(), meta);
     }
     if (log) {
+      auto score = [&](const std::vector<double>& v) { return o.score == "mean" ? Mean(v) : Max(v); };
       char line[320];
-      std::snprintf(line, sizeof line, "pair %d %-10s %-20s %-8s frame %2d: model %.3f vs %.3f (%s), copy-last %.3f vs %.3f, pixel %.4f vs %.4f", i,
-                    ViolationName(type).c_str(), pair.variant.c_str(), pair.object_name.c_str(), pair.violation_step, Max(impossible.model),
-                    Max(possible.model), Max(impossible.model) > Max(possible.model) ? "right" : "wrong", Max(impossible.copy_last),
-                    Max(possible.copy_last), Max(impossible.pixel), Max(possible.pixel));
+      std::snprintf(line, sizeof line, "pair %d %-10s %-20s %-4s frame %2d (%s): model %.3f vs %.3f (%s), copy-last %.3f vs %.3f, pixel %.4f vs %.4f", i,
+                    ViolationName(type).c_str(), pair.variant.c_str(), pair.object_name.c_str(), pair.violation_step, o.score.c_str(),
+                    score(impossible.model), score(possible.model), score(impossible.model) > score(possible.model) ? "right" : "wrong",
+                    score(impossible.copy_last), score(possible.copy_last), score(impossible.pixel), score(possible.pixel));
       log(line);
     }
   }
@@ -532,6 +567,8 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   out["randomization"] = o.randomization.ToJson();
   out["score"] = o.score;
   out["baselines"] = {{"copy_last", all_copy.ToJson(o.score)}, {"pixel", all_pixel.ToJson(o.score)}};
+  out["oracle"] = all_physics.ToJson(o.score);
+  out["oracle"]["kind"] = "physics (MuJoCo predicts the objects from the previous model step's state and the recorded actions)";
   out["by_type"] = nlohmann::json::object();
   out["by_type_detail"] = nlohmann::json::object();
   // The target's scope: types on which copy-last (a detector of change) is at most 0.6.
@@ -554,6 +591,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
                                    {"model", ts.model.ToJson(o.score)},
                                    {"copy_last", copy},
                                    {"pixel", ts.pixel.ToJson(o.score)},
+                                   {"oracle", ts.physics.ToJson(o.score)},
                                    {"mean_pixel_change", {{"possible", ts.pixel_change_possible / ts.pairs}, {"impossible", ts.pixel_change_impossible / ts.pairs}}},
                                    {"copy_last_at_most_0_6", in_target},
                                    {"aligned_at_violation", aligned}};

@@ -21,7 +21,8 @@
 // prediction of frame t from the true latents of the `context` frames before it (with their proprio
 // and actions: teacher forcing) against the observed latent, mean |.| over the latent; a clip's
 // surprise is the mean (headline) or max over t. Baselines in the same run: copy-last (the latent
-// change itself) and raw pixel change.
+// change itself) and raw pixel change; and an oracle that predicts with MuJoCo itself (the physics
+// the violations break), which shows what a perfect predictor scores.
 //
 // Includes torch: include it only from adapt/.
 #pragma once
@@ -73,6 +74,12 @@ class ViolationGenerator {
   /// violation is redrawn (attempt 1, 2, ...). @throws AdaptError after 20 draws.
   SurprisePair Generate(std::int64_t index, Violation type);
 
+  /// The physics oracle's surprise along a clip of the last generated pair: at every model step t
+  /// (frames k apart), MuJoCo with the scene's true model steps the recorded state of frame t - 1 through
+  /// the recorded actions, and the surprise is the objects' mean position error (m) against frame t. It
+  /// knows the physics the violations break, so it tells every pair apart: the test is well posed.
+  std::vector<double> PhysicsSurprise(const collect::EpisodeData& clip, int frame_skip);
+
   collect::EpisodeRunner& runner() { return *runner_; }
   int steps() const { return steps_; }
   double table_top() const { return runner_->scene().table_top; }
@@ -88,6 +95,7 @@ class ViolationGenerator {
 /// Surprise curves of one clip, one value per model step t = 1 .. M-1 (frame t * frame_skip).
 struct SurpriseCurves {
   std::vector<double> model, copy_last, pixel;
+  std::vector<double> physics;  ///< ViolationGenerator::PhysicsSurprise's (filled by RunSurprise)
 };
 
 /// The world model's prediction error along a clip, and the baselines'.

@@ -3,7 +3,8 @@
 # action-labeled episodes at the world model's randomization level (light), pretrain the video
 # encoder (stage one, LeWM's recipe), adapt it to franka and then to ur5 starting from franka with 50
 # episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
-# episode, then plan toward goal images with the franka model (10 reach episodes against baselines).
+# episode, plan toward goal images with the franka model (10 reach episodes against baselines), and
+# test it for surprise at impossible events (40 matched clip pairs).
 # Frames, the view and the planning results land in out/, datasets in data/, models in models/.
 set -euo pipefail
 bin=${BUILD_DIR:-build}/bin
@@ -29,6 +30,10 @@ start=$(date +%s)
 # the random, still and oracle planners on the same 10 held-out scenes.
 "$bin/plan" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --task reach --episodes 10 \
   --out out/demo_plan_franka_reach.json | tee out/demo_plan.txt
+# Surprise: 40 matched possible/impossible clip pairs (10 per violation type), the franka model's
+# prediction error against copy-last, pixel change and a physics oracle; the clips as a dataset.
+"$bin/surprise" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --pairs 40 \
+  --out out/demo_surprise_franka.json --clips out/demo_surprise_clips.h5 --overwrite | tail -9 | tee out/demo_surprise.txt
 # One line per stage: what was reached.
 /usr/bin/python3 - "$start" <<'PY'
 import json, sys, time
@@ -47,7 +52,12 @@ p = json.load(open("out/demo_plan_franka_reach.json"))
 print("  plan, franka reach from a goal image: %.0f %% of %d episodes within %.0f cm (random %.0f %%, still %.0f %%, oracle %.0f %%), %.2f s per action"
       % (100 * p["success_rate"], p["episodes"], p["success_cm"], 100 * p["baselines"]["random"]["success_rate"],
          100 * p["baselines"]["still"]["success_rate"], 100 * p["oracle"]["success_rate"], p["seconds_per_action"]))
+s = json.load(open("out/demo_surprise_franka.json"))
+print("  surprise, franka, %d pairs: pairwise accuracy model %.2f, copy-last %.2f, pixel %.2f, physics oracle %.2f; by type %s"
+      % (s["pairs"], s["pairwise_accuracy"], s["baselines"]["copy_last"]["pairwise_accuracy"], s["baselines"]["pixel"]["pairwise_accuracy"],
+         s["oracle"]["pairwise_accuracy"], ", ".join("%s %.2f" % (t, a) for t, a in s["by_type"].items())))
 PY
 echo "demo: datasets in data/demo_*.h5 (h5py/robomimic), encoder models/demo_encoder.pt (+ .eval.json)," \
      "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png," \
-     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png)"
+     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png)," \
+     "surprise results out/demo_surprise_franka.json (+ _<type>.png) and clips out/demo_surprise_clips.h5"

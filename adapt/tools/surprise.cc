@@ -26,20 +26,20 @@ std::string Table(const nlohmann::json& r) {
   std::snprintf(line, sizeof line, "surprise %s: %d pairs (score: %s surprise over the clip; pairwise accuracy / AUROC)\n",
                 r["embodiment"].get<std::string>().c_str(), r["pairs"].get<int>(), r["score"].get<std::string>().c_str());
   s += line;
-  s += "  type          pairs    model          copy-last      pixel change   pixel change possible/impossible\n";
+  s += "  type          pairs    model          copy-last      pixel change   physics oracle  pixel change possible/impossible\n";
   auto cell = [](const nlohmann::json& j) {
     char c[32];
     std::snprintf(c, sizeof c, "%.2f / %.2f", j["pairwise_accuracy"].get<double>(), j["auroc"].get<double>());
     return std::string(c);
   };
   for (const auto& [type, d] : r["by_type_detail"].items()) {
-    std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %.4f / %.4f%s\n", type.c_str(), d["pairs"].get<int>(), cell(d["model"]).c_str(),
-                  cell(d["copy_last"]).c_str(), cell(d["pixel"]).c_str(), d["mean_pixel_change"]["possible"].get<double>(),
+    std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %-13s   %.4f / %.4f%s\n", type.c_str(), d["pairs"].get<int>(), cell(d["model"]).c_str(),
+                  cell(d["copy_last"]).c_str(), cell(d["pixel"]).c_str(), cell(d["oracle"]).c_str(), d["mean_pixel_change"]["possible"].get<double>(),
                   d["mean_pixel_change"]["impossible"].get<double>(), d["copy_last_at_most_0_6"].get<bool>() ? "" : "   (copy-last > 0.6)");
     s += line;
   }
-  std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s\n", "all", r["pairs"].get<int>(), cell(r).c_str(), cell(r["baselines"]["copy_last"]).c_str(),
-                cell(r["baselines"]["pixel"]).c_str());
+  std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %-13s\n", "all", r["pairs"].get<int>(), cell(r).c_str(), cell(r["baselines"]["copy_last"]).c_str(),
+                cell(r["baselines"]["pixel"]).c_str(), cell(r["oracle"]).c_str());
   s += line;
   const auto& t = r["target"];
   if (t.contains("met")) {

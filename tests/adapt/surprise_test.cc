@@ -1,6 +1,7 @@
 // Tests for violation-of-expectation (adapt/surprise.cc): every violation type makes its intended
 // state change and nothing else, pairs share scene, actions and camera, the scores on known values,
-// and a whole run end to end (an untrained predictor is exactly as surprised as copy-last).
+// and a whole run end to end (an untrained predictor is exactly as surprised as copy-last; MuJoCo as
+// the predictor tells every pair apart).
 #include "adapt/surprise.h"
 
 #include <algorithm>
@@ -179,6 +180,13 @@ TEST(SurpriseRunTest, UntrainedModelIsCopyLastAndTheClipsAreADataset) {
     }
   }
   EXPECT_DOUBLE_EQ(r["pairwise_accuracy"].get<double>(), r["baselines"]["copy_last"]["pairwise_accuracy"].get<double>());
+  // The test is well posed: MuJoCo as the predictor tells every impossible clip from its partner, and
+  // a possible clip is physics (but for gravity's hold before the release, the same in both clips).
+  EXPECT_DOUBLE_EQ(r["oracle"]["pairwise_accuracy"].get<double>(), 1.0);
+  for (const auto& pair : r["per_pair"]) {
+    if (pair["type"] == "gravity") continue;
+    for (double e : pair["possible"]["physics"].get<std::vector<double>>()) EXPECT_LT(e, 1e-3) << pair["type"];
+  }
 
   // The clips: a dataset in the collection layout, two demos per pair, each saying what it is.
   const collect::Dataset ds(o.clips);
