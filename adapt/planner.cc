@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "adapt/arm_scene.h"
 #include "adapt/video_data.h"
 #include "sim/controller.h"
 
@@ -86,16 +87,7 @@ std::string PlanTaskName(PlanTask task) { return task == PlanTask::kReach ? "rea
 PlanScene::PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size,
                      std::uint64_t seed)
     : image_size_(image_size) {
-  config_.robot = robot;
-  config_.image_size = image_size;
-  config_.cameras = 1;
-  config_.seed = seed;
-  config_.randomization = randomization;
-  config_.task = "reach";
-  runner_ = std::make_unique<collect::EpisodeRunner>(config_);
-  if (runner_->embodiment().kind != robots::EmbodimentKind::kArm) {
-    throw AdaptError("plan works with arms (ee-delta actions); " + robot + " is not an arm");
-  }
+  runner_ = MakeArmSceneRunner(robot, randomization, image_size, seed, "plan", &config_);
 }
 
 void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_deg) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 
+#include "adapt/arm_scene.h"
 #include "adapt/video_data.h"
 #include "collect/collector.h"
 #include "collect/dataset.h"
@@ -135,16 +136,7 @@ ViolationGenerator::ViolationGenerator(const std::string& robot, const collect::
   if (model_step < 1 || steps < 12 * model_step) {
     throw AdaptError("a surprise clip needs at least 12 model steps (--steps >= 12 x the frame skip)");
   }
-  config_.robot = robot;
-  config_.image_size = image_size;
-  config_.cameras = 1;
-  config_.seed = seed;
-  config_.randomization = randomization;
-  config_.task = "reach";
-  runner_ = std::make_unique<collect::EpisodeRunner>(config_);
-  if (runner_->embodiment().kind != robots::EmbodimentKind::kArm) {
-    throw AdaptError("surprise works with arms (their scenes have objects and pushes); " + robot + " is not an arm");
-  }
+  runner_ = MakeArmSceneRunner(robot, randomization, image_size, seed, "surprise", &config_);
   if (runner_->scene().object_bodies.empty()) throw AdaptError("surprise needs objects in the scene; " + robot + "'s has none");
 }
 

@@ -34,6 +34,19 @@ struct Series {
   ImU32 color;
 };
 
+// The plot box and its y ticks (0, hi/2, hi) with numbers left of `left`, starting at x0.
+void DrawYAxis(ImDrawList* draw, float x0, float left, float right, float top, float bottom, double hi) {
+  const ImU32 axis = IM_COL32(180, 180, 180, 255), grid = IM_COL32(90, 90, 90, 255);
+  draw->AddRect(ImVec2(left, top), ImVec2(right, bottom), axis);
+  char text[32];
+  for (int i = 0; i <= 2; ++i) {
+    const float y = bottom - (bottom - top) * i / 2.0f;
+    if (i == 1) draw->AddLine(ImVec2(left, y), ImVec2(right, y), grid);
+    std::snprintf(text, sizeof text, "%.3g", hi * i / 2);
+    draw->AddText(ImVec2(x0, y - 7), axis, text);
+  }
+}
+
 // A line plot on ImGui's draw list (Debian has no ImPlot): every series on one set of axes, y ticks
 // with numbers from 0, x in seconds ahead (one value per imagined frame), and a legend.
 void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, const char* y_label, float height) {
@@ -50,15 +63,9 @@ void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, con
   }
   if (n == 0 || !(hi > 0)) return;
   hi *= 1.1;
-  const ImU32 axis = IM_COL32(180, 180, 180, 255), grid = IM_COL32(90, 90, 90, 255);
-  draw->AddRect(ImVec2(left, top), ImVec2(right, bottom), axis);
+  DrawYAxis(draw, origin.x, left, right, top, bottom, hi);
+  const ImU32 axis = IM_COL32(180, 180, 180, 255);
   char text[32];
-  for (int i = 0; i <= 2; ++i) {  // y ticks: 0, hi/2, hi
-    const float y = bottom - (bottom - top) * i / 2.0f;
-    if (i == 1) draw->AddLine(ImVec2(left, y), ImVec2(right, y), grid);
-    std::snprintf(text, sizeof text, "%.3g", hi * i / 2);
-    draw->AddText(ImVec2(origin.x, y - 7), axis, text);
-  }
   const double span = n * seconds_per_value;
   for (int i = 0; i <= 4; ++i) {  // x ticks in seconds ahead
     const float x = left + (right - left) * i / 4.0f;
@@ -519,15 +526,9 @@ void ViewerApp::DrawSurprise(float height) {
   hi = hi > 0 ? 1.1 * hi : 1;
   const int last = std::max(1, episode_frames_ - 1);
   auto x_of = [&](double frame) { return left + (right - left) * static_cast<float>(frame / last); };
-  const ImU32 axis = IM_COL32(180, 180, 180, 255), grid = IM_COL32(90, 90, 90, 255);
-  draw->AddRect(ImVec2(left, top), ImVec2(right, bottom), axis);
+  const ImU32 axis = IM_COL32(180, 180, 180, 255);
+  DrawYAxis(draw, origin.x, left, right, top, bottom, hi);
   char text[48];
-  for (int i = 0; i <= 2; ++i) {  // y ticks: 0, hi/2, hi
-    const float y = bottom - (bottom - top) * i / 2.0f;
-    if (i == 1) draw->AddLine(ImVec2(left, y), ImVec2(right, y), grid);
-    std::snprintf(text, sizeof text, "%.3g", hi * i / 2);
-    draw->AddText(ImVec2(origin.x, y - 7), axis, text);
-  }
   double hz = 20;  // the effective control rate is the env_args' (the config's 0 means the robot's own)
   try {
     hz = dataset_->env_args().at("env_kwargs").at("control_hz").get<double>();

@@ -1,0 +1,23 @@
+#include "adapt/arm_scene.h"
+
+#include "adapt/video_data.h"
+
+namespace embody::adapt {
+
+std::unique_ptr<collect::EpisodeRunner> MakeArmSceneRunner(const std::string& robot, const collect::RandomizationConfig& randomization,
+                                                           int image_size, std::uint64_t seed, const std::string& program,
+                                                           collect::CollectConfig* config) {
+  config->robot = robot;
+  config->image_size = image_size;
+  config->cameras = 1;
+  config->seed = seed;
+  config->randomization = randomization;
+  config->task = "reach";
+  auto runner = std::make_unique<collect::EpisodeRunner>(*config);
+  if (runner->embodiment().kind != robots::EmbodimentKind::kArm) {
+    throw AdaptError(program + " works with arms (ee-delta actions, tables with objects); " + robot + " is not an arm");
+  }
+  return runner;
+}
+
+}  // namespace embody::adapt
