@@ -81,6 +81,11 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
       h5::WriteArray(g, "camera/" + cam + "/intrinsics", {3, 3}, ep.intrinsics[c].data());
       h5::WriteArray(g, "camera/" + cam + "/extrinsics", {4, 4}, ep.extrinsics[c].data());
     }
+    // robomimic reads next_obs by default (train.hdf5_load_next_obs): every obs key again, one step
+    // ahead, the last step repeated, as views over obs (no frames copied).
+    for (const std::string& key : h5::ListNames(g, "obs")) {
+      h5::WriteNextRowView(g, "next_obs/" + key, "/" + DemoName(ep.index) + "/obs/" + key);
+    }
   }
   RenameOver(tmp, final_path);
 }

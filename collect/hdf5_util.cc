@@ -92,6 +92,45 @@ void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& 
   Check(H5Dwrite(ds, NativeType<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "cannot write dataset " + name);
 }
 
+std::vector<std::string> ListNames(hid_t loc, const std::string& group) {
+  Handle g = OpenGroup(loc, group);
+  std::vector<std::string> names;
+  auto add = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->push_back(name);
+    return 0;
+  };
+  Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, nullptr, add, &names), "cannot list group " + group);
+  return names;
+}
+
+void WriteNextRowView(hid_t loc, const std::string& name, const std::string& source) {
+  Handle src(H5Dopen2(loc, source.c_str(), H5P_DEFAULT), H5Dclose, "no dataset " + source);
+  Handle type(H5Dget_type(src), H5Tclose, "H5Dget_type " + source);
+  Handle src_space(H5Dget_space(src), H5Sclose, "H5Dget_space " + source);
+  const int rank = H5Sget_simple_extent_ndims(src_space);
+  if (rank < 1) throw DatasetError("dataset " + source + " has no dimensions");
+  std::vector<hsize_t> dims(rank);
+  H5Sget_simple_extent_dims(src_space, dims.data(), nullptr);
+  Handle space(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose, "H5Screate " + name);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "H5Pcreate");
+  // Maps `count` rows from source row `from` to view row `to` ("." is the file holding the view).
+  auto map = [&](hsize_t to, hsize_t from, hsize_t count) {
+    std::vector<hsize_t> start(rank, 0), extent = dims;
+    extent[0] = count;
+    start[0] = to;
+    Check(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr), "select " + name);
+    start[0] = from;
+    Check(H5Sselect_hyperslab(src_space, H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr), "select " + source);
+    Check(H5Pset_virtual(dcpl, space, ".", source.c_str(), src_space), "H5Pset_virtual " + name);
+  };
+  if (dims[0] > 1) map(0, 1, dims[0] - 1);
+  if (dims[0] > 0) map(dims[0] - 1, dims[0] - 1, 1);
+  H5Sselect_all(space);
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose, "H5Pcreate");
+  H5Pset_create_intermediate_group(lcpl, 1);
+  Handle ds(H5Dcreate2(loc, name.c_str(), type, space, lcpl, dcpl, H5P_DEFAULT), H5Dclose, "cannot create virtual dataset " + name);
+}
+
 template <typename T>
 std::vector<T> ReadRows(hid_t loc, const std::string& name, hsize_t first, hsize_t count, std::vector<hsize_t>* dims_out) {
   Handle ds(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), H5Dclose, "no dataset " + name);

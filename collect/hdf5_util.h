@@ -44,6 +44,8 @@ Handle OpenFile(const std::string& path);
 Handle CreateGroup(hid_t loc, const std::string& name);
 Handle OpenGroup(hid_t loc, const std::string& name);
 bool Exists(hid_t loc, const std::string& path);
+/// Names of the links in the group `group` under `loc`, in name order.
+std::vector<std::string> ListNames(hid_t loc, const std::string& group);
 
 template <typename T> hid_t NativeType();
 
@@ -56,6 +58,11 @@ std::vector<T> ReadArray(hid_t loc, const std::string& name, std::vector<hsize_t
 /// Reads rows [first, first+count) of an n-d array along its first dimension.
 template <typename T>
 std::vector<T> ReadRows(hid_t loc, const std::string& name, hsize_t first, hsize_t count, std::vector<hsize_t>* dims = nullptr);
+
+/// Creates `name` as a virtual dataset over the dataset `source` of the same file (an absolute path
+/// in it), shifted by one row along the first dimension: row t shows source row t + 1, and the last row
+/// repeats the source's last row (robomimic's next_obs, without copying data).
+void WriteNextRowView(hid_t loc, const std::string& name, const std::string& source);
 
 void WriteStrings(hid_t loc, const std::string& name, const std::vector<std::string>& values);
 std::vector<std::string> ReadStrings(hid_t loc, const std::string& name);

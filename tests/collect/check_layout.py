@@ -45,6 +45,15 @@ def main():
                 assert image[0].std() > 0, "uniform frame"
                 assert demo["camera/camera%d/intrinsics" % c].shape == (3, 3)
                 assert demo["camera/camera%d/extrinsics" % c].shape == (4, 4)
+            # robomimic's default loader reads next_obs: every obs key, one step ahead, the last repeated,
+            # stored as views over obs (no frames copied).
+            assert sorted(demo["next_obs"].keys()) == sorted(obs.keys()), (list(demo["next_obs"].keys()), list(obs.keys()))
+            for key in obs:
+                o, nxt = obs[key][()], demo["next_obs"][key]
+                assert nxt.is_virtual, key
+                nxt = nxt[()]
+                assert nxt.shape == o.shape and nxt.dtype == o.dtype, (key, nxt.shape, o.shape)
+                assert np.array_equal(nxt[:-1], o[1:]) and np.array_equal(nxt[-1], o[-1]), key
             draw = json.loads(demo.attrs["randomization"])
             assert len(draw["cameras"]) == cameras
             assert demo.attrs["embodiment"] == "franka"

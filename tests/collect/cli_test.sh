@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests that simcollect's bad inputs each give one clear message, a non-zero exit, and no output file,
-# and that a dataset reads with h5py the way robomimic users read it.
+# and that a dataset reads with h5py the way robomimic users read it (next_obs included), also after
+# shards + merge and after an interrupted run is finished with --resume.
 set -u
 bin="$1"; here="$(cd "$(dirname "$0")" && pwd)"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -24,6 +25,18 @@ expect_error "no such file" info missing.h5
 # A real dataset, read by h5py.
 "$bin" --robot franka --episodes 10 --steps 6 --image-size 32 --cameras 2 --seed 3 --out ds.h5 > /dev/null 2>&1 || { echo "FAIL: collect"; fail=1; }
 /usr/bin/python3 "$here/check_layout.py" ds.h5 10 6 32 2 || fail=1
+# The layout (next_obs included) survives shards + merge and an interrupted run finished by --resume.
+for i in 0 1; do
+  "$bin" --robot franka --episodes 10 --steps 6 --image-size 32 --cameras 2 --seed 3 --shard $i/2 --out shard$i.h5 > /dev/null 2>&1 \
+    || { echo "FAIL: shard $i"; fail=1; }
+done
+"$bin" merge merged.h5 shard0.h5 shard1.h5 > /dev/null || { echo "FAIL: merge"; fail=1; }
+(cd / && /usr/bin/python3 "$here/check_layout.py" "$tmp/merged.h5" 10 6 32 2) || { echo "FAIL: merged layout (read from another folder)"; fail=1; }
+"$bin" --robot franka --episodes 10 --steps 6 --image-size 32 --cameras 2 --seed 3 --out resumed.h5 > /dev/null 2>&1
+rm resumed.h5 resumed.h5.parts/episode_000000[2579].h5
+"$bin" --robot franka --episodes 10 --steps 6 --image-size 32 --cameras 2 --seed 3 --out resumed.h5 --resume > /dev/null 2>&1 \
+  || { echo "FAIL: resume"; fail=1; }
+/usr/bin/python3 "$here/check_layout.py" resumed.h5 10 6 32 2 || { echo "FAIL: resumed layout"; fail=1; }
 "$bin" info ds.h5 > info.txt || { echo "FAIL: info"; fail=1; }
 grep -q "episodes:    10 (train 9, valid 1)" info.txt || { echo "FAIL: info output"; cat info.txt; fail=1; }
 grep -q "dynamics.mass_scale" info.txt || { echo "FAIL: info lacks randomization ranges"; fail=1; }
