@@ -189,6 +189,18 @@ nlohmann::json EnvArgs(const CollectConfig& config) {
             {"mjcf", e.mjcf.filename().string()}}}};
 }
 
+namespace {
+
+// A run that fails before any episode is finished leaves nothing behind (nothing to resume from).
+void DiscardIfEmpty(const fs::path& out, const std::map<std::int64_t, EpisodeEntry>& episodes) {
+  if (!episodes.empty()) return;
+  std::error_code ec;
+  fs::remove(out, ec);
+  fs::remove_all(PartsDir(out), ec);
+}
+
+}  // namespace
+
 nlohmann::json DatasetMeta(const robots::Embodiment& embodiment) {
   return {{"embodiment", embodiment.name},
           {"action_space", {{"names", embodiment.action_names()},
@@ -277,10 +289,14 @@ CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progr
     queue.Close();
     next = todo.size();
     closer.join();
+    DiscardIfEmpty(out, episodes);
     throw;
   }
   closer.join();
-  if (error) std::rethrow_exception(error);
+  if (error) {
+    DiscardIfEmpty(out, episodes);
+    std::rethrow_exception(error);
+  }
   WriteTopFile(out, episodes, env_args, config.Identity(), meta);
   progress.Update(summary.episodes_written, /*final=*/true);
   summary.episodes_total = static_cast<std::int64_t>(episodes.size());

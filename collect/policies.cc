@@ -329,9 +329,10 @@ class Keyframes {
  public:
   explicit Keyframes(const robots::Embodiment& e) : e_(e) {}
   std::vector<double> Home() const { return e_.home; }
-  std::vector<double> With(std::vector<double> q, const std::string& joint, double value) const {
-    const auto it = std::find(e_.joints.begin(), e_.joints.end(), joint);
-    if (it != e_.joints.end()) q[it - e_.joints.begin()] = value;
+  std::vector<double> With(std::vector<double> q, const std::string& role, double value) const {
+    const int i = e_.JointForRole(role);
+    if (i < 0) throw std::logic_error("joint role " + role + " unmapped (TasksFor checks the roles)");
+    q[i] = value;
     return q;
   }
 
@@ -415,7 +416,8 @@ std::string TaskName(Task task) {
   return "?";
 }
 
-std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::string& task) {
+// The tasks a --task value names on this kind of robot.
+static std::vector<Task> TasksNamed(const robots::Embodiment& embodiment, const std::string& task) {
   const bool arm = embodiment.kind == robots::EmbodimentKind::kArm;
   const std::vector<Task> arm_tasks = {Task::kReach, Task::kPush, Task::kPick, Task::kWander};
   const std::vector<Task> humanoid_tasks = {Task::kReach, Task::kSquat, Task::kTurn, Task::kWave, Task::kWander};
@@ -428,6 +430,40 @@ std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::stri
   for (Task t : valid) names += TaskName(t) + "|";
   throw std::invalid_argument("task \"" + task + "\" is not one the " + embodiment.name + " embodiment can do; use " +
                               names + "mix");
+}
+
+std::vector<std::string> HumanoidRoles(Task task) {
+  std::vector<std::string> roles;
+  auto sides = [&](std::initializer_list<const char*> joints) {
+    for (const char* side : {"right_", "left_"}) {
+      for (const char* j : joints) roles.push_back(std::string(side) + j);
+    }
+  };
+  switch (task) {
+    case Task::kReach: sides({"shoulder_y", "shoulder_x", "elbow"}), roles.insert(roles.end(), {"abdomen_z", "abdomen_y"}); break;
+    case Task::kSquat: sides({"hip_y", "knee", "ankle_y", "shoulder_y"}), roles.push_back("abdomen_y"); break;
+    case Task::kTurn: roles = {"abdomen_z", "neck_z"}; break;
+    case Task::kWave: sides({"shoulder_x", "elbow"}); break;
+    default: break;
+  }
+  return roles;
+}
+
+std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::string& task) {
+  std::vector<Task> tasks = TasksNamed(embodiment, task);
+  if (embodiment.kind != robots::EmbodimentKind::kHumanoid) return tasks;
+  // Every joint a task moves must play its role on this robot: never run a task with joints missing.
+  for (Task t : tasks) {
+    std::string missing;
+    for (const auto& role : HumanoidRoles(t)) {
+      if (embodiment.JointForRole(role) < 0) missing += (missing.empty() ? "" : ", ") + role;
+    }
+    if (!missing.empty()) {
+      throw std::invalid_argument("task \"" + TaskName(t) + "\" moves joints that " + embodiment.name + " does not map: " + missing +
+                                  "; add \"roles\": {\"<role>\": \"<your joint>\", ...} to its descriptor (or use --task wander)");
+    }
+  }
+  return tasks;
 }
 
 std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene,

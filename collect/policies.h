@@ -19,8 +19,12 @@ enum class Task { kReach, kPush, kPick, kWander, kSquat, kTurn, kWave };
 
 std::string TaskName(Task task);
 /// The tasks a `--task` value stands for on an embodiment ("mix" is all of them).
-/// @throws std::invalid_argument for an unknown task or one the embodiment cannot do.
+/// @throws std::invalid_argument for an unknown task, one the embodiment cannot do, or (humanoids) one
+/// whose joint roles the embodiment does not map.
 std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::string& task);
+/// The joint roles a humanoid task moves (Embodiment::roles maps them to the robot's joints); TasksFor
+/// refuses a task whose roles are not all controlled joints, naming the missing ones.
+std::vector<std::string> HumanoidRoles(Task task);
 
 /// What a policy sees of the scene besides the robot.
 struct SceneRefs {

@@ -40,6 +40,13 @@ int Embodiment::action_dim() const {
   return kind == EmbodimentKind::kArm ? 7 : static_cast<int>(joints.size());
 }
 
+int Embodiment::JointForRole(const std::string& role) const {
+  const auto mapped = roles.find(role);
+  const std::string& joint = mapped == roles.end() ? role : mapped->second;
+  const auto it = std::find(joints.begin(), joints.end(), joint);
+  return it == joints.end() ? -1 : static_cast<int>(it - joints.begin());
+}
+
 std::vector<std::string> Embodiment::action_names() const {
   if (kind == EmbodimentKind::kArm) return {"dx", "dy", "dz", "drx", "dry", "drz", "gripper"};
   return joints;
@@ -79,7 +86,14 @@ Embodiment EmbodimentFromJson(const std::string& json_text, const std::filesyste
     e.ee_site = Get<std::string>(j, "ee_site", ctx);
     e.ee_sites = {e.ee_site};
   } else {
-    e.ee_sites = GetOr<std::vector<std::string>>(j, "ee_sites", {}, ctx);
+    e.ee_sites = Get<std::vector<std::string>>(j, "ee_sites", ctx);
+    if (e.ee_sites.empty()) throw EmbodimentError(ctx + ": \"ee_sites\" is empty (list the sites of interest, e.g. the hands)");
+  }
+  e.roles = GetOr<std::map<std::string, std::string>>(j, "roles", {}, ctx);
+  for (const auto& [role, joint] : e.roles) {
+    if (std::find(e.joints.begin(), e.joints.end(), joint) == e.joints.end()) {
+      throw EmbodimentError(ctx + ": role \"" + role + "\" maps to \"" + joint + "\", which is not one of \"joints\"");
+    }
   }
   e.gripper_actuator = GetOr<std::string>(j, "gripper_actuator", "", ctx);
   e.gripper_open = GetOr<double>(j, "gripper_open", e.gripper_open, ctx);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ struct Embodiment {
   bool gravity_compensation = true;   ///< Feed gravity/Coriolis torques forward on `joints`.
   double ik_damping = 0.05;           ///< Damping of the least-squares IK (arms).
   ActionScale action_scale;
+  /// What the scripted humanoid tasks call a joint (e.g. "right_elbow") -> the robot's joint that
+  /// plays that role. A role not listed here means the joint of the same name.
+  std::map<std::string, std::string> roles;
+
+  /// Index in `joints` of the joint playing `role`, or -1 when none of the controlled joints does.
+  int JointForRole(const std::string& role) const;
 
   /// Dimension of the normalized action vector.
   int action_dim() const;

@@ -49,6 +49,14 @@ RobotController::RobotController(const mjModel* m, const robots::Embodiment& emb
     }
     const int a = ActuatorForJoint(m, j);
     if (a < 0) throw SimError("joint \"" + name + "\" has no actuator driving it");
+    // Embody writes joint-angle targets: the actuator must be a position servo (MuJoCo's <position>:
+    // an affine bias with -kp on the position). A torque <motor> would take the angle as a torque.
+    if (m->actuator_biastype[a] != mjBIAS_AFFINE || !(m->actuator_biasprm[mjNBIAS * a + 1] < 0)) {
+      const char* actuator = mj_id2name(m, mjOBJ_ACTUATOR, a);
+      throw SimError("joint \"" + name + "\" is driven by actuator \"" + (actuator ? actuator : std::to_string(a)) +
+                     "\", which is not a position servo (a <motor> or <velocity> actuator): Embody sends joint-angle targets; "
+                     "use <position joint=\"" + name + "\" kp=\"...\"/> (kp about 100-300 for an arm joint)");
+    }
     joint_ids_.push_back(j);
     qpos_ids_.push_back(m->jnt_qposadr[j]);
     dof_ids_.push_back(m->jnt_dofadr[j]);
@@ -64,6 +72,15 @@ RobotController::RobotController(const mjModel* m, const robots::Embodiment& emb
     }
     lower_.push_back(lo);
     upper_.push_back(hi);
+  }
+  // A fixed base: the IK, home pose and tasks assume the robot does not float.
+  for (int b = RequireId(m, mjOBJ_BODY, embodiment.base_body); b > 0; b = m->body_parentid[b]) {
+    for (int k = 0; k < m->body_jntnum[b]; ++k) {
+      if (m->jnt_type[m->body_jntadr[b] + k] != mjJNT_FREE) continue;
+      const char* body = mj_id2name(m, mjOBJ_BODY, b);
+      throw SimError("the robot's base \"" + embodiment.base_body + "\" floats (body \"" + (body ? body : "?") +
+                     "\" has a free joint): Embody controls fixed-base robots; remove the <freejoint> (mount the robot) to use it");
+    }
   }
   if (!embodiment.ee_site.empty()) ee_site_ = RequireId(m, mjOBJ_SITE, embodiment.ee_site);
   for (const auto& site : embodiment.ee_sites) RequireId(m, mjOBJ_SITE, site);
