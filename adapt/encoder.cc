@@ -86,13 +86,18 @@ FrozenEncoder FrozenEncoder::Load(const std::filesystem::path& path, int default
       ours = false;
     }
     if (ours) {
-      c10::IValue config;
-      archive.read("config", config);
-      const auto json = nlohmann::json::parse(config.toStringRef());
-      e.ours_ = ConvEncoder(EncoderConfig::FromJson(json.at("encoder")));
-      torch::serialize::InputArchive target;
-      archive.read("target", target);
-      e.ours_->load(target);
+      try {
+        c10::IValue config;
+        archive.read("config", config);
+        const auto json = nlohmann::json::parse(config.toStringRef());
+        e.ours_ = ConvEncoder(EncoderConfig::FromJson(json.at("encoder")));
+        torch::serialize::InputArchive target;
+        archive.read("target", target);
+        e.ours_->load(target);
+      } catch (const std::exception&) {
+        throw AdaptError(path.string() + " is an Embody archive (" + (format.isString() ? format.toStringRef() : std::string("?")) +
+                         ") but not an encoder checkpoint, or a damaged one: pass the encoder `pretrain --out` wrote");
+      }
       e.ours_->eval();
       e.image_size_ = e.ours_->config.image_size;
       e.kind_ = "embody";

@@ -57,6 +57,7 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
   if (!fs::exists(dataset, ec)) throw AdaptError("no " + dataset.string());
   try {
     dataset_ = std::make_unique<collect::Dataset>(dataset);
+    dataset_->CheckAll(/*frames=*/true);
   } catch (const collect::DatasetError& e) {
     throw AdaptError(e.what());
   }

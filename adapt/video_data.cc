@@ -12,6 +12,7 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
     }
     try {
       datasets_.push_back(std::make_unique<collect::Dataset>(file));
+      datasets_.back()->CheckAll(/*frames=*/true);  // a damaged episode fails here, named, before anything is trained or written
     } catch (const collect::DatasetError& e) {
       throw AdaptError(e.what());
     }

@@ -1,6 +1,7 @@
 #include "collect/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace embody::collect {
@@ -20,7 +21,7 @@ void RenameOver(const fs::path& from, const fs::path& to) {
 template <typename T>
 void WriteMatrix(hid_t group, const std::string& name, const std::vector<T>& data, hsize_t rows) {
   const hsize_t cols = rows > 0 ? data.size() / rows : 0;
-  h5::WriteArray<T>(group, name, {rows, cols}, data.data());
+  h5::WriteArray<T>(group, name, {rows, cols}, data.data(), rows, 0, /*checksum=*/true);  // one checksummed chunk
 }
 
 }  // namespace
@@ -58,13 +59,13 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
       else if (value.is_number()) h5::SetAttr(g, key, value.get<double>());
       else h5::SetAttr(g, key, value.is_string() ? value.get<std::string>() : value.dump());
     }
-    for (const auto& [name, series] : ep.extra_series) h5::WriteArray(g, name, {series.size()}, series.data());
+    for (const auto& [name, series] : ep.extra_series) h5::WriteArray(g, name, {series.size()}, series.data(), series.size(), 0, true);
 
     WriteMatrix(g, "actions", ep.actions, n);
     WriteMatrix(g, "action_dict/joint_position", ep.joint_targets, n);
     WriteMatrix(g, "states", ep.states, n);
-    h5::WriteArray(g, "rewards", {n}, ep.rewards.data());
-    h5::WriteArray(g, "dones", {n}, ep.dones.data());
+    h5::WriteArray(g, "rewards", {n}, ep.rewards.data(), n, 0, true);
+    h5::WriteArray(g, "dones", {n}, ep.dones.data(), n, 0, true);
     WriteMatrix(g, "obs/robot0_joint_pos", ep.joint_pos, n);
     WriteMatrix(g, "obs/robot0_joint_vel", ep.joint_vel, n);
     WriteMatrix(g, "obs/robot0_eef_pos", ep.eef_pos, n);
@@ -76,10 +77,10 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
       const std::string cam = "camera" + std::to_string(c);
       if (!ep.images.empty() && !ep.images[c].empty()) {
         // One chunk per frame, deflate 1: frames stay independently readable and cheap to write.
-        h5::WriteArray(g, "obs/" + cam + "_image", {n, s, s, 3}, ep.images[c].data(), 1, 1);
+        h5::WriteArray(g, "obs/" + cam + "_image", {n, s, s, 3}, ep.images[c].data(), 1, 1, true);
       }
-      h5::WriteArray(g, "camera/" + cam + "/intrinsics", {3, 3}, ep.intrinsics[c].data());
-      h5::WriteArray(g, "camera/" + cam + "/extrinsics", {4, 4}, ep.extrinsics[c].data());
+      h5::WriteArray(g, "camera/" + cam + "/intrinsics", {3, 3}, ep.intrinsics[c].data(), 3, 0, true);
+      h5::WriteArray(g, "camera/" + cam + "/extrinsics", {4, 4}, ep.extrinsics[c].data(), 4, 0, true);
     }
     // robomimic reads next_obs by default (train.hdf5_load_next_obs): every obs key again, one step
     // ahead, the last step repeated, as views over obs (no frames copied).
@@ -130,6 +131,9 @@ Dataset::Dataset(const fs::path& path) : path_(path) {
   } catch (const DatasetError&) {
     throw DatasetError(path.string() + ": not a readable HDF5 file (truncated or corrupt?)");
   }
+  links_ = h5::Handle(H5Pcreate(H5P_LINK_ACCESS), H5Pclose, "H5Pcreate");
+  const std::string prefix = fs::absolute(path).parent_path().string() + "/";
+  if (H5Pset_elink_prefix(links_, prefix.c_str()) < 0) throw DatasetError(path.string() + ": cannot set the external link prefix");
   if (!h5::Exists(file_, "data")) throw DatasetError(path.string() + ": not an Embody/robomimic dataset (no /data group)");
   h5::Handle data = h5::OpenGroup(file_, "data");
   try {
@@ -156,6 +160,10 @@ Dataset::Dataset(const fs::path& path) : path_(path) {
   }
   std::sort(named.begin(), named.end());
   for (const auto& [index, name] : named) demos_.push_back(name);
+  for (const auto& demo : demos_) {
+    H5L_info_t link;
+    if (H5Lget_info(data, demo.c_str(), &link, H5P_DEFAULT) >= 0 && link.type == H5L_TYPE_EXTERNAL) targets_[demo] = LinkTarget(demo).first;
+  }
 }
 
 std::vector<std::string> Dataset::Mask(const std::string& name) const {
@@ -164,21 +172,49 @@ std::vector<std::string> Dataset::Mask(const std::string& name) const {
 
 h5::Handle Dataset::Demo(const std::string& demo) const {
   try {
-    return h5::OpenGroup(file_, "data/" + demo);
+    h5::Handle g(H5Oopen(file_, ("data/" + demo).c_str(), links_), H5Oclose, "cannot open /data/" + demo);
+    // HDF5 falls back to other folders (the working directory) when the episode file next to the
+    // dataset cannot be opened: only the dataset's own file counts.
+    const auto target = targets_.find(demo);
+    if (target != targets_.end()) {
+      h5::Handle file(H5Iget_file_id(g), H5Fclose, "H5Iget_file_id");
+      std::vector<char> name(4096);
+      if (H5Fget_name(file, name.data(), name.size()) <= 0 ||
+          fs::absolute(name.data()).lexically_normal() != fs::absolute(target->second).lexically_normal()) {
+        throw DatasetError("resolved elsewhere");
+      }
+    }
+    return g;
   } catch (const DatasetError&) {
-    throw DatasetError(path_.string() + ": cannot open /data/" + demo + " (its episode file is missing or corrupt)");
+    const auto target = targets_.find(demo);
+    throw DatasetError(path_.string() + ": cannot open /data/" + demo + " (its episode file " +
+                       (target != targets_.end() ? target->second.string() + " " : "") + "is missing or not a readable HDF5 file: truncated or corrupt?)");
   }
 }
 
-std::int64_t Dataset::NumSamples(const std::string& demo) const { return h5::GetIntAttr(Demo(demo), "num_samples"); }
+// Reads through `read`, naming the dataset and episode in any error.
+template <typename F>
+auto Dataset::Named(const std::string& demo, F&& read) const -> decltype(read()) {
+  try {
+    return read();
+  } catch (const DatasetError& e) {
+    const std::string what = e.what();
+    if (what.rfind(path_.string(), 0) == 0) throw;  // already says where
+    throw DatasetError(path_.string() + ": " + demo + ": " + what);
+  }
+}
+
+std::int64_t Dataset::NumSamples(const std::string& demo) const {
+  return Named(demo, [&] { return h5::GetIntAttr(Demo(demo), "num_samples"); });
+}
 std::string Dataset::StringAttr(const std::string& demo, const std::string& name) const {
-  return h5::GetStringAttr(Demo(demo), name);
+  return Named(demo, [&] { return h5::GetStringAttr(Demo(demo), name); });
 }
 std::int64_t Dataset::IntAttr(const std::string& demo, const std::string& name) const {
-  return h5::GetIntAttr(Demo(demo), name);
+  return Named(demo, [&] { return h5::GetIntAttr(Demo(demo), name); });
 }
 double Dataset::DoubleAttr(const std::string& demo, const std::string& name) const {
-  return h5::GetDoubleAttr(Demo(demo), name);
+  return Named(demo, [&] { return h5::GetDoubleAttr(Demo(demo), name); });
 }
 bool Dataset::HasDataset(const std::string& demo, const std::string& name) const {
   return h5::Exists(Demo(demo), name);
@@ -186,7 +222,7 @@ bool Dataset::HasDataset(const std::string& demo, const std::string& name) const
 
 template <typename T>
 std::vector<T> Dataset::Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims) const {
-  return h5::ReadArray<T>(Demo(demo), name, dims);
+  return Named(demo, [&] { return h5::ReadArray<T>(Demo(demo), name, dims); });
 }
 template std::vector<float> Dataset::Read<float>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 template std::vector<double> Dataset::Read<double>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
@@ -195,7 +231,108 @@ template std::vector<std::uint8_t> Dataset::Read<std::uint8_t>(const std::string
 
 std::vector<std::uint8_t> Dataset::ReadFrames(const std::string& demo, const std::string& camera, hsize_t first,
                                               hsize_t count, std::vector<hsize_t>* dims) const {
-  return h5::ReadRows<std::uint8_t>(Demo(demo), "obs/" + camera + "_image", first, count, dims);
+  return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), "obs/" + camera + "_image", first, count, dims); });
+}
+
+void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
+  std::string where = path_.string() + ": " + demo;
+  try {
+    const auto [file, object] = LinkTarget(demo);
+    where += " (" + file.filename().string() + ")";
+    std::error_code ec;
+    if (!fs::exists(file, ec)) throw DatasetError(where + ": its episode file " + file.string() + " is missing");
+  } catch (const DatasetError& e) {
+    if (std::string(e.what()).find("is not an external link") == std::string::npos) throw;  // a merged-in-place demo: fine
+  }
+  h5::Handle g;
+  try {
+    g = Demo(demo);
+  } catch (const DatasetError&) {
+    throw DatasetError(where + ": cannot be opened (its episode file is not a readable HDF5 file: truncated or corrupt?)");
+  }
+  try {
+    // A file cut short still opens when its metadata survived; its end of allocation says how long it was.
+    h5::Handle file(H5Iget_file_id(g), H5Fclose, "H5Iget_file_id");
+    haddr_t eoa = 0;
+    std::vector<char> name(4096);
+    if (H5Fget_eoa(file, &eoa) >= 0 && H5Fget_name(file, name.data(), name.size()) > 0) {
+      std::error_code ec;
+      const auto bytes = fs::file_size(name.data(), ec);
+      if (!ec && bytes < eoa) throw DatasetError("its file is truncated (" + std::to_string(bytes) + " of " + std::to_string(eoa) + " bytes)");
+    }
+    if (!h5::HasAttr(g, "num_samples")) throw DatasetError("no num_samples attribute");
+    const std::int64_t n = h5::GetIntAttr(g, "num_samples");
+    if (n < 1) throw DatasetError("num_samples is " + std::to_string(n));
+    const int size = config_.is_object() ? config_.value("image_size", 0) : 0;
+    // Shape and type of each array; `width` 0: any; float arrays are read back and must be finite.
+    auto check = [&](const std::string& name, H5T_class_t cls, int rank, std::vector<hsize_t> tail, bool required) {
+      if (!h5::Exists(g, name)) {
+        if (required) throw DatasetError("no " + name);
+        return h5::DatasetShape{};
+      }
+      const h5::DatasetShape d = h5::Describe(g, name);
+      if (d.type_class != cls) throw DatasetError(name + " has element type class " + std::to_string(d.type_class) + ", expected " + (cls == H5T_FLOAT ? "float" : "integer"));
+      if (static_cast<int>(d.dims.size()) != rank) throw DatasetError(name + " has rank " + std::to_string(d.dims.size()) + ", expected " + std::to_string(rank));
+      if (d.dims[0] != static_cast<hsize_t>(n)) {
+        throw DatasetError(name + " has " + std::to_string(d.dims[0]) + " rows, but num_samples is " + std::to_string(n));
+      }
+      for (size_t k = 0; k < tail.size(); ++k) {
+        if (tail[k] > 0 && d.dims[k + 1] != tail[k]) {
+          throw DatasetError(name + " has dimension " + std::to_string(k + 1) + " of " + std::to_string(d.dims[k + 1]) + ", expected " + std::to_string(tail[k]));
+        }
+      }
+      if (cls == H5T_FLOAT) {
+        std::vector<double> values;
+        try {
+          values = h5::ReadArray<double>(g, name);
+        } catch (const DatasetError&) {
+          throw DatasetError(name + " cannot be read back (damaged: checksum error)");
+        }
+        for (size_t i = 0; i < values.size(); ++i) {
+          if (!std::isfinite(values[i])) {
+            const hsize_t row_size = values.size() / d.dims[0];
+            throw DatasetError(name + " has a non-finite value (" + std::to_string(values[i]) + ") at step " + std::to_string(i / row_size));
+          }
+        }
+      }
+      return d;
+    };
+    check("actions", H5T_FLOAT, 2, {0}, true);
+    check("states", H5T_FLOAT, 2, {0}, true);
+    check("rewards", H5T_FLOAT, 1, {}, true);
+    check("dones", H5T_INTEGER, 1, {}, true);
+    const auto joints = check("obs/robot0_joint_pos", H5T_FLOAT, 2, {0}, true);
+    check("obs/robot0_joint_vel", H5T_FLOAT, 2, {joints.dims[1]}, true);
+    check("obs/robot0_eef_pos", H5T_FLOAT, 2, {0}, true);
+    const auto quat = check("obs/robot0_eef_quat", H5T_FLOAT, 2, {0}, true);
+    if (quat.dims[1] % 4 != 0 || quat.dims[1] == 0) throw DatasetError("obs/robot0_eef_quat has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
+    check("obs/robot0_gripper_qpos", H5T_FLOAT, 2, {0}, false);
+    const auto objects = check("obs/object", H5T_FLOAT, 2, {0}, false);
+    if (!objects.dims.empty() && objects.dims[1] % 7 != 0) throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
+    const auto ee = h5::Describe(g, "obs/robot0_eef_pos");
+    if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0) throw DatasetError("obs/robot0_eef_pos has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
+    for (const std::string& key : h5::ListNames(g, "obs")) {
+      if (key.size() < 6 || key.compare(key.size() - 6, 6, "_image") != 0) continue;
+      const auto d = check("obs/" + key, H5T_INTEGER, 4, {static_cast<hsize_t>(size), static_cast<hsize_t>(size), 3}, true);
+      if (d.type_size != 1 || d.is_signed) throw DatasetError("obs/" + key + " is not uint8");
+      if (frames) {
+        try {
+          (void)h5::ReadArray<std::uint8_t>(g, "obs/" + key);
+        } catch (const DatasetError&) {
+          throw DatasetError("obs/" + key + " cannot be read back (damaged: checksum or compression error)");
+        }
+      }
+    }
+    if (h5::HasAttr(g, "randomization") && !nlohmann::json::accept(h5::GetStringAttr(g, "randomization"))) {
+      throw DatasetError("its randomization attribute is not valid JSON");
+    }
+  } catch (const DatasetError& e) {
+    throw DatasetError(where + ": " + e.what());
+  }
+}
+
+void Dataset::CheckAll(bool frames) const {
+  for (const auto& demo : demos_) CheckEpisode(demo, frames);
 }
 
 std::pair<fs::path, std::string> Dataset::LinkTarget(const std::string& demo) const {

@@ -80,14 +80,30 @@ class Dataset {
   /// Frames [first, first+count) of obs/<camera>_image.
   std::vector<std::uint8_t> ReadFrames(const std::string& demo, const std::string& camera, hsize_t first,
                                        hsize_t count, std::vector<hsize_t>* dims = nullptr) const;
+  /// Checks that an episode is what the format says: its file opens; num_samples N >= 1; actions,
+  /// states, rewards, dones and the obs arrays exist with N rows, float (images uint8 of the dataset's
+  /// size, proprio widths consistent) and finite; the randomization attribute is JSON. With
+  /// `frames`, every frame is also read (decompressed, and checked against its checksum).
+  /// @throws DatasetError naming the dataset, the episode, its file and what is wrong.
+  void CheckEpisode(const std::string& demo, bool frames = false) const;
+  /// CheckEpisode for every episode (programs that train on the data call it, with frames, before
+  /// any output).
+  void CheckAll(bool frames = false) const;
+
   /// Where /data/<demo> links to (absolute file path, object path). @throws DatasetError if not a link.
   std::pair<std::filesystem::path, std::string> LinkTarget(const std::string& demo) const;
 
  private:
   h5::Handle Demo(const std::string& demo) const;
+  template <typename F>
+  auto Named(const std::string& demo, F&& read) const -> decltype(read());
 
   std::filesystem::path path_;
   h5::Handle file_;
+  /// Link access with the top file's folder as the external-link prefix: episode files resolve next
+  /// to the dataset, never against the working directory (HDF5 tries that first otherwise).
+  h5::Handle links_;
+  std::map<std::string, std::filesystem::path> targets_;  ///< demo -> its episode file (external links)
   nlohmann::json config_, env_args_, meta_;
   std::int64_t total_ = 0;
   std::vector<std::string> demos_;

@@ -44,15 +44,27 @@ Handle OpenFile(const std::string& path);
 Handle CreateGroup(hid_t loc, const std::string& name);
 Handle OpenGroup(hid_t loc, const std::string& name);
 bool Exists(hid_t loc, const std::string& path);
+/// What a stored dataset is: its element class and size, and its shape.
+struct DatasetShape {
+  H5T_class_t type_class = H5T_NO_CLASS;
+  size_t type_size = 0;
+  bool is_signed = false;
+  std::vector<hsize_t> dims;
+};
+/// @throws DatasetError when `name` is not a readable dataset.
+DatasetShape Describe(hid_t loc, const std::string& name);
+
 /// Names of the links in the group `group` under `loc`, in name order.
 std::vector<std::string> ListNames(hid_t loc, const std::string& group);
 
 template <typename T> hid_t NativeType();
 
-/// Writes an n-d array. `chunk_first_dim` > 0 chunks along the first dimension with `deflate` level.
+/// Writes an n-d array. `chunk_first_dim` > 0 chunks along the first dimension with `deflate` level
+/// and, with `checksum`, a Fletcher-32 checksum per chunk (damaged data then fails to read instead of
+/// reading back wrong).
 template <typename T>
 void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data,
-                hsize_t chunk_first_dim = 0, int deflate = 0);
+                hsize_t chunk_first_dim = 0, int deflate = 0, bool checksum = false);
 template <typename T>
 std::vector<T> ReadArray(hid_t loc, const std::string& name, std::vector<hsize_t>* dims = nullptr);
 /// Reads rows [first, first+count) of an n-d array along its first dimension.

@@ -95,6 +95,7 @@ void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, con
 ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
   try {
     dataset_ = std::make_unique<collect::Dataset>(options.data);
+    dataset_->CheckAll();
   } catch (const collect::DatasetError& e) {
     throw std::runtime_error(std::string(e.what()));
   }

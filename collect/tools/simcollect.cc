@@ -140,6 +140,7 @@ void CollectRanges(const nlohmann::json& j, const std::string& path, std::map<st
 
 int Info(const std::string& file) {
   const Dataset ds(file);
+  ds.CheckAll();  // a damaged episode is named, not summarized
   std::map<std::string, std::pair<int, int>> tasks;
   std::set<std::string> embodiments;
   std::map<std::string, std::pair<double, double>> ranges;
@@ -189,6 +190,7 @@ int Merge(const std::string& out, const std::vector<std::string>& shards, bool o
   const fs::path out_dir = fs::absolute(out).parent_path();
   for (const auto& shard : shards) {
     const Dataset ds(shard);
+    ds.CheckAll();
     nlohmann::json c = ds.config();
     if (c.is_null()) throw CollectError(shard + " is not an Embody dataset (no embody_config)");
     c.erase("shard");
