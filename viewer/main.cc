@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
       const auto& l = app.layout();
       const nlohmann::json layout = {{"width", w}, {"height", h}, {"episode", app.demo()}, {"frame", o.frame},
                                      {"true_frame", l.true_frame}, {"scale", l.scale}, {"true_view", l.true_view},
-                                     {"imagined_view", l.imagined_view}, {"surprise_plot", l.surprise_plot}, {"violation_x", l.violation_x}};
+                                     {"imagined_view", l.imagined_view}, {"surprise_plot", l.surprise_plot}, {"violation_x", l.violation_x},
+                                     {"robot_box", l.robot_box}};
       embody::collect::WriteJsonFileAtomically(screenshot + ".json", layout);
       std::printf("rollout-viewer: wrote %s (%dx%d) and its layout %s.json\n", screenshot.c_str(), w, h, screenshot.c_str());
     }

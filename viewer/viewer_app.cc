@@ -143,15 +143,10 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
       if (p == base) robot_body_[b] = true;
     }
   }
-  camera_.type = mjCAMERA_FREE;
-  camera_.lookat[0] = 0.45;
-  camera_.lookat[2] = 0.45;
-  camera_.distance = 1.7;
-  camera_.azimuth = 160;
-  camera_.elevation = -25;
   glGenTextures(4, textures_);
   for (unsigned int t : textures_) SetupTexture(t);
   LoadEpisode(options.episode);
+  FitOrbit();  // once: the user's orbit is kept when the episode changes
   SetFrame(options.frame >= 0 ? options.frame : start_);
   playing_ = options.play;
 }
@@ -237,6 +232,58 @@ void ViewerApp::UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int 
   glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB, w, h, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb);
 }
 
+void ViewerApp::FitOrbit() {
+  // The robot and the scene's free objects at the first stored state, as an axis-aligned box of their
+  // geoms' bounding spheres; the orbit looks at its centre from far enough that its bounding sphere
+  // fits the narrower of the view's field-of-view angles (views are about as wide as tall).
+  sim::World& world = runner_->world();
+  world.SetState(states_.data(), state_dim_);
+  const mjModel* m = world.model();
+  const mjData* d = world.data();
+  std::vector<bool> framed = robot_body_;
+  for (int b : runner_->scene().object_bodies) framed[b] = true;
+  for (int k = 0; k < 3; ++k) box_lo_[k] = mjMAXVAL, box_hi_[k] = -mjMAXVAL;
+  for (int g = 0; g < m->ngeom; ++g) {
+    if (!framed[m->geom_bodyid[g]] || m->geom_type[g] == mjGEOM_PLANE) continue;
+    for (int k = 0; k < 3; ++k) {
+      box_lo_[k] = std::min(box_lo_[k], d->geom_xpos[3 * g + k] - m->geom_rbound[g]);
+      box_hi_[k] = std::max(box_hi_[k], d->geom_xpos[3 * g + k] + m->geom_rbound[g]);
+    }
+  }
+  double radius = 0;
+  for (int k = 0; k < 3; ++k) {
+    camera_.lookat[k] = 0.5 * (box_lo_[k] + box_hi_[k]);
+    radius += 0.25 * (box_hi_[k] - box_lo_[k]) * (box_hi_[k] - box_lo_[k]);
+  }
+  radius = std::sqrt(radius);
+  const double half = std::atan(std::tan(22.5 * M_PI / 180) * 0.85);  // fovy 45, aspect down to 0.85
+  camera_.type = mjCAMERA_FREE;
+  camera_.distance = 1.05 * radius / std::sin(half);
+  camera_.azimuth = 160;
+  camera_.elevation = -25;
+}
+
+std::array<int, 4> ViewerApp::ProjectedBox(int width, int height) const {
+  // Through the camera of the last rendered scene: OpenGL's projection of the box's corners (near
+  // plane, frustum top/bottom from fovy, left/right from the view's aspect), in view pixels.
+  const mjvGLCamera& c = scene_.camera[0];
+  const double right[3] = {c.forward[1] * c.up[2] - c.forward[2] * c.up[1], c.forward[2] * c.up[0] - c.forward[0] * c.up[2],
+                           c.forward[0] * c.up[1] - c.forward[1] * c.up[0]};
+  const double half_w = 0.5 * (c.frustum_top - c.frustum_bottom) * width / std::max(1, height);
+  std::array<int, 4> box = {1 << 30, 1 << 30, -(1 << 30), -(1 << 30)};
+  for (int corner = 0; corner < 8; ++corner) {
+    double v[3], x = 0, y = 0, z = 0;
+    for (int k = 0; k < 3; ++k) v[k] = ((corner >> k) & 1 ? box_hi_[k] : box_lo_[k]) - c.pos[k];
+    for (int k = 0; k < 3; ++k) x += v[k] * right[k], y += v[k] * c.up[k], z += v[k] * c.forward[k];
+    if (z <= 1e-6) return {-1, -1, -1, -1};  // behind the camera: certainly not framed
+    const double xn = x * c.frustum_near / z, yn = y * c.frustum_near / z;
+    const int px = static_cast<int>(std::lround((xn - (c.frustum_center - half_w)) / (2 * half_w) * width));
+    const int py = static_cast<int>(std::lround((1 - (yn - c.frustum_bottom) / (c.frustum_top - c.frustum_bottom)) * height));
+    box = {std::min(box[0], px), std::min(box[1], py), std::max(box[2], px), std::max(box[3], py)};
+  }
+  return box;
+}
+
 void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int texture) {
   mjModel* m = runner_->world().mutable_model();
   const mjData* d = runner_->world().data();
@@ -313,6 +360,7 @@ void ViewerApp::Draw(int width, int height) {
     texture_keys_[0] = recorded_key;
   }
   RenderScene(false, view_w, view_h, textures_[2]);
+  const auto box = ProjectedBox(std::clamp(view_w, 16, kMaxView), std::clamp(view_h, 16, kMaxView));
   ImGui::SetNextWindowPos(ImVec2(0, 0));
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(half), static_cast<float>(top_h)));
   ImGui::Begin("True rollout", nullptr, fixed);
@@ -326,6 +374,7 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::SameLine();
   p = ImGui::GetCursorScreenPos();
   layout_.true_view[0] = static_cast<int>(p.x), layout_.true_view[1] = static_cast<int>(p.y), layout_.true_view[2] = view_w, layout_.true_view[3] = view_h;
+  for (int k = 0; k < 4; ++k) layout_.robot_box[k] = box[k] + layout_.true_view[k % 2];
   ImGui::Image(Tex(textures_[2]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
   const bool orbit_left = ImGui::IsItemHovered();
   ImGui::End();

@@ -5,6 +5,7 @@
 // torch-free Imaginer). Needs a current OpenGL context (a GLFW window) while it lives.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -40,6 +41,7 @@ struct Layout {
   int true_view[4] = {0, 0, 0, 0}, imagined_view[4] = {0, 0, 0, 0};
   int surprise_plot[4] = {0, 0, 0, 0};  ///< the surprise curve's axes box (surprise clips only)
   int violation_x = -1;                 ///< where the violation frame is marked on it
+  int robot_box[4] = {0, 0, 0, 0};      ///< the robot and objects' bounding box projected in the true view: x0, y0, x1, y1
 };
 
 class ViewerApp {
@@ -80,6 +82,10 @@ class ViewerApp {
   void DrawReadout(ImVec2 origin, float side);
   /// The surprise curves of a clip written by `surprise --clips`, the violation frame marked.
   void DrawSurprise(float height);
+  /// Points the orbit camera at the robot and the scene's objects so that all of them are in view.
+  void FitOrbit();
+  /// That box projected through the last rendered camera into a width x height view (pixels).
+  std::array<int, 4> ProjectedBox(int width, int height) const;
 
   ViewerOptions options_;
   std::unique_ptr<collect::Dataset> dataset_;
@@ -98,6 +104,7 @@ class ViewerApp {
     std::vector<double> model, copy_last;  ///< one value per model step, at frames (i + 1) * frame_skip
   };
   SurpriseClip surprise_;
+  double box_lo_[3] = {0, 0, 0}, box_hi_[3] = {0, 0, 0};  ///< what the orbit frames (world, m)
   collect::Draw draw_;
   std::unique_ptr<collect::EpisodeRunner> runner_;  // the randomized scene, for replay
   std::vector<int> robot_qpos_;                      // qpos address of each controlled joint

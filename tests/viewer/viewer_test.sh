@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The rollout viewer in a real GLFW window under Xvfb: a tiny dataset, encoder and model; a
 # screenshot (size, both panels non-uniform, the true panel's recorded frame equals the stored
-# frame), a surprise clip's curve with its violation marked, a video (ffprobe frame count), and the
-# refusals (no display, not a dataset, wrong robot).
+# frame), a surprise clip's curve with its violation marked, an orbit view framing every robot, a
+# video (ffprobe frame count), and the refusals (no display, not a dataset, wrong robot).
 # Usage: viewer_test.sh BIN_DIR
 set -euo pipefail
 bin=$1
@@ -30,6 +30,22 @@ xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka
 xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/clips.h5" --episode 1 --frame 20 --width 960 --height 600 \
   --screenshot "$dir/surprise.png" > /dev/null
 /usr/bin/python3 "$here/check_surprise_screenshot.py" "$dir/surprise.png" "$dir/clips.h5" || fail "surprise screenshot check"
+
+# The orbit view frames the whole robot and the scene's objects, for the humanoid as for the arms:
+# their bounding box, projected through the view's camera, lies inside the view.
+"$bin/simcollect" --robot humanoid --episodes 2 --steps 8 --image-size 32 --seed 5 --out "$dir/humanoid.h5" > /dev/null
+for data in humanoid franka; do
+  xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/$data.h5" --episode 1 --frame 5 --width 960 --height 600 \
+    --screenshot "$dir/framed_$data.png" > /dev/null
+  /usr/bin/python3 - "$dir/framed_$data.png.json" <<'PY' || fail "$data: the orbit view does not frame the robot"
+import json, sys
+l = json.load(open(sys.argv[1]))
+x0, y0, x1, y1 = l["robot_box"]
+x, y, w, h = l["true_view"]
+assert x0 >= x and y0 >= y and x1 <= x + w and y1 <= y + h, (l["robot_box"], l["true_view"])
+assert (x1 - x0) * (y1 - y0) >= 0.15 * w * h, ("the robot is tiny in the view", l["robot_box"], l["true_view"])
+PY
+done
 
 # Without a display, a screenshot still works (the viewer runs itself under xvfb-run).
 env -u DISPLAY -u WAYLAND_DISPLAY "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 1 --frame 2 --width 640 --height 480 \
