@@ -5,6 +5,7 @@
 #include <random>
 
 #include "adapt/encoder.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 
 namespace embody::adapt {
@@ -92,9 +93,7 @@ DecoderStats TrainDecoder(const StageTwoData& data, int steps, std::uint64_t see
   decoder->save(archive);
   archive.write("decoder_config", c10::IValue(nlohmann::json{{"tokens", data.tokens()}, {"latent_dim", data.latent_dim()}, {"image_size", s}}.dump()));
   archive.write("encoder_hash", c10::IValue(data.encoder_hash()));
-  if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
-  archive.save_to(out.string() + ".tmp");
-  fs::rename(out.string() + ".tmp", out);
+  SaveArchiveAtomically(archive, out);
   return stats;
 }
 

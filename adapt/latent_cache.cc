@@ -5,6 +5,7 @@
 #include "adapt/video_data.h"
 #include "collect/dataset.h"
 #include "collect/hdf5_util.h"
+#include "sim/atomic_file.h"
 
 namespace embody::adapt {
 namespace {
@@ -76,11 +77,9 @@ CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, c
     throw AdaptError("encoder takes " + std::to_string(encoder.image_size()) + " px frames; " + dataset.string() + " has " +
                      std::to_string(data.image_size()) + " px");
   }
-  fs::create_directories(status.path.parent_path());
-  const fs::path tmp = status.path.string() + ".tmp";
   const collect::Dataset& ds = data.dataset(0);
   const int s = data.image_size();
-  {
+  sim::WriteFileAtomically(status.path, [&](const fs::path& tmp) {
     h5::Handle file = h5::CreateFile(tmp.string());
     for (const auto& demo : ds.demos()) {
       const EpisodeRef episode{0, demo, ds.NumSamples(demo)};
@@ -103,8 +102,7 @@ CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, c
     h5::SetAttr(root, "dataset", fs::absolute(dataset).string());
     h5::SetAttr(root, "camera", camera);
     h5::SetAttr(root, "frames", status.frames);
-  }
-  fs::rename(tmp, status.path);
+  });
   status.built = true;
   return status;
 }

@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include "adapt/video_data.h"
+#include "sim/atomic_file.h"
 
 namespace embody::adapt {
 
@@ -29,10 +30,7 @@ inline double WarmupCosine(double lr, int steps, int step, double warmup_fractio
 
 /// Writes an archive under a temporary name, then renames it: a reader never sees half a file.
 inline void SaveArchiveAtomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
-  if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path());
-  const auto tmp = path.string() + ".tmp";
-  archive.save_to(tmp);
-  std::filesystem::rename(tmp, path);
+  sim::WriteFileAtomically(path, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
 }
 
 /// A trainer's checkpoint: its format tag and run options, its modules by name, the optimizer, the

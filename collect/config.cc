@@ -1,5 +1,7 @@
 #include "collect/config.h"
 
+#include "sim/atomic_file.h"
+
 #include <fstream>
 
 #include <thread>
@@ -105,13 +107,12 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
 }
 
 void WriteJsonFileAtomically(const std::filesystem::path& path, const nlohmann::json& j) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
+  sim::WriteFileAtomically(path, [&](const std::filesystem::path& tmp) {
     std::ofstream out(tmp);
     out << j.dump(2) << "\n";
-    if (!out) throw CollectError("cannot write " + tmp.string());
-  }
-  std::filesystem::rename(tmp, path);
+    out.close();
+    if (!out) throw CollectError("cannot write " + path.string());
+  });
 }
 
 }  // namespace embody::collect

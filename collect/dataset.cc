@@ -3,18 +3,21 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+
+#include "sim/atomic_file.h"
 
 namespace embody::collect {
 namespace {
 
 namespace fs = std::filesystem;
 
-void RenameOver(const fs::path& from, const fs::path& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (ec) {
-    fs::remove(from, ec);
-    throw DatasetError("cannot move " + from.string() + " to " + to.string() + ": " + ec.message());
+// Writes through sim::WriteFileAtomically, its failures as DatasetError.
+void WriteAtomically(const fs::path& path, const std::function<void(const fs::path&)>& write) {
+  try {
+    sim::WriteFileAtomically(path, write);
+  } catch (const sim::AtomicWriteError& e) {
+    throw DatasetError(e.what());
   }
 }
 
@@ -39,9 +42,7 @@ std::string DemoName(std::int64_t index) { return "demo_" + std::to_string(index
 bool IsValidationEpisode(std::int64_t index) { return index % 10 == 9; }
 
 void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nlohmann::json& meta) {
-  const fs::path final_path = parts_dir / EpisodeFileName(ep.index);
-  const fs::path tmp = final_path.string() + ".tmp";
-  {
+  WriteAtomically(parts_dir / EpisodeFileName(ep.index), [&](const fs::path& tmp) {
     h5::Handle file = h5::CreateFile(tmp.string());
     h5::Handle g = h5::CreateGroup(file, DemoName(ep.index));
     const hsize_t n = ep.steps;
@@ -87,8 +88,7 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
     for (const std::string& key : h5::ListNames(g, "obs")) {
       h5::WriteNextRowView(g, "next_obs/" + key, "/" + DemoName(ep.index) + "/obs/" + key);
     }
-  }
-  RenameOver(tmp, final_path);
+  });
 }
 
 std::int64_t ReadEpisodeFileSamples(const fs::path& file, std::int64_t index) {
@@ -99,8 +99,7 @@ std::int64_t ReadEpisodeFileSamples(const fs::path& file, std::int64_t index) {
 
 void WriteTopFile(const fs::path& path, const std::map<std::int64_t, EpisodeEntry>& episodes,
                   const nlohmann::json& env_args, const nlohmann::json& config, const nlohmann::json& meta) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
+  WriteAtomically(path, [&](const fs::path& tmp) {
     h5::Handle file = h5::CreateFile(tmp.string());
     h5::Handle data = h5::CreateGroup(file, "data");
     std::int64_t total = 0;
@@ -119,8 +118,7 @@ void WriteTopFile(const fs::path& path, const std::map<std::int64_t, EpisodeEntr
     h5::SetAttr(data, "embody_meta", meta.dump());
     h5::WriteStrings(file, "mask/train", train);
     h5::WriteStrings(file, "mask/valid", valid);
-  }
-  RenameOver(tmp, path);
+  });
 }
 
 Dataset::Dataset(const fs::path& path) : path_(path) {

@@ -6,6 +6,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+#include "sim/atomic_file.h"
 #include "sim/world.h"
 
 namespace embody::sim {
@@ -15,15 +16,14 @@ void WritePng(const std::filesystem::path& path, const Image& image) {
       image.rgb.size() != static_cast<size_t>(3 * image.width * image.height)) {
     throw SimError("cannot write " + path.string() + ": image is empty or its size is inconsistent");
   }
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  if (!stbi_write_png(tmp.c_str(), image.width, image.height, 3, image.rgb.data(), 3 * image.width)) {
-    throw SimError("cannot write " + path.string() + " (is the folder writable?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw SimError("cannot write " + path.string() + ": " + ec.message());
+  try {
+    WriteFileAtomically(path, [&](const std::filesystem::path& tmp) {
+      if (!stbi_write_png(tmp.c_str(), image.width, image.height, 3, image.rgb.data(), 3 * image.width)) {
+        throw SimError("cannot write " + path.string() + " (is the folder writable?)");
+      }
+    });
+  } catch (const AtomicWriteError& e) {
+    throw SimError(e.what());
   }
 }
 

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "collect/config.h"
+#include "sim/atomic_file.h"
 #include "sim/image_io.h"
 #include "viewer/viewer_app.h"
 
@@ -163,25 +164,22 @@ int main(int argc, char** argv) {
     if (!video.empty()) {
       app.SetFrame(0);
       Settle(window, app, w, h);
-      const std::string tmp = video + ".tmp";
-      char cmd[1024];
-      std::snprintf(cmd, sizeof cmd,
-                    "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'", w,
-                    h, o.speed, tmp.c_str());
-      FILE* pipe = popen(cmd, "w");
-      if (!pipe) throw std::runtime_error("cannot start ffmpeg");
-      for (int t = 0; t < app.frames(); ++t) {
-        app.SetFrame(t);
-        glfwPollEvents();
-        Render(window, app, w, h);
-        const auto im = ReadWindow(w, h);
-        fwrite(im.rgb.data(), 1, im.rgb.size(), pipe);
-      }
-      if (pclose(pipe) != 0) {
-        fs::remove(tmp);
-        throw std::runtime_error("ffmpeg failed to write " + video);
-      }
-      fs::rename(tmp, video);
+      embody::sim::WriteFileAtomically(video, [&](const fs::path& tmp) {
+        char cmd[1024];
+        std::snprintf(cmd, sizeof cmd,
+                      "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'", w,
+                      h, o.speed, tmp.c_str());
+        FILE* pipe = popen(cmd, "w");
+        if (!pipe) throw std::runtime_error("cannot start ffmpeg");
+        for (int t = 0; t < app.frames(); ++t) {
+          app.SetFrame(t);
+          glfwPollEvents();
+          Render(window, app, w, h);
+          const auto im = ReadWindow(w, h);
+          fwrite(im.rgb.data(), 1, im.rgb.size(), pipe);
+        }
+        if (pclose(pipe) != 0) throw std::runtime_error("ffmpeg failed to write " + video);
+      });
       std::printf("rollout-viewer: wrote %s (%d frames at %g fps)\n", video.c_str(), app.frames(), o.speed);
     }
     if (!exporting) {
