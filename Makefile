@@ -5,7 +5,7 @@ ASAN_DIR ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-asan bench clean
+.PHONY: all deps configure build demo test test-asan bench clean format format-check
 
 all: build
 
@@ -42,3 +42,11 @@ bench: build
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(BUILD_DIR).configure.log $(ASAN_DIR).configure.log
+
+# The code style (.clang-format). `format` rewrites the sources in place; `format-check` lists the
+# files that differ from it (exit 1 if any).
+SOURCES = $(shell git ls-files '*.cc' '*.h')
+format:
+	clang-format -i $(SOURCES)
+format-check:
+	@bad=0; for f in $(SOURCES); do clang-format --dry-run -Werror $$f > /dev/null 2>&1 || { echo $$f; bad=1; }; done; exit $$bad

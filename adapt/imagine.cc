@@ -63,7 +63,7 @@ class TorchImaginer : public Imaginer {
     r.horizon = steps * k;
     r.frame_skip = k;
     r.seconds_per_frame = 1.0 / data_->control_hz();
-    const int j = data_->spec().joints;
+    const EmbodimentSpec& spec = data_->spec();
     const auto truth = w.latents.slice(0, c), truth_prop = w.proprio.slice(0, c);
     const auto last = w.latents.select(0, c - 1);
     // Retrieval candidates: this episode and a few others.
@@ -95,8 +95,8 @@ class TorchImaginer : public Imaginer {
       r.copy_last_l1.push_back((last - truth[h]).abs().mean().item<double>());
       const auto pp = prop[0][h];
       r.proprio.emplace_back(pp.data_ptr<float>(), pp.data_ptr<float>() + pp.numel());
-      r.joint_error_rad.push_back((pp.slice(0, 0, j) - truth_prop[h].slice(0, 0, j)).abs().mean().item<double>());
-      r.ee_error_cm.push_back((pp.slice(0, 2 * j, 2 * j + 3) - truth_prop[h].slice(0, 2 * j, 2 * j + 3)).norm().item<double>() * 100);
+      r.joint_error_rad.push_back((JointPositionsOf(pp, spec) - JointPositionsOf(truth_prop[h], spec)).abs().mean().item<double>());
+      r.ee_error_cm.push_back((EePositionOf(pp, spec) - EePositionOf(truth_prop[h], spec)).norm().item<double>() * 100);
       double best = 1e300;
       for (const auto& [name, latents] : pool) {
         const auto d = (latents - p.unsqueeze(0)).abs().mean({1, 2});

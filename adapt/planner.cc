@@ -282,7 +282,8 @@ void DynamicsPlanner::Begin(PlanScene& scene) {
 
 std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
   torch::NoGradGuard no_grad;
-  const int k = model_.config().frame_skip, j = model_.spec(embodiment_).joints;
+  const int k = model_.config().frame_skip;
+  const EmbodimentSpec& spec = model_.spec(embodiment_);
   const auto p = scene.runner().Proprio();
   const auto p0 = torch::tensor(std::vector<float>(p.begin(), p.end()));
   const auto goal = torch::tensor({scene.goal().ee[0], scene.goal().ee[1], scene.goal().ee[2]}, torch::kFloat32);
@@ -292,7 +293,7 @@ std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
     torch::Tensor sum = torch::zeros({plans.size(0)});
     for (int step = 0; step < plans.size(1); ++step) {
       for (int i = 0; i < k; ++i) q = model_.StepDynamics(embodiment_, q, acts.select(1, step));
-      const auto d = (q.slice(1, 2 * j, 2 * j + 3) - goal).norm(2, 1);
+      const auto d = (EePositionOf(q, spec) - goal).norm(2, 1);
       sum = final_only_ ? d : sum + d / static_cast<double>(plans.size(1));
     }
     return sum;

@@ -462,7 +462,8 @@ std::vector<double> GapsClosed(const std::vector<double>& copy, const std::vecto
 
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& o) {
   const std::string& emb = data.spec().name;
-  const int k = model.config().frame_skip, c = o.context > 0 ? o.context : model.config().context, j = data.spec().joints;
+  const int k = model.config().frame_skip, c = o.context > 0 ? o.context : model.config().context;
+  const EmbodimentSpec& spec = data.spec();
   const int horizon = std::max(1, static_cast<int>(std::ceil(o.seconds * data.control_hz() / k - 1e-9)));
   const int image_size = data.image_size();
   if (c < 1 || c > model.config().context) throw AdaptError("evaluation context must be 1.." + std::to_string(model.config().context) + " model steps");
@@ -558,9 +559,9 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
 
     const auto ee_view = view.select(2, 0).to(torch::kFloat64);
     const auto model_l1 = (pred - truth).abs().mean({2, 3}), copy_l1 = (copy - truth).abs().mean({2, 3});
-    const auto joint_err = (prop_pred.slice(2, 0, j) - truth_prop.slice(2, 0, j)).abs().mean(2);
-    const auto ee_dyn = (prop_pred.slice(2, 2 * j, 2 * j + 3) - truth_prop.slice(2, 2 * j, 2 * j + 3)).norm(2, 2) * 100.0;
-    const auto ee_still = (proprio.select(1, c - 1).slice(1, 2 * j, 2 * j + 3).unsqueeze(1) - truth_prop.slice(2, 2 * j, 2 * j + 3)).norm(2, 2) * 100.0;
+    const auto joint_err = (JointPositionsOf(prop_pred, spec) - JointPositionsOf(truth_prop, spec)).abs().mean(2);
+    const auto ee_dyn = (EePositionOf(prop_pred, spec) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0;
+    const auto ee_still = (EePositionOf(proprio.select(1, c - 1), spec).unsqueeze(1) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0;
     for (const std::string& key : {std::string("all"), ep.task}) {
       EvalSums& s = sums[key];
       windows[key] += n;

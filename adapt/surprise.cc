@@ -353,13 +353,10 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
   z = F::layer_norm(z, F::LayerNormFuncOptions({z.size(-1)}));
   std::vector<float> proprio;
   for (int i = 0; i < M; ++i) {
-    const int t = i * k;
-    auto take = [&](const std::vector<float>& v, int n) { proprio.insert(proprio.end(), v.begin() + static_cast<std::ptrdiff_t>(t) * n, v.begin() + static_cast<std::ptrdiff_t>(t + 1) * n); };
-    take(clip.joint_pos, J);
-    take(clip.joint_vel, J);
-    take(clip.eef_pos, 3);
-    take(clip.eef_quat, 4);
-    if (G > 0) take(clip.gripper_qpos, G);
+    const size_t t = static_cast<size_t>(i) * k;
+    const auto row = collect::ProprioRow(spec.layout(), clip.joint_pos.data() + t * J, clip.joint_vel.data() + t * J, clip.eef_pos.data() + t * 3,
+                                         clip.eef_quat.data() + t * 4, G > 0 ? clip.gripper_qpos.data() + t * G : nullptr);
+    proprio.insert(proprio.end(), row.begin(), row.end());
   }
   const auto q = torch::tensor(proprio).reshape({M, spec.proprio_dim()});
   // The k actions of model step i (control steps i k .. i k + k - 1), zero-padded past the clip's end.

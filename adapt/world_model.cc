@@ -181,12 +181,12 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
     throw AdaptError("model-step actions have " + std::to_string(actions.size(-1)) + " dimensions; embodiment " + s.name + " has " +
                      std::to_string(s.action_dim) + " per control step and the model " + std::to_string(c.frame_skip) + " control steps per model step");
   }
-  const int j = s.joints;
   const auto pn = n.Normalize(proprio);
   const auto action_tok = adapter->action->forward(actions) + adapter->token;
-  const auto joint_tok = adapter->joints->forward(pn.slice(-1, 0, 2 * j));
-  const auto gripper = s.gripper > 0 ? pn.slice(-1, 2 * j + 7).mean(-1, true) : torch::zeros({b, t, 1});
-  const auto ee_tok = trunk_->ee_in->forward(torch::cat({proprio.slice(-1, 2 * j, 2 * j + 7), gripper}, -1));
+  const collect::ProprioLayout l = s.layout();
+  const auto joint_tok = adapter->joints->forward(pn.slice(-1, l.joint_pos(), l.ee_pos()));  // positions and velocities
+  const auto gripper = s.gripper > 0 ? pn.slice(-1, l.gripper_pos()).mean(-1, true) : torch::zeros({b, t, 1});
+  const auto ee_tok = trunk_->ee_in->forward(torch::cat({proprio.slice(-1, l.ee_pos(), l.gripper_pos()), gripper}, -1));
   const auto cam_tok = trunk_->camera_in->forward(camera).unsqueeze(1).expand({b, t, c.dim});
   const auto cond = torch::stack({action_tok, joint_tok, ee_tok, cam_tok}, 2) + trunk_->kind_pos;
   // Every latent token also gets the frame's conditioning directly (added), so where and how the

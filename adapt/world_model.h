@@ -23,6 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "collect/proprio.h"
+
 namespace embody::adapt {
 
 /// What an embodiment's vectors look like (from its dataset).
@@ -32,7 +34,8 @@ struct EmbodimentSpec {
   int gripper = 0;      ///< G
   int action_dim = 0;
   std::string action_kind;  ///< names of the action dims joined; equal kinds share an action adapter on transfer
-  int proprio_dim() const { return 2 * joints + 7 + gripper; }
+  collect::ProprioLayout layout() const { return {joints, gripper}; }
+  int proprio_dim() const { return layout().size(); }
   nlohmann::json ToJson() const;
   static EmbodimentSpec FromJson(const nlohmann::json& j);
 };
@@ -153,6 +156,14 @@ class WorldModel {
   std::map<std::string, DynamicsModel> dynamics_;
   std::map<std::string, Normalizer> norms_;
 };
+
+/// Parts of proprio tensors (..., P) in the layout of `spec`: joint positions (..., J), ee position (..., 3).
+inline torch::Tensor JointPositionsOf(const torch::Tensor& proprio, const EmbodimentSpec& spec) {
+  return proprio.slice(-1, spec.layout().joint_pos(), spec.layout().joint_pos() + spec.joints);
+}
+inline torch::Tensor EePositionOf(const torch::Tensor& proprio, const EmbodimentSpec& spec) {
+  return proprio.slice(-1, spec.layout().ee_pos(), spec.layout().ee_pos() + 3);
+}
 
 /// Camera extrinsics (4x4 camera-to-world, row-major) as the 12 numbers the camera token sees.
 torch::Tensor CameraFeatures(const std::vector<double>& extrinsics);

@@ -127,14 +127,12 @@ EpisodeData EpisodeRunner::RunScript(std::int64_t index, int steps, const Episod
 
 std::vector<float> EpisodeRunner::Proprio() const {
   const mjData* d = world_->data();
-  std::vector<float> p;
-  for (double q : controller_->JointPositions(d)) p.push_back(static_cast<float>(q));
-  for (double v : controller_->JointVelocities(d)) p.push_back(static_cast<float>(v));
+  auto floats = [](auto&& values) { return std::vector<float>(values.begin(), values.end()); };
   const sim::SitePose ee = sim::GetSitePose(d, EeSite());
-  for (double x : ee.pos) p.push_back(static_cast<float>(x));
-  for (double x : ee.quat) p.push_back(static_cast<float>(x));
-  for (int q : gripper_qpos_) p.push_back(static_cast<float>(d->qpos[q]));
-  return p;
+  std::vector<float> gripper;
+  for (int q : gripper_qpos_) gripper.push_back(static_cast<float>(d->qpos[q]));
+  return ProprioRow(proprio_layout(), floats(controller_->JointPositions(d)).data(), floats(controller_->JointVelocities(d)).data(),
+                    floats(ee.pos).data(), floats(ee.quat).data(), gripper.data());
 }
 
 int EpisodeRunner::EeSite() const {

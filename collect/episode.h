@@ -15,6 +15,7 @@
 
 #include "collect/config.h"
 #include "collect/policies.h"
+#include "collect/proprio.h"
 #include "collect/randomizer.h"
 #include "robots/embodiment.h"
 #include "sim/controller.h"
@@ -82,9 +83,9 @@ class EpisodeRunner {
   const SceneRefs& scene() const { return scene_; }
   const Draw& draw() const { return draw_; }
   int substeps() const { return substeps_; }
-  /// The robot's proprio now, in the layout stage two reads from a dataset:
-  /// [joint_pos J, joint_vel J, ee_pos 3, ee_quat 4 (w x y z), gripper finger qpos G].
+  /// The robot's proprio now, in the layout stage two reads from a dataset (collect/proprio.h).
   std::vector<float> Proprio() const;
+  ProprioLayout proprio_layout() const { return {controller_->num_joints(), static_cast<int>(gripper_qpos_.size())}; }
   /// The site recorded as the end effector (the controller's, else the embodiment's first ee site).
   int EeSite() const;
 
