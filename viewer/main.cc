@@ -2,6 +2,7 @@
 //   rollout-viewer --data data/ur5.h5 [--model models/ur5] [--episode 3]
 //   rollout-viewer --data data/ur5.h5 --model models/ur5 --screenshot out.png     (no screen needed)
 //   rollout-viewer --data data/ur5.h5 --model models/ur5 --video out.mp4
+//   rollout-viewer --data data/ur5.h5 --model models/ur5_scratch --model models/ur5 --encoder models/encoder.pt   (compare)
 #include <unistd.h>
 
 #include <cstdio>
@@ -82,8 +83,9 @@ int main(int argc, char** argv) {
   std::string screenshot, video;
   int exit_after = 0;
   cli.add_option("--data", o.data, "Embody dataset (.h5)")->required();
-  cli.add_option("--model", o.model, "Stage-two model folder (adapt --out); without it the dataset alone is shown");
-  cli.add_option("--encoder", o.encoder, "The frozen encoder the model was trained on")->capture_default_str();
+  cli.add_option("--model", o.models, "Stage-two model folder (adapt --out); several (--model A --model B) are compared side by side; "
+                                      "without one the dataset alone is shown");
+  cli.add_option("--encoder", o.encoders, "The frozen encoder the models were trained on: one for all, or one per --model")->capture_default_str();
   cli.add_option("--camera", o.camera, "Recorded camera")->capture_default_str();
   cli.add_option("--episode", o.episode, "Episode index (0 = first)")->capture_default_str();
   cli.add_option("--frame", o.frame, "Timeline position (default: the first imagined frame)");
@@ -146,8 +148,9 @@ int main(int argc, char** argv) {
   try {
     const double opening = glfwGetTime();
     ViewerApp app(o);
-    std::fprintf(stderr, "rollout-viewer: opened %s%s in %.2f s\n", o.data.c_str(), o.model.empty() ? "" : (" and " + o.model).c_str(),
-                 glfwGetTime() - opening);
+    std::string models;
+    for (const auto& m : o.models) models += " and " + m;
+    std::fprintf(stderr, "rollout-viewer: opened %s%s in %.2f s\n", o.data.c_str(), models.c_str(), glfwGetTime() - opening);
     int w = 0, h = 0;
     glfwGetFramebufferSize(window, &w, &h);
     if (!screenshot.empty()) {
@@ -157,7 +160,8 @@ int main(int argc, char** argv) {
       const nlohmann::json layout = {{"width", w}, {"height", h}, {"episode", app.demo()}, {"frame", o.frame},
                                      {"true_frame", l.true_frame}, {"scale", l.scale}, {"true_view", l.true_view},
                                      {"imagined_view", l.imagined_view}, {"surprise_plot", l.surprise_plot}, {"violation_x", l.violation_x},
-                                     {"robot_box", l.robot_box}};
+                                     {"robot_box", l.robot_box}, {"imagined_frames", l.imagined_frames}, {"models", o.models},
+                                     {"latent_plot", l.latent_plot}, {"latent_series", l.latent_series}};
       embody::collect::WriteJsonFileAtomically(screenshot + ".json", layout);
       std::printf("rollout-viewer: wrote %s (%dx%d) and its layout %s.json\n", screenshot.c_str(), w, h, screenshot.c_str());
     }

@@ -49,12 +49,13 @@ void DrawYAxis(ImDrawList* draw, float x0, float left, float right, float top, f
 
 // A line plot on ImGui's draw list (Debian has no ImPlot): every series on one set of axes, y ticks
 // with numbers from 0, x in seconds ahead (one value per imagined frame), and a legend.
-void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, const char* y_label, float height) {
+void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, const char* y_label, float height, int* box = nullptr) {
   const ImVec2 origin = ImGui::GetCursorScreenPos();
   const float width = ImGui::GetContentRegionAvail().x;
   ImGui::Dummy(ImVec2(width, height));
   ImDrawList* draw = ImGui::GetWindowDrawList();
   const float left = origin.x + 44, right = origin.x + width - 6, top = origin.y + 4, bottom = origin.y + height - 18;
+  if (box) box[0] = static_cast<int>(left), box[1] = static_cast<int>(top), box[2] = static_cast<int>(right - left), box[3] = static_cast<int>(bottom - top);
   double hi = 0;
   size_t n = 0;
   for (const Series& s : series) {
@@ -110,7 +111,21 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     throw std::runtime_error("--episode " + std::to_string(options.episode) + " is out of range: " + options.data + " has " +
                              std::to_string(episodes_.size()) + " episodes");
   }
-  if (!options.model.empty()) imaginer_ = adapt::Imaginer::Open(options.model, options.data, options.encoder, options.camera);
+  if (options.encoders.size() != 1 && options.encoders.size() != options.models.size()) {
+    throw std::runtime_error("give one --encoder for every model or one per --model (" + std::to_string(options.models.size()) + " models, " +
+                             std::to_string(options.encoders.size()) + " encoders)");
+  }
+  // Model colours, apart from the truth's green and copy-last's red.
+  static const ImU32 kPalette[] = {IM_COL32(80, 160, 255, 255), IM_COL32(230, 110, 200, 255), IM_COL32(255, 190, 60, 255),
+                                   IM_COL32(160, 120, 255, 255)};
+  for (size_t i = 0; i < options.models.size(); ++i) {
+    ModelView m;
+    const std::filesystem::path folder = std::filesystem::path(options.models[i]).lexically_normal();
+    m.label = folder.has_filename() ? folder.filename().string() : folder.parent_path().filename().string();
+    m.imaginer = adapt::Imaginer::Open(options.models[i], options.data, options.encoders[options.encoders.size() == 1 ? 0 : i], options.camera);
+    m.color = kPalette[i % 4];
+    models_.push_back(std::move(m));
+  }
 
   collect::CollectConfig config;
   try {  // what the replay needs of the stored configuration (its "identity", see collect/config.h)
@@ -145,6 +160,10 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
   }
   glGenTextures(4, textures_);
   for (unsigned int t : textures_) SetupTexture(t);
+  for (auto& m : models_) {
+    glGenTextures(1, &m.texture);
+    SetupTexture(m.texture);
+  }
   LoadEpisode(options.episode);
   FitOrbit();  // once: the user's orbit is kept when the episode changes
   SetFrame(options.frame >= 0 ? options.frame : start_);
@@ -154,6 +173,7 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
 ViewerApp::~ViewerApp() {
   if (pending_.valid()) pending_.wait();
   glDeleteTextures(4, textures_);
+  for (auto& m : models_) glDeleteTextures(1, &m.texture);
   mj_deleteData(ghost_);
   mjr_freeContext(&context_);
   mjv_freeScene(&scene_);
@@ -181,26 +201,32 @@ void ViewerApp::LoadEpisode(int index) {
                       dataset_->StringAttr(demo, "violation") + " (" + dataset_->StringAttr(demo, "variant") + ")";
   }
   runner_->Prepare(draw_);
-  imagination_.reset();
+  for (auto& m : models_) m.imagination.reset();
   frame_ = std::min(frame_, episode_frames_ - 1);
   RequestImagination();
 }
 
 void ViewerApp::RequestImagination() {
-  if (!imaginer_) return;
+  if (models_.empty()) return;
   if (pending_.valid()) pending_.wait();
   start_ = std::clamp(options_.start >= 0 ? options_.start : options_.context, options_.context, std::max(options_.context, episode_frames_ - 1));
   imagination_error_.clear();
   const std::string demo = episodes_[episode_].demo;
   const int start = start_, k = options_.context, h = options_.horizon;
-  adapt::Imaginer* imaginer = imaginer_.get();
-  pending_ = std::async(std::launch::async, [=] { return imaginer->Imagine(demo, start, k, h); });
+  std::vector<adapt::Imaginer*> imaginers;
+  for (auto& m : models_) imaginers.push_back(m.imaginer.get());
+  pending_ = std::async(std::launch::async, [=] {
+    std::vector<adapt::Imagination> all;
+    for (adapt::Imaginer* imaginer : imaginers) all.push_back(imaginer->Imagine(demo, start, k, h));
+    return all;
+  });
 }
 
 void ViewerApp::PollImagination() {
   if (!pending_.valid() || pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
   try {
-    imagination_ = std::make_unique<adapt::Imagination>(pending_.get());
+    auto all = pending_.get();
+    for (size_t i = 0; i < all.size() && i < models_.size(); ++i) models_[i].imagination = std::make_unique<adapt::Imagination>(std::move(all[i]));
     ++imagination_generation_;
   } catch (const std::exception& e) {
     imagination_error_ = e.what();
@@ -309,8 +335,10 @@ void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int text
     m->vis.global.fovy = 45;
   }
   mjv_updateScene(m, const_cast<mjData*>(d), &vopt_, nullptr, &cam, mjCAT_ALL, &scene_);
-  if (ghost && imagination_ && frame_ >= imagination_->start && frame_ < imagination_->start + imagination_->horizon) {
-    const auto& p = imagination_->proprio[frame_ - imagination_->start];
+  for (const ModelView& model : models_) {
+    const adapt::Imagination* im = model.imagination.get();
+    if (!ghost || !im || frame_ < im->start || frame_ >= im->start + im->horizon) continue;
+    const auto& p = im->proprio[frame_ - im->start];
     mju_copy(ghost_->qpos, d->qpos, m->nq);
     for (size_t j = 0; j < robot_qpos_.size(); ++j) ghost_->qpos[robot_qpos_[j]] = p[j];
     mj_kinematics(m, ghost_);
@@ -320,9 +348,7 @@ void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int text
     for (int i = before; i < scene_.ngeom; ++i) {
       mjvGeom g = scene_.geoms[i];
       if (g.objtype != mjOBJ_GEOM || !robot_body_[m->geom_bodyid[g.objid]]) continue;
-      g.rgba[0] = 0.2f;
-      g.rgba[1] = 0.85f;
-      g.rgba[2] = 1.0f;
+      for (int c = 0; c < 3; ++c) g.rgba[c] = static_cast<float>((model.color >> (8 * c)) & 0xFF) / 255.0f;  // the model's colour
       g.rgba[3] = 0.35f;
       g.transparent = 1;
       g.segid = kept;
@@ -384,56 +410,50 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::SetNextWindowPos(ImVec2(static_cast<float>(half), 0));
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width - half), static_cast<float>(top_h)));
   ImGui::Begin("Imagined rollout", nullptr, fixed);
+  const adapt::Imagination* first = primary();
   int h = -1;
-  if (!imaginer_) {
+  if (models_.empty()) {
     ImGui::TextWrapped("no model: pass --model models/<robot> to imagine (dataset-only view)");
   } else if (!imagination_error_.empty()) {
     ImGui::TextWrapped("imagination failed: %s", imagination_error_.c_str());
-  } else if (!imagination_) {
+  } else if (!first) {
     ImGui::Text("imagining from frame %d ...", start_);
   } else {
-    h = frame_ - imagination_->start;
-    if (h < 0) ImGui::Text("frame %d is context (imagination starts at %d)", frame_, imagination_->start);
-    else if (h >= imagination_->horizon) ImGui::Text("past the horizon (%d..%d imagined)", imagination_->start, imagination_->start + imagination_->horizon - 1);
-    else ImGui::Text("imagined step %d/%d: %s (left), dynamics ghost (right)", h + 1, imagination_->horizon,
-                     imagination_->decoded.empty() ? "nearest real frame" : "decoded latents");
+    h = frame_ - first->start;
+    if (h < 0) ImGui::Text("frame %d is context (imagination starts at %d)", frame_, first->start);
+    else if (h >= first->horizon) ImGui::Text("past the horizon (%d..%d imagined)", first->start, first->start + first->horizon - 1);
+    else ImGui::Text("imagined step %d/%d: %s (left), dynamics ghost%s (right)", h + 1, first->horizon,
+                     first->decoded.empty() ? "nearest real frame" : "decoded latents", models_.size() > 1 ? "s" : "");
   }
-  const bool in_horizon = imagination_ && h >= 0 && h < imagination_->horizon;
-  // The imagined latents as a picture: the decoder's, or else the nearest real frame (read from the
-  // dataset once per change, and never while the worker thread uses HDF5).
-  const bool decoded = in_horizon && !imagination_->decoded.empty();
-  const std::string imagined_key = !in_horizon ? ""
-                                   : decoded   ? "decoded " + std::to_string(imagination_generation_) + " " + std::to_string(h)
-                                               : imagination_->nearest_demo[h] + " " + std::to_string(imagination_->nearest_frame[h]);
-  if (in_horizon && imagined_key != texture_keys_[1]) {
-    if (decoded) {
-      UploadFrame(imagination_->decoded[h].data(), imagination_->decoded_size, imagination_->decoded_size, textures_[1]);
-      texture_keys_[1] = imagined_key;
-    } else if (!pending_.valid()) {
-      const auto nearest = dataset_->ReadFrames(imagination_->nearest_demo[h], options_.camera, imagination_->nearest_frame[h], 1);
-      UploadFrame(nearest.data(), s, s, textures_[1]);
-      texture_keys_[1] = imagined_key;
-    }
+  // One imagined frame per model, stacked (each under its name when there are several).
+  const int n = std::max<int>(1, static_cast<int>(models_.size()));
+  const float side = std::max(16.0f, std::min(static_cast<float>(s * scale), (top_h - 70.0f) / n - (n > 1 ? 18.0f : 0.0f)));
+  layout_.imagined_frames.clear();
+  ImGui::BeginGroup();
+  for (ModelView& m : models_) {
+    if (models_.size() > 1) ImGui::TextColored(ImColor(m.color), "%s", m.label.c_str());
+    DrawImaginedFrame(m, side);
   }
-  if (in_horizon && imagined_key == texture_keys_[1]) {
-    const ImVec2 at = ImGui::GetCursorScreenPos();
-    ImGui::Image(Tex(textures_[1]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
-    DrawReadout(at, static_cast<float>(s * scale));
-  } else {
-    ImGui::Dummy(ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));
-  }
+  if (models_.empty()) ImGui::Dummy(ImVec2(side, side));
+  ImGui::EndGroup();
   ImGui::SameLine();
   p = ImGui::GetCursorScreenPos();
   layout_.imagined_view[0] = static_cast<int>(p.x), layout_.imagined_view[1] = static_cast<int>(p.y);
   layout_.imagined_view[2] = view_w, layout_.imagined_view[3] = view_h;
   ImGui::Image(Tex(textures_[3]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
   const bool orbit_right = ImGui::IsItemHovered();
-  if (show_overlay_ && in_horizon) {
-    char text[160];
-    std::snprintf(text, sizeof text, "latent L1 %.4f (copy-last %.4f)\nee error %.2f cm, joints %.3f rad\nnearest: %s frame %d",
-                  imagination_->latent_l1[h], imagination_->copy_last_l1[h], imagination_->ee_error_cm[h], imagination_->joint_error_rad[h],
-                  imagination_->nearest_demo[h].c_str(), imagination_->nearest_frame[h]);
-    ImGui::GetWindowDrawList()->AddText(ImVec2(p.x + 8, p.y + 8), IM_COL32(255, 255, 255, 255), text);
+  if (show_overlay_ && first && h >= 0 && h < first->horizon) {
+    std::string text;
+    for (const ModelView& m : models_) {
+      const adapt::Imagination* im = m.imagination.get();
+      if (!im || h >= static_cast<int>(im->latent_l1.size())) continue;
+      char line[256];
+      std::snprintf(line, sizeof line, "%s%slatent L1 %.4f (copy-last %.4f)\nee error %.2f cm, joints %.3f rad\n", models_.size() > 1 ? m.label.c_str() : "",
+                    models_.size() > 1 ? ": " : "", im->latent_l1[h], im->copy_last_l1[h], im->ee_error_cm[h], im->joint_error_rad[h]);
+      text += line;
+    }
+    if (first->decoded.empty()) text += "nearest: " + first->nearest_demo[h] + " frame " + std::to_string(first->nearest_frame[h]);
+    ImGui::GetWindowDrawList()->AddText(ImVec2(p.x + 8, p.y + 8), IM_COL32(255, 255, 255, 255), text.c_str());
   }
   ImGui::End();
 
@@ -497,7 +517,7 @@ void ViewerApp::DrawControls() {
     options_.start = start;
     changed = true;
   }
-  if (changed && imaginer_) RequestImagination();
+  if (changed && !models_.empty()) RequestImagination();
   int cam = use_recorded_camera_ ? 1 : 0;
   ImGui::SetNextItemWidth(150);
   if (ImGui::Combo("camera", &cam, "orbit\0recorded\0")) use_recorded_camera_ = cam == 1;
@@ -518,10 +538,16 @@ void ViewerApp::DrawPlots(int width, int height, int bottom) {
   ImGui::Begin(surprise_.model.empty() ? "Latent error over the imagined steps" : "Surprise along the clip", nullptr, fixed);
   if (!surprise_.model.empty()) {
     DrawSurprise(plot_height);
-  } else if (imagination_) {
-    SeriesPlot({{"model", &imagination_->latent_l1, IM_COL32(80, 160, 255, 255)},
-                {"copy-last", &imagination_->copy_last_l1, IM_COL32(240, 90, 80, 255)}},
-               imagination_->seconds_per_frame, "latent L1", plot_height);
+  } else if (primary()) {
+    // Every model and copy-last on one set of axes.
+    // Copy-last first: the models' curves are drawn over it.
+    std::vector<Series> series = {{"copy-last", &primary()->copy_last_l1, IM_COL32(240, 90, 80, 255)}};
+    for (const ModelView& m : models_) {
+      if (m.imagination) series.push_back({m.label.c_str(), &m.imagination->latent_l1, m.color});
+    }
+    SeriesPlot(series, primary()->seconds_per_frame, "latent L1", plot_height, layout_.latent_plot);
+    layout_.latent_series.clear();
+    for (const Series& x : series) layout_.latent_series.push_back(x.label);
   } else {
     ImGui::TextDisabled("(no imagination)");
   }
@@ -529,36 +555,72 @@ void ViewerApp::DrawPlots(int width, int height, int bottom) {
   ImGui::SetNextWindowPos(ImVec2(2 * w, size.y - bottom));
   ImGui::SetNextWindowSize(ImVec2(size.x - 2 * w, bottom));
   ImGui::Begin("Dynamics model error", nullptr, fixed);
-  if (imagination_) {
-    SeriesPlot({{"ee (cm)", &imagination_->ee_error_cm, IM_COL32(90, 200, 110, 255)}}, imagination_->seconds_per_frame, "ee error (cm)",
-               plot_height);
+  if (primary()) {
+    std::vector<Series> series;
+    for (const ModelView& m : models_) {
+      if (m.imagination) series.push_back({m.label.c_str(), &m.imagination->ee_error_cm, m.color});
+    }
+    SeriesPlot(series, primary()->seconds_per_frame, "ee error (cm)", plot_height);
   } else {
     ImGui::TextDisabled("(no imagination)");
   }
   ImGui::End();
 }
 
-void ViewerApp::DrawReadout(ImVec2 origin, float side) {
-  if (!show_overlay_ || !imagination_ || imagination_->image_size <= 0 || imagination_->readout_ee_uv.empty()) return;
-  const int h = frame_ - imagination_->start;
-  if (h < 0 || h >= imagination_->horizon) return;
-  // The end effector read out of the imagined latents (blue) and where it truly is (green), from the
-  // start of the imagination up to this frame.
-  const float scale = side / imagination_->image_size;
+void ViewerApp::DrawImaginedFrame(ModelView& m, float side) {
+  // The imagined latents as a picture: the decoder's, or else the nearest real frame (read from the
+  // dataset once per change, and never while the worker thread uses HDF5).
+  const adapt::Imagination* im = m.imagination.get();
+  const int h = im ? frame_ - im->start : -1;
+  const bool in_horizon = im && h >= 0 && h < im->horizon;
+  const bool decoded = in_horizon && !im->decoded.empty();
+  const std::string key = !in_horizon ? ""
+                          : decoded   ? "decoded " + std::to_string(imagination_generation_) + " " + std::to_string(h)
+                                      : im->nearest_demo[h] + " " + std::to_string(im->nearest_frame[h]);
+  if (in_horizon && key != m.texture_key) {
+    if (decoded) {
+      UploadFrame(im->decoded[h].data(), im->decoded_size, im->decoded_size, m.texture);
+      m.texture_key = key;
+    } else if (!pending_.valid()) {
+      const auto nearest = dataset_->ReadFrames(im->nearest_demo[h], options_.camera, im->nearest_frame[h], 1);
+      UploadFrame(nearest.data(), image_size_, image_size_, m.texture);
+      m.texture_key = key;
+    }
+  }
+  const ImVec2 at = ImGui::GetCursorScreenPos();
+  layout_.imagined_frames.push_back({static_cast<int>(at.x), static_cast<int>(at.y), static_cast<int>(side), static_cast<int>(side)});
+  if (in_horizon && key == m.texture_key) {
+    ImGui::Image(Tex(m.texture), ImVec2(side, side));
+    DrawReadout(m, at, side);
+  } else {
+    ImGui::Dummy(ImVec2(side, side));
+  }
+}
+
+void ViewerApp::DrawReadout(const ModelView& m, ImVec2 origin, float side) {
+  const adapt::Imagination* im = m.imagination.get();
+  if (!show_overlay_ || !im || im->image_size <= 0 || im->readout_ee_uv.empty()) return;
+  const int h = frame_ - im->start;
+  if (h < 0 || h >= im->horizon) return;
+  // The end effector read out of the imagined latents (the model's colour) and where it truly is
+  // (green), from the start of the imagination up to this frame.
+  const float scale = side / im->image_size;
   ImDrawList* draw = ImGui::GetWindowDrawList();
   auto at = [&](const std::array<double, 2>& uv) {
-    return ImVec2(origin.x + static_cast<float>(std::clamp(uv[0], 0.0, 1.0 * imagination_->image_size)) * scale,
-                  origin.y + static_cast<float>(std::clamp(uv[1], 0.0, 1.0 * imagination_->image_size)) * scale);
+    return ImVec2(origin.x + static_cast<float>(std::clamp(uv[0], 0.0, 1.0 * im->image_size)) * scale,
+                  origin.y + static_cast<float>(std::clamp(uv[1], 0.0, 1.0 * im->image_size)) * scale);
   };
-  const ImU32 truth = IM_COL32(60, 220, 90, 255), imagined = IM_COL32(80, 160, 255, 255);
+  const ImU32 truth = IM_COL32(60, 220, 90, 255), imagined = m.color;
   for (int i = 1; i <= h; ++i) {
-    draw->AddLine(at(imagination_->true_ee_uv[i - 1]), at(imagination_->true_ee_uv[i]), truth, 2.0f);
-    draw->AddLine(at(imagination_->readout_ee_uv[i - 1]), at(imagination_->readout_ee_uv[i]), imagined, 2.0f);
+    draw->AddLine(at(im->true_ee_uv[i - 1]), at(im->true_ee_uv[i]), truth, 2.0f);
+    draw->AddLine(at(im->readout_ee_uv[i - 1]), at(im->readout_ee_uv[i]), imagined, 2.0f);
   }
-  draw->AddCircle(at(imagination_->true_ee_uv[h]), 6.0f, truth, 12, 2.0f);
-  draw->AddCircle(at(imagination_->readout_ee_uv[h]), 6.0f, imagined, 12, 2.0f);
-  draw->AddText(ImVec2(origin.x + 4, origin.y + side - 30), truth, "ee: true");
-  draw->AddText(ImVec2(origin.x + 4, origin.y + side - 16), imagined, "ee: imagined (read-out)");
+  draw->AddCircle(at(im->true_ee_uv[h]), 6.0f, truth, 12, 2.0f);
+  draw->AddCircle(at(im->readout_ee_uv[h]), 6.0f, imagined, 12, 2.0f);
+  if (side >= 120) {
+    draw->AddText(ImVec2(origin.x + 4, origin.y + side - 30), truth, "ee: true");
+    draw->AddText(ImVec2(origin.x + 4, origin.y + side - 16), imagined, "ee: imagined (read-out)");
+  }
 }
 
 void ViewerApp::DrawSurprise(float height) {

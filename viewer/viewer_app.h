@@ -24,7 +24,10 @@ struct GLFWwindow;
 namespace embody::viewer {
 
 struct ViewerOptions {
-  std::string data, model, encoder = "models/encoder.pt", camera = "camera0";
+  std::string data, camera = "camera0";
+  /// Stage-two model folders to compare (none: the dataset alone), and the encoder of each (one for
+  /// all, or one per model in the same order).
+  std::vector<std::string> models, encoders = {"models/encoder.pt"};
   int episode = 0;       ///< index into the dataset's episode list
   int frame = -1;        ///< timeline position; -1: the first imagined frame
   int context = 4, horizon = 8;
@@ -42,6 +45,9 @@ struct Layout {
   int surprise_plot[4] = {0, 0, 0, 0};  ///< the surprise curve's axes box (surprise clips only)
   int violation_x = -1;                 ///< where the violation frame is marked on it
   int robot_box[4] = {0, 0, 0, 0};      ///< the robot and objects' bounding box projected in the true view: x0, y0, x1, y1
+  std::vector<std::array<int, 4>> imagined_frames;  ///< per model, its imagined frame: x, y, w, h
+  int latent_plot[4] = {0, 0, 0, 0};    ///< the overlaid latent-error plot's axes box
+  std::vector<std::string> latent_series;  ///< what it shows, in drawing order
 };
 
 class ViewerApp {
@@ -78,8 +84,11 @@ class ViewerApp {
   void UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture);
   void DrawControls();
   void DrawPlots(int width, int height, int bottom);
-  /// The read-out overlay (true vs imagined end-effector trajectory) on the imagined frame panel at `origin`.
-  void DrawReadout(ImVec2 origin, float side);
+  struct ModelView;
+  /// The read-out overlay (true vs imagined end-effector trajectory) of one model on its imagined frame at `origin`.
+  void DrawReadout(const ModelView& model, ImVec2 origin, float side);
+  /// One model's imagined frame for the current frame (decoded, or the nearest real frame), sized `side`.
+  void DrawImaginedFrame(ModelView& model, float side);
   /// The surprise curves of a clip written by `surprise --clips`, the violation frame marked.
   void DrawSurprise(float height);
   /// Points the orbit camera at the robot and the scene's objects so that all of them are in view.
@@ -90,8 +99,17 @@ class ViewerApp {
   ViewerOptions options_;
   std::unique_ptr<collect::Dataset> dataset_;
   std::vector<EpisodeInfo> episodes_;
-  std::unique_ptr<adapt::Imaginer> imaginer_;
-  std::string model_error_;
+  // The models compared: each imagines from the same start; all are computed on one worker thread
+  // (HDF5 is used by one thread at a time), the first one's imagination sets the panel's header.
+  struct ModelView {
+    std::string label;
+    std::unique_ptr<adapt::Imaginer> imaginer;
+    std::unique_ptr<adapt::Imagination> imagination;
+    ImU32 color = 0;
+    unsigned int texture = 0;
+    std::string texture_key;
+  };
+  std::vector<ModelView> models_;
   // The episode being shown.
   int episode_ = -1, episode_frames_ = 0, image_size_ = 0, frame_ = 0;
   std::vector<std::uint8_t> frames_;  ///< (T, S, S, 3) of the chosen camera
@@ -110,9 +128,10 @@ class ViewerApp {
   std::vector<int> robot_qpos_;                      // qpos address of each controlled joint
   std::vector<bool> robot_body_;
   // Imagination (computed off the UI thread).
-  std::future<adapt::Imagination> pending_;
-  std::unique_ptr<adapt::Imagination> imagination_;
+  std::future<std::vector<adapt::Imagination>> pending_;
   std::string imagination_error_;
+  /// The first model's imagination, or null (what the shared parts of the panel follow).
+  const adapt::Imagination* primary() const { return models_.empty() ? nullptr : models_[0].imagination.get(); }
   int start_ = 0;
   // MuJoCo rendering into the window's GL context.
   mjvScene scene_{};
@@ -122,8 +141,8 @@ class ViewerApp {
   mjData* ghost_ = nullptr;
   bool use_recorded_camera_ = false, show_ghost_ = true, show_overlay_ = true, show_help_ = false, playing_ = false;
   double play_clock_ = 0;
-  unsigned int textures_[4] = {0, 0, 0, 0};  // true frame, retrieved frame, true view, imagined view
-  std::string texture_keys_[2];             // what textures_[0] and [1] hold now
+  unsigned int textures_[4] = {0, 0, 0, 0};  // true frame, (unused), true view, imagined view
+  std::string texture_keys_[2];             // what textures_[0] holds now
   int imagination_generation_ = 0;
   std::vector<std::uint8_t> pixels_;
   Layout layout_;

@@ -24,6 +24,28 @@ xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka
   --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/shot.png"
 /usr/bin/python3 "$here/check_screenshot.py" "$dir/shot.png" "$dir/franka.h5" 960 600 || fail "screenshot check"
 
+# Two models compared: two imagined frames (non-uniform) and one latent-error plot with both models'
+# curves and copy-last's.
+"$bin/adapt" --embodiment franka --data "$dir/franka.h5" --encoder "$dir/enc.pt" --out "$dir/model2" --steps 3 --batch 4 \
+  --width 16 --depth 1 --context 2 --frame-skip 2 --eval-seconds 0.4 > /dev/null 2>&1
+xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --model "$dir/model2" \
+  --encoder "$dir/enc.pt" --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/two.png" > /dev/null
+/usr/bin/python3 - "$dir/two.png" <<'PY' || fail "two models: not two imagined frames and one overlaid plot"
+import json, sys
+import numpy as np
+from PIL import Image
+img = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
+l = json.load(open(sys.argv[1] + ".json"))
+assert len(l["models"]) == 2 and len(l["imagined_frames"]) == 2, l
+for x, y, w, h in l["imagined_frames"]:
+    assert w > 16 and len(np.unique(img[y:y + h, x:x + w].reshape(-1, 3), axis=0)) > 20, ("uniform imagined frame", x, y, w, h)
+assert l["latent_series"] == ["copy-last", "model", "model2"], l["latent_series"]
+# The last-drawn curve is on top wherever curves overlap (these tiny models barely leave copy-last).
+x, y, w, h = l["latent_plot"]
+box = img[y:y + h, x:x + w * 55 // 100]  # the curves, left of the legend
+assert (np.abs(box - np.array((230, 110, 200))).max(axis=-1) <= 30).sum() >= 10, "the second model's curve is missing"
+PY
+
 # A dataset of surprise clips: the surprise curve under the clip, the violation frame marked.
 "$bin/surprise" --embodiment franka --model "$dir/model" --encoder "$dir/enc.pt" --pairs 2 --steps 32 --out "$dir/surprise.json" \
   --clips "$dir/clips.h5" > /dev/null
