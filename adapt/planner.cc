@@ -211,11 +211,7 @@ LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const st
                              const std::string& energy, int context)
     : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
-  if (!model_.Has(embodiment)) {
-    std::string known;
-    for (const auto& e : model_.embodiments()) known += (known.empty() ? "" : ", ") + e;
-    throw AdaptError("the world model is for " + known + ", not " + embodiment + " (adapt --embodiment " + embodiment + " first)");
-  }
+  model_.RequireEmbodiment(embodiment);
   model_.Train(false);
 }
 

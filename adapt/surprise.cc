@@ -326,11 +326,7 @@ std::vector<double> ViolationGenerator::PhysicsSurprise(const collect::EpisodeDa
 SurpriseScorer::SurpriseScorer(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, int context)
     : model_(model), encoder_(encoder), embodiment_(embodiment),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
-  if (!model_.Has(embodiment)) {
-    std::string known;
-    for (const auto& e : model_.embodiments()) known += (known.empty() ? "" : ", ") + e;
-    throw AdaptError("the world model is for " + known + ", not " + embodiment + " (adapt --embodiment " + embodiment + " first)");
-  }
+  model_.RequireEmbodiment(embodiment);
   model_.Train(false);
 }
 

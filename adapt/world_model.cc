@@ -107,6 +107,13 @@ void WorldModel::AddEmbodiment(const EmbodimentSpec& spec, const Normalizer& nor
   norms_[spec.name] = norm;
 }
 
+void WorldModel::RequireEmbodiment(const std::string& embodiment) const {
+  if (Has(embodiment)) return;
+  std::string known;
+  for (const auto& [name, s] : specs_) known += (known.empty() ? "" : ", ") + name;
+  throw AdaptError("the world model is for " + known + ", not " + embodiment + " (adapt --embodiment " + embodiment + " first)");
+}
+
 const EmbodimentSpec& WorldModel::spec(const std::string& embodiment) const {
   auto it = specs_.find(embodiment);
   if (it == specs_.end()) {

@@ -105,6 +105,8 @@ class WorldModel {
   /// @throws AdaptError if present with another spec.
   void AddEmbodiment(const EmbodimentSpec& spec, const Normalizer& norm);
   bool Has(const std::string& embodiment) const { return specs_.count(embodiment) > 0; }
+  /// @throws AdaptError "the world model is for <known>, not <embodiment> (adapt --embodiment ... first)".
+  void RequireEmbodiment(const std::string& embodiment) const;
   const EmbodimentSpec& spec(const std::string& embodiment) const;
   Normalizer& normalizer(const std::string& embodiment);
   std::vector<std::string> embodiments() const;
