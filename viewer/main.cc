@@ -5,6 +5,7 @@
 //   rollout-viewer --data data/ur5.h5 --model models/ur5_scratch --model models/ur5 --encoder models/encoder.pt   (compare)
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -98,6 +99,8 @@ int main(int argc, char** argv) {
   cli.add_option("--screenshot", screenshot, "Write the side-by-side view at --frame to this PNG and exit");
   cli.add_option("--video", video, "Write the whole episode as this MP4 (ffmpeg) and exit");
   cli.add_flag("--play", o.play, "Start playing");
+  cli.add_option("--sort-episodes", o.sort_episodes, "Episode list order: 0 by index, K by model K's latent error 1 s ahead (worst first)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cli.add_option("--exit-after", exit_after, "Close the window after this many frames (smoke tests)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(cli, argc, argv);
   const bool exporting = !screenshot.empty() || !video.empty();
@@ -157,11 +160,20 @@ int main(int argc, char** argv) {
       Settle(window, app, w, h);
       embody::sim::WritePng(screenshot, ReadWindow(w, h));
       const auto& l = app.layout();
-      const nlohmann::json layout = {{"width", w}, {"height", h}, {"episode", app.demo()}, {"frame", o.frame},
+      nlohmann::json layout = {{"width", w}, {"height", h}, {"episode", app.demo()}, {"frame", o.frame},
                                      {"true_frame", l.true_frame}, {"scale", l.scale}, {"true_view", l.true_view},
                                      {"imagined_view", l.imagined_view}, {"surprise_plot", l.surprise_plot}, {"violation_x", l.violation_x},
                                      {"robot_box", l.robot_box}, {"imagined_frames", l.imagined_frames}, {"models", o.models},
                                      {"latent_plot", l.latent_plot}, {"latent_series", l.latent_series}};
+      nlohmann::json figures = nlohmann::json::object(), order = nlohmann::json::array();
+      for (size_t i = 0; i < app.episode_figures().size(); ++i) {
+        nlohmann::json row = nlohmann::json::array();
+        for (double v : app.episode_figures()[i]) row.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
+        figures[app.demo_name(static_cast<int>(i))] = row;
+      }
+      for (int i : app.EpisodeOrder()) order.push_back(app.demo_name(i));
+      layout["episode_figures"] = figures;
+      layout["episode_order"] = order;
       embody::collect::WriteJsonFileAtomically(screenshot + ".json", layout);
       std::printf("rollout-viewer: wrote %s (%dx%d) and its layout %s.json\n", screenshot.c_str(), w, h, screenshot.c_str());
     }

@@ -126,6 +126,11 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     m.color = kPalette[i % 4];
     models_.push_back(std::move(m));
   }
+  if (options.sort_episodes < 0 || options.sort_episodes > static_cast<int>(models_.size())) {
+    throw std::runtime_error("--sort-episodes " + std::to_string(options.sort_episodes) + " names no model (0 = by index, 1.." +
+                             std::to_string(models_.size()) + " = by that model's error)");
+  }
+  episode_figures_.assign(episodes_.size(), std::vector<double>(models_.size(), std::nan("")));
 
   collect::CollectConfig config;
   try {  // what the replay needs of the stored configuration (its "identity", see collect/config.h)
@@ -171,7 +176,7 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
 }
 
 ViewerApp::~ViewerApp() {
-  if (pending_.valid()) pending_.wait();
+  WaitForWorker();
   glDeleteTextures(4, textures_);
   for (auto& m : models_) glDeleteTextures(1, &m.texture);
   mj_deleteData(ghost_);
@@ -180,7 +185,7 @@ ViewerApp::~ViewerApp() {
 }
 
 void ViewerApp::LoadEpisode(int index) {
-  if (pending_.valid()) pending_.wait();  // HDF5 is used by one thread at a time
+  WaitForWorker();  // HDF5 is used by one thread at a time
   episode_ = index;
   const std::string& demo = episodes_[index].demo;
   std::vector<hsize_t> dims;
@@ -208,7 +213,7 @@ void ViewerApp::LoadEpisode(int index) {
 
 void ViewerApp::RequestImagination() {
   if (models_.empty()) return;
-  if (pending_.valid()) pending_.wait();
+  WaitForWorker();
   start_ = std::clamp(options_.start >= 0 ? options_.start : options_.context, options_.context, std::max(options_.context, episode_frames_ - 1));
   imagination_error_.clear();
   const std::string demo = episodes_[episode_].demo;
@@ -233,9 +238,77 @@ void ViewerApp::PollImagination() {
   }
 }
 
+void ViewerApp::WaitForWorker() {
+  if (pending_.valid()) pending_.wait();
+  if (figures_pending_.valid()) figures_pending_.wait();
+}
+
+void ViewerApp::ScheduleFigures() {
+  if (figures_pending_.valid() && figures_pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    try {
+      auto chunk = figures_pending_.get();
+      for (size_t i = 0; i < chunk.size(); ++i) episode_figures_[figures_first_ + i] = chunk[i];
+    } catch (const std::exception&) {
+      // an episode too short to imagine 1 s ahead stays NaN
+    }
+  }
+  if (models_.empty() || pending_.valid() || figures_pending_.valid() || next_figure_ >= static_cast<int>(episodes_.size())) return;
+  constexpr int kChunk = 4;  // short jobs: the UI waits at most one of them before it reads HDF5 itself
+  figures_first_ = next_figure_;
+  std::vector<std::string> demos;
+  for (int i = next_figure_; i < std::min<int>(next_figure_ + kChunk, episodes_.size()); ++i) demos.push_back(episodes_[i].demo);
+  next_figure_ += static_cast<int>(demos.size());
+  std::vector<adapt::Imaginer*> imaginers;
+  for (auto& m : models_) imaginers.push_back(m.imaginer.get());
+  const int context = options_.context, horizon = std::max(1, static_cast<int>(std::lround(ControlHz())));  // 1 s of frames
+  figures_pending_ = std::async(std::launch::async, [=] {
+    std::vector<std::vector<double>> out;
+    for (const auto& demo : demos) {
+      std::vector<double> row;
+      for (adapt::Imaginer* imaginer : imaginers) {
+        double value = std::nan("");
+        try {
+          const adapt::Imagination im = imaginer->Imagine(demo, context, context, horizon, /*retrieval_episodes=*/0);
+          if (!im.latent_l1.empty()) value = im.latent_l1.back();  // 1 s ahead, or the last frame of a shorter episode
+        } catch (const std::exception&) {
+        }
+        row.push_back(value);
+      }
+      out.push_back(row);
+    }
+    return out;
+  });
+}
+
+std::vector<int> ViewerApp::EpisodeOrder() const {
+  std::vector<int> order(episodes_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  const int k = options_.sort_episodes - 1;
+  if (k < 0 || k >= static_cast<int>(models_.size())) return order;
+  auto figure = [&](int i) {
+    const double v = episode_figures_[i][k];
+    return std::isnan(v) ? -1.0 : v;  // not yet computed: last
+  };
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return figure(a) > figure(b); });
+  return order;
+}
+
+double ViewerApp::ControlHz() const {
+  double hz = 20;  // the effective control rate is the env_args' (the config's 0 means the robot's own)
+  try {
+    hz = dataset_->env_args().at("env_kwargs").at("control_hz").get<double>();
+  } catch (const nlohmann::json::exception&) {
+  }
+  return hz > 0 ? hz : 20;
+}
+
 void ViewerApp::WaitForImagination() {
   if (pending_.valid()) pending_.wait();
   PollImagination();
+  while (options_.sort_episodes > 0 && (next_figure_ < static_cast<int>(episodes_.size()) || figures_pending_.valid())) {
+    if (figures_pending_.valid()) figures_pending_.wait();
+    ScheduleFigures();
+  }
 }
 
 void ViewerApp::SetFrame(int t) {
@@ -372,6 +445,7 @@ void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int text
 
 void ViewerApp::Draw(int width, int height) {
   PollImagination();
+  ScheduleFigures();
   const int bottom = std::min(240, height / 3), top_h = height - bottom, half = width / 2;
   const int s = image_size_;
   const int scale = std::max(1, std::min(4, (top_h - 80) / std::max(1, 2 * s)));
@@ -484,15 +558,29 @@ void ViewerApp::Draw(int width, int height) {
 }
 
 void ViewerApp::DrawControls() {
-  const auto& e = episodes_[episode_];
-  const std::string label = e.demo + "  " + e.task + (e.success ? "  success" : "  fail") + "  " + runner_->embodiment().name;
-  if (ImGui::BeginCombo("episode", label.c_str())) {
-    for (int i = 0; i < static_cast<int>(episodes_.size()); ++i) {
-      const auto& x = episodes_[i];
-      const std::string item = x.demo + "  " + x.task + (x.success ? "  success" : "  fail") + "  " + runner_->embodiment().name;
-      if (ImGui::Selectable(item.c_str(), i == episode_) && i != episode_) LoadEpisode(i), SetFrame(frame_);
+  // An episode's line: task, success, robot, and each model's latent error 1 s ahead once computed.
+  auto line = [&](int i) {
+    const auto& x = episodes_[i];
+    std::string item = x.demo + "  " + x.task + (x.success ? "  success" : "  fail") + "  " + runner_->embodiment().name;
+    for (size_t k = 0; k < models_.size(); ++k) {
+      char figure[64];
+      const double v = episode_figures_[i][k];
+      std::snprintf(figure, sizeof figure, std::isnan(v) ? "  %s ..." : "  %s %.3f", models_[k].label.c_str(), v);
+      item += figure;
+    }
+    return item;
+  };
+  if (ImGui::BeginCombo("episode", line(episode_).c_str())) {
+    for (int i : EpisodeOrder()) {
+      if (ImGui::Selectable(line(i).c_str(), i == episode_) && i != episode_) LoadEpisode(i), SetFrame(frame_);
     }
     ImGui::EndCombo();
+  }
+  if (!models_.empty()) {
+    std::string items = std::string("index") + '\0';
+    for (const auto& m : models_) items += "worst 1 s latent error: " + m.label + '\0';
+    ImGui::SetNextItemWidth(220);
+    ImGui::Combo("sort episodes", &options_.sort_episodes, items.c_str());
   }
   int t = frame_;
   if (ImGui::SliderInt("frame", &t, 0, episode_frames_ - 1)) SetFrame(t);
@@ -581,7 +669,7 @@ void ViewerApp::DrawImaginedFrame(ModelView& m, float side) {
     if (decoded) {
       UploadFrame(im->decoded[h].data(), im->decoded_size, im->decoded_size, m.texture);
       m.texture_key = key;
-    } else if (!pending_.valid()) {
+    } else if (!pending_.valid() && !figures_pending_.valid()) {
       const auto nearest = dataset_->ReadFrames(im->nearest_demo[h], options_.camera, im->nearest_frame[h], 1);
       UploadFrame(nearest.data(), image_size_, image_size_, m.texture);
       m.texture_key = key;
@@ -641,12 +729,7 @@ void ViewerApp::DrawSurprise(float height) {
   const ImU32 axis = IM_COL32(180, 180, 180, 255);
   DrawYAxis(draw, origin.x, left, right, top, bottom, hi);
   char text[48];
-  double hz = 20;  // the effective control rate is the env_args' (the config's 0 means the robot's own)
-  try {
-    hz = dataset_->env_args().at("env_kwargs").at("control_hz").get<double>();
-  } catch (const nlohmann::json::exception&) {
-  }
-  if (!(hz > 0)) hz = 20;
+  const double hz = ControlHz();
   for (int i = 0; i <= 4; ++i) {  // x ticks: seconds into the clip
     std::snprintf(text, sizeof text, "%.2gs", last * i / 4.0 / hz);
     draw->AddText(ImVec2(x_of(last * i / 4.0) - 10, bottom + 2), axis, text);

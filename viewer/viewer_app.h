@@ -35,6 +35,9 @@ struct ViewerOptions {
   int width = 1280, height = 720;
   double speed = 10;     ///< frames per second when playing (and in --video)
   bool play = false;     ///< start playing
+  /// Episode list order: 0 by index, k >= 1 by model k's latent error 1 s ahead, worst first (the
+  /// per-episode figures are computed in the background; exports wait for all of them when k > 0).
+  int sort_episodes = 0;
 };
 
 /// Where things landed in the last frame drawn (pixels, origin top-left), for tests and reports.
@@ -66,11 +69,16 @@ class ViewerApp {
   /// Blocks until the imagination for the current settings is ready (exports).
   void WaitForImagination();
 
+  /// Per episode (in dataset order), each model's latent L1 1 s ahead of its first imagined frame (or
+  /// at the last frame of a shorter episode; NaN until computed), and the episode list's order.
+  const std::vector<std::vector<double>>& episode_figures() const { return episode_figures_; }
+  std::vector<int> EpisodeOrder() const;
   int frames() const { return episode_frames_; }
   int frame() const { return frame_; }
   void SetFrame(int t);
   const Layout& layout() const { return layout_; }
   const std::string& demo() const { return episodes_[episode_].demo; }
+  const std::string& demo_name(int index) const { return episodes_[index].demo; }
 
  private:
   struct EpisodeInfo {
@@ -129,6 +137,13 @@ class ViewerApp {
   std::vector<bool> robot_body_;
   // Imagination (computed off the UI thread).
   std::future<std::vector<adapt::Imagination>> pending_;
+  // Per-episode figures, computed a few episodes at a time on the worker when it is otherwise idle.
+  std::future<std::vector<std::vector<double>>> figures_pending_;
+  std::vector<std::vector<double>> episode_figures_;
+  int next_figure_ = 0, figures_first_ = 0;
+  void ScheduleFigures();
+  void WaitForWorker();  ///< HDF5 is used by one thread at a time: wait for both jobs
+  double ControlHz() const;  ///< the dataset's effective control rate
   std::string imagination_error_;
   /// The first model's imagination, or null (what the shared parts of the panel follow).
   const adapt::Imagination* primary() const { return models_.empty() ? nullptr : models_[0].imagination.get(); }

@@ -24,12 +24,13 @@ xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka
   --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/shot.png"
 /usr/bin/python3 "$here/check_screenshot.py" "$dir/shot.png" "$dir/franka.h5" 960 600 || fail "screenshot check"
 
-# Two models compared: two imagined frames (non-uniform) and one latent-error plot with both models'
-# curves and copy-last's.
+# Two models compared: two imagined frames (non-uniform), one latent-error plot with both models'
+# curves and copy-last's, and the episode list with both models' figures, sorted by the second's.
 "$bin/adapt" --embodiment franka --data "$dir/franka.h5" --encoder "$dir/enc.pt" --out "$dir/model2" --steps 3 --batch 4 \
   --width 16 --depth 1 --context 2 --frame-skip 2 --eval-seconds 0.4 > /dev/null 2>&1
 xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --model "$dir/model2" \
-  --encoder "$dir/enc.pt" --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/two.png" > /dev/null
+  --encoder "$dir/enc.pt" --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --sort-episodes 2 \
+  --screenshot "$dir/two.png" > /dev/null
 /usr/bin/python3 - "$dir/two.png" <<'PY' || fail "two models: not two imagined frames and one overlaid plot"
 import json, sys
 import numpy as np
@@ -40,6 +41,11 @@ assert len(l["models"]) == 2 and len(l["imagined_frames"]) == 2, l
 for x, y, w, h in l["imagined_frames"]:
     assert w > 16 and len(np.unique(img[y:y + h, x:x + w].reshape(-1, 3), axis=0)) > 20, ("uniform imagined frame", x, y, w, h)
 assert l["latent_series"] == ["copy-last", "model", "model2"], l["latent_series"]
+# Per-episode figures: every episode has both models' error; the list is sorted by model 2's, worst first.
+figures, order = l["episode_figures"], l["episode_order"]
+assert len(figures) == 12 and all(len(v) == 2 and None not in v for v in figures.values()), figures
+worst = [figures[d][1] for d in order]
+assert sorted(order) == sorted(figures) and all(a >= b for a, b in zip(worst, worst[1:])), (order, worst)
 # The last-drawn curve is on top wherever curves overlap (these tiny models barely leave copy-last).
 x, y, w, h = l["latent_plot"]
 box = img[y:y + h, x:x + w * 55 // 100]  # the curves, left of the legend
