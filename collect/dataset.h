@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "collect/episode.h"
+#include "collect/episode_data.h"
 #include "collect/hdf5_util.h"
 
 namespace embody::collect {
