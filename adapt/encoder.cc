@@ -66,6 +66,12 @@ std::string FileHash(const std::filesystem::path& path) {
   return hex;
 }
 
+void FrozenEncoder::RequireHash(const std::string& model_hash) const {
+  if (hash_ == model_hash) return;
+  throw AdaptError("the world model was trained on the latents of encoder " + model_hash + "; the encoder given is " + hash_ +
+                   " (pass the encoder the model was adapted on)");
+}
+
 FrozenEncoder FrozenEncoder::Load(const std::filesystem::path& path, int default_image_size) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {

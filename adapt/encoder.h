@@ -70,6 +70,8 @@ class FrozenEncoder {
 
   int image_size() const { return image_size_; }
   const std::string& hash() const { return hash_; }
+  /// @throws AdaptError unless this is the encoder `model_hash` names (the one a model was trained on).
+  void RequireHash(const std::string& model_hash) const;
   const std::string& kind() const { return kind_; }  ///< "embody" or "torchscript"
 
  private:

@@ -72,7 +72,9 @@ CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, c
     status.stale = true;
     if (verbose) std::fprintf(stderr, "encode: %s is stale (the dataset or options changed); rebuilding\n", status.path.c_str());
   }
-  const VideoData data({dataset}, camera);
+  // Every frame is read (and its checksum verified) while encoding, before the cache is renamed into
+  // place: the frames need no separate check.
+  const VideoData data({dataset}, camera, /*check_frames=*/false);
   if (data.image_size() != encoder.image_size()) {
     throw AdaptError("encoder takes " + std::to_string(encoder.image_size()) + " px frames; " + dataset.string() + " has " +
                      std::to_string(data.image_size()) + " px");

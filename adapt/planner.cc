@@ -403,10 +403,7 @@ nlohmann::json Detail(const MpcResult& r) {
 nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
                            const std::function<void(const std::string&)>& log) {
   if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
-  if (encoder.hash() != model_encoder_hash) {
-    throw AdaptError("the world model was trained on the latents of encoder " + model_encoder_hash + "; the encoder given is " + encoder.hash() +
-                     " (pass the encoder the model was adapted on)");
-  }
+  encoder.RequireHash(model_encoder_hash);
   MpcOptions mpc = o.mpc;
   mpc.frame_skip = model.config().frame_skip;
   LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context);  // refuses a model of another robot

@@ -103,6 +103,11 @@ int VisiblePixels(collect::EpisodeRunner& r, const collect::EpisodeData& clip, i
 
 double Horizontal(const Vec3& a, const Vec3& b) { return std::hypot(a[0] - b[0], a[1] - b[1]); }
 
+std::string BodyName(const mjModel* m, int body) {
+  const char* name = mj_id2name(m, mjOBJ_BODY, body);
+  return name ? name : "";
+}
+
 }  // namespace
 
 std::string ViolationName(Violation v) {
@@ -132,11 +137,12 @@ Violation ParseViolation(const std::string& name) {
 
 ViolationGenerator::ViolationGenerator(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size,
                                        std::uint64_t seed, int steps, int model_step)
-    : steps_(steps), model_step_(model_step) {
+    : model_step_(model_step) {
   if (model_step < 1 || steps < 12 * model_step) {
     throw AdaptError("a surprise clip needs at least 12 model steps (--steps >= 12 x the frame skip)");
   }
   runner_ = MakeArmSceneRunner(robot, randomization, image_size, seed, "surprise", &config_);
+  config_.steps = steps;
   if (runner_->scene().object_bodies.empty()) throw AdaptError("surprise needs objects in the scene; " + robot + "'s has none");
 }
 
@@ -167,14 +173,14 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
   const auto start = world.GetState();
   const auto& objects = r.scene().object_bodies;
   int slot = rng.Int(0, static_cast<int>(objects.size()) - 1);
-  const int k = model_step_, T = steps_;
+  const int k = model_step_, T = config_.steps;
   int tv = rng.Int(3 * k, T - 4 * k);
 
   *pair = SurprisePair{};
   pair->index = index;
   pair->type = type;
   pair->object = objects[slot];
-  pair->object_name = mj_id2name(world.model(), mjOBJ_BODY, pair->object) ? mj_id2name(world.model(), mjOBJ_BODY, pair->object) : "";
+  pair->object_name = BodyName(world.model(), pair->object);
 
   // The possible clip's actions: a scripted push for continuity (the arm must move the object),
   // else a scripted reach (the arm moves through the scene). No noise: the clip is what it is.
@@ -201,16 +207,21 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
     case Violation::kPermanence: {
       const bool appear = (index / static_cast<int>(AllViolations().size())) % 2 == 1;
       pair->variant = appear ? "appear" : "disappear";
-      impossible.before_record = [&, appear](int t, sim::World& w) {
-        if (appear && t == 0) off.emplace(m, body);
-        if (appear && t < tv) SetPose(w, body, kHidden);
-        if (appear && t == tv) {
-          off.reset();
-          SetPose(w, body, RecordedPose(pair->possible, slot, tv));
-        }
-        if (!appear && t == tv) off.emplace(m, body);
-        if (!appear && t >= tv) SetPose(w, body, kHidden);
-      };
+      if (appear) {
+        impossible.before_record = [&](int t, sim::World& w) {  // hidden until tv, then where the possible one rests
+          if (t == 0) off.emplace(m, body);
+          if (t < tv) return SetPose(w, body, kHidden);
+          if (t == tv) {
+            off.reset();
+            SetPose(w, body, RecordedPose(pair->possible, slot, tv));
+          }
+        };
+      } else {
+        impossible.before_record = [&](int t, sim::World& w) {  // there until tv, then gone
+          if (t == tv) off.emplace(m, body);
+          if (t >= tv) SetPose(w, body, kHidden);
+        };
+      }
       break;
     }
     case Violation::kSolidity:
@@ -245,7 +256,6 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
 
   pair->possible = r.RunScript(index, T, possible);
   // What the possible clip must show for the pair to mean anything.
-  const Vec3 rest_pos = rest.pos;
   if (type == Violation::kContinuity) {
     // The pushed object: the one that moved most; it must move >= 3 cm, starting late enough to be
     // shifted 2-3 model steps earlier with two model steps still before it.
@@ -261,14 +271,14 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
     shift = rng.Int(2 * k, 3 * k);
     if (onset - shift < 2 * k) return false;
     pair->object = objects[best_slot];
-    pair->object_name = mj_id2name(world.model(), mjOBJ_BODY, pair->object) ? mj_id2name(world.model(), mjOBJ_BODY, pair->object) : "";
+    pair->object_name = BodyName(world.model(), pair->object);
     body = pair->object;
     slot = best_slot;
     tv = onset - shift;
   } else if (type != Violation::kGravity) {
     // The object must rest where the violation happens (the reach may have knocked it).
     const BodyPose at = RecordedPose(pair->possible, slot, tv);
-    if (at.pos[2] < table_top() - 0.01 || Horizontal(at.pos, rest_pos) > 0.02) return false;
+    if (at.pos[2] < table_top() - 0.01 || Horizontal(at.pos, rest.pos) > 0.02) return false;
   }
   // And show: enough of it unoccluded in the frame where the clips start to differ.
   if (VisiblePixels(r, pair->possible, body, tv) < std::max(2, kMinVisiblePixels * config_.image_size * config_.image_size / (64 * 64))) return false;
@@ -413,6 +423,12 @@ double Mean(const std::vector<double>& v) {
 // Clip scores of one detector on one set of pairs.
 struct Scores {
   std::vector<double> impossible_max, possible_max, impossible_mean, possible_mean;
+  void Append(const Scores& other) {
+    for (auto [to, from] : {std::pair{&impossible_max, &other.impossible_max}, std::pair{&possible_max, &other.possible_max},
+                            std::pair{&impossible_mean, &other.impossible_mean}, std::pair{&possible_mean, &other.possible_mean}}) {
+      to->insert(to->end(), from->begin(), from->end());
+    }
+  }
   void Add(const std::vector<double>& impossible, const std::vector<double>& possible) {
     impossible_max.push_back(Max(impossible));
     possible_max.push_back(Max(possible));
@@ -450,10 +466,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   if (o.pairs < 1) throw AdaptError("--pairs must be at least 1");
   if (o.types.empty()) throw AdaptError("no violation types to test");
   if (o.score != "max" && o.score != "mean") throw AdaptError("unknown --score '" + o.score + "' (mean or max)");
-  if (encoder.hash() != model_encoder_hash) {
-    throw AdaptError("the world model was trained on the latents of encoder " + model_encoder_hash + "; the encoder given is " + encoder.hash() +
-                     " (pass the encoder the model was adapted on)");
-  }
+  encoder.RequireHash(model_encoder_hash);
   SurpriseScorer scorer(model, encoder, o.embodiment, o.context);  // refuses a model of another robot
   const int k = model.config().frame_skip;
   ViolationGenerator generator(o.embodiment, o.randomization, encoder.image_size(), o.seed, o.steps, k);
@@ -464,14 +477,9 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   }
   std::map<std::int64_t, collect::EpisodeEntry> written;
   const nlohmann::json meta = collect::DatasetMeta(robot);
-  collect::CollectConfig clip_config;
-  clip_config.robot = o.embodiment;
+  collect::CollectConfig clip_config = generator.config();  // what the clips were drawn with
   clip_config.task = "surprise";
-  clip_config.image_size = encoder.image_size();
-  clip_config.cameras = 1;
-  clip_config.seed = o.seed;
-  clip_config.steps = o.steps;
-  clip_config.randomization = o.randomization;
+  if (!o.clips.empty()) std::filesystem::create_directories(collect::PartsDir(o.clips));
 
   std::map<Violation, TypeScores> by_type;
   Scores all_model, all_copy, all_pixel, all_physics;
@@ -518,7 +526,6 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
                         {"possible", {{"model", possible.model}, {"copy_last", possible.copy_last}, {"pixel", possible.pixel}, {"physics", possible.physics}}}});
     if (!o.clips.empty()) {
       const auto parts = collect::PartsDir(o.clips);
-      std::filesystem::create_directories(parts);
       for (auto [clip, curves] : {std::pair{&pair.possible, &possible}, std::pair{&pair.impossible, &impossible}}) {
         clip->index = 2 * i + (clip == &pair.impossible ? 1 : 0);
         clip->extra_attrs["surprise_frame_skip"] = k;
@@ -561,7 +568,8 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   std::vector<std::string> target_types;
   for (const auto& [type, ts] : by_type) {
     const std::string name = ViolationName(type);
-    out["by_type"][name] = ts.model.ToJson(o.score)["pairwise_accuracy"];
+    const nlohmann::json model_scores = ts.model.ToJson(o.score);
+    out["by_type"][name] = model_scores["pairwise_accuracy"];
     nlohmann::json aligned = {{"offsets", nlohmann::json::array()}};
     const char* keys[4] = {"model_impossible", "model_possible", "copy_last_impossible", "copy_last_possible"};
     for (int a = 0; a < 4; ++a) aligned[keys[a]] = nlohmann::json::array();
@@ -573,7 +581,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
     const nlohmann::json copy = ts.copy_last.ToJson(o.score);
     const bool in_target = copy["pairwise_accuracy"].get<double>() <= 0.6;
     out["by_type_detail"][name] = {{"pairs", ts.pairs},
-                                   {"model", ts.model.ToJson(o.score)},
+                                   {"model", model_scores},
                                    {"copy_last", copy},
                                    {"pixel", ts.pixel.ToJson(o.score)},
                                    {"oracle", ts.physics.ToJson(o.score)},
@@ -582,12 +590,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
                                    {"aligned_at_violation", aligned}};
     if (in_target) {
       target_types.push_back(name);
-      for (size_t p = 0; p < ts.model.impossible_max.size(); ++p) {
-        target.impossible_max.push_back(ts.model.impossible_max[p]);
-        target.possible_max.push_back(ts.model.possible_max[p]);
-        target.impossible_mean.push_back(ts.model.impossible_mean[p]);
-        target.possible_mean.push_back(ts.model.possible_mean[p]);
-      }
+      target.Append(ts.model);
     }
   }
   out["target"] = {{"types", target_types}};

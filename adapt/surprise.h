@@ -81,7 +81,9 @@ class ViolationGenerator {
   std::vector<double> PhysicsSurprise(const collect::EpisodeData& clip, int frame_skip);
 
   collect::EpisodeRunner& runner() { return *runner_; }
-  int steps() const { return steps_; }
+  /// The scenes' configuration (robot, image size, one camera, seed, randomization, clip steps).
+  const collect::CollectConfig& config() const { return config_; }
+  int steps() const { return config_.steps; }
   double table_top() const { return runner_->scene().table_top; }
 
  private:
@@ -89,7 +91,7 @@ class ViolationGenerator {
 
   collect::CollectConfig config_;
   std::unique_ptr<collect::EpisodeRunner> runner_;
-  int steps_ = 60, model_step_ = 4;
+  int model_step_ = 4;
 };
 
 /// Surprise curves of one clip, one value per model step t = 1 .. M-1 (frame t * frame_skip).

@@ -2,7 +2,7 @@
 
 namespace embody::adapt {
 
-VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera) : camera_(camera) {
+VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera, bool check_frames) : camera_(camera) {
   if (files.empty()) throw AdaptError("no dataset given (--data FILE.h5 ...)");
   for (const auto& file : files) {
     std::error_code ec;
@@ -12,7 +12,7 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
     }
     try {
       datasets_.push_back(std::make_unique<collect::Dataset>(file));
-      datasets_.back()->CheckAll(/*frames=*/true);  // a damaged episode fails here, named, before anything is trained or written
+      datasets_.back()->CheckAll(check_frames);  // a damaged episode fails here, named, before anything is trained or written
     } catch (const collect::DatasetError& e) {
       throw AdaptError(e.what());
     }

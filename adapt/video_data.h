@@ -29,8 +29,10 @@ struct EpisodeRef {
 /// One or more datasets, opened once, read lazily.
 class VideoData {
  public:
-  /// @throws AdaptError when a file is missing, not a dataset, has no such camera, or sizes differ.
-  VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera = "camera0");
+  /// @throws AdaptError when a file is missing, not a dataset, a damaged one (every episode is checked;
+  /// with `check_frames` its frames are read back too: leave it on unless the caller reads every frame
+  /// itself before any output is in place), has no such camera, or sizes differ.
+  VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera = "camera0", bool check_frames = true);
 
   /// Episodes of /mask/<split> ("train" or "valid") across all datasets.
   const std::vector<EpisodeRef>& episodes(const std::string& split) const;

@@ -140,8 +140,6 @@ int main(int argc, char** argv) {
     if (model_path.empty()) model_path = "models/" + o.embodiment;
     if (out.empty()) out = "out/plan_" + o.embodiment + "_" + task + ".json";
     if (threads > 0) torch::set_num_threads(threads);
-    std::error_code ec;
-    if (!fs::exists(encoder_path, ec)) throw AdaptError("no encoder " + encoder_path + " (pass --encoder, the one the model was trained on)");
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);

@@ -107,7 +107,6 @@ int main(int argc, char** argv) {
     if (out.empty()) out = "out/surprise_" + o.embodiment + ".json";
     if (threads > 0) torch::set_num_threads(threads);
     std::error_code ec;
-    if (!fs::exists(encoder_path, ec)) throw AdaptError("no encoder " + encoder_path + " (pass --encoder, the one the model was trained on)");
     if (!clips.empty()) {
       if (fs::exists(clips, ec) || fs::exists(embody::collect::PartsDir(clips), ec)) {
         if (!overwrite) throw AdaptError(clips + " exists (pass --overwrite to replace it)");
