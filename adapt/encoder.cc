@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "adapt/distributed.h"
 #include "adapt/video_data.h"
 
 namespace embody::adapt {
@@ -41,13 +42,18 @@ ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
 torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& frames) {
   const auto b = frames.size(0), t = frames.size(1);
   auto x = net->forward(frames.reshape({b * t, 3, frames.size(3), frames.size(4)}) - 0.5);
+  if (projector && group && is_training()) {  // the same layers, the norm over every rank's share
+    const auto h = projector[0]->as<torch::nn::Linear>()->forward(x.flatten(1));
+    const auto n = SyncBatchNorm(h, *projector[1]->as<torch::nn::BatchNorm1d>(), *group);
+    return projector[3]->as<torch::nn::Linear>()->forward(torch::gelu(n)).reshape({b, t, 1, config.dim});
+  }
   if (projector) return projector->forward(x.flatten(1)).reshape({b, t, 1, config.dim});
   // (B*T, D, g, g) -> (B, T, g*g, D)
   return x.flatten(2).transpose(1, 2).reshape({b, t, -1, config.dim});
 }
 
 torch::Tensor FramesToInput(const torch::Tensor& frames_uint8) {
-  return frames_uint8.permute({0, 1, 4, 2, 3}).to(torch::kFloat32).div(255.0);
+  return frames_uint8.permute({0, 1, 4, 2, 3}).to(DefaultFloat()).div(255.0);
 }
 
 std::string FileHash(const std::filesystem::path& path) {

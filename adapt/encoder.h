@@ -44,11 +44,16 @@ struct ConvEncoderImpl : torch::nn::Module {
   EncoderConfig config;
   torch::nn::Sequential net{nullptr};
   torch::nn::Sequential projector{nullptr};  ///< vector head only
+  /// Set while data-parallel training: the projector's batch norm then uses the global batch's statistics.
+  const class DataParallel* group = nullptr;
 };
 TORCH_MODULE(ConvEncoder);
 
-/// uint8 frames (B, T, H, W, 3) -> float (B, T, 3, H, W) in [0, 1].
+/// uint8 frames (B, T, H, W, 3) -> DefaultFloat() (B, T, 3, H, W) in [0, 1].
 torch::Tensor FramesToInput(const torch::Tensor& frames_uint8);
+
+/// The floating type modules are built with and data enters as (float32 unless `--precision float64`).
+inline torch::ScalarType DefaultFloat() { return torch::typeMetaToScalarType(torch::get_default_dtype()); }
 
 /// A short stable hash (hex) of a file's bytes: identifies an encoder for the latent cache.
 std::string FileHash(const std::filesystem::path& path);

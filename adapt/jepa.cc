@@ -402,7 +402,7 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
   std::vector<torch::Tensor> params = encoder->parameters();
   for (const auto& p : head->parameters()) params.push_back(p);
   torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
-  const auto x = torch::cat(train.frames), y = torch::cat(train.targets).to(torch::kFloat32);
+  const auto x = torch::cat(train.frames), y = torch::cat(train.targets).to(DefaultFloat());
   const auto mean = y.mean(0), std = y.std(0).clamp_min(1e-6);
   const auto y_norm = (y - mean) / std;
   auto predict = [&](const torch::Tensor& frames) { return head->forward(PoolTokens(encoder->forward(FramesToInput(frames.unsqueeze(1))))); };

@@ -23,8 +23,8 @@ double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c
 nlohmann::json LewmConfig::ToJson() const { return *this; }
 LewmConfig LewmConfig::FromJson(const nlohmann::json& j) { return j.get<LewmConfig>(); }
 
-torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* generator) {
-  const auto n = z.size(0), d = z.size(1);
+torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* generator, const DataParallel* group) {
+  const auto n = z.size(0) * (group ? group->world_size() : 1), d = z.size(1);
   auto directions = generator ? torch::randn({d, projections}, *generator) : torch::randn({d, projections});
   directions = directions / directions.norm(2, 0, true);
   const auto h = z.mm(directions.to(z.dtype()));  // (n, M)
@@ -36,7 +36,12 @@ torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* 
   weights[kKnots - 1] = weights[kKnots - 1] / 2;
   const auto normal_cf = torch::exp(-0.5 * t * t);
   const auto th = h.unsqueeze(2) * t;  // (n, M, K)
-  const auto real = torch::cos(th).mean(0), imaginary = torch::sin(th).mean(0);
+  auto real = torch::cos(th).mean(0), imaginary = torch::sin(th).mean(0);
+  if (group) {  // the global batch's values; the gradient flows through this rank's share
+    const auto global = group->Mean(torch::stack({real, imaginary}));
+    real = real + (global[0] - real).detach();
+    imaginary = imaginary + (global[1] - imaginary).detach();
+  }
   const auto error = (real - normal_cf).pow(2) + imaginary.pow(2);  // (M, K)
   return (error * normal_cf * weights).sum(1).mean() * static_cast<double>(n);
 }
@@ -51,8 +56,10 @@ torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Te
   return z + net->forward(torch::cat({z, z - z_prev, condition}, -1));
 }
 
-LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume)
-    : config_(config), data_(data), out_(out), rng_(config.seed) {
+LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume,
+                         const DataParallel* group)
+    : config_(config), data_(data), out_(out), rng_(config.seed), group_(group) {
+  ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   if (data.image_size() != config.encoder.image_size) {
@@ -75,9 +82,10 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
     action_dim_ = std::max(action_dim_, static_cast<int>(meta.at("action_space").at("names").size()));
   }
   condition_dim_ = action_dim_ * config.frame_skip + data.num_datasets();
-  torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (!group) torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   torch::manual_seed(config.seed);
   encoder_ = ConvEncoder(config.encoder);
+  encoder_->group = group;
   predictor_ = StepPredictor(config.encoder.dim, condition_dim_, config.predictor_width);
   std::vector<torch::Tensor> params = encoder_->parameters();
   for (const auto& p : predictor_->parameters()) params.push_back(p);
@@ -99,28 +107,38 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   } else if (std::filesystem::exists(out, ec)) {
     throw AdaptError(out.string() + " exists; pass --resume to continue training it or --overwrite");
   }
+  if (group) {  // every rank starts from rank 0's parameters (seeded alike anyway) and its normalizer statistics
+    std::vector<torch::Tensor> state = params;
+    for (const auto& b : encoder_->buffers()) state.push_back(b);
+    group->Broadcast(state);
+  }
 }
 
 LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) const {
   const int length = config_.clip_length(), k = config_.frame_skip, s = config_.encoder.image_size;
+  // Every rank draws the whole global batch (the same stream) and reads only its share.
+  std::vector<VideoData::ClipRef> clips;
+  for (int b = 0; b < config_.batch; ++b) clips.push_back(data_.DrawClip(split, length, k, rng));
+  const auto [first, end] = ShareOf(group_, config_.batch);
+  const int count = end - first;
   std::vector<std::uint8_t> bytes;
-  auto conditions = torch::zeros({config_.batch, length - 1, condition_dim_});
-  for (int b = 0; b < config_.batch; ++b) {
-    const EpisodeRef* ep = nullptr;
-    std::int64_t start = 0;
-    const auto clip = data_.RandomClip(split, length, k, rng, &ep, &start);
-    bytes.insert(bytes.end(), clip.begin(), clip.end());
+  auto conditions = torch::zeros({count, length - 1, condition_dim_});
+  for (int b = 0; b < count; ++b) {
+    const VideoData::ClipRef& clip = clips[first + b];
+    const auto frames = data_.ReadClip(clip, length, k);
+    bytes.insert(bytes.end(), frames.begin(), frames.end());
+    const EpisodeRef* ep = clip.episode;
     std::vector<hsize_t> dims;
     auto actions = data_.dataset(ep->dataset).Read<float>(ep->demo, "actions", &dims);
     const auto a = torch::from_blob(actions.data(), {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat32);
     for (int t = 0; t + 1 < length; ++t) {
       for (int j = 0; j < k; ++j) {
-        conditions[b][t].slice(0, j * action_dim_, j * action_dim_ + a.size(1)).copy_(a[start + t * k + j]);
+        conditions[b][t].slice(0, j * action_dim_, j * action_dim_ + a.size(1)).copy_(a[clip.start + t * k + j]);
       }
       conditions[b][t][action_dim_ * k + ep->dataset] = 1.0;
     }
   }
-  auto frames = torch::from_blob(bytes.data(), {config_.batch, length, s, s, 3}, torch::kUInt8).clone();
+  auto frames = torch::from_blob(bytes.data(), {count, length, s, s, 3}, torch::kUInt8).clone();
   return {FramesToInput(frames), conditions};
 }
 
@@ -146,13 +164,15 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   }
   const auto prediction = rollout.empty() ? torch::stack(teacher).mean() : 0.5 * (torch::stack(teacher).mean() + torch::stack(rollout).mean());
   auto generator = at::detail::createCPUGenerator(direction_seed);
-  const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator);
+  const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
   const auto contrastive = contrast.empty() ? torch::zeros({}) : torch::stack(contrast).mean();
-  if (stats) {
-    stats->contrast = contrastive.item<double>();
-    stats->prediction = torch::stack(teacher).mean().item<double>();
+  if (stats) {  // the global batch's figures (SIGReg's already is)
+    auto figures = torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach()});
+    if (group_) figures = group_->Mean(figures);
+    stats->contrast = figures[0].item<double>();
+    stats->prediction = figures[1].item<double>();
+    stats->copy_last = figures[2].item<double>();
     stats->sigreg = sigreg.item<double>();
-    stats->copy_last = (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().item<double>();
   }
   return prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive;
 }
@@ -173,6 +193,7 @@ double LewmTrainer::Validate() {
 }
 
 void LewmTrainer::Save() const {
+  if (group_ && !group_->is_root()) return;
   // "target" is where FrozenEncoder::Load reads the encoder.
   SaveTrainingCheckpoint(out_, "embody-lewm-v1", config_.ToJson(), {{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}},
                          *optimizer_, step_, rng_);
@@ -190,10 +211,11 @@ LewmStats LewmTrainer::Train(bool verbose) {
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(config_, step_));
     LewmStats s;
     auto loss = Loss(Batch("train", &rng_), &s, config_.seed * 1000003 + step_);
-    const double value = loss.item<double>();
+    const double value = group_ ? group_->Mean(loss).item<double>() : loss.item<double>();
     if (!std::isfinite(value)) throw AdaptError("loss is " + std::to_string(value) + " at step " + std::to_string(step_) + "; lower --lr");
     optimizer_->zero_grad();
     loss.backward();
+    if (group_) group_->AverageGradients(optimizer_->param_groups()[0].params());
     torch::nn::utils::clip_grad_norm_(optimizer_->param_groups()[0].params(), 1.0);
     optimizer_->step();
     ++step_;
@@ -213,7 +235,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
       stats.contrast = contrast_sum / count;
       loss_sum = pred_sum = sig_sum = copy_sum = contrast_sum = 0;
       count = 0;
-      if (verbose) {
+      if (verbose && (!group_ || group_->is_root())) {
         const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
         std::fprintf(stderr,
                      "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f, contrast %.3f)  %.1f clips/s  ETA %.0fs\n",
@@ -222,7 +244,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
     }
     if (step_ % config_.eval_every == 0 || step_ == config_.steps) {
       stats.val_ratio = Validate();
-      if (verbose) {
+      if (verbose && (!group_ || group_->is_root())) {
         std::fprintf(stderr, "pretrain: step %d  held-out next-embedding MSE / copy-last %.3f  (checkpoint %s)\n", step_, stats.val_ratio,
                      out_.c_str());
       }

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "adapt/distributed.h"
 #include "adapt/encoder.h"
 #include "adapt/video_data.h"
 
@@ -53,7 +54,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, pre
 /// random unit directions; for each, the squared distance between the empirical characteristic
 /// function and the standard normal's, weighted by a Gaussian window and integrated, times n.
 /// 0 for an isotropic standard Gaussian batch (up to sampling noise); large for a collapsed one.
-torch::Tensor SigReg(const torch::Tensor& embeddings, int projections, torch::Generator* generator = nullptr);
+/// With a data-parallel `group`, `embeddings` is this rank's equal share and the statistic is the
+/// global batch's (characteristic functions averaged over the ranks; the gradient reaches this share).
+torch::Tensor SigReg(const torch::Tensor& embeddings, int projections, torch::Generator* generator = nullptr,
+                     const DataParallel* group = nullptr);
 
 /// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
 struct StepPredictorImpl : torch::nn::Module {
@@ -77,11 +81,16 @@ struct LewmBatch {
 
 /// Trains (or resumes) the encoder and predictor; the checkpoint at `out` holds the encoder where
 /// FrozenEncoder::Load finds it (written atomically at every evaluation).
+///
+/// With a data-parallel `group` every rank runs the trainer: `config.batch` is the global batch, each
+/// rank reads and computes its share, gradients are averaged, and rank 0 alone writes the checkpoint.
 class LewmTrainer {
  public:
-  LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume);
+  LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume,
+              const DataParallel* group = nullptr);
   /// Runs to config.steps. @throws AdaptError on a NaN loss.
   LewmStats Train(bool verbose = true);
+  /// This rank's share of a global batch drawn from `rng` (all of it in one process).
   LewmBatch Batch(const std::string& split, std::mt19937_64* rng) const;
   /// Total loss; fills prediction, SIGReg and copy-last MSE of the batch into *stats. SIGReg's random
   /// directions come from `direction_seed` (training uses seed and step: resumed runs draw the same).
@@ -101,6 +110,7 @@ class LewmTrainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;
   int step_ = 0;
+  const DataParallel* group_ = nullptr;
 };
 
 }  // namespace embody::adapt

@@ -25,7 +25,7 @@ torch::Tensor Matrix(const collect::Dataset& ds, const std::string& demo, const 
   std::vector<hsize_t> dims;
   auto values = ds.Read<float>(demo, name, &dims);
   const int64_t cols = dims.size() > 1 ? static_cast<int64_t>(dims[1]) : 1;
-  return torch::from_blob(values.data(), {static_cast<int64_t>(dims[0]), cols}, torch::kFloat32).clone();
+  return torch::from_blob(values.data(), {static_cast<int64_t>(dims[0]), cols}, torch::kFloat32).to(DefaultFloat(), false, true);
 }
 
 torch::Tensor StackWindows(const std::vector<StageTwoData::Window>& w, torch::Tensor StageTwoData::Window::*field) {
@@ -134,7 +134,7 @@ StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, s
   } catch (const collect::DatasetError& e) {
     throw AdaptError(cache_path_.string() + ": " + ep.demo + ": " + e.what());
   }
-  const auto latents = F::layer_norm(torch::from_blob(values.data(), {span, tokens_, latent_dim_}, torch::kFloat32),
+  const auto latents = F::layer_norm(torch::from_blob(values.data(), {span, tokens_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
                                      F::LayerNormFuncOptions({latent_dim_}));
   const auto proprio = Proprio(ep), actions = Matrix(*dataset_, ep.demo, "actions");
   Window w = StrideFrames(latents, first, proprio, actions, first, count, stride);
@@ -196,9 +196,11 @@ Normalizer StageTwoData::ComputeNormalizer(int max_episodes) const {
 nlohmann::json AdaptConfig::ToJson() const { return *this; }
 AdaptConfig AdaptConfig::FromJson(const nlohmann::json& j) { return j.get<AdaptConfig>(); }
 
-StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const fs::path& out, bool resume)
-    : config_(config), data_(data), model_(std::move(model)), out_(out), rng_(config.seed) {
-  torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const fs::path& out, bool resume,
+                                 const DataParallel* group)
+    : config_(config), data_(data), model_(std::move(model)), out_(out), rng_(config.seed), group_(group), writes_(!group || group->is_root()) {
+  if (!group) torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (data.episodes("valid").empty()) {
     throw AdaptError(data.path().string() + " has no held-out episodes (/mask/valid is empty); collect at least 10 episodes");
   }
@@ -232,6 +234,7 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
   } else if (fs::exists(out / "model.pt", ec)) {
     throw AdaptError(out.string() + " already holds a model; pass --resume to continue training it or --overwrite");
   }
+  if (group) group->Broadcast(model_.Parameters(data.spec().name, false));  // rank 0's start (seeded alike anyway)
   optimizer_ = std::make_unique<torch::optim::AdamW>(model_.Parameters(data.spec().name, config.freeze_trunk),
                                                      torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   if (resuming) {
@@ -264,22 +267,28 @@ StageTwoData::Window StageTwoTrainer::Batch(const std::string& split, std::mt199
   const auto& episodes = data_.episodes(split);
   const int length = config_.predictor.context + 1, k = config_.predictor.frame_skip;
   const std::int64_t span = static_cast<std::int64_t>(length - 1) * k + 1;
-  std::vector<StageTwoData::Window> windows;
+  // Every rank draws the whole global batch (the same stream) and reads only its share.
+  std::vector<std::pair<const StageTwoData::Episode*, std::int64_t>> drawn;
   for (int b = 0; b < config_.batch; ++b) {
     const auto& ep = episodes[(*rng)() % episodes.size()];
-    const auto first = static_cast<std::int64_t>((*rng)() % static_cast<std::uint64_t>(ep.frames - span + 1));
-    windows.push_back(data_.Read(ep, first, length, k));
+    drawn.emplace_back(&ep, static_cast<std::int64_t>((*rng)() % static_cast<std::uint64_t>(ep.frames - span + 1)));
   }
+  const auto [first, end] = ShareOf(group_, config_.batch);
+  std::vector<StageTwoData::Window> windows;
+  for (int b = first; b < end; ++b) windows.push_back(data_.Read(*drawn[b].first, drawn[b].second, length, k));
   return Stack(windows);
 }
 
-AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout) {
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout,
+                           const DataParallel* group) {
   AdaptLosses l;
+  // A normalizer of the global batch: the ranks' (equal-share) means averaged.
+  const auto global = [&](const torch::Tensor& local) { return group ? group->Mean(local) : local; };
   const auto tf = model.Predict(emb, w.latents.slice(1, 0, c), w.proprio.slice(1, 0, c), w.actions.slice(1, 0, c), w.camera);
   // Latent errors relative to copy-last on the same frames: frame-to-frame changes are small next to
   // the latents themselves, and a scale-free loss keeps the latent and dynamics terms comparable.
-  const auto copy_l1 = [&](int t) { return (w.latents.select(1, t - 1) - w.latents.select(1, t)).abs().mean().detach().clamp_min(1e-8); };
-  l.teacher = (tf - w.latents.slice(1, 1, c + 1)).abs().mean() / (w.latents.slice(1, 0, c) - w.latents.slice(1, 1, c + 1)).abs().mean().detach().clamp_min(1e-8);
+  const auto copy_l1 = [&](int t) { return global((w.latents.select(1, t - 1) - w.latents.select(1, t)).abs().mean().detach()).clamp_min(1e-8); };
+  l.teacher = (tf - w.latents.slice(1, 1, c + 1)).abs().mean() / global((w.latents.slice(1, 0, c) - w.latents.slice(1, 1, c + 1)).abs().mean().detach()).clamp_min(1e-8);
   // Multi-step: true frames 0..first-1, then the model's own predictions, up to frame c.
   const int first = c - rollout + 1;
   std::vector<torch::Tensor> inputs = w.latents.slice(1, 0, first).unbind(1);
@@ -293,12 +302,20 @@ AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const Stag
   l.rollout = losses.empty() ? torch::zeros({}) : torch::stack(losses).mean();
   const Normalizer& n = model.normalizer(emb);
   const auto target = ((w.dyn_next - w.dyn_proprio) - n.delta_mean) / n.delta_std;
-  l.dynamics = (model.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions) - target).abs().mean();
+  const auto dynamics_error = (model.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions) - target).abs();
+  if (group) {
+    // The windows' episodes differ in length: the global mean is the ranks' sums over the global count.
+    auto count = torch::full({1}, static_cast<double>(dynamics_error.numel()));
+    group->AllReduceSum({count});
+    l.dynamics = dynamics_error.sum() * (group->world_size() / count.item<double>());
+  } else {
+    l.dynamics = dynamics_error.mean();
+  }
   return l;
 }
 
 AdaptLosses StageTwoTrainer::Losses(const StageTwoData::Window& w) {
-  return StageTwoLosses(model_, data_.spec().name, w, config_.predictor.context, config_.rollout);
+  return StageTwoLosses(model_, data_.spec().name, w, config_.predictor.context, config_.rollout, group_);
 }
 
 double StageTwoTrainer::Validate() {
@@ -306,11 +323,15 @@ double StageTwoTrainer::Validate() {
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(config_.seed + 1);  // the same windows every time
   double total = 0;
-  for (int i = 0; i < config_.val_batches; ++i) total += Losses(Batch("valid", &rng)).total().item<double>();
+  for (int i = 0; i < config_.val_batches; ++i) {
+    const auto loss = Losses(Batch("valid", &rng)).total();
+    total += (group_ ? group_->Mean(loss) : loss).item<double>();
+  }
   return total / config_.val_batches;
 }
 
 void StageTwoTrainer::SaveState(const TrainStats& s) const {
+  if (!writes_) return;
   torch::serialize::OutputArchive archive, model, optimizer;
   archive.write("config", c10::IValue(config_.ToJson().dump()));
   model_.Save(model);
@@ -338,18 +359,19 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
   if (stats_.step == 0) {  // the untrained model is the copy-last baseline: the first best to beat
     stats_.best_val = Validate();
     stats_.history.push_back({0.0, stats_.best_val, stats_.best_val});
-    SaveWorldModel(model_, data_.encoder_hash(), {{"step", 0}, {"embodiment", emb}}, out_ / "model.pt");
-    if (verbose) std::fprintf(stderr, "adapt: step 0  validation loss %.4f (copy-last predictor, dynamics untrained)\n", stats_.best_val);
+    if (writes_) SaveWorldModel(model_, data_.encoder_hash(), {{"step", 0}, {"embodiment", emb}}, out_ / "model.pt");
+    if (verbose && writes_) std::fprintf(stderr, "adapt: step 0  validation loss %.4f (copy-last predictor, dynamics untrained)\n", stats_.best_val);
   }
   while (stats_.step < config_.steps && !stats_.early_stopped) {
     model_.Train(true);
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(stats_.step));
     const auto losses = Losses(Batch("train", &rng_));
     auto loss = losses.total();
-    const double value = loss.item<double>();
+    const double value = (group_ ? group_->Mean(loss) : loss).item<double>();
     if (!std::isfinite(value)) throw AdaptError("loss is " + std::to_string(value) + " at step " + std::to_string(stats_.step) + "; lower --lr");
     optimizer_->zero_grad();
     loss.backward();
+    if (group_) group_->AverageGradients(model_.Parameters(emb, config_.freeze_trunk));
     torch::nn::utils::clip_grad_norm_(model_.PredictorParameters(emb, config_.freeze_trunk), 1.0);
     torch::nn::utils::clip_grad_norm_(model_.DynamicsParameters(emb), 1.0);
     optimizer_->step();
@@ -357,7 +379,7 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
     loss_sum += value;
     ++loss_count;
     stats_.samples_per_s = (stats_.step - first) * config_.batch / std::max(1e-9, SecondsSince(start));
-    if (stats_.step % 25 == 0 && verbose) {
+    if (stats_.step % 25 == 0 && verbose && writes_) {
       const double eta = (config_.steps - stats_.step) * config_.batch / std::max(1e-9, stats_.samples_per_s);
       std::fprintf(stderr, "adapt: step %d/%d  loss %.4f (teacher %.4f rollout %.4f dynamics %.4f)  %.1f samples/s  ETA %.0fs\n",
                    stats_.step, config_.steps, value, losses.teacher.item<double>(), losses.rollout.item<double>(),
@@ -374,12 +396,14 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
         stats_.best_val = stats_.val_loss;
         stats_.best_step = stats_.step;
         bad_evals = 0;
-        SaveWorldModel(model_, data_.encoder_hash(), {{"step", stats_.step}, {"embodiment", emb}, {"val_loss", stats_.val_loss}},
-                       out_ / "model.pt");
+        if (writes_) {
+          SaveWorldModel(model_, data_.encoder_hash(), {{"step", stats_.step}, {"embodiment", emb}, {"val_loss", stats_.val_loss}},
+                         out_ / "model.pt");
+        }
       } else if (++bad_evals >= config_.patience) {
         stats_.early_stopped = true;
       }
-      if (verbose) {
+      if (verbose && writes_) {
         std::fprintf(stderr, "adapt: step %d  validation loss %.4f%s%s\n", stats_.step, stats_.val_loss, better ? "  (best: model.pt)" : "",
                      stats_.early_stopped ? "  early stop" : "");
       }

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "adapt/distributed.h"
 #include "adapt/world_model.h"
 #include "collect/dataset.h"
 
@@ -116,17 +117,23 @@ struct AdaptLosses {
 };
 
 /// The losses of one batch of windows of `context + 1` frames (training and adapt --bench).
+/// With a data-parallel `group`, `batch` is this rank's equal share and the losses are such that
+/// their average over the ranks is the global batch's (normalizers reduced over the ranks).
 AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& batch, int context,
-                           int rollout);
+                           int rollout, const DataParallel* group = nullptr);
 
 /// Trains a WorldModel on one embodiment. Keeps <out>/model.pt (best validation) and
 /// <out>/train_state.pt (latest, for --resume), both written atomically.
+///
+/// With a data-parallel `group` every rank runs the trainer: `config.batch` is the global batch, each
+/// rank reads its share of every batch, gradients are averaged, all ranks validate alike (the same
+/// early-stopping decisions) and rank 0 alone writes.
 class StageTwoTrainer {
  public:
   StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const std::filesystem::path& out,
-                  bool resume);
+                  bool resume, const DataParallel* group = nullptr);
   TrainStats Train(bool verbose = true);
-  /// A random batch of windows of `context + 1` frames from a split.
+  /// This rank's share of a random global batch of windows of `context + 1` frames from a split.
   StageTwoData::Window Batch(const std::string& split, std::mt19937_64* rng) const;
   AdaptLosses Losses(const StageTwoData::Window& batch);
   double Validate();
@@ -143,6 +150,8 @@ class StageTwoTrainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;
   TrainStats stats_;
+  const DataParallel* group_ = nullptr;
+  bool writes_ = true;  ///< rank 0 (or the only process)
 };
 
 /// Writes a model file (atomically) with the encoder it belongs to.

@@ -20,6 +20,15 @@
 
 namespace embody::adapt {
 
+/// `--precision`: float32 (the default), or float64 for numerical checks (the data-parallel
+/// equivalence test: Adam turns float32 rounding in near-zero gradients into whole steps). Call it
+/// before building any module. @throws AdaptError for another name.
+inline void SetPrecision(const std::string& precision) {
+  if (precision == "float64") torch::set_default_dtype(caffe2::TypeMeta::Make<double>());
+  else if (precision == "float32") torch::set_default_dtype(caffe2::TypeMeta::Make<float>());
+  else throw AdaptError("--precision must be float32 or float64, not " + precision);
+}
+
 /// Linear warmup over the first `warmup_fraction` of `steps`, then cosine decay to a tenth of `lr`.
 inline double WarmupCosine(double lr, int steps, int step, double warmup_fraction) {
   const int warmup = std::max(1, static_cast<int>(steps * warmup_fraction));

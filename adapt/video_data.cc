@@ -47,8 +47,7 @@ std::vector<std::uint8_t> VideoData::Frames(const EpisodeRef& episode, std::int6
   return datasets_[episode.dataset]->ReadFrames(episode.demo, camera_, first, count);
 }
 
-std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
-                                                const EpisodeRef** episode_out, std::int64_t* start_out) const {
+VideoData::ClipRef VideoData::DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const {
   const auto& pool = episodes(split).empty() ? train_ : episodes(split);
   const EpisodeRef& episode = pool[(*rng)() % pool.size()];
   const std::int64_t span = static_cast<std::int64_t>(length - 1) * stride + 1;
@@ -56,18 +55,27 @@ std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int le
     throw AdaptError(episode.demo + " has " + std::to_string(episode.frames) + " frames, fewer than a clip of " +
                      std::to_string(span));
   }
-  const std::int64_t start = static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1));
-  std::vector<std::uint8_t> all = Frames(episode, start, span);
-  if (episode_out) *episode_out = &episode;
-  if (start_out) *start_out = start;
+  return {&episode, static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1))};
+}
+
+std::vector<std::uint8_t> VideoData::ReadClip(const ClipRef& clip, int length, int stride) const {
+  const std::int64_t span = static_cast<std::int64_t>(length - 1) * stride + 1;
+  std::vector<std::uint8_t> all = Frames(*clip.episode, clip.start, span);
   if (stride == 1) return all;
   const size_t frame_bytes = all.size() / span;
-  std::vector<std::uint8_t> clip(frame_bytes * length);
+  std::vector<std::uint8_t> out(frame_bytes * length);
   for (int t = 0; t < length; ++t) {
-    std::copy(all.begin() + t * stride * frame_bytes, all.begin() + (t * stride + 1) * frame_bytes,
-              clip.begin() + t * frame_bytes);
+    std::copy(all.begin() + t * stride * frame_bytes, all.begin() + (t * stride + 1) * frame_bytes, out.begin() + t * frame_bytes);
   }
-  return clip;
+  return out;
+}
+
+std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
+                                                const EpisodeRef** episode_out, std::int64_t* start_out) const {
+  const ClipRef clip = DrawClip(split, length, stride, rng);
+  if (episode_out) *episode_out = clip.episode;
+  if (start_out) *start_out = clip.start;
+  return ReadClip(clip, length, stride);
 }
 
 }  // namespace embody::adapt

@@ -43,7 +43,17 @@ class VideoData {
 
   /// Frames [first, first + count) of an episode as (count, H, W, 3) uint8.
   std::vector<std::uint8_t> Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count) const;
-  /// A random clip of `length` frames `stride` apart from `split`; clip_start receives its first frame.
+  /// Where a clip lies: an episode and its first frame.
+  struct ClipRef {
+    const EpisodeRef* episode = nullptr;
+    std::int64_t start = 0;
+  };
+  /// Draws a random clip of `length` frames `stride` apart from `split` without reading it (data-parallel
+  /// ranks draw a whole batch alike and read only their share).
+  ClipRef DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const;
+  /// The frames of a drawn clip, (length, H, W, 3) uint8.
+  std::vector<std::uint8_t> ReadClip(const ClipRef& clip, int length, int stride) const;
+  /// DrawClip and ReadClip; clip_start receives its first frame.
   std::vector<std::uint8_t> RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
                                        const EpisodeRef** episode = nullptr, std::int64_t* clip_start = nullptr) const;
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "adapt/encoder.h"
 #include "adapt/video_data.h"
 
 namespace embody::adapt {
@@ -315,7 +316,7 @@ WorldModel WorldModel::Load(torch::serialize::InputArchive& archive) {
 
 torch::Tensor CameraFeatures(const std::vector<double>& e) {
   if (e.size() != 16) throw AdaptError("camera extrinsics must be 4x4");
-  return torch::tensor({e[0], e[1], e[2], e[4], e[5], e[6], e[8], e[9], e[10], e[3], e[7], e[11]}, torch::kFloat32);
+  return torch::tensor({e[0], e[1], e[2], e[4], e[5], e[6], e[8], e[9], e[10], e[3], e[7], e[11]}, DefaultFloat());
 }
 
 torch::Tensor LatentL1(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().mean({0, 2, 3}); }

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ make pkg-config
   libmujoco-dev libqhull-dev
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libgloo-dev
   libimgui-dev libstb-dev libglfw3-dev
   libegl-dev libgl-dev libegl-mesa0 libgl1-mesa-dri libgles-dev
   xvfb xauth ffmpeg
@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   python3-h5py python3-numpy python3-torch python3-pil
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

@@ -5,6 +5,7 @@
 //   adapt --embodiment ur5 --init models/franka --episodes 50
 //   adapt --embodiment ur5 --eval                 (evaluate models/ur5 only)
 //   adapt --bench                                 (training throughput vs a matrix-product peak)
+//   srun -n 4 adapt --embodiment ur5 ...          (data-parallel ranks; torchrun's RANK/WORLD_SIZE work too)
 #include <sys/resource.h>
 
 #include <chrono>
@@ -14,9 +15,11 @@
 #include <CLI/CLI.hpp>
 
 #include "adapt/decoder.h"
+#include "adapt/distributed.h"
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 #include "collect/config.h"
 
@@ -145,7 +148,7 @@ int Bench(AdaptConfig config, int steps) {
 
 int main(int argc, char** argv) {
   CLI::App app{"adapt: stage two, per-robot dynamics and interaction predictors on a frozen encoder"};
-  std::string embodiment, data_path, encoder_path = "models/encoder.pt", out, init, camera = "camera0";
+  std::string embodiment, data_path, encoder_path = "models/encoder.pt", out, init, camera = "camera0", precision = "float32";
   AdaptConfig config;
   EvalOptions eval;
   bool eval_only = false, bench = false, resume = false, overwrite = false;
@@ -184,10 +187,17 @@ int main(int argc, char** argv) {
   app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
   app.add_option("--decoder-steps", decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
+      ->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
   app.add_flag("--resume", resume, "Continue training the model at --out");
   app.add_flag("--overwrite", overwrite, "Replace the model at --out");
   CLI11_PARSE(app, argc, argv);
   try {
+    SetPrecision(precision);
+    const LaunchInfo launch = ReadLaunchInfo();
+    if (launch.world_size > 1 && (bench || eval_only)) {
+      throw AdaptError(std::string(bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) + " ranks)");
+    }
     if (bench) return Bench(config, bench_steps);
     if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
     if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
@@ -204,10 +214,17 @@ int main(int argc, char** argv) {
     if (!init.empty() && !fs::exists(fs::path(init) / "model.pt", ec) && !fs::is_regular_file(init, ec)) {
       throw AdaptError("no model to start from at " + init + " — run: adapt --embodiment <robot> --out " + init);
     }
-    torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    torch::set_num_threads(ThreadsPerRank(config.threads, launch));
+    std::unique_ptr<DataParallel> group;
+    if (launch.world_size > 1) group = DataParallel::Join(launch);
+    const bool root = !group || group->is_root();
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path, encoder_image_size);
-    // The encoder runs once per frame, into the cache; training only reads the cache.
-    const CacheStatus cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
+    // The encoder runs once per frame, into the cache; training only reads the cache. With ranks,
+    // rank 0 builds it while the others wait, then they find it in place.
+    CacheStatus cache;
+    if (root) cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
+    if (group) group->Barrier();
+    if (!root) cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
     if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
     const StageTwoData data(data_path, cache.path, camera, episodes);
     if (data.spec().name != embodiment) {
@@ -218,10 +235,11 @@ int main(int argc, char** argv) {
     if (!eval_only) {
       config.predictor.latent_dim = data.latent_dim();
       config.predictor.tokens = data.tokens();
-      if (overwrite) {
+      if (overwrite && root) {
         fs::remove(fs::path(out) / "model.pt");
         fs::remove(fs::path(out) / "train_state.pt");
       }
+      if (group) group->Barrier();
       std::unique_ptr<WorldModel> from;  // --init: the model to transfer from, loaded once
       if (!init.empty()) {
         std::string init_hash;
@@ -239,10 +257,17 @@ int main(int argc, char** argv) {
       } else {
         model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));
       }
-      std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", embodiment.c_str(),
-                   data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());
-      StageTwoTrainer trainer(config, data, std::move(model), out, resume);
+      if (root) {
+        std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", embodiment.c_str(),
+                     data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());
+      }
+      if (group && root) {
+        std::fprintf(stderr, "adapt: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size, launch.launcher.c_str(),
+                     config.batch, config.batch / launch.world_size);
+      }
+      StageTwoTrainer trainer(config, data, std::move(model), out, resume, group.get());
       stats = trainer.Train();
+      if (!root) return 0;  // rank 0 evaluates and writes
       trained = true;
       std::fprintf(stderr, "adapt: best validation loss %.4f at step %d of %d%s, %.1f samples/s\n", stats.best_val, stats.best_step, stats.step,
                    stats.early_stopped ? " (early stop)" : "", stats.samples_per_s);

@@ -4,13 +4,16 @@
 // a random encoder of the same architecture.
 //   pretrain --data data/franka.h5 data/ur5.h5 --out models/encoder.pt
 //   pretrain --eval-only --encoder models/encoder.pt --data data/ur5.h5     (any encoder, TorchScript too)
+//   torchrun-style or `srun -n 4 pretrain ...`: data-parallel ranks (RANK/WORLD_SIZE or SLURM_* variables)
 #include <cstdio>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/distributed.h"
 #include "adapt/jepa.h"
 #include "adapt/lewm.h"
+#include "adapt/training.h"
 #include "collect/config.h"
 
 namespace {
@@ -84,7 +87,7 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
 int main(int argc, char** argv) {
   CLI::App app{"pretrain: stage one, a self-supervised video encoder (LeWM's recipe by default, or a masked-latent JEPA)"};
   std::vector<std::string> data_files;
-  std::string out = "models/encoder.pt", encoder_path, recipe = "lewm";
+  std::string out = "models/encoder.pt", encoder_path, recipe = "lewm", precision = "float32";
   JepaConfig jepa;
   LewmConfig lewm;
   // Options both recipes share; unset ones keep each recipe's own default.
@@ -121,6 +124,8 @@ int main(int argc, char** argv) {
   app.add_option("--ceiling-epochs", ceiling_epochs,
                  "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
       ->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
+      ->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
   app.add_flag("--resume", resume, "Continue training the checkpoint at --out");
   app.add_flag("--overwrite", overwrite, "Replace the checkpoint at --out");
   app.add_flag("--eval-only", eval_only, "Only evaluate --encoder with the probes");
@@ -135,7 +140,20 @@ int main(int argc, char** argv) {
     set(width, &jepa.encoder.width), set(width, &lewm.encoder.width), set(dim, &jepa.encoder.dim), set(dim, &lewm.encoder.dim);
     jepa.threads = lewm.threads = threads;
     jepa.seed = lewm.seed = seed;
-    torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    SetPrecision(precision);
+    // Data-parallel ranks when launched as several processes (torchrun's or Slurm's variables).
+    const LaunchInfo launch = ReadLaunchInfo();
+    std::unique_ptr<DataParallel> group;
+    if (launch.world_size > 1) {
+      if (eval_only) throw AdaptError("--eval-only runs in one process (launched as " + std::to_string(launch.world_size) + " ranks)");
+      if (recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains in one process; data-parallel ranks train the lewm recipe");
+      group = DataParallel::Join(launch);
+      if (group->is_root()) {
+        std::fprintf(stderr, "pretrain: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size,
+                     launch.launcher.c_str(), lewm.batch, lewm.batch / launch.world_size);
+      }
+    }
+    torch::set_num_threads(ThreadsPerRank(threads, launch));
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     const VideoData data(files);
     const EncoderConfig architecture = recipe == "lewm" ? lewm.encoder : jepa.encoder;
@@ -151,12 +169,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
-    if (overwrite) fs::remove(out);
+    if (overwrite && (!group || group->is_root())) fs::remove(out);
+    if (group) group->Barrier();
     nlohmann::json train;
     if (recipe == "lewm") {
       lewm.encoder.image_size = data.image_size();
-      LewmTrainer trainer(lewm, data, out, resume);
+      LewmTrainer trainer(lewm, data, out, resume, group.get());
       const LewmStats stats = trainer.Train();
+      if (group && !group->is_root()) return 0;  // rank 0 reports and evaluates
       std::printf("pretrain: %d steps, next-embedding MSE %.4f (copy-last %.4f), held-out ratio to copy-last %.3f, SIGReg %.3f, "
                   "%.1f clips/s -> %s\n",
                   stats.step, stats.prediction, stats.copy_last, stats.val_ratio, stats.sigreg, stats.clips_per_s, out.c_str());

@@ -3,6 +3,8 @@
 //   simcollect info FILE                            what a dataset holds
 //   simcollect merge OUT SHARDS...                  join shard files (external links, no copying)
 //   simcollect bench --robot franka                 physics, render and end-to-end speed
+//   simcollect slurm --robot franka --episodes 100000 --shards 64 --submit
+//                                                   a Slurm array job (one shard per task) + a merge job
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "collect/dataset.h"
 #include "collect/episode.h"
 #include "collect/inspect.h"
+#include "collect/slurm.h"
 
 namespace {
 
@@ -199,6 +202,24 @@ int main(int argc, char** argv) {
   int bench_episodes = 100;  // enough that per-worker start-up (model, EGL context) is amortized
   AddCollectOptions(bench, &bench_config, &bench_levels, &bench_shard, &bench_config_file);
   bench->get_option("--episodes")->description("Episodes per measurement");
+
+  CLI::App* slurm = app.add_subcommand("slurm", "Collect on a Slurm cluster: an array job of shards and a merge job (afterok)");
+  CollectConfig slurm_config;
+  std::map<std::string, std::string> slurm_levels;
+  std::string slurm_shard, slurm_config_file, slurm_retry;
+  SlurmOptions slurm_options;
+  bool slurm_submit = false;
+  AddCollectOptions(slurm, &slurm_config, &slurm_levels, &slurm_shard, &slurm_config_file);
+  slurm->add_option("--shards", slurm_options.shards, "Array tasks, one shard each")->required()->check(CLI::Range(1, 100000));
+  slurm->add_option("--partition", slurm_options.partition, "sbatch --partition");
+  slurm->add_option("--account", slurm_options.account, "sbatch --account");
+  slurm->add_option("--time", slurm_options.time, "sbatch --time, per task (e.g. 02:00:00)");
+  slurm->add_option("--mem", slurm_options.mem, "sbatch --mem, per task (e.g. 8G)");
+  slurm->add_option("--cpus-per-task", slurm_options.cpus_per_task, "sbatch --cpus-per-task (the collection uses them all)")->check(CLI::Range(0, 1024));
+  slurm->add_option("--sbatch", slurm_options.sbatch, "Any other sbatch option for both jobs, e.g. --sbatch=--qos=long (repeatable)");
+  slurm->add_flag("--submit", slurm_submit, "Submit the jobs (otherwise only write the scripts)");
+  slurm->add_option("--retry", slurm_retry, "Resubmit these shards alone (e.g. 2,5) and a new merge job; implies --submit");
+  slurm->add_flag("--overwrite-job", slurm_options.overwrite, "Start the job folder over (its shards are deleted)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -209,6 +230,25 @@ int main(int argc, char** argv) {
     if (*merge) {
       const std::int64_t n = MergeShards(merge_out, std::vector<fs::path>(merge_in.begin(), merge_in.end()), merge_overwrite);
       std::printf("simcollect: merged %zu shards into %s: %lld episodes\n", merge_in.size(), merge_out.c_str(), static_cast<long long>(n));
+      return 0;
+    }
+    if (*slurm) {
+      ResolveConfig(*slurm, &slurm_config, slurm_levels, slurm_shard, slurm_config_file);
+      slurm_options.simcollect = fs::canonical("/proc/self/exe");
+      const std::vector<int> retry = slurm_retry.empty() ? std::vector<int>{} : ParseShardList(slurm_retry, slurm_options.shards);
+      const SlurmJob job = WriteSlurmJob(slurm_config, slurm_options);
+      std::printf("simcollect slurm: %d shards of %lld episodes -> %s\n  scripts: %s, %s\n", slurm_options.shards,
+                  static_cast<long long>(slurm_config.episodes), job.out.c_str(), job.collect_script.c_str(), job.merge_script.c_str());
+      if (!slurm_submit && retry.empty()) {
+        std::printf("  submit: simcollect slurm <these options> --submit   (or: sbatch %s, then sbatch --dependency=afterok:<id> %s)\n",
+                    job.collect_script.c_str(), job.merge_script.c_str());
+        return 0;
+      }
+      const SlurmSubmission s = SubmitSlurmJob(job, retry);
+      const std::string which = retry.empty() ? "" : " (shards " + slurm_retry + ")";
+      std::printf("  submitted: array job %s%s, merge job %s (afterok)\n  logs: %s/logs/\n"
+                  "  a failed shard I: fix the cause, then simcollect slurm <these options> --retry I\n",
+                  s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), job.dir.c_str());
       return 0;
     }
     if (*bench) {

@@ -1,0 +1,111 @@
+// `simcollect slurm` without a cluster: the scripts it writes and what it refuses (the real array job,
+// merge and retry run in tests/cluster/slurm_test.sh on a local Slurm).
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "collect/slurm.h"
+
+namespace embody::collect {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class SlurmJobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("embody_slurm_job_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    config_.robot = "franka";
+    config_.episodes = 10;
+    config_.steps = 6;
+    config_.seed = 4;
+    config_.out = (dir_ / "franka.h5").string();
+    options_.shards = 3;
+    options_.simcollect = "/opt/embody/bin/simcollect";
+    options_.partition = "gpu";
+    options_.sbatch = {"--qos=long"};
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Error(const CollectConfig& c, const SlurmOptions& o) {
+    try {
+      WriteSlurmJob(c, o);
+    } catch (const CollectError& e) {
+      return e.what();
+    }
+    return "";
+  }
+  fs::path dir_;
+  CollectConfig config_;
+  SlurmOptions options_;
+};
+
+TEST_F(SlurmJobTest, WritesAnArrayScriptAMergeScriptAndTheOptions) {
+  const SlurmJob job = WriteSlurmJob(config_, options_);
+  EXPECT_EQ(job.dir, dir_ / "franka.slurm");
+  const std::string collect = ReadAll(job.collect_script), merge = ReadAll(job.merge_script);
+  EXPECT_THAT(collect, HasSubstr("#SBATCH --array=0-2\n"));
+  EXPECT_THAT(collect, HasSubstr("#SBATCH --partition=gpu\n"));
+  EXPECT_THAT(collect, HasSubstr("#SBATCH --qos=long\n"));
+  // The shard count is written into the script: a task resubmitted alone still takes its 1/3.
+  EXPECT_THAT(collect, HasSubstr("--shard \"${SLURM_ARRAY_TASK_ID}/3\""));
+  EXPECT_THAT(collect, HasSubstr("--resume"));
+  EXPECT_THAT(collect, HasSubstr("'/opt/embody/bin/simcollect' --config '" + job.options.string() + "'"));
+  for (const auto& shard : job.shards) EXPECT_THAT(merge, HasSubstr("'" + shard.string() + "'"));
+  EXPECT_THAT(merge, HasSubstr("merge '" + (dir_ / "franka.h5").string() + "'"));
+  // The options file reads back as the same collection (through simcollect's own --config reader).
+  std::ifstream in(job.options);
+  CollectConfig back;
+  back.UpdateFromJson(nlohmann::json::parse(in));
+  EXPECT_EQ(back.Identity(), config_.Identity());
+  // Writing again with the same options is allowed (resubmission).
+  EXPECT_EQ(Error(config_, options_), "");
+}
+
+TEST_F(SlurmJobTest, RefusesWhatWouldFailOnTheCluster) {
+  CollectConfig c = config_;
+  c.robot = "frankaa";
+  EXPECT_THAT(Error(c, options_), HasSubstr("--robot"));
+  c = config_;
+  c.shard_count = 2;
+  EXPECT_THAT(Error(c, options_), HasSubstr("drop --shard"));
+  SlurmOptions o = options_;
+  o.shards = 11;
+  EXPECT_THAT(Error(config_, o), HasSubstr("more than the 10 episodes"));
+  EXPECT_FALSE(fs::exists(dir_ / "franka.slurm"));  // nothing written by a refusal
+
+  WriteSlurmJob(config_, options_);
+  c = config_;
+  c.seed = 5;
+  EXPECT_THAT(Error(c, options_), HasSubstr("other options"));
+  std::ofstream(dir_ / "franka.slurm" / "shard0of3.h5") << "x";
+  o = options_;
+  o.shards = 4;
+  EXPECT_THAT(Error(config_, o), HasSubstr("3-way split"));
+  o.overwrite = true;  // --overwrite-job starts over
+  EXPECT_EQ(Error(config_, o), "");
+  EXPECT_FALSE(fs::exists(dir_ / "franka.slurm" / "shard0of3.h5"));
+  std::ofstream(dir_ / "franka.h5") << "x";
+  EXPECT_THAT(Error(config_, o), HasSubstr("already exists"));
+}
+
+TEST(SlurmShardList, ParsesAndChecks) {
+  EXPECT_EQ(ParseShardList("2,0", 3), (std::vector<int>{2, 0}));
+  EXPECT_THROW(ParseShardList("3", 3), CollectError);
+  EXPECT_THROW(ParseShardList("1,x", 3), CollectError);
+  EXPECT_THROW(ParseShardList("", 3), CollectError);
+}
+
+}  // namespace
+}  // namespace embody::collect
