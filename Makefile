@@ -39,6 +39,7 @@ bench: build
 	./$(BUILD_DIR)/bin/sim-bench
 	./$(BUILD_DIR)/bin/simcollect bench --robot franka
 	./$(BUILD_DIR)/bin/adapt --bench
+	bash scripts/bench_ranks.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(BUILD_DIR).configure.log $(ASAN_DIR).configure.log

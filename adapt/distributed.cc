@@ -136,8 +136,11 @@ std::unique_ptr<DataParallel> DataParallel::Join(const LaunchInfo& launch, std::
 void DataParallel::AllReduceSum(const std::vector<torch::Tensor>& tensors) const {
 #ifdef EMBODY_HAVE_GLOO
   if (tensors.empty()) return;
+  // One buffer in the tensors' own type (gradients: float32), float64 when they differ.
+  auto type = tensors[0].scalar_type();
+  for (const auto& t : tensors) type = t.scalar_type() == type ? type : torch::kFloat64;
   std::vector<torch::Tensor> flat;
-  for (const auto& t : tensors) flat.push_back(t.detach().reshape({-1}).to(torch::kFloat64));
+  for (const auto& t : tensors) flat.push_back(t.detach().reshape({-1}).to(type));
   std::vector<torch::Tensor> buffer{torch::cat(flat)};
   impl_->group->allreduce(buffer)->wait();
   std::int64_t offset = 0;
