@@ -6,7 +6,7 @@
 # difference (in float32, Adam turns rounding noise in near-zero gradients into whole steps).
 # usage: data_parallel_test.sh BIN_DIR
 set -uo pipefail
-bin=$1
+bin=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d /tmp/embody_ddp_test.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

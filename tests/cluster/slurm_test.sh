@@ -4,7 +4,7 @@
 # the same options; then `srun -n 2 pretrain` and `srun -n 2 adapt` as data-parallel ranks.
 # usage: slurm_test.sh BIN_DIR. Fails (never skips) when Slurm cannot start, saying why.
 set -uo pipefail
-bin=$1
+bin=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d /tmp/embody_slurm_test.XXXXXX)
 source "$here/local_slurm.sh"
