@@ -150,6 +150,12 @@ class WorldModel {
   /// @throws AdaptError when the archive is not a stage-two model.
   static WorldModel Load(torch::serialize::InputArchive& archive);
 
+  /// The parts, read-only (the TorchScript export reads their weights).
+  const Trunk& trunk() const { return trunk_; }
+  const Adapter& adapter(const std::string& embodiment) const { return adapters_.at(spec(embodiment).name); }
+  const DynamicsModel& dynamics(const std::string& embodiment) const { return dynamics_.at(spec(embodiment).name); }
+  const Normalizer& normalizer(const std::string& embodiment) const { return norms_.at(spec(embodiment).name); }
+
  private:
   PredictorConfig config_;
   Trunk trunk_{nullptr};

@@ -23,6 +23,8 @@ start=$(date +%s)
   --overwrite --train-decoder | tee out/demo_franka.txt
 "$bin/adapt" --embodiment ur5 --data data/demo_ur5.h5 --encoder models/demo_encoder.pt --out models/demo_ur5 \
   --init models/demo_franka --episodes 50 --overwrite --train-decoder | tee out/demo_ur5.txt
+# The franka model as TorchScript for Python users (torch.jit.load), checked against the C++ model.
+"$bin/adapt" --embodiment franka --out models/demo_franka --export
 # The viewer, exported without a screen: true vs imagined rollout of held-out franka episode demo_9.
 "$bin/rollout-viewer" --data data/demo_franka.h5 --model models/demo_franka --encoder models/demo_encoder.pt --episode 9 \
   --start 8 --horizon 40 --frame 24 --screenshot out/rollout_franka.png

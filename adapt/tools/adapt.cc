@@ -5,6 +5,7 @@
 //   adapt --embodiment ur5 --init models/franka --episodes 50
 //   adapt --embodiment ur5 --eval                 (evaluate models/ur5 only)
 //   adapt --bench                                 (training throughput vs a matrix-product peak)
+//   adapt --embodiment franka --export            (models/franka/world_model.ts: TorchScript for torch.jit.load)
 //   srun -n 4 adapt --embodiment ur5 ...          (data-parallel ranks; torchrun's RANK/WORLD_SIZE work too)
 #include <sys/resource.h>
 
@@ -16,6 +17,7 @@
 
 #include "adapt/decoder.h"
 #include "adapt/distributed.h"
+#include "adapt/export.h"
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
@@ -152,6 +154,7 @@ int main(int argc, char** argv) {
   AdaptConfig config;
   EvalOptions eval;
   bool eval_only = false, bench = false, resume = false, overwrite = false;
+  std::string export_path;
   int episodes = 0, bench_steps = 10, encoder_image_size = 0, decoder_steps = 300;
   bool train_decoder = false;
   app.add_option("--embodiment", embodiment, "Robot to adapt to (franka, ur5, humanoid, or yours)");
@@ -183,6 +186,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--eval-episodes", eval.max_episodes, "Held-out episodes evaluated")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_flag("--eval", eval_only, "Only evaluate the model at --out");
+  app.add_option("--export", export_path,
+                 "Write the model at --out (predictor + dynamics of --embodiment) as TorchScript for torch.jit.load: PATH, or - for <out>/world_model.ts")
+      ->expected(0, 1)->default_str("-");
   app.add_flag("--bench", bench, "Print training samples/s and GFLOP/s against a matrix-product peak");
   app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
@@ -203,6 +209,17 @@ int main(int argc, char** argv) {
     if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
     if (out.empty()) out = "models/" + embodiment;
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
+    if (app.count("--export") > 0) {
+      if (launch.world_size > 1) throw AdaptError("--export runs in one process");
+      const fs::path path = export_path.empty() || export_path == "-" ? fs::path(out) / "world_model.ts" : fs::path(export_path);
+      std::string hash;
+      WorldModel model = LoadWorldModel(out, &hash);
+      const double error = ExportWorldModel(model, embodiment, hash, path);
+      std::printf("adapt: exported %s's predictor and dynamics model to %s (TorchScript; reproduces the C++ model to %.1e)\n"
+                  "  python3 -c \"import torch; m = torch.jit.load('%s'); print(m.embodiment, m.frame_skip)\"\n",
+                  embodiment.c_str(), path.c_str(), error, path.c_str());
+      return 0;
+    }
     std::error_code ec;
     if (!fs::exists(data_path, ec)) {
       throw AdaptError("no " + data_path + " — run: simcollect --robot " + embodiment + " --episodes 500 --out " + data_path);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "adapt/decoder.h"
+#include "adapt/export.h"
 #include "adapt/jepa.h"
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
@@ -26,6 +27,11 @@ using ::testing::HasSubstr;
 
 EmbodimentSpec ArmSpec(const std::string& name = "arm", int joints = 3) {
   return {name, joints, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"};
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 Normalizer Identity(int p) { return {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})}; }
@@ -115,6 +121,55 @@ TEST(WorldModelTest, RolloutEqualsChainedOneStepPredictions) {
     lat = torch::cat({lat, next.unsqueeze(1)}, 1);
     prop = torch::cat({prop, next_prop.unsqueeze(1)}, 1);
   }
+}
+
+// Tests that `adapt --export` writes a TorchScript module that Debian's python3-torch loads and that
+// reproduces the C++ model's predict, dynamics step and rollout (with and without a gripper, with
+// non-trivial normalizers baked in), and that the export's own check refuses a wrong module.
+TEST(WorldModelTest, TorchScriptExportReproducesTheModelInPython) {
+  const fs::path dir = fs::temp_directory_path() / ("embody_export_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  torch::manual_seed(11);
+  WorldModel m(TinyPredictor());
+  EmbodimentSpec bare = ArmSpec("bare", 2);
+  bare.gripper = 0;
+  for (const EmbodimentSpec& spec : {ArmSpec(), bare}) {
+    const int p = spec.proprio_dim();
+    m.AddEmbodiment(spec, {torch::randn({p}), torch::rand({p}) + 0.5, torch::randn({p}) * 0.1, torch::rand({p}) + 0.2});
+  }
+  {
+    torch::NoGradGuard no_grad;
+    for (const std::string emb : {"arm", "bare"}) {
+      for (auto& q : m.Parameters(emb, false)) q.normal_(0, 0.3);
+    }
+  }
+  m.Train(false);
+  for (const EmbodimentSpec& spec : {ArmSpec(), bare}) {
+    const fs::path module = dir / (spec.name + ".ts"), io = dir / (spec.name + ".io.pt");
+    EXPECT_LE(ExportWorldModel(m, spec.name, "hash-of-the-encoder", module), 1e-5);
+    torch::manual_seed(12);
+    const int b = 2, p = spec.proprio_dim(), a = spec.action_dim * 2, h = 4;
+    torch::NoGradGuard no_grad;
+    const auto lat = torch::randn({b, 3, 4, 8}), prop = torch::randn({b, 3, p}), act = torch::rand({b, 3, a}) * 2 - 1;
+    const auto cam = torch::randn({b, 12}), actions = torch::rand({b, 2 + h - 1, a}) * 2 - 1;
+    const auto pred = m.Predict(spec.name, lat, prop, act, cam);
+    const auto p0 = prop.select(1, 0), a0 = act.select(1, 0).slice(-1, 0, spec.action_dim);
+    const auto step = m.StepDynamics(spec.name, p0, a0);
+    torch::Tensor rolled_prop;
+    const auto rolled = m.Rollout(spec.name, lat.slice(1, 0, 2), prop.slice(1, 0, 2), actions, cam, h, &rolled_prop);
+    c10::impl::GenericList list(c10::AnyType::get());
+    for (const auto& t : {lat, prop, act, cam, pred, p0, a0, step, lat.slice(1, 0, 2).contiguous(), prop.slice(1, 0, 2).contiguous(), actions,
+                          torch::tensor(h), rolled, rolled_prop}) {
+      list.push_back(t);
+    }
+    const std::vector<char> bytes = torch::pickle_save(c10::IValue(list));
+    std::ofstream(io, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    const std::string command = "/usr/bin/python3 " EMBODY_TESTS_DIR "/adapt/check_export.py " + module.string() + " " + io.string() + " " +
+                                spec.name + " > " + (dir / "check.log").string() + " 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0) << ReadFile(dir / "check.log");
+  }
+  EXPECT_THROW(ExportWorldModel(m, "ur5", "h", dir / "x.ts"), AdaptError);  // an embodiment the model does not know
+  fs::remove_all(dir);
 }
 
 // Tests that the dynamics model learns a known linear system x' = x + A x + B u to within a few
