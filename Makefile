@@ -50,4 +50,5 @@ SOURCES = $(shell git ls-files '*.cc' '*.h')
 format:
 	clang-format -i $(SOURCES)
 format-check:
-	@bad=0; for f in $(SOURCES); do clang-format --dry-run -Werror $$f > /dev/null 2>&1 || { echo $$f; bad=1; }; done; exit $$bad
+	@command -v clang-format > /dev/null || { echo "clang-format is not installed (scripts/install-deps.sh installs it)"; exit 1; }
+	@bad=0; for f in $(SOURCES); do clang-format --dry-run -Werror $$f > /dev/null 2>&1 || { echo "not formatted (make format): $$f"; bad=1; }; done; exit $$bad

@@ -54,7 +54,11 @@ torch::Tensor LatentDecoderImpl::forward(const torch::Tensor& tokens) {
   const auto b = tokens.size(0), d = tokens.size(2);
   auto x = spread ? spread->forward(tokens.reshape({b, d})).reshape({b, -1, grid, grid}) : tokens.transpose(1, 2).reshape({b, d, grid, grid});
   x = torch::sigmoid(net->forward(x));
-  if (x.size(-1) != image_size) x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{image_size, image_size}).mode(torch::kBilinear).align_corners(false));
+  if (x.size(-1) != image_size)
+    x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                  .size(std::vector<int64_t>{image_size, image_size})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
   return x;
 }
 
@@ -91,7 +95,8 @@ DecoderStats TrainDecoder(const StageTwoData& data, int steps, std::uint64_t see
   }
   torch::serialize::OutputArchive archive;
   decoder->save(archive);
-  archive.write("decoder_config", c10::IValue(nlohmann::json{{"tokens", data.tokens()}, {"latent_dim", data.latent_dim()}, {"image_size", s}}.dump()));
+  archive.write("decoder_config",
+                c10::IValue(nlohmann::json{{"tokens", data.tokens()}, {"latent_dim", data.latent_dim()}, {"image_size", s}}.dump()));
   archive.write("encoder_hash", c10::IValue(data.encoder_hash()));
   SaveArchiveAtomically(archive, out);
   return stats;

@@ -97,8 +97,7 @@ struct DataParallel::Impl {
 struct DataParallel::Impl {};
 #endif
 
-DataParallel::DataParallel(std::unique_ptr<Impl> impl, int rank, int world_size)
-    : impl_(std::move(impl)), rank_(rank), world_size_(world_size) {}
+DataParallel::DataParallel(std::unique_ptr<Impl> impl, int rank, int world_size) : impl_(std::move(impl)), rank_(rank), world_size_(world_size) {}
 DataParallel::~DataParallel() = default;
 
 std::unique_ptr<DataParallel> DataParallel::Join(const LaunchInfo& launch, std::chrono::seconds timeout) {
@@ -128,8 +127,8 @@ std::unique_ptr<DataParallel> DataParallel::Join(const LaunchInfo& launch, std::
   std::unique_ptr<DataParallel> group(new DataParallel(std::move(impl), launch.rank, launch.world_size));
   return group;
 #else
-  throw AdaptError("this build has no c10d Gloo (LibTorch without distributed support or no gloo headers): run " +
-                   std::to_string(launch.world_size) + " ranks with a LibTorch that has them, or one process");
+  throw AdaptError("this build has no c10d Gloo (LibTorch without distributed support or no gloo headers): run " + std::to_string(launch.world_size) +
+                   " ranks with a LibTorch that has them, or one process");
 #endif
 }
 

@@ -34,8 +34,8 @@ ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
   layers->push_back(nn::Conv2d(nn::Conv2dOptions(4 * c.width, vector ? c.width : c.dim, 1)));
   net = register_module("net", layers);
   if (vector) {
-    projector = register_module("projector", nn::Sequential(nn::Linear(c.width * c.grid() * c.grid(), c.hidden),
-                                                            nn::BatchNorm1d(c.hidden), nn::GELU(), nn::Linear(c.hidden, c.dim)));
+    projector = register_module("projector", nn::Sequential(nn::Linear(c.width * c.grid() * c.grid(), c.hidden), nn::BatchNorm1d(c.hidden),
+                                                            nn::GELU(), nn::Linear(c.hidden, c.dim)));
   }
 }
 
@@ -52,9 +52,7 @@ torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& frames) {
   return x.flatten(2).transpose(1, 2).reshape({b, t, -1, config.dim});
 }
 
-torch::Tensor FramesToInput(const torch::Tensor& frames_uint8) {
-  return frames_uint8.permute({0, 1, 4, 2, 3}).to(DefaultFloat()).div(255.0);
-}
+torch::Tensor FramesToInput(const torch::Tensor& frames_uint8) { return frames_uint8.permute({0, 1, 4, 2, 3}).to(DefaultFloat()).div(255.0); }
 
 std::string FileHash(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -123,7 +121,8 @@ FrozenEncoder FrozenEncoder::Load(const std::filesystem::path& path, int default
     throw AdaptError(path.string() + " is neither an Embody encoder checkpoint nor a TorchScript module");
   }
   if (!module.find_method("forward")) {
-    throw AdaptError(path.string() + " is a TorchScript file without a forward method; an encoder maps frames "
+    throw AdaptError(path.string() +
+                     " is a TorchScript file without a forward method; an encoder maps frames "
                      "(B,T,3,H,W) to tokens (B,T,N,D)");
   }
   e.script_ = std::make_shared<torch::jit::Module>(std::move(module));
@@ -151,8 +150,8 @@ FrozenEncoder FrozenEncoder::Random(const EncoderConfig& config, std::uint64_t s
 
 torch::Tensor FrozenEncoder::Encode(const torch::Tensor& frames) {
   if (frames.dim() != 5 || frames.size(2) != 3 || frames.size(3) != image_size_ || frames.size(4) != image_size_) {
-    throw AdaptError("encoder " + source_ + " expects frames (B,T,3," + std::to_string(image_size_) + "," +
-                     std::to_string(image_size_) + "), got " + c10::str(frames.sizes()));
+    throw AdaptError("encoder " + source_ + " expects frames (B,T,3," + std::to_string(image_size_) + "," + std::to_string(image_size_) + "), got " +
+                     c10::str(frames.sizes()));
   }
   torch::NoGradGuard no_grad;
   torch::Tensor out;

@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <string>
 
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
 #include <torch/script.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 namespace embody::adapt {
 
@@ -24,7 +24,7 @@ struct EncoderConfig {
   /// "grid": (H/8)^2 tokens of D (the masked-latent JEPA's); "vector": one token of D per frame, the
   /// conv features flattened through an MLP projector with BatchNorm (LeWM's compact latent).
   std::string head = "grid";
-  int hidden = 512;     ///< the vector head's projector width
+  int hidden = 512;  ///< the vector head's projector width
   /// Tokens per side: the encoder downsamples by 8.
   int grid() const { return image_size / 8; }
   int tokens() const { return head == "vector" ? 1 : grid() * grid(); }

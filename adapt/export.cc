@@ -42,7 +42,8 @@ std::string Source(const PredictorConfig& c, const EmbodimentSpec& s) {
     << "    cam_tok = torch.linear(camera, self.trunk_camera_in_weight, self.trunk_camera_in_bias).unsqueeze(1).expand(b, t, " << c.dim << ")\n"
     << "    cond = torch.stack([action_tok, joint_tok, ee_tok, cam_tok], 2) + self.trunk_kind_pos\n"
     << "    broadcast = (action_tok + joint_tok + ee_tok + cam_tok).unsqueeze(2)\n"
-    << "    x = torch.cat([cond, torch.linear(latents, self.trunk_latent_in_weight, self.trunk_latent_in_bias) + self.trunk_spatial_pos + broadcast], 2)\n"
+    << "    x = torch.cat([cond, torch.linear(latents, self.trunk_latent_in_weight, self.trunk_latent_in_bias) + self.trunk_spatial_pos + "
+       "broadcast], 2)\n"
     << "    x = x + self.trunk_frame_pos[:, :t]\n"
     << "    per_frame = " << 4 + c.tokens << "\n"
     << "    n = t * per_frame\n"
@@ -52,7 +53,8 @@ std::string Source(const PredictorConfig& c, const EmbodimentSpec& s) {
   for (int i = 0; i < c.depth; ++i) {
     const std::string p = "self.trunk_layer" + std::to_string(i) + "_";
     o << "    qkv = torch.linear(x, " << p << "self_attn_in_proj_weight, " << p << "self_attn_in_proj_bias).chunk(3, -1)\n"
-      << "    q = qkv[0].reshape(b, n, " << c.heads << ", " << head_dim << ").transpose(1, 2) * " << 1.0 / std::sqrt(static_cast<double>(head_dim)) << "\n"
+      << "    q = qkv[0].reshape(b, n, " << c.heads << ", " << head_dim << ").transpose(1, 2) * " << 1.0 / std::sqrt(static_cast<double>(head_dim))
+      << "\n"
       << "    k = qkv[1].reshape(b, n, " << c.heads << ", " << head_dim << ").transpose(1, 2)\n"
       << "    v = qkv[2].reshape(b, n, " << c.heads << ", " << head_dim << ").transpose(1, 2)\n"
       << "    att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) + mask, -1)\n"

@@ -28,7 +28,6 @@ torch::jit::Module ScriptWorldModel(const WorldModel& model, const std::string& 
 
 /// Scripts, checks against `model` (max |difference| of predict and step_dynamics on random inputs,
 /// returned) and writes `path` atomically. @throws AdaptError when the check fails (> 1e-4).
-double ExportWorldModel(WorldModel& model, const std::string& embodiment, const std::string& encoder_hash,
-                        const std::filesystem::path& path);
+double ExportWorldModel(WorldModel& model, const std::string& embodiment, const std::string& encoder_hash, const std::filesystem::path& path);
 
 }  // namespace embody::adapt

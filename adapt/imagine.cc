@@ -19,7 +19,8 @@ class TorchImaginer : public Imaginer {
     std::string hash;
     model_ = LoadWorldModel(model, &hash);
     std::error_code ec;
-    if (!fs::exists(encoder_path, ec)) throw AdaptError("no encoder " + encoder_path.string() + " (pass --encoder, the one the model was trained on)");
+    if (!fs::exists(encoder_path, ec))
+      throw AdaptError("no encoder " + encoder_path.string() + " (pass --encoder, the one the model was trained on)");
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
     if (encoder.hash() != hash) {
       throw AdaptError(model.string() + " was trained on the latents of encoder " + hash + "; " + encoder_path.string() + " is " + encoder.hash());
@@ -50,7 +51,9 @@ class TorchImaginer : public Imaginer {
     if (start < 1) throw AdaptError("imagination needs at least one context frame before frame " + std::to_string(start));
     const int c = std::max(1, std::min({context, model_.config().context, (start - 1) / k + 1}));
     const int steps = static_cast<int>(std::min<int64_t>((horizon + k - 1) / k, (ep->frames - start) / k));
-    if (steps < 1) throw AdaptError("nothing to imagine after frame " + std::to_string(start) + " of " + demo + " (a model step is " + std::to_string(k) + " frames)");
+    if (steps < 1)
+      throw AdaptError("nothing to imagine after frame " + std::to_string(start) + " of " + demo + " (a model step is " + std::to_string(k) +
+                       " frames)");
     const int first = start - 1 - (c - 1) * k;
     const auto w = data_->Read(*ep, first, c + steps, k);
     auto batch = [](const torch::Tensor& t) { return t.unsqueeze(0); };

@@ -13,19 +13,19 @@
 namespace embody::adapt {
 
 struct Imagination {
-  int start = 0;    ///< first imagined frame (context = frames start-k .. start-1)
-  int horizon = 0;  ///< imagined frames: start .. start + horizon - 1
-  int frame_skip = 1;  ///< control steps per model step; frames between model steps show the nearest one
+  int start = 0;                    ///< first imagined frame (context = frames start-k .. start-1)
+  int horizon = 0;                  ///< imagined frames: start .. start + horizon - 1
+  int frame_skip = 1;               ///< control steps per model step; frames between model steps show the nearest one
   double seconds_per_frame = 0.05;  ///< 1 / the dataset's control rate
   /// The state read-out (a ridge fit on true latents of training episodes): per imagined frame, the end
   /// effector's image position (u, v pixels of the recorded frame) read from the imagined latents, and
   /// its true position; image_size is the recorded frame's side.
   std::vector<std::array<double, 2>> readout_ee_uv, true_ee_uv;
   int image_size = 0;
-  std::vector<std::vector<double>> proprio;  ///< (horizon, P) predicted by the dynamics model
-  std::vector<double> latent_l1, copy_last_l1;  ///< per imagined frame, against the true latents
+  std::vector<std::vector<double>> proprio;          ///< (horizon, P) predicted by the dynamics model
+  std::vector<double> latent_l1, copy_last_l1;       ///< per imagined frame, against the true latents
   std::vector<double> joint_error_rad, ee_error_cm;  ///< dynamics model against MuJoCo truth
-  std::vector<std::string> nearest_demo;  ///< per imagined frame: where its nearest real frame is
+  std::vector<std::string> nearest_demo;             ///< per imagined frame: where its nearest real frame is
   std::vector<int> nearest_frame;
   /// Per imagined frame, the predicted latents decoded to RGB (S*S*3) when the model folder holds a
   /// decoder.pt (adapt --train-decoder); empty otherwise.

@@ -68,10 +68,10 @@ PredictorImpl::PredictorImpl(int tokens, int dim, int depth, int heads) {
   pos_embed = register_parameter("pos_embed", torch::randn({1, tokens, dim}) * 0.02);
   in = register_module("input_proj", torch::nn::Linear(dim, dim));  // not "in": a Python keyword breaks TorchScript loading
   for (int i = 0; i < depth; ++i) {
-    layers.push_back(register_module(
-        "layer" + std::to_string(i),
-        torch::nn::TransformerEncoderLayer(
-            torch::nn::TransformerEncoderLayerOptions(dim, heads).dim_feedforward(2 * dim).dropout(0.0).activation(torch::kGELU))));
+    layers.push_back(
+        register_module("layer" + std::to_string(i),
+                        torch::nn::TransformerEncoderLayer(
+                            torch::nn::TransformerEncoderLayerOptions(dim, heads).dim_feedforward(2 * dim).dropout(0.0).activation(torch::kGELU))));
   }
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
   out = register_module("output_proj", torch::nn::Linear(dim, dim));
@@ -111,8 +111,8 @@ Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const st
     c10::IValue value;
     archive.read("config", value);
     RequireSameRunOptions(JepaConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
-    LoadTrainingState(archive, {{"online", online_.ptr().get()}, {"target", target_.ptr().get()}, {"predictor", predictor_.ptr().get()}},
-                      *optimizer_, &step_, &rng_);
+    LoadTrainingState(archive, {{"online", online_.ptr().get()}, {"target", target_.ptr().get()}, {"predictor", predictor_.ptr().get()}}, *optimizer_,
+                      &step_, &rng_);
   } else if (std::filesystem::exists(out, ec) && !resume) {
     throw AdaptError(out.string() + " already exists; pass --resume to continue training it or --overwrite");
   }
@@ -220,8 +220,8 @@ PretrainStats Pretrainer::Train(bool verbose) {
       loss_count = 0;
       if (verbose) {
         const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
-        std::fprintf(stderr, "pretrain: step %d/%d  loss %.4f  target std %.3f  %.1f clips/s  ETA %.0fs\n", step_,
-                     config_.steps, stats.loss, target_std, stats.clips_per_s, eta);
+        std::fprintf(stderr, "pretrain: step %d/%d  loss %.4f  target std %.3f  %.1f clips/s  ETA %.0fs\n", step_, config_.steps, stats.loss,
+                     target_std, stats.clips_per_s, eta);
       }
     }
     if (step_ % config_.eval_every == 0 || step_ == config_.steps) {
@@ -374,7 +374,9 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
     auto obj = ds.Read<float>(ep.demo, "obs/object", &dims);
     const auto ee_world = torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64);
     const auto object_world = torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
-                                  .index_select(0, rows).slice(1, 0, 3).to(torch::kFloat64);
+                                  .index_select(0, rows)
+                                  .slice(1, 0, 3)
+                                  .to(torch::kFloat64);
     const auto ee = to_camera(ee_world), object = to_camera(object_world);
     const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
     set.targets.push_back(torch::cat({ee_world, object_world, ee, object, ToImagePlane(ee, k, s), ToImagePlane(object, k, s)}, 1));
@@ -390,12 +392,10 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const 
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
-  return EvaluateProbes(encoder, LoadProbeSet(data, "train", max_episodes, frame_stride),
-                        LoadProbeSet(data, "valid", max_episodes, frame_stride));
+  return EvaluateProbes(encoder, LoadProbeSet(data, "train", max_episodes, frame_stride), LoadProbeSet(data, "valid", max_episodes, frame_stride));
 }
 
-ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train, const ProbeSet& test, int epochs,
-                              std::uint64_t seed) {
+ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train, const ProbeSet& test, int epochs, std::uint64_t seed) {
   torch::manual_seed(seed);
   ConvEncoder encoder(config);
   torch::nn::Linear head(config.tokens() == 1 ? config.dim : kProbeGrid * kProbeGrid * config.dim, kProbeColumns);

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "adapt/encoder.h"
 #include "adapt/video_data.h"
@@ -31,14 +31,14 @@ struct JepaConfig {
   double weight_decay = 0.04;
   double ema_start = 0.99, ema_end = 0.999;
   int predictor_depth = 2, predictor_heads = 4;
-  int threads = 0;            ///< 0: all cores
+  int threads = 0;  ///< 0: all cores
   std::uint64_t seed = 0;
   int log_every = 25, eval_every = 250;
   nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads or logging)
   static JepaConfig FromJson(const nlohmann::json& j);
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(JepaConfig, encoder, clip_length, clip_stride, mask_ratio, mask_per_clip, batch, steps, lr,
-                                   weight_decay, ema_start, ema_end, predictor_depth, predictor_heads, seed)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(JepaConfig, encoder, clip_length, clip_stride, mask_ratio, mask_per_clip, batch, steps, lr, weight_decay,
+                                   ema_start, ema_end, predictor_depth, predictor_heads, seed)
 
 /// Spatio-temporal block ("tube") mask over a (T, grid, grid) token volume: random rectangles that
 /// span all frames are added until about `ratio` of the tokens are hidden. Never hides every token
@@ -132,7 +132,6 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int ma
 /// architecture and pooled linear head trained end to end, supervised, on the probe targets of
 /// `train` (MSE, `epochs` passes), scored on `test` exactly like the probes. A reference, not a
 /// pretraining method: it uses the labels the JEPA never sees.
-ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train, const ProbeSet& test, int epochs,
-                              std::uint64_t seed);
+ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train, const ProbeSet& test, int epochs, std::uint64_t seed);
 
 }  // namespace embody::adapt

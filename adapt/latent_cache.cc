@@ -34,8 +34,7 @@ std::string DatasetFingerprint(const fs::path& dataset) {
       text += "|" + demo + ":" + std::to_string(ds.NumSamples(demo));
       try {
         const auto target = ds.LinkTarget(demo).first;
-        text += ":" + std::to_string(fs::file_size(target)) + ":" +
-                std::to_string(fs::last_write_time(target).time_since_epoch().count());
+        text += ":" + std::to_string(fs::file_size(target)) + ":" + std::to_string(fs::last_write_time(target).time_since_epoch().count());
       } catch (const std::exception&) {
         // Not a link (a self-contained file): the top file's own size and time below cover it.
       }
@@ -51,8 +50,7 @@ fs::path LatentCachePath(const fs::path& dataset, const std::string& encoder_has
   return fs::path(dataset.string() + ".latents") / (encoder_hash + ".h5");
 }
 
-CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, const std::string& camera, int batch,
-                              bool verbose) {
+CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, const std::string& camera, int batch, bool verbose) {
   CacheStatus status;
   status.path = LatentCachePath(dataset, encoder.hash());
   const std::string fingerprint = DatasetFingerprint(dataset);
@@ -61,8 +59,8 @@ CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, c
     try {
       h5::Handle file = h5::OpenFile(status.path.string());
       h5::Handle root = h5::OpenGroup(file, "/");
-      if (h5::GetStringAttr(root, "dataset_fingerprint") == fingerprint &&
-          h5::GetStringAttr(root, "encoder_hash") == encoder.hash() && h5::GetStringAttr(root, "camera") == camera) {
+      if (h5::GetStringAttr(root, "dataset_fingerprint") == fingerprint && h5::GetStringAttr(root, "encoder_hash") == encoder.hash() &&
+          h5::GetStringAttr(root, "camera") == camera) {
         status.frames = h5::GetIntAttr(root, "frames");
         return status;
       }

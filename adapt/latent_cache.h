@@ -24,15 +24,15 @@ std::filesystem::path LatentCachePath(const std::filesystem::path& dataset, cons
 
 struct CacheStatus {
   std::filesystem::path path;
-  bool built = false;   ///< false: an up-to-date cache was reused
-  bool stale = false;   ///< a cache existed but no longer matched the dataset
+  bool built = false;  ///< false: an up-to-date cache was reused
+  bool stale = false;  ///< a cache existed but no longer matched the dataset
   std::int64_t frames = 0;
 };
 
 /// Returns an up-to-date cache for (encoder, dataset), building it (atomically) when it is missing or
 /// stale. `batch` frames are encoded at a time. @throws AdaptError.
-CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const std::filesystem::path& dataset,
-                              const std::string& camera = "camera0", int batch = 64, bool verbose = false);
+CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const std::filesystem::path& dataset, const std::string& camera = "camera0", int batch = 64,
+                              bool verbose = false);
 
 /// Latents of one episode from a cache: (frames, N, D). @throws AdaptError.
 torch::Tensor ReadCachedLatents(const std::filesystem::path& cache, const std::string& demo);

@@ -48,16 +48,15 @@ torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* 
 
 StepPredictorImpl::StepPredictorImpl(int dim, int condition_dim, int width) {
   namespace nn = torch::nn;
-  net = register_module("net", nn::Sequential(nn::Linear(2 * dim + condition_dim, width), nn::LayerNorm(nn::LayerNormOptions({width})),
-                                              nn::GELU(), nn::Linear(width, width), nn::GELU(), nn::Linear(width, dim)));
+  net = register_module("net", nn::Sequential(nn::Linear(2 * dim + condition_dim, width), nn::LayerNorm(nn::LayerNormOptions({width})), nn::GELU(),
+                                              nn::Linear(width, width), nn::GELU(), nn::Linear(width, dim)));
 }
 
 torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
   return z + net->forward(torch::cat({z, z - z_prev, condition}, -1));
 }
 
-LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume,
-                         const DataParallel* group)
+LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume, const DataParallel* group)
     : config_(config), data_(data), out_(out), rng_(config.seed), group_(group) {
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
@@ -78,7 +77,8 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   // Conditioning: the model step's actions, padded to the widest action space, and the dataset.
   for (int i = 0; i < data.num_datasets(); ++i) {
     const nlohmann::json& meta = data.dataset(i).meta();
-    if (!meta.contains("action_space")) throw AdaptError("dataset " + std::to_string(i + 1) + " has no action_space attribute (not a simcollect dataset?)");
+    if (!meta.contains("action_space"))
+      throw AdaptError("dataset " + std::to_string(i + 1) + " has no action_space attribute (not a simcollect dataset?)");
     action_dim_ = std::max(action_dim_, static_cast<int>(meta.at("action_space").at("names").size()));
   }
   condition_dim_ = action_dim_ * config.frame_skip + data.num_datasets();
@@ -167,7 +167,8 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
   const auto contrastive = contrast.empty() ? torch::zeros({}) : torch::stack(contrast).mean();
   if (stats) {  // the global batch's figures (SIGReg's already is)
-    auto figures = torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach()});
+    auto figures =
+        torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach()});
     if (group_) figures = group_->Mean(figures);
     stats->contrast = figures[0].item<double>();
     stats->prediction = figures[1].item<double>();

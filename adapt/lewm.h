@@ -16,8 +16,8 @@
 #include <filesystem>
 #include <random>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "adapt/distributed.h"
 #include "adapt/encoder.h"
@@ -27,8 +27,8 @@ namespace embody::adapt {
 
 struct LewmConfig {
   EncoderConfig encoder{64, 32, 192, "vector", 512};
-  int frame_skip = 4;          ///< control steps per model step
-  int rollout = 3;             ///< open-loop steps in the loss
+  int frame_skip = 4;  ///< control steps per model step
+  int rollout = 3;     ///< open-loop steps in the loss
   int predictor_width = 512;
   double sigreg_weight = 0.1;
   int sigreg_projections = 256;
@@ -47,8 +47,8 @@ struct LewmConfig {
   nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads or logging)
   static LewmConfig FromJson(const nlohmann::json& j);
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections,
-                                   contrast_weight, contrast_temperature, batch, steps, lr, weight_decay, seed)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
+                                   contrast_temperature, batch, steps, lr, weight_decay, seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
@@ -56,8 +56,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, pre
 /// 0 for an isotropic standard Gaussian batch (up to sampling noise); large for a collapsed one.
 /// With a data-parallel `group`, `embeddings` is this rank's equal share and the statistic is the
 /// global batch's (characteristic functions averaged over the ranks; the gradient reaches this share).
-torch::Tensor SigReg(const torch::Tensor& embeddings, int projections, torch::Generator* generator = nullptr,
-                     const DataParallel* group = nullptr);
+torch::Tensor SigReg(const torch::Tensor& embeddings, int projections, torch::Generator* generator = nullptr, const DataParallel* group = nullptr);
 
 /// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
 struct StepPredictorImpl : torch::nn::Module {
@@ -86,8 +85,7 @@ struct LewmBatch {
 /// rank reads and computes its share, gradients are averaged, and rank 0 alone writes the checkpoint.
 class LewmTrainer {
  public:
-  LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume,
-              const DataParallel* group = nullptr);
+  LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume, const DataParallel* group = nullptr);
   /// Runs to config.steps. @throws AdaptError on a NaN loss.
   LewmStats Train(bool verbose = true);
   /// This rank's share of a global batch drawn from `rng` (all of it in one process).

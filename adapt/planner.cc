@@ -84,8 +84,7 @@ std::string PlanTaskName(PlanTask task) { return task == PlanTask::kReach ? "rea
 // ---------------------------------------------------------------------------------------------------
 // The scene.
 
-PlanScene::PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size,
-                     std::uint64_t seed)
+PlanScene::PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed)
     : image_size_(image_size) {
   runner_ = MakeArmSceneRunner(robot, randomization, image_size, seed, "plan", &config_);
 }
@@ -239,8 +238,8 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
   proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
   const int c = std::min<int>(context_, static_cast<int>(latents_.size()));
   const int first = static_cast<int>(latents_.size()) - c;
-  const auto z = torch::stack(std::vector<torch::Tensor>(latents_.begin() + first, latents_.end()));   // (c, N, D)
-  const auto q = torch::stack(std::vector<torch::Tensor>(proprio_.begin() + first, proprio_.end()));   // (c, P)
+  const auto z = torch::stack(std::vector<torch::Tensor>(latents_.begin() + first, latents_.end()));  // (c, N, D)
+  const auto q = torch::stack(std::vector<torch::Tensor>(proprio_.begin() + first, proprio_.end()));  // (c, P)
   // Executed actions between the context frames (c - 1 model steps of k A).
   std::vector<torch::Tensor> past(actions_.begin() + first, actions_.end());
   const int h = cem_.horizon;
@@ -249,8 +248,8 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
     const auto planned = FullActions(scene, plans).repeat({1, 1, k});  // (S, H, k A): each held k control steps
     torch::Tensor acts = planned;
     if (!past.empty()) acts = torch::cat({torch::stack(past).unsqueeze(0).expand({s, c - 1, planned.size(2)}), planned}, 1);
-    const auto pred = model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}),
-                                     q.unsqueeze(0).expand({s, c, q.size(1)}), acts, camera_.expand({s, camera_.size(1)}), h);
+    const auto pred = model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}), q.unsqueeze(0).expand({s, c, q.size(1)}), acts,
+                                     camera_.expand({s, camera_.size(1)}), h);
     const auto diff = (pred - goal_.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
     return final_only_ ? diff.select(1, h - 1) : diff.mean(1);
   };
@@ -416,9 +415,12 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   std::string oracle_kind = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;
   if (oracle_kind == "dynamics" && o.task != PlanTask::kReach) throw AdaptError("--oracle dynamics plans reach only (use sim)");
   std::unique_ptr<Planner> oracle;
-  if (oracle_kind == "dynamics") oracle = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
-  else if (oracle_kind == "sim") oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy);
-  else if (oracle_kind != "none") throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
+  if (oracle_kind == "dynamics")
+    oracle = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
+  else if (oracle_kind == "sim")
+    oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy);
+  else if (oracle_kind != "none")
+    throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
   RandomPlanner random;
   StillPlanner still;
 
@@ -457,10 +459,11 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
     if (log) {
       char line[256];
       const auto& m = detail["model"];
-      std::snprintf(line, sizeof line, "episode %d: start %.1f cm -> model %.1f cm (%s, %d steps)%s", e,
-                    detail["start_distance_cm"].get<double>(), m["final_distance_cm"].get<double>(), m["success"].get<bool>() ? "success" : "miss",
-                    m["steps"].get<int>(),
-                    oracle ? (", oracle " + std::to_string(static_cast<int>(std::lround(detail["oracle"]["final_distance_cm"].get<double>()))) + " cm").c_str() : "");
+      std::snprintf(
+          line, sizeof line, "episode %d: start %.1f cm -> model %.1f cm (%s, %d steps)%s", e, detail["start_distance_cm"].get<double>(),
+          m["final_distance_cm"].get<double>(), m["success"].get<bool>() ? "success" : "miss", m["steps"].get<int>(),
+          oracle ? (", oracle " + std::to_string(static_cast<int>(std::lround(detail["oracle"]["final_distance_cm"].get<double>()))) + " cm").c_str()
+                 : "");
       log(line);
     }
     episodes.push_back(detail);

@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "adapt/encoder.h"
 #include "adapt/world_model.h"
@@ -40,7 +40,7 @@ struct CemOptions {
   int horizon = 3;        ///< model steps planned ahead
   double init_std = 0.6;  ///< initial spread, in normalized action units
   double min_std = 0.05;
-  double bound = 1.0;     ///< samples are clipped to [-bound, bound]
+  double bound = 1.0;  ///< samples are clipped to [-bound, bound]
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CemOptions, samples, iterations, elites, horizon, init_std, min_std, bound)
 
@@ -48,9 +48,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CemOptions, samples, iterations, elites, hori
 using EnergyFn = std::function<torch::Tensor(const torch::Tensor& plans)>;
 
 struct CemResult {
-  torch::Tensor mean;               ///< (H, dims): the final distribution's mean, the plan executed
-  double mean_energy = 0;           ///< the energy of that mean
-  std::vector<double> elite_energy; ///< mean energy of the elites, per iteration
+  torch::Tensor mean;                ///< (H, dims): the final distribution's mean, the plan executed
+  double mean_energy = 0;            ///< the energy of that mean
+  std::vector<double> elite_energy;  ///< mean energy of the elites, per iteration
 };
 /// Minimizes `energy` over sequences (H, dims): samples around `init` (zeros when undefined), keeps
 /// the elites, refits mean and spread, `iterations` times; the current mean is always one of the
@@ -135,8 +135,8 @@ class LatentPlanner : public Planner {
   /// the same choice for every CEM planner: distances to the goal instead of latent L1 for the oracles).
   /// @throws AdaptError when the model has no such embodiment or the encoder is not the model's.
   /// `context`: true model steps the predictor sees (0: the model's own context).
-  LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
-                const std::string& energy = "final", int context = 0);
+  LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem, const std::string& energy = "final",
+                int context = 0);
   std::string name() const override { return "model"; }
   void Begin(PlanScene& scene) override;
   std::vector<double> Next(PlanScene& scene, double* energy) override;
@@ -205,18 +205,18 @@ class StillPlanner : public Planner {
 };
 
 struct MpcOptions {
-  int max_steps = 20;          ///< model steps per episode
-  double success_m = 0.05;     ///< success: distance to the goal below this
-  int frame_skip = 4;          ///< control steps per model step (the world model's)
+  int max_steps = 20;       ///< model steps per episode
+  double success_m = 0.05;  ///< success: distance to the goal below this
+  int frame_skip = 4;       ///< control steps per model step (the world model's)
 };
 
 struct MpcResult {
   bool success = false;
-  int steps = 0;                  ///< model steps executed
+  int steps = 0;  ///< model steps executed
   double final_distance_m = 0;
-  std::vector<double> distance_m; ///< before each model step, and at the end
-  std::vector<double> energy;     ///< the plan's energy at each model step
-  double plan_seconds = 0;        ///< total time spent choosing actions
+  std::vector<double> distance_m;  ///< before each model step, and at the end
+  std::vector<double> energy;      ///< the plan's energy at each model step
+  double plan_seconds = 0;         ///< total time spent choosing actions
 };
 
 /// Runs one closed-loop episode from the scene's start state (it restarts the scene first).
@@ -238,12 +238,12 @@ struct PlanRunOptions {
   /// bounds let CEM find actions the world model mispredicts (success 45 % at 1.0, 70 % at 0.5, 90 % at 0.2).
   CemOptions cem{256, 4, 32, 3, 0.6, 0.05, 0.2};
   std::string energy = "mean";
-  int context = 0;                       ///< the latent planner's (0: the model's)
-  MpcOptions mpc{30, 0.05, 4};           ///< frame_skip is taken from the model
+  int context = 0;              ///< the latent planner's (0: the model's)
+  MpcOptions mpc{30, 0.05, 4};  ///< frame_skip is taken from the model
   std::vector<double> camera_offsets = {0};
   bool baselines = true;
-  std::string oracle = "auto";           ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push: sim)
-  CemOptions oracle_cem;                 ///< the sim oracle's (smaller: one simulation per sample)
+  std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push: sim)
+  CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
 };
 
 /// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action,

@@ -46,8 +46,10 @@ double TickStep(double range, int target) {
 
 std::string Format(double v) {
   char buf[32];
-  if (v != 0 && (std::abs(v) < 1e-3 || std::abs(v) >= 1e5)) std::snprintf(buf, sizeof buf, "%.1e", v);
-  else std::snprintf(buf, sizeof buf, "%g", std::round(v * 1e6) / 1e6);
+  if (v != 0 && (std::abs(v) < 1e-3 || std::abs(v) >= 1e5))
+    std::snprintf(buf, sizeof buf, "%.1e", v);
+  else
+    std::snprintf(buf, sizeof buf, "%g", std::round(v * 1e6) / 1e6);
   return buf;
 }
 

@@ -89,7 +89,8 @@ void LinearReadout::Fit(const std::vector<torch::Tensor>& features, const std::v
   const auto xs_all = (x - mean_) / std_;
   // Image-plane targets of out-of-view points are left out: zero weight rows for those columns.
   auto row_weight = torch::ones_like(y);
-  for (int p = 0; p < points; ++p) row_weight.slice(1, p * kReadoutColumns, p * kReadoutColumns + 2) *= view.select(1, p).to(torch::kFloat64).unsqueeze(1);
+  for (int p = 0; p < points; ++p)
+    row_weight.slice(1, p * kReadoutColumns, p * kReadoutColumns + 2) *= view.select(1, p).to(torch::kFloat64).unsqueeze(1);
   out_of_view_ = (~view).sum().item<int64_t>();
   target_mean_ = (y * row_weight).sum(0) / row_weight.sum(0).clamp_min(1);
   const auto yc = (y - target_mean_) * row_weight;

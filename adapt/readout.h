@@ -28,8 +28,8 @@ torch::Tensor ReadoutFeatures(const torch::Tensor& latents);
 /// Image-plane (u, v) in pixels and in-view flags of world points (n, 3) for a camera given by
 /// its extrinsics (4x4 camera-to-world, OpenGL axes, row-major) and intrinsics (3x3, row-major).
 /// Returns (n, 2); *in_view receives (n) bool (in front of the camera and inside the image).
-torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& extrinsics, const std::vector<double>& intrinsics,
-                             int image_size, torch::Tensor* in_view);
+torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& extrinsics, const std::vector<double>& intrinsics, int image_size,
+                             torch::Tensor* in_view);
 
 /// Read-out targets of one episode: values (frames, P * 5) and in-view flags (frames, P), P = 1 + objects.
 struct ReadoutTargets {

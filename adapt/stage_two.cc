@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -42,9 +42,8 @@ torch::Tensor CatWindows(const std::vector<StageTwoData::Window>& w, torch::Tens
 
 StageTwoData::Window Stack(const std::vector<StageTwoData::Window>& w) {
   using W = StageTwoData::Window;
-  return {StackWindows(w, &W::latents),   StackWindows(w, &W::proprio),   StackWindows(w, &W::actions),
-          StackWindows(w, &W::camera),    CatWindows(w, &W::dyn_proprio), CatWindows(w, &W::dyn_actions),
-          CatWindows(w, &W::dyn_next)};
+  return {StackWindows(w, &W::latents),   StackWindows(w, &W::proprio),   StackWindows(w, &W::actions), StackWindows(w, &W::camera),
+          CatWindows(w, &W::dyn_proprio), CatWindows(w, &W::dyn_actions), CatWindows(w, &W::dyn_next)};
 }
 
 }  // namespace
@@ -70,7 +69,8 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
   spec_.joints = static_cast<int>(meta.at("joint_names").size());
   spec_.action_dim = static_cast<int>(meta.at("action_space").at("names").size());
   for (const auto& n : meta.at("action_space").at("names")) spec_.action_kind += (spec_.action_kind.empty() ? "" : ",") + n.get<std::string>();
-  if (dataset_->HasDataset(first, "obs/robot0_gripper_qpos")) spec_.gripper = static_cast<int>(Matrix(*dataset_, first, "obs/robot0_gripper_qpos").size(1));
+  if (dataset_->HasDataset(first, "obs/robot0_gripper_qpos"))
+    spec_.gripper = static_cast<int>(Matrix(*dataset_, first, "obs/robot0_gripper_qpos").size(1));
   const auto actions = Matrix(*dataset_, first, "actions");
   if (actions.size(1) != spec_.action_dim) {
     throw AdaptError(dataset.string() + ": actions have " + std::to_string(actions.size(1)) + " dimensions, its action space names " +
@@ -279,8 +279,7 @@ StageTwoData::Window StageTwoTrainer::Batch(const std::string& split, std::mt199
   return Stack(windows);
 }
 
-AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout,
-                           const DataParallel* group) {
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout, const DataParallel* group) {
   AdaptLosses l;
   // A normalizer of the global batch: the ranks' (equal-share) means averaged.
   const auto global = [&](const torch::Tensor& local) { return group ? group->Mean(local) : local; };
@@ -288,7 +287,8 @@ AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const Stag
   // Latent errors relative to copy-last on the same frames: frame-to-frame changes are small next to
   // the latents themselves, and a scale-free loss keeps the latent and dynamics terms comparable.
   const auto copy_l1 = [&](int t) { return global((w.latents.select(1, t - 1) - w.latents.select(1, t)).abs().mean().detach()).clamp_min(1e-8); };
-  l.teacher = (tf - w.latents.slice(1, 1, c + 1)).abs().mean() / global((w.latents.slice(1, 0, c) - w.latents.slice(1, 1, c + 1)).abs().mean().detach()).clamp_min(1e-8);
+  l.teacher = (tf - w.latents.slice(1, 1, c + 1)).abs().mean() /
+              global((w.latents.slice(1, 0, c) - w.latents.slice(1, 1, c + 1)).abs().mean().detach()).clamp_min(1e-8);
   // Multi-step: true frames 0..first-1, then the model's own predictions, up to frame c.
   const int first = c - rollout + 1;
   std::vector<torch::Tensor> inputs = w.latents.slice(1, 0, first).unbind(1);
@@ -341,7 +341,7 @@ void StageTwoTrainer::SaveState(const TrainStats& s) const {
   std::ostringstream rng;
   rng << rng_;
   archive.write("rng", c10::IValue(rng.str()));
-  const nlohmann::json stats = {{"step", s.step},         {"best_step", s.best_step}, {"best_val", s.best_val},
+  const nlohmann::json stats = {{"step", s.step},         {"best_step", s.best_step},         {"best_val", s.best_val},
                                 {"val_loss", s.val_loss}, {"early_stopped", s.early_stopped}, {"history", s.history}};
   archive.write("stats", c10::IValue(stats.dump()));
   SaveArchiveAtomically(archive, out_ / "train_state.pt");
@@ -381,9 +381,9 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
     stats_.samples_per_s = (stats_.step - first) * config_.batch / std::max(1e-9, SecondsSince(start));
     if (stats_.step % 25 == 0 && verbose && writes_) {
       const double eta = (config_.steps - stats_.step) * config_.batch / std::max(1e-9, stats_.samples_per_s);
-      std::fprintf(stderr, "adapt: step %d/%d  loss %.4f (teacher %.4f rollout %.4f dynamics %.4f)  %.1f samples/s  ETA %.0fs\n",
-                   stats_.step, config_.steps, value, losses.teacher.item<double>(), losses.rollout.item<double>(),
-                   losses.dynamics.item<double>(), stats_.samples_per_s, eta);
+      std::fprintf(stderr, "adapt: step %d/%d  loss %.4f (teacher %.4f rollout %.4f dynamics %.4f)  %.1f samples/s  ETA %.0fs\n", stats_.step,
+                   config_.steps, value, losses.teacher.item<double>(), losses.rollout.item<double>(), losses.dynamics.item<double>(),
+                   stats_.samples_per_s, eta);
     }
     if (stats_.step % config_.eval_every == 0 || stats_.step == config_.steps) {
       stats_.loss = loss_sum / loss_count;
@@ -490,7 +490,8 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
   const EmbodimentSpec& spec = data.spec();
   const int horizon = std::max(1, static_cast<int>(std::ceil(o.seconds * data.control_hz() / k - 1e-9)));
   const int image_size = data.image_size();
-  if (c < 1 || c > model.config().context) throw AdaptError("evaluation context must be 1.." + std::to_string(model.config().context) + " model steps");
+  if (c < 1 || c > model.config().context)
+    throw AdaptError("evaluation context must be 1.." + std::to_string(model.config().context) + " model steps");
   model.Train(false);
   torch::NoGradGuard no_grad;
 
@@ -533,8 +534,8 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     const auto latents = torch::stack(lat), proprio = torch::stack(pro), actions = torch::stack(act);
     const auto camera = full.camera.unsqueeze(0).expand({n, full.camera.size(0)});
     torch::Tensor prop_pred;
-    const auto pred = model.Rollout(emb, latents.slice(1, 0, c), proprio.slice(1, 0, c), actions.slice(1, 0, c + horizon - 1), camera, horizon,
-                                    &prop_pred);
+    const auto pred =
+        model.Rollout(emb, latents.slice(1, 0, c), proprio.slice(1, 0, c), actions.slice(1, 0, c + horizon - 1), camera, horizon, &prop_pred);
     const auto truth = latents.slice(1, c), truth_prop = proprio.slice(1, c);
     const auto last = latents.select(1, c - 1);
     const auto copy = last.unsqueeze(1).expand_as(truth);
@@ -551,7 +552,9 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     };
     const auto r_imagined = read(pred), r_floor = read(truth), r_copy = read(copy);
     auto pixel_error = [&](const torch::Tensor& r, int p) { return (r.slice(2, p * 5, p * 5 + 2) - target.slice(2, p * 5, p * 5 + 2)).norm(2, 2); };
-    auto world_error = [&](const torch::Tensor& r, int p) { return (r.slice(2, p * 5 + 2, p * 5 + 5) - target.slice(2, p * 5 + 2, p * 5 + 5)).norm(2, 2) * 100; };
+    auto world_error = [&](const torch::Tensor& r, int p) {
+      return (r.slice(2, p * 5 + 2, p * 5 + 5) - target.slice(2, p * 5 + 2, p * 5 + 5)).norm(2, 2) * 100;
+    };
     // The object a window is about: the one that moves most over the window; scored where it has
     // moved >= 2 cm since the last context frame and is in view.
     torch::Tensor object_px[3], object_weight;
@@ -559,8 +562,9 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     if (has_object) {
       const auto start_pos = truth_targets.values.index_select(0, t0);  // (W, C)
       std::vector<torch::Tensor> moved;
-      for (int p = 1; p < points; ++p) moved.push_back((target.slice(2, p * 5 + 2, p * 5 + 5) - start_pos.slice(1, p * 5 + 2, p * 5 + 5).unsqueeze(1)).norm(2, 2));
-      const auto moved_all = torch::stack(moved, 2);  // (W, H, P-1)
+      for (int p = 1; p < points; ++p)
+        moved.push_back((target.slice(2, p * 5 + 2, p * 5 + 5) - start_pos.slice(1, p * 5 + 2, p * 5 + 5).unsqueeze(1)).norm(2, 2));
+      const auto moved_all = torch::stack(moved, 2);                   // (W, H, P-1)
       const auto chosen = moved_all.select(1, horizon - 1).argmax(1);  // (W)
       const auto index = chosen.view({n, 1, 1}).expand({n, horizon, 1});
       const auto distance = moved_all.gather(2, index).squeeze(2);
@@ -671,8 +675,12 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
           {"tasks", tasks},
           {"summary", summary},
           {"targets",  // gaps count as met only with their floor over copy <= 0.5
-           {{"ee_gap_closed_1s", 0.6}, {"ee_gap_closed_2s", 0.6}, {"ee_floor_over_copy_1s", 0.5}, {"object_gap_closed_2s", 0.4},
-            {"latent_ratio_h1", 0.8}, {"retrieval_top1_1s", 0.5}}},
+           {{"ee_gap_closed_1s", 0.6},
+            {"ee_gap_closed_2s", 0.6},
+            {"ee_floor_over_copy_1s", 0.5},
+            {"object_gap_closed_2s", 0.4},
+            {"latent_ratio_h1", 0.8},
+            {"retrieval_top1_1s", 0.5}}},
           {"met", met}};
 }
 
@@ -706,7 +714,8 @@ std::string FormatEvalTable(const nlohmann::json& m) {
                   num(all["ee_still_cm"][i]));
     out << line;
   }
-  out << "  latent = L1 ratio to copy-last; retrieval = top-1 rate (nearest frame within one model step of the true one); ee dyn / ee still = dynamics model's ee error / distance moved (cm)\n";
+  out << "  latent = L1 ratio to copy-last; retrieval = top-1 rate (nearest frame within one model step of the true one); ee dyn / ee still = "
+         "dynamics model's ee error / distance moved (cm)\n";
   out << "  per task (gap closed at 1 s / at the last step, latent ratio at step 1):\n";
   const auto& summary = m.at("summary");
   const int h1 = std::clamp(static_cast<int>(std::lround(1.0 / dt)), 1, h) - 1;
@@ -719,8 +728,9 @@ std::string FormatEvalTable(const nlohmann::json& m) {
   }
   out << "  targets:";
   for (const auto& [key, target] : m.at("targets").items()) {
-    std::snprintf(line, sizeof line, " %s %.3f (%s %.2f) %s;", key.c_str(), num(summary[key]), key == "ee_floor_over_copy_1s" || key == "latent_ratio_h1" ? "<=" : ">=",
-                  target.get<double>(), m.at("met").at(key).get<bool>() ? "met" : "NOT met");
+    std::snprintf(line, sizeof line, " %s %.3f (%s %.2f) %s;", key.c_str(), num(summary[key]),
+                  key == "ee_floor_over_copy_1s" || key == "latent_ratio_h1" ? "<=" : ">=", target.get<double>(),
+                  m.at("met").at(key).get<bool>() ? "met" : "NOT met");
     out << line;
   }
   out << "\n  (a gap closed counts as met only where the read-out of the true future is at most half of copy-last's: object floor/copy at 2 s ";

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "adapt/distributed.h"
 #include "adapt/world_model.h"
@@ -88,9 +88,9 @@ struct AdaptConfig {
   int batch = 32;
   int steps = 3000;
   double lr = 5e-4, weight_decay = 0.05;
-  double warmup = 0.05, decay = 0.2;  ///< fractions of the steps: linear warmup, constant, linear decay to 0
-  int rollout = 2;                    ///< rollout steps in the multi-step loss (model fed its own predictions)
-  int eval_every = 250, patience = 4; ///< early stopping: stop after `patience` evaluations without improvement
+  double warmup = 0.05, decay = 0.2;   ///< fractions of the steps: linear warmup, constant, linear decay to 0
+  int rollout = 2;                     ///< rollout steps in the multi-step loss (model fed its own predictions)
+  int eval_every = 250, patience = 4;  ///< early stopping: stop after `patience` evaluations without improvement
   int val_batches = 4;
   bool freeze_trunk = false;
   int threads = 0;
@@ -98,8 +98,8 @@ struct AdaptConfig {
   nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads)
   static AdaptConfig FromJson(const nlohmann::json& j);
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AdaptConfig, predictor, batch, steps, lr, weight_decay, warmup, decay, rollout, eval_every,
-                                   patience, val_batches, freeze_trunk, seed)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AdaptConfig, predictor, batch, steps, lr, weight_decay, warmup, decay, rollout, eval_every, patience, val_batches,
+                                   freeze_trunk, seed)
 
 struct TrainStats {
   int step = 0, best_step = 0;
@@ -119,8 +119,8 @@ struct AdaptLosses {
 /// The losses of one batch of windows of `context + 1` frames (training and adapt --bench).
 /// With a data-parallel `group`, `batch` is this rank's equal share and the losses are such that
 /// their average over the ranks is the global batch's (normalizers reduced over the ranks).
-AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& batch, int context,
-                           int rollout, const DataParallel* group = nullptr);
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& batch, int context, int rollout,
+                           const DataParallel* group = nullptr);
 
 /// Trains a WorldModel on one embodiment. Keeps <out>/model.pt (best validation) and
 /// <out>/train_state.pt (latest, for --resume), both written atomically.
@@ -130,8 +130,8 @@ AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, con
 /// early-stopping decisions) and rank 0 alone writes.
 class StageTwoTrainer {
  public:
-  StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const std::filesystem::path& out,
-                  bool resume, const DataParallel* group = nullptr);
+  StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const std::filesystem::path& out, bool resume,
+                  const DataParallel* group = nullptr);
   TrainStats Train(bool verbose = true);
   /// This rank's share of a random global batch of windows of `context + 1` frames from a split.
   StageTwoData::Window Batch(const std::string& split, std::mt19937_64* rng) const;
@@ -155,8 +155,7 @@ class StageTwoTrainer {
 };
 
 /// Writes a model file (atomically) with the encoder it belongs to.
-void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info,
-                    const std::filesystem::path& path);
+void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info, const std::filesystem::path& path);
 /// Loads <dir>/model.pt (or a file). encoder_hash receives the encoder the model was trained on.
 /// @throws AdaptError.
 WorldModel LoadWorldModel(const std::filesystem::path& path, std::string* encoder_hash = nullptr, nlohmann::json* info = nullptr);

@@ -159,8 +159,8 @@ SurprisePair ViolationGenerator::Generate(std::int64_t index, Violation type) {
       // redrawn like an unstable collection episode
     }
   }
-  throw AdaptError("no " + ViolationName(type) + " pair could be drawn for index " + std::to_string(index) + " in " +
-                   std::to_string(kMaxAttempts) + " scenes");
+  throw AdaptError("no " + ViolationName(type) + " pair could be drawn for index " + std::to_string(index) + " in " + std::to_string(kMaxAttempts) +
+                   " scenes");
 }
 
 bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, SurprisePair* pair) {
@@ -267,7 +267,8 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
     }
     if (best < 0.03) return false;
     int onset = 0;
-    while (onset < T && Horizontal(RecordedPose(pair->possible, best_slot, onset).pos, RecordedPose(pair->possible, best_slot, 0).pos) < 0.005) ++onset;
+    while (onset < T && Horizontal(RecordedPose(pair->possible, best_slot, onset).pos, RecordedPose(pair->possible, best_slot, 0).pos) < 0.005)
+      ++onset;
     shift = rng.Int(2 * k, 3 * k);
     if (onset - shift < 2 * k) return false;
     pair->object = objects[best_slot];
@@ -310,7 +311,8 @@ std::vector<double> ViolationGenerator::PhysicsSurprise(const collect::EpisodeDa
     world.SetState(clip.states.data() + static_cast<size_t>(t - k) * clip.state_dim, clip.state_dim);
     try {
       for (int i = t - k; i < t; ++i) {
-        const std::vector<double> action(clip.actions.begin() + static_cast<std::ptrdiff_t>(i) * a, clip.actions.begin() + static_cast<std::ptrdiff_t>(i + 1) * a);
+        const std::vector<double> action(clip.actions.begin() + static_cast<std::ptrdiff_t>(i) * a,
+                                         clip.actions.begin() + static_cast<std::ptrdiff_t>(i + 1) * a);
         r.controller().ApplyAction(world.model(), world.mutable_data(), action);
         world.Step(r.substeps());
       }
@@ -472,8 +474,8 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   ViolationGenerator generator(o.embodiment, o.randomization, encoder.image_size(), o.seed, o.steps, k);
   const robots::Embodiment& robot = generator.runner().embodiment();
   if (model.spec(o.embodiment).action_dim != robot.action_dim()) {
-    throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(model.spec(o.embodiment).action_dim) + " action dims; the robot has " +
-                     std::to_string(robot.action_dim()));
+    throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(model.spec(o.embodiment).action_dim) +
+                     " action dims; the robot has " + std::to_string(robot.action_dim()));
   }
   std::map<std::int64_t, collect::EpisodeEntry> written;
   const nlohmann::json meta = collect::DatasetMeta(robot);
@@ -516,14 +518,16 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
       ts.aligned[3][rel] += possible.copy_last[j];
       ts.aligned_n[rel]++;
     }
-    per_pair.push_back({{"pair", i},
-                        {"type", ViolationName(type)},
-                        {"variant", pair.variant},
-                        {"object", pair.object_name},
-                        {"violation_frame", pair.violation_step},
-                        {"attempts", pair.attempts},
-                        {"impossible", {{"model", impossible.model}, {"copy_last", impossible.copy_last}, {"pixel", impossible.pixel}, {"physics", impossible.physics}}},
-                        {"possible", {{"model", possible.model}, {"copy_last", possible.copy_last}, {"pixel", possible.pixel}, {"physics", possible.physics}}}});
+    per_pair.push_back(
+        {{"pair", i},
+         {"type", ViolationName(type)},
+         {"variant", pair.variant},
+         {"object", pair.object_name},
+         {"violation_frame", pair.violation_step},
+         {"attempts", pair.attempts},
+         {"impossible",
+          {{"model", impossible.model}, {"copy_last", impossible.copy_last}, {"pixel", impossible.pixel}, {"physics", impossible.physics}}},
+         {"possible", {{"model", possible.model}, {"copy_last", possible.copy_last}, {"pixel", possible.pixel}, {"physics", possible.physics}}}});
     if (!o.clips.empty()) {
       const auto parts = collect::PartsDir(o.clips);
       for (auto [clip, curves] : {std::pair{&pair.possible, &possible}, std::pair{&pair.impossible, &impossible}}) {
@@ -542,8 +546,8 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
     if (log) {
       auto score = [&](const std::vector<double>& v) { return o.score == "mean" ? Mean(v) : Max(v); };
       char line[320];
-      std::snprintf(line, sizeof line, "pair %d %-10s %-20s %-4s frame %2d (%s): model %.3f vs %.3f (%s), copy-last %.3f vs %.3f, pixel %.4f vs %.4f", i,
-                    ViolationName(type).c_str(), pair.variant.c_str(), pair.object_name.c_str(), pair.violation_step, o.score.c_str(),
+      std::snprintf(line, sizeof line, "pair %d %-10s %-20s %-4s frame %2d (%s): model %.3f vs %.3f (%s), copy-last %.3f vs %.3f, pixel %.4f vs %.4f",
+                    i, ViolationName(type).c_str(), pair.variant.c_str(), pair.object_name.c_str(), pair.violation_step, o.score.c_str(),
                     score(impossible.model), score(possible.model), score(impossible.model) > score(possible.model) ? "right" : "wrong",
                     score(impossible.copy_last), score(possible.copy_last), score(impossible.pixel), score(possible.pixel));
       log(line);
@@ -580,14 +584,15 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
     }
     const nlohmann::json copy = ts.copy_last.ToJson(o.score);
     const bool in_target = copy["pairwise_accuracy"].get<double>() <= 0.6;
-    out["by_type_detail"][name] = {{"pairs", ts.pairs},
-                                   {"model", model_scores},
-                                   {"copy_last", copy},
-                                   {"pixel", ts.pixel.ToJson(o.score)},
-                                   {"oracle", ts.physics.ToJson(o.score)},
-                                   {"mean_pixel_change", {{"possible", ts.pixel_change_possible / ts.pairs}, {"impossible", ts.pixel_change_impossible / ts.pairs}}},
-                                   {"copy_last_at_most_0_6", in_target},
-                                   {"aligned_at_violation", aligned}};
+    out["by_type_detail"][name] = {
+        {"pairs", ts.pairs},
+        {"model", model_scores},
+        {"copy_last", copy},
+        {"pixel", ts.pixel.ToJson(o.score)},
+        {"oracle", ts.physics.ToJson(o.score)},
+        {"mean_pixel_change", {{"possible", ts.pixel_change_possible / ts.pairs}, {"impossible", ts.pixel_change_impossible / ts.pairs}}},
+        {"copy_last_at_most_0_6", in_target},
+        {"aligned_at_violation", aligned}};
     if (in_target) {
       target_types.push_back(name);
       target.Append(ts.model);

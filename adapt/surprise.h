@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "adapt/encoder.h"
 #include "adapt/world_model.h"
@@ -53,11 +53,11 @@ const std::vector<Violation>& AllViolations();
 struct SurprisePair {
   std::int64_t index = 0;
   Violation type = Violation::kPermanence;
-  std::string variant;        ///< disappear | appear | through_table | moves_before_contact | falls_upward
-  int object = -1;            ///< the object's body id
+  std::string variant;  ///< disappear | appear | through_table | moves_before_contact | falls_upward
+  int object = -1;      ///< the object's body id
   std::string object_name;
-  int violation_step = 0;     ///< the first control step (frame) at which the clips differ
-  int attempts = 1;           ///< 1 + scene draws discarded (object out of view, a push that moved nothing)
+  int violation_step = 0;  ///< the first control step (frame) at which the clips differ
+  int attempts = 1;        ///< 1 + scene draws discarded (object out of view, a push that moved nothing)
   collect::EpisodeData possible, impossible;
 };
 
@@ -67,8 +67,8 @@ class ViolationGenerator {
   /// `model_step`: control steps per model step (violations start at least three model steps in and
   /// end at least three before the clip does). @throws AdaptError for an embodiment that is not an arm
   /// or a scene without objects; CollectError/SimError from the scene.
-  ViolationGenerator(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size,
-                     std::uint64_t seed, int steps = 60, int model_step = 4);
+  ViolationGenerator(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed, int steps = 60,
+                     int model_step = 4);
 
   /// Pair `index` of `type`, deterministic in (seed, index, type). A draw that cannot show the
   /// violation is redrawn (attempt 1, 2, ...). @throws AdaptError after 20 draws.
@@ -125,23 +125,23 @@ double Auroc(const std::vector<double>& positive, const std::vector<double>& neg
 
 struct SurpriseRunOptions {
   std::string embodiment = "franka";
-  int pairs = 100;                      ///< spread evenly over `types`
+  int pairs = 100;  ///< spread evenly over `types`
   std::vector<Violation> types = AllViolations();
-  std::uint64_t seed = 3000;            ///< scene seed: apart from the training data's and plan's
+  std::uint64_t seed = 3000;  ///< scene seed: apart from the training data's and plan's
   collect::RandomizationConfig randomization = collect::RandomizationConfig::All(collect::Level::kLight);
-  int steps = 60;                       ///< control steps per clip (3 s at 20 Hz)
-  int context = 0;                      ///< the predictor's (0: the model's)
+  int steps = 60;   ///< control steps per clip (3 s at 20 Hz)
+  int context = 0;  ///< the predictor's (0: the model's)
   /// A clip's score: "mean" (the per-model-step surprise averaged over the clip) or "max". Mean is
   /// the headline: a pair's clips are identical before the violation, so with the mean only the
   /// frames that differ decide the comparison, while with the max an arm-motion error larger than
   /// the violation's masks it (both are reported).
   std::string score = "mean";
-  std::filesystem::path clips;          ///< when set, the clips are written there as a dataset
+  std::filesystem::path clips;  ///< when set, the clips are written there as a dataset
 };
 
 /// Generates, scores and summarizes (pairwise_accuracy, auroc, pairs, baselines.{copy_last,pixel},
 /// by_type, per-pair detail). @throws AdaptError on a model/encoder/embodiment mismatch.
-nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder,
-                           const SurpriseRunOptions& options, const std::function<void(const std::string&)>& log = {});
+nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const SurpriseRunOptions& options,
+                           const std::function<void(const std::string&)>& log = {});
 
 }  // namespace embody::adapt

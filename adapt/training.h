@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "adapt/video_data.h"
 #include "sim/atomic_file.h"
@@ -24,9 +24,12 @@ namespace embody::adapt {
 /// equivalence test: Adam turns float32 rounding in near-zero gradients into whole steps). Call it
 /// before building any module. @throws AdaptError for another name.
 inline void SetPrecision(const std::string& precision) {
-  if (precision == "float64") torch::set_default_dtype(caffe2::TypeMeta::Make<double>());
-  else if (precision == "float32") torch::set_default_dtype(caffe2::TypeMeta::Make<float>());
-  else throw AdaptError("--precision must be float32 or float64, not " + precision);
+  if (precision == "float64")
+    torch::set_default_dtype(caffe2::TypeMeta::Make<double>());
+  else if (precision == "float32")
+    torch::set_default_dtype(caffe2::TypeMeta::Make<float>());
+  else
+    throw AdaptError("--precision must be float32 or float64, not " + precision);
 }
 
 /// Linear warmup over the first `warmup_fraction` of `steps`, then cosine decay to a tenth of `lr`.

@@ -7,8 +7,7 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
   for (const auto& file : files) {
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) {
-      throw AdaptError("no " + file.string() + " — run: simcollect --robot " + file.stem().string() +
-                       " --out " + file.string());
+      throw AdaptError("no " + file.string() + " — run: simcollect --robot " + file.stem().string() + " --out " + file.string());
     }
     try {
       datasets_.push_back(std::make_unique<collect::Dataset>(file));
@@ -27,8 +26,8 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
     }
     if (image_size_ == 0) image_size_ = static_cast<int>(dims[1]);
     if (static_cast<int>(dims[1]) != image_size_ || dims[1] != dims[2]) {
-      throw AdaptError(file.string() + " has " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]) +
-                       " images; the other datasets have " + std::to_string(image_size_) + " px");
+      throw AdaptError(file.string() + " has " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]) + " images; the other datasets have " +
+                       std::to_string(image_size_) + " px");
     }
     for (const std::string split : {"train", "valid"}) {
       for (const auto& demo : ds.Mask(split)) {
@@ -39,9 +38,7 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
   if (train_.empty()) throw AdaptError("the datasets have no training episodes (/mask/train is empty)");
 }
 
-const std::vector<EpisodeRef>& VideoData::episodes(const std::string& split) const {
-  return split == "valid" ? valid_ : train_;
-}
+const std::vector<EpisodeRef>& VideoData::episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }
 
 std::vector<std::uint8_t> VideoData::Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count) const {
   return datasets_[episode.dataset]->ReadFrames(episode.demo, camera_, first, count);
@@ -52,8 +49,7 @@ VideoData::ClipRef VideoData::DrawClip(const std::string& split, int length, int
   const EpisodeRef& episode = pool[(*rng)() % pool.size()];
   const std::int64_t span = static_cast<std::int64_t>(length - 1) * stride + 1;
   if (episode.frames < span) {
-    throw AdaptError(episode.demo + " has " + std::to_string(episode.frames) + " frames, fewer than a clip of " +
-                     std::to_string(span));
+    throw AdaptError(episode.demo + " has " + std::to_string(episode.frames) + " frames, fewer than a clip of " + std::to_string(span));
   }
   return {&episode, static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1))};
 }

@@ -54,8 +54,8 @@ class VideoData {
   /// The frames of a drawn clip, (length, H, W, 3) uint8.
   std::vector<std::uint8_t> ReadClip(const ClipRef& clip, int length, int stride) const;
   /// DrawClip and ReadClip; clip_start receives its first frame.
-  std::vector<std::uint8_t> RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
-                                       const EpisodeRef** episode = nullptr, std::int64_t* clip_start = nullptr) const;
+  std::vector<std::uint8_t> RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng, const EpisodeRef** episode = nullptr,
+                                       std::int64_t* clip_start = nullptr) const;
 
  private:
   std::vector<std::unique_ptr<collect::Dataset>> datasets_;

@@ -53,8 +53,7 @@ PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) {
 
 DynamicsModelImpl::DynamicsModelImpl(int proprio_dim, int action_dim, int hidden) {
   net = register_module("net", torch::nn::Sequential(torch::nn::Linear(proprio_dim + action_dim, hidden), torch::nn::GELU(),
-                                                     torch::nn::Linear(hidden, hidden), torch::nn::GELU(),
-                                                     torch::nn::Linear(hidden, proprio_dim)));
+                                                     torch::nn::Linear(hidden, hidden), torch::nn::GELU(), torch::nn::Linear(hidden, proprio_dim)));
 }
 
 torch::Tensor DynamicsModelImpl::forward(const torch::Tensor& proprio, const torch::Tensor& action) {
@@ -97,8 +96,7 @@ void WorldModel::AddEmbodiment(const EmbodimentSpec& spec, const Normalizer& nor
   auto it = specs_.find(spec.name);
   if (it != specs_.end()) {
     if (it->second.ToJson() != spec.ToJson()) {
-      throw AdaptError("the model knows embodiment " + spec.name + " as " + it->second.ToJson().dump() + ", the data has " +
-                       spec.ToJson().dump());
+      throw AdaptError("the model knows embodiment " + spec.name + " as " + it->second.ToJson().dump() + ", the data has " + spec.ToJson().dump());
     }
     return;
   }
@@ -187,7 +185,8 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
   }
   if (actions.size(-1) != s.action_dim * c.frame_skip) {
     throw AdaptError("model-step actions have " + std::to_string(actions.size(-1)) + " dimensions; embodiment " + s.name + " has " +
-                     std::to_string(s.action_dim) + " per control step and the model " + std::to_string(c.frame_skip) + " control steps per model step");
+                     std::to_string(s.action_dim) + " per control step and the model " + std::to_string(c.frame_skip) +
+                     " control steps per model step");
   }
   const auto pn = n.Normalize(proprio);
   const auto action_tok = adapter->action->forward(actions) + adapter->token;
@@ -204,8 +203,8 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
   const int64_t per_frame = kConditionTokens + c.tokens;
   // Block-causal mask: frame of the key <= frame of the query.
   const auto frame = torch::arange(t).repeat_interleave(per_frame);
-  const auto mask = torch::zeros({t * per_frame, t * per_frame}).masked_fill(frame.unsqueeze(0) > frame.unsqueeze(1),
-                                                                           -std::numeric_limits<float>::infinity());
+  const auto mask =
+      torch::zeros({t * per_frame, t * per_frame}).masked_fill(frame.unsqueeze(0) > frame.unsqueeze(1), -std::numeric_limits<float>::infinity());
   x = x.reshape({b, t * per_frame, c.dim}).transpose(0, 1);  // sequence-first for the C++ transformer layers
   for (auto& layer : trunk_->layers) x = layer->forward(x, mask);
   x = trunk_->norm->forward(x.transpose(0, 1)).reshape({b, t, per_frame, c.dim}).slice(2, kConditionTokens);
@@ -234,7 +233,8 @@ torch::Tensor WorldModel::Rollout(const std::string& embodiment, const torch::Te
     // The dynamics model steps every control step of the model step.
     const int a = spec(embodiment).action_dim;
     auto next_prop = prop.back();
-    for (int j = 0; j < config_.frame_skip; ++j) next_prop = StepDynamics(embodiment, next_prop, actions.select(1, t - 1).slice(-1, j * a, (j + 1) * a));
+    for (int j = 0; j < config_.frame_skip; ++j)
+      next_prop = StepDynamics(embodiment, next_prop, actions.select(1, t - 1).slice(-1, j * a, (j + 1) * a));
     lat.push_back(next);
     prop.push_back(next_prop);
     out_lat.push_back(next);
@@ -246,8 +246,8 @@ torch::Tensor WorldModel::Rollout(const std::string& embodiment, const torch::Te
 
 std::vector<std::string> WorldModel::InitFrom(const WorldModel& other, const std::string& embodiment) {
   if (other.config_.ToJson() != config_.ToJson()) {
-    throw AdaptError("cannot initialize from a predictor with other sizes (" + other.config_.ToJson().dump() + " vs " +
-                     config_.ToJson().dump() + ")");
+    throw AdaptError("cannot initialize from a predictor with other sizes (" + other.config_.ToJson().dump() + " vs " + config_.ToJson().dump() +
+                     ")");
   }
   std::vector<std::string> copied;
   CopyModule(*other.trunk_, *trunk_);

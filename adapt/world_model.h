@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "collect/proprio.h"
 
@@ -30,8 +30,8 @@ namespace embody::adapt {
 /// What an embodiment's vectors look like (from its dataset).
 struct EmbodimentSpec {
   std::string name;
-  int joints = 0;       ///< J: proprio = [joint_pos J, joint_vel J, ee_pos 3, ee_quat 4, gripper G]
-  int gripper = 0;      ///< G
+  int joints = 0;   ///< J: proprio = [joint_pos J, joint_vel J, ee_pos 3, ee_quat 4, gripper G]
+  int gripper = 0;  ///< G
   int action_dim = 0;
   std::string action_kind;  ///< names of the action dims joined; equal kinds share an action adapter on transfer
   collect::ProprioLayout layout() const { return {joints, gripper}; }
@@ -47,7 +47,7 @@ struct PredictorConfig {
   int tokens = 1;        ///< N latent tokens per frame (likewise)
   int dim = 96;          ///< transformer width
   int depth = 3, heads = 4;
-  int context = 2;       ///< model steps the predictor sees at once (older ones slide out)
+  int context = 2;  ///< model steps the predictor sees at once (older ones slide out)
   /// Control steps per model step: the predictor maps frame t to frame t + frame_skip, conditioned on
   /// the frame_skip actions between them (concatenated). Models from before it have 1.
   int frame_skip = 4;
@@ -131,16 +131,15 @@ class WorldModel {
   /// Block-causal prediction over a window of model steps: latents (B, T, N, D), proprio (B, T, P) in
   /// physical units, actions (B, T, k A) (the k = frame_skip actions of each model step), camera
   /// (B, 12) -> predicted latents of model steps 1..T (B, T, N, D). T must be <= config().context.
-  torch::Tensor Predict(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
-                        const torch::Tensor& actions, const torch::Tensor& camera);
+  torch::Tensor Predict(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio, const torch::Tensor& actions,
+                        const torch::Tensor& camera);
 
   /// Open-loop rollout in model steps: c true frames (B, c, ...), then `horizon` model steps with the
   /// given actions (B, c + horizon - 1, k A covering every input frame), each prediction fed back as
   /// input; proprio of predicted frames comes from the dynamics model (k control steps per model
   /// step). Returns predicted latents (B, H, N, D) and, in *proprio_out, predicted proprio (B, H, P).
-  torch::Tensor Rollout(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio,
-                        const torch::Tensor& actions, const torch::Tensor& camera, int horizon,
-                        torch::Tensor* proprio_out = nullptr);
+  torch::Tensor Rollout(const std::string& embodiment, const torch::Tensor& latents, const torch::Tensor& proprio, const torch::Tensor& actions,
+                        const torch::Tensor& camera, int horizon, torch::Tensor* proprio_out = nullptr);
 
   /// Copies the trunk (and adapters, dynamics and normalizers of embodiments present in both) from
   /// `other`. Returns what was copied, for the log. @throws AdaptError when the trunks differ in shape.

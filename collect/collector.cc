@@ -78,13 +78,12 @@ class Progress {
     const double eta = eps > 0 ? (todo_ - done) / eps : 0;
     if (tty_) {
       const int width = 30, filled = todo_ > 0 ? static_cast<int>(width * done / todo_) : width;
-      std::fprintf(stderr, "\r[%s%s] %lld/%lld episodes  %.2f ep/s  %.0f frames/s  ETA %.0fs   ",
-                   std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                   static_cast<long long>(done), static_cast<long long>(todo_), eps, fps, eta);
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld episodes  %.2f ep/s  %.0f frames/s  ETA %.0fs   ", std::string(filled, '#').c_str(),
+                   std::string(width - filled, '.').c_str(), static_cast<long long>(done), static_cast<long long>(todo_), eps, fps, eta);
       if (final) std::fprintf(stderr, "\n");
     } else if (!final || done != last_done_) {
-      std::fprintf(stderr, "simcollect: %lld/%lld episodes, %.2f ep/s, %.0f frames/s, ETA %.0fs\n",
-                   static_cast<long long>(done), static_cast<long long>(todo_), eps, fps, eta);
+      std::fprintf(stderr, "simcollect: %lld/%lld episodes, %.2f ep/s, %.0f frames/s, ETA %.0fs\n", static_cast<long long>(done),
+                   static_cast<long long>(todo_), eps, fps, eta);
     }
     last_done_ = done;
   }
@@ -112,8 +111,7 @@ std::string Differences(const nlohmann::json& a, const nlohmann::json& b) {
   std::string out;
   for (const auto& [key, value] : b.items()) {
     if (!a.contains(key) || a[key] != value) {
-      out += (out.empty() ? "" : ", ") + key + " (file: " + (a.contains(key) ? a[key].dump() : "none") +
-             ", now: " + value.dump() + ")";
+      out += (out.empty() ? "" : ", ") + key + " (file: " + (a.contains(key) ? a[key].dump() : "none") + ", now: " + value.dump() + ")";
     }
   }
   return out;
@@ -131,14 +129,12 @@ std::map<std::int64_t, EpisodeEntry> PrepareOutput(const CollectConfig& config, 
   }
   if (exists && config.resume) {
     if (!fs::exists(config_file)) {
-      throw CollectError(out.string() + " was not made by simcollect (no " + config_file.string() +
-                         "); use --overwrite to replace it");
+      throw CollectError(out.string() + " was not made by simcollect (no " + config_file.string() + "); use --overwrite to replace it");
     }
     const nlohmann::json previous = ReadJsonFile(config_file);
     const std::string diff = Differences(previous, config.Identity());
     if (!diff.empty()) {
-      throw CollectError(out.string() + " was made with other options: " + diff +
-                         "; rerun with the same options to --resume, or --overwrite");
+      throw CollectError(out.string() + " was made with other options: " + diff + "; rerun with the same options to --resume, or --overwrite");
     }
     static const std::regex kEpisode(R"(episode_(\d+)\.h5)");
     for (const auto& entry : fs::directory_iterator(parts)) {
@@ -149,8 +145,7 @@ std::map<std::int64_t, EpisodeEntry> PrepareOutput(const CollectConfig& config, 
       } else if (std::regex_match(name, match, kEpisode)) {
         const std::int64_t index = std::stoll(match[1]);
         try {
-          done[index] = {parts.filename().string() + "/" + name, "/" + DemoName(index),
-                         ReadEpisodeFileSamples(entry.path(), index)};
+          done[index] = {parts.filename().string() + "/" + name, "/" + DemoName(index), ReadEpisodeFileSamples(entry.path(), index)};
         } catch (const DatasetError&) {
           fs::remove(entry.path(), ec);  // unreadable: redo it
         }
@@ -203,11 +198,12 @@ void DiscardIfEmpty(const fs::path& out, const std::map<std::int64_t, EpisodeEnt
 
 nlohmann::json DatasetMeta(const robots::Embodiment& embodiment) {
   return {{"embodiment", embodiment.name},
-          {"action_space", {{"names", embodiment.action_names()},
-                            {"position_scale", embodiment.action_scale.position},
-                            {"rotation_scale", embodiment.action_scale.rotation},
-                            {"joint_scale", embodiment.action_scale.joint},
-                            {"range", {-1, 1}}}},
+          {"action_space",
+           {{"names", embodiment.action_names()},
+            {"position_scale", embodiment.action_scale.position},
+            {"rotation_scale", embodiment.action_scale.rotation},
+            {"joint_scale", embodiment.action_scale.joint},
+            {"range", {-1, 1}}}},
           {"joint_names", embodiment.joints},
           {"state_layout", "time, qpos, qvel, act, ctrl, qacc_warmstart, qfrc_applied, xfrc_applied, mocap_pos, mocap_quat"},
           {"extrinsics_convention", "camera-to-world, OpenGL axes (x right, y up, looking along -z)"}};

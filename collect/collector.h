@@ -18,7 +18,7 @@ struct CollectSummary {
   std::int64_t frames_written = 0;    ///< control steps written this run (frames per camera)
   std::int64_t redraws = 0;           ///< unstable attempts discarded and redrawn
   double seconds = 0;
-  double writer_busy_seconds = 0;     ///< time the writer spent writing episode and top files
+  double writer_busy_seconds = 0;                              ///< time the writer spent writing episode and top files
   std::map<std::string, std::pair<int, int>> success_by_task;  ///< task -> (successes, episodes) this run
 };
 

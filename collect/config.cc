@@ -71,30 +71,51 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
     std::string key = raw_key;
     for (char& c : key) c = c == '-' ? '_' : c;
     try {
-      if (key == "robot") robot = value.get<std::string>();
-      else if (key == "task") task = value.get<std::string>();
-      else if (key == "episodes") episodes = value.get<std::int64_t>();
-      else if (key == "steps") steps = value.get<int>();
-      else if (key == "control_hz") control_hz = value.get<double>();
-      else if (key == "image_size") image_size = value.get<int>();
-      else if (key == "cameras") cameras = value.get<int>();
-      else if (key == "workers") workers = value.get<int>();
-      else if (key == "seed") seed = value.get<std::uint64_t>();
-      else if (key == "out") out = value.get<std::string>();
-      else if (key == "shard") ParseShard(value.get<std::string>(), &shard_index, &shard_count);
-      else if (key == "resume") resume = value.get<bool>();
-      else if (key == "overwrite") overwrite = value.get<bool>();
-      else if (key == "randomize") randomization = RandomizationConfig::All(ParseLevel(value.get<std::string>()));
+      if (key == "robot")
+        robot = value.get<std::string>();
+      else if (key == "task")
+        task = value.get<std::string>();
+      else if (key == "episodes")
+        episodes = value.get<std::int64_t>();
+      else if (key == "steps")
+        steps = value.get<int>();
+      else if (key == "control_hz")
+        control_hz = value.get<double>();
+      else if (key == "image_size")
+        image_size = value.get<int>();
+      else if (key == "cameras")
+        cameras = value.get<int>();
+      else if (key == "workers")
+        workers = value.get<int>();
+      else if (key == "seed")
+        seed = value.get<std::uint64_t>();
+      else if (key == "out")
+        out = value.get<std::string>();
+      else if (key == "shard")
+        ParseShard(value.get<std::string>(), &shard_index, &shard_count);
+      else if (key == "resume")
+        resume = value.get<bool>();
+      else if (key == "overwrite")
+        overwrite = value.get<bool>();
+      else if (key == "randomize")
+        randomization = RandomizationConfig::All(ParseLevel(value.get<std::string>()));
       else if (key.rfind("randomize_", 0) == 0) {
         const std::string group = key.substr(10);
         const Level level = ParseLevel(value.get<std::string>());
-        if (group == "camera") randomization.camera = level;
-        else if (group == "lighting") randomization.lighting = level;
-        else if (group == "materials") randomization.materials = level;
-        else if (group == "dynamics") randomization.dynamics = level;
-        else if (group == "embodiment") randomization.embodiment = level;
-        else if (group == "objects") randomization.objects = level;
-        else throw CollectError("unknown option \"" + raw_key + "\" in --config file");
+        if (group == "camera")
+          randomization.camera = level;
+        else if (group == "lighting")
+          randomization.lighting = level;
+        else if (group == "materials")
+          randomization.materials = level;
+        else if (group == "dynamics")
+          randomization.dynamics = level;
+        else if (group == "embodiment")
+          randomization.embodiment = level;
+        else if (group == "objects")
+          randomization.objects = level;
+        else
+          throw CollectError("unknown option \"" + raw_key + "\" in --config file");
       } else {
         throw CollectError("unknown option \"" + raw_key + "\" in --config file");
       }

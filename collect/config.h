@@ -23,14 +23,14 @@ struct CollectConfig {
   std::string robot = "franka";  ///< built-in name or embodiment .json
   std::string task = "mix";      ///< reach|push|pick|wander|mix (humanoid: reach|squat|turn|wave|wander|mix)
   std::int64_t episodes = 5000;
-  int steps = 60;            ///< control steps (= frames) per episode
-  double control_hz = 0;     ///< 0: the embodiment's rate
-  int image_size = 64;       ///< square images, 16..256
-  int cameras = 1;           ///< views per episode
-  int workers = 0;           ///< 0: one per core
+  int steps = 60;         ///< control steps (= frames) per episode
+  double control_hz = 0;  ///< 0: the embodiment's rate
+  int image_size = 64;    ///< square images, 16..256
+  int cameras = 1;        ///< views per episode
+  int workers = 0;        ///< 0: one per core
   std::uint64_t seed = 0;
   RandomizationConfig randomization;
-  std::string out;           ///< default: data/<robot>.h5 (with a shard suffix when sharded)
+  std::string out;  ///< default: data/<robot>.h5 (with a shard suffix when sharded)
   int shard_index = 0, shard_count = 1;
   bool resume = false, overwrite = false;
 

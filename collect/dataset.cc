@@ -56,9 +56,12 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
     h5::SetAttr(g, "randomization", ep.draw.dump());
     for (const auto& [key, value] : meta.items()) h5::SetAttr(g, key, value.is_string() ? value.get<std::string>() : value.dump());
     for (const auto& [key, value] : ep.extra_attrs.items()) {
-      if (value.is_number_integer()) h5::SetAttr(g, key, value.get<std::int64_t>());
-      else if (value.is_number()) h5::SetAttr(g, key, value.get<double>());
-      else h5::SetAttr(g, key, value.is_string() ? value.get<std::string>() : value.dump());
+      if (value.is_number_integer())
+        h5::SetAttr(g, key, value.get<std::int64_t>());
+      else if (value.is_number())
+        h5::SetAttr(g, key, value.get<double>());
+      else
+        h5::SetAttr(g, key, value.is_string() ? value.get<std::string>() : value.dump());
     }
     for (const auto& [name, series] : ep.extra_series) h5::WriteArray(g, name, {series.size()}, series.data(), series.size(), 0, true);
 
@@ -97,8 +100,8 @@ std::int64_t ReadEpisodeFileSamples(const fs::path& file, std::int64_t index) {
   return h5::GetIntAttr(g, "num_samples");
 }
 
-void WriteTopFile(const fs::path& path, const std::map<std::int64_t, EpisodeEntry>& episodes,
-                  const nlohmann::json& env_args, const nlohmann::json& config, const nlohmann::json& meta) {
+void WriteTopFile(const fs::path& path, const std::map<std::int64_t, EpisodeEntry>& episodes, const nlohmann::json& env_args,
+                  const nlohmann::json& config, const nlohmann::json& meta) {
   WriteAtomically(path, [&](const fs::path& tmp) {
     h5::Handle file = h5::CreateFile(tmp.string());
     h5::Handle data = h5::CreateGroup(file, "data");
@@ -186,7 +189,8 @@ h5::Handle Dataset::Demo(const std::string& demo) const {
   } catch (const DatasetError&) {
     const auto target = targets_.find(demo);
     throw DatasetError(path_.string() + ": cannot open /data/" + demo + " (its episode file " +
-                       (target != targets_.end() ? target->second.string() + " " : "") + "is missing or not a readable HDF5 file: truncated or corrupt?)");
+                       (target != targets_.end() ? target->second.string() + " " : "") +
+                       "is missing or not a readable HDF5 file: truncated or corrupt?)");
   }
 }
 
@@ -214,9 +218,7 @@ std::int64_t Dataset::IntAttr(const std::string& demo, const std::string& name) 
 double Dataset::DoubleAttr(const std::string& demo, const std::string& name) const {
   return Named(demo, [&] { return h5::GetDoubleAttr(Demo(demo), name); });
 }
-bool Dataset::HasDataset(const std::string& demo, const std::string& name) const {
-  return h5::Exists(Demo(demo), name);
-}
+bool Dataset::HasDataset(const std::string& demo, const std::string& name) const { return h5::Exists(Demo(demo), name); }
 
 template <typename T>
 std::vector<T> Dataset::Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims) const {
@@ -227,8 +229,8 @@ template std::vector<double> Dataset::Read<double>(const std::string&, const std
 template std::vector<std::int32_t> Dataset::Read<std::int32_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 template std::vector<std::uint8_t> Dataset::Read<std::uint8_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 
-std::vector<std::uint8_t> Dataset::ReadFrames(const std::string& demo, const std::string& camera, hsize_t first,
-                                              hsize_t count, std::vector<hsize_t>* dims) const {
+std::vector<std::uint8_t> Dataset::ReadFrames(const std::string& demo, const std::string& camera, hsize_t first, hsize_t count,
+                                              std::vector<hsize_t>* dims) const {
   return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), "obs/" + camera + "_image", first, count, dims); });
 }
 
@@ -258,14 +260,18 @@ void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
         return h5::DatasetShape{};
       }
       const h5::DatasetShape d = h5::Describe(g, name);
-      if (d.type_class != cls) throw DatasetError(name + " has element type class " + std::to_string(d.type_class) + ", expected " + (cls == H5T_FLOAT ? "float" : "integer"));
-      if (static_cast<int>(d.dims.size()) != rank) throw DatasetError(name + " has rank " + std::to_string(d.dims.size()) + ", expected " + std::to_string(rank));
+      if (d.type_class != cls)
+        throw DatasetError(name + " has element type class " + std::to_string(d.type_class) + ", expected " +
+                           (cls == H5T_FLOAT ? "float" : "integer"));
+      if (static_cast<int>(d.dims.size()) != rank)
+        throw DatasetError(name + " has rank " + std::to_string(d.dims.size()) + ", expected " + std::to_string(rank));
       if (d.dims[0] != static_cast<hsize_t>(n)) {
         throw DatasetError(name + " has " + std::to_string(d.dims[0]) + " rows, but num_samples is " + std::to_string(n));
       }
       for (size_t k = 0; k < tail.size(); ++k) {
         if (tail[k] > 0 && d.dims[k + 1] != tail[k]) {
-          throw DatasetError(name + " has dimension " + std::to_string(k + 1) + " of " + std::to_string(d.dims[k + 1]) + ", expected " + std::to_string(tail[k]));
+          throw DatasetError(name + " has dimension " + std::to_string(k + 1) + " of " + std::to_string(d.dims[k + 1]) + ", expected " +
+                             std::to_string(tail[k]));
         }
       }
       if (cls == H5T_FLOAT) {
@@ -292,12 +298,15 @@ void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
     check("obs/robot0_joint_vel", H5T_FLOAT, 2, {joints.dims[1]}, true);
     check("obs/robot0_eef_pos", H5T_FLOAT, 2, {0}, true);
     const auto quat = check("obs/robot0_eef_quat", H5T_FLOAT, 2, {0}, true);
-    if (quat.dims[1] % 4 != 0 || quat.dims[1] == 0) throw DatasetError("obs/robot0_eef_quat has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
+    if (quat.dims[1] % 4 != 0 || quat.dims[1] == 0)
+      throw DatasetError("obs/robot0_eef_quat has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
     check("obs/robot0_gripper_qpos", H5T_FLOAT, 2, {0}, false);
     const auto objects = check("obs/object", H5T_FLOAT, 2, {0}, false);
-    if (!objects.dims.empty() && objects.dims[1] % 7 != 0) throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
+    if (!objects.dims.empty() && objects.dims[1] % 7 != 0)
+      throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
     const auto ee = h5::Describe(g, "obs/robot0_eef_pos");
-    if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0) throw DatasetError("obs/robot0_eef_pos has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
+    if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0)
+      throw DatasetError("obs/robot0_eef_pos has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
     for (const std::string& key : h5::ListNames(g, "obs")) {
       if (key.size() < 6 || key.compare(key.size() - 6, 6, "_image") != 0) continue;
       const auto d = check("obs/" + key, H5T_INTEGER, 4, {static_cast<hsize_t>(size), static_cast<hsize_t>(size), 3}, true);

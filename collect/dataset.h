@@ -36,7 +36,7 @@ bool IsValidationEpisode(std::int64_t index);
 
 /// What the top file needs to know of a finished episode.
 struct EpisodeEntry {
-  std::string file;  ///< external link target file, relative to the top file's folder
+  std::string file;    ///< external link target file, relative to the top file's folder
   std::string object;  ///< group inside it ("/demo_N")
   std::int64_t num_samples = 0;
 };
@@ -48,8 +48,8 @@ void WriteEpisodeFile(const std::filesystem::path& parts_dir, const EpisodeData&
 
 /// Rewrites the top file atomically. `episodes` maps global episode index to its entry.
 /// @throws DatasetError.
-void WriteTopFile(const std::filesystem::path& path, const std::map<std::int64_t, EpisodeEntry>& episodes,
-                  const nlohmann::json& env_args, const nlohmann::json& config, const nlohmann::json& meta);
+void WriteTopFile(const std::filesystem::path& path, const std::map<std::int64_t, EpisodeEntry>& episodes, const nlohmann::json& env_args,
+                  const nlohmann::json& config, const nlohmann::json& meta);
 
 /// Reads the num_samples of a finished episode file. @throws DatasetError when it is not one.
 std::int64_t ReadEpisodeFileSamples(const std::filesystem::path& file, std::int64_t index);
@@ -78,8 +78,8 @@ class Dataset {
   template <typename T>
   std::vector<T> Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims = nullptr) const;
   /// Frames [first, first+count) of obs/<camera>_image.
-  std::vector<std::uint8_t> ReadFrames(const std::string& demo, const std::string& camera, hsize_t first,
-                                       hsize_t count, std::vector<hsize_t>* dims = nullptr) const;
+  std::vector<std::uint8_t> ReadFrames(const std::string& demo, const std::string& camera, hsize_t first, hsize_t count,
+                                       std::vector<hsize_t>* dims = nullptr) const;
   /// Checks that an episode is what the format says: its file opens; num_samples N >= 1; actions,
   /// states, rewards, dones and the obs arrays exist with N rows, float (images uint8 of the dataset's
   /// size, proprio widths consistent) and finite; the randomization attribute is JSON. With

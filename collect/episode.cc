@@ -6,8 +6,7 @@
 
 namespace embody::collect {
 
-EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render)
-    : config_(config), embodiment_(robots::FindEmbodiment(config.robot)) {
+EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render) : config_(config), embodiment_(robots::FindEmbodiment(config.robot)) {
   if (config.control_hz > 0) embodiment_.control_hz = config.control_hz;
   try {
     tasks_ = TasksFor(embodiment_, config.task);
@@ -52,11 +51,11 @@ EpisodeData EpisodeRunner::Run(std::int64_t index) {
       return ep;
     } catch (const sim::UnstableError& e) {
       if (attempt + 1 >= kMaxAttempts) {
-        throw sim::UnstableError("episode " + std::to_string(index) + " went unstable " +
-                                 std::to_string(kMaxAttempts) + " times in a row; last: " + e.what());
+        throw sim::UnstableError("episode " + std::to_string(index) + " went unstable " + std::to_string(kMaxAttempts) +
+                                 " times in a row; last: " + e.what());
       }
-      std::fprintf(stderr, "simcollect: warning: episode %lld attempt %d unstable, redrawn (%s)\n",
-                   static_cast<long long>(index), attempt + 1, e.what());
+      std::fprintf(stderr, "simcollect: warning: episode %lld attempt %d unstable, redrawn (%s)\n", static_cast<long long>(index), attempt + 1,
+                   e.what());
     }
   }
 }
@@ -136,8 +135,7 @@ std::vector<float> EpisodeRunner::Proprio() const {
 }
 
 int EpisodeRunner::EeSite() const {
-  return controller_->ee_site() >= 0 ? controller_->ee_site()
-                                     : sim::RequireId(world_->model(), mjOBJ_SITE, embodiment_.ee_sites.at(0));
+  return controller_->ee_site() >= 0 ? controller_->ee_site() : sim::RequireId(world_->model(), mjOBJ_SITE, embodiment_.ee_sites.at(0));
 }
 
 void EpisodeRunner::Record(EpisodeData* ep) {

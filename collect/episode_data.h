@@ -22,8 +22,8 @@ struct EpisodeData {
   nlohmann::json draw;  ///< the randomization draw (Draw::ToJson)
   int steps = 0, image_size = 0, num_cameras = 0;
   int action_dim = 0, num_joints = 0, state_dim = 0, object_dim = 0, gripper_dim = 0;
-  std::vector<std::vector<std::uint8_t>> images;  ///< per camera: steps x H x W x 3
-  std::vector<std::array<double, 9>> intrinsics;  ///< per camera, row-major 3x3
+  std::vector<std::vector<std::uint8_t>> images;   ///< per camera: steps x H x W x 3
+  std::vector<std::array<double, 9>> intrinsics;   ///< per camera, row-major 3x3
   std::vector<std::array<double, 16>> extrinsics;  ///< per camera, camera-to-world 4x4 (sim::Pose)
   std::vector<float> actions, joint_targets, joint_pos, joint_vel, eef_pos, eef_quat, gripper_qpos, object;
   std::vector<double> states;

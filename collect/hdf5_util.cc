@@ -46,8 +46,7 @@ Handle CreateFile(const std::string& path) {
 
 Handle OpenFile(const std::string& path) {
   SilenceErrors();
-  return Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
-                "cannot open " + path + " as HDF5 (missing, truncated or corrupt)");
+  return Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open " + path + " as HDF5 (missing, truncated or corrupt)");
 }
 
 Handle CreateGroup(hid_t loc, const std::string& name) {
@@ -72,15 +71,30 @@ bool Exists(hid_t loc, const std::string& path) {
   return H5Oexists_by_name(loc, path.c_str(), H5P_DEFAULT) > 0;
 }
 
-template <> hid_t NativeType<float>() { return H5T_NATIVE_FLOAT; }
-template <> hid_t NativeType<double>() { return H5T_NATIVE_DOUBLE; }
-template <> hid_t NativeType<std::uint8_t>() { return H5T_NATIVE_UINT8; }
-template <> hid_t NativeType<std::int32_t>() { return H5T_NATIVE_INT32; }
-template <> hid_t NativeType<std::int64_t>() { return H5T_NATIVE_INT64; }
+template <>
+hid_t NativeType<float>() {
+  return H5T_NATIVE_FLOAT;
+}
+template <>
+hid_t NativeType<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
+template <>
+hid_t NativeType<std::uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
+template <>
+hid_t NativeType<std::int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+hid_t NativeType<std::int64_t>() {
+  return H5T_NATIVE_INT64;
+}
 
 template <typename T>
-void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data,
-                hsize_t chunk_first_dim, int deflate, bool checksum) {
+void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data, hsize_t chunk_first_dim, int deflate,
+                bool checksum) {
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose, "H5Screate " + name);
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "H5Pcreate");
   const bool empty = std::any_of(dims.begin(), dims.end(), [](hsize_t d) { return d == 0; });
@@ -93,8 +107,7 @@ void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& 
   }
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose, "H5Pcreate");
   H5Pset_create_intermediate_group(lcpl, 1);
-  Handle ds(H5Dcreate2(loc, name.c_str(), NativeType<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose,
-            "cannot create dataset " + name);
+  Handle ds(H5Dcreate2(loc, name.c_str(), NativeType<T>(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose, "cannot create dataset " + name);
   Check(H5Dwrite(ds, NativeType<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "cannot write dataset " + name);
 }
 
@@ -182,9 +195,9 @@ std::vector<T> ReadArray(hid_t loc, const std::string& name, std::vector<hsize_t
   return ReadRows<T>(loc, name, 0, static_cast<hsize_t>(-1), dims);
 }
 
-#define EMBODY_INSTANTIATE(T)                                                                              \
+#define EMBODY_INSTANTIATE(T)                                                                                        \
   template void WriteArray<T>(hid_t, const std::string&, const std::vector<hsize_t>&, const T*, hsize_t, int, bool); \
-  template std::vector<T> ReadArray<T>(hid_t, const std::string&, std::vector<hsize_t>*);                      \
+  template std::vector<T> ReadArray<T>(hid_t, const std::string&, std::vector<hsize_t>*);                            \
   template std::vector<T> ReadRows<T>(hid_t, const std::string&, hsize_t, hsize_t, std::vector<hsize_t>*);
 EMBODY_INSTANTIATE(float)
 EMBODY_INSTANTIATE(double)
@@ -241,8 +254,7 @@ void SetAttr(hid_t obj, const std::string& name, const std::string& value) {
 template <typename T>
 void SetScalarAttr(hid_t obj, const std::string& name, T value) {
   Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
-  Handle attr(H5Acreate2(obj, name.c_str(), NativeType<T>(), space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-              "cannot create attribute " + name);
+  Handle attr(H5Acreate2(obj, name.c_str(), NativeType<T>(), space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "cannot create attribute " + name);
   Check(H5Awrite(attr, NativeType<T>(), &value), "cannot write attribute " + name);
 }
 

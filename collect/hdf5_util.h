@@ -57,14 +57,15 @@ DatasetShape Describe(hid_t loc, const std::string& name);
 /// Names of the links in the group `group` under `loc`, in name order.
 std::vector<std::string> ListNames(hid_t loc, const std::string& group);
 
-template <typename T> hid_t NativeType();
+template <typename T>
+hid_t NativeType();
 
 /// Writes an n-d array. `chunk_first_dim` > 0 chunks along the first dimension with `deflate` level
 /// and, with `checksum`, a Fletcher-32 checksum per chunk (damaged data then fails to read instead of
 /// reading back wrong).
 template <typename T>
-void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data,
-                hsize_t chunk_first_dim = 0, int deflate = 0, bool checksum = false);
+void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data, hsize_t chunk_first_dim = 0, int deflate = 0,
+                bool checksum = false);
 template <typename T>
 std::vector<T> ReadArray(hid_t loc, const std::string& name, std::vector<hsize_t>* dims = nullptr);
 /// Reads rows [first, first+count) of an n-d array along its first dimension.

@@ -69,14 +69,13 @@ std::string DescribeDataset(const std::filesystem::path& file) {
   const size_t n = ds.demos().size();
   Append(&out, "file:        %s\n", file.string().c_str());
   Append(&out, "episodes:    %zu (train %zu, valid %zu)\n", n, ds.Mask("train").size(), ds.Mask("valid").size());
-  Append(&out, "frames:      %lld (per camera; /data total attr %lld)\n", static_cast<long long>(frames),
-              static_cast<long long>(ds.total()));
+  Append(&out, "frames:      %lld (per camera; /data total attr %lld)\n", static_cast<long long>(frames), static_cast<long long>(ds.total()));
   std::string names;
   for (const auto& e : embodiments) names += (names.empty() ? "" : ", ") + e;
   Append(&out, "embodiment:  %s\n", names.empty() ? "(none)" : names.c_str());
   if (!ds.config().is_null()) Append(&out, "options:     %s\n", ds.config().dump().c_str());
-  Append(&out, "success:     %d/%zu (%.0f%%); unstable draws redrawn: %lld\n", successes, n,
-              n ? 100.0 * successes / n : 0.0, static_cast<long long>(attempts));
+  Append(&out, "success:     %d/%zu (%.0f%%); unstable draws redrawn: %lld\n", successes, n, n ? 100.0 * successes / n : 0.0,
+         static_cast<long long>(attempts));
   Append(&out, "tasks:\n");
   for (const auto& [task, c] : tasks) {
     Append(&out, "  %-8s %5d episodes, success %.0f%%\n", task.c_str(), c.second, 100.0 * c.first / std::max(1, c.second));
@@ -108,8 +107,8 @@ std::int64_t MergeShards(const std::filesystem::path& out, const std::vector<std
       env_args = ds.env_args();
       meta = ds.meta();
     } else if (c != config) {
-      throw CollectError(shard.string() + " was collected with other options than " + shards.front().string() + ": " + c.dump() +
-                         " vs " + config.dump());
+      throw CollectError(shard.string() + " was collected with other options than " + shards.front().string() + ": " + c.dump() + " vs " +
+                         config.dump());
     }
     for (const auto& demo : ds.demos()) {
       const std::int64_t index = std::stoll(demo.substr(5));

@@ -56,8 +56,7 @@ class ArmPolicy : public Policy {
   Quat EeQuat(const sim::World& w) const { return sim::GetSitePose(w.data(), controller_.ee_site()).quat; }
 
   // Action that moves toward `target` (speed <= max_speed of the full scale) with orientation `quat`.
-  std::vector<double> Toward(const sim::World& w, const Vec3& target, const Quat& quat, double gripper,
-                             double max_speed = 1.0) const {
+  std::vector<double> Toward(const sim::World& w, const Vec3& target, const Quat& quat, double gripper, double max_speed = 1.0) const {
     const auto& scale = controller_.embodiment().action_scale;
     const Vec3 ee = Ee(w);
     const Vec3 rot = sim::OrientationError(quat, EeQuat(w));
@@ -99,9 +98,7 @@ class ReachPolicy : public ArmPolicy {
     const Vec3 target = waypoints_[std::min(next_, waypoints_.size() - 1)];
     return Toward(w, target, down_, gripper_);
   }
-  bool Success(const sim::World& w) const override {
-    return next_ + 1 >= waypoints_.size() && Near(w, waypoints_.back(), 0.03);
-  }
+  bool Success(const sim::World& w) const override { return next_ + 1 >= waypoints_.size() && Near(w, waypoints_.back(), 0.03); }
 
  private:
   std::vector<Vec3> waypoints_;
@@ -120,8 +117,7 @@ class PushPolicy : public ArmPolicy {
       const double angle = rng->Uniform(-kPi, kPi), dist = rng->Uniform(0.1, 0.15);
       goal_ = {start[0] + dist * std::cos(angle), start[1] + dist * std::sin(angle), start[2]};
       const double pre_x = start[0] - 0.08 * std::cos(angle), pre_y = start[1] - 0.08 * std::sin(angle);
-      if (goal_[0] > 0.35 && goal_[0] < 0.75 && std::abs(goal_[1]) < 0.3 && pre_x > 0.3 && pre_x < 0.75 &&
-          std::abs(pre_y) < 0.35) {
+      if (goal_[0] > 0.35 && goal_[0] < 0.75 && std::abs(goal_[1]) < 0.3 && pre_x > 0.3 && pre_x < 0.75 && std::abs(pre_y) < 0.35) {
         break;
       }
     }
@@ -241,8 +237,7 @@ class PickPolicy : public ArmPolicy {
   }
   bool Success(const sim::World& w) const override {
     const Vec3 obj = BodyPos(w, object_);
-    return phase_ >= 6 && std::hypot(obj[0] - place_[0], obj[1] - place_[1]) < 0.04 &&
-           std::abs(obj[2] - rest_height_) < 0.02;
+    return phase_ >= 6 && std::hypot(obj[0] - place_[0], obj[1] - place_[1]) < 0.04 && std::abs(obj[2] - rest_height_) < 0.02;
   }
 
  private:
@@ -292,8 +287,7 @@ class WanderPolicy : public ArmPolicy {
 // Humanoid motions: a sequence of joint-space keyframes, each held until reached (or timed out).
 class KeyframePolicy : public Policy {
  public:
-  KeyframePolicy(const sim::RobotController& c, std::vector<std::vector<double>> keyframes)
-      : controller_(c), keyframes_(std::move(keyframes)) {}
+  KeyframePolicy(const sim::RobotController& c, std::vector<std::vector<double>> keyframes) : controller_(c), keyframes_(std::move(keyframes)) {}
   std::vector<double> Act(const sim::World& w) override {
     const auto q = controller_.JointPositions(w.data());
     if (next_ < keyframes_.size() && (Reached(q, keyframes_[next_]) || ++steps_on_key_ > 35)) {
@@ -428,8 +422,7 @@ static std::vector<Task> TasksNamed(const robots::Embodiment& embodiment, const 
   }
   std::string names;
   for (Task t : valid) names += TaskName(t) + "|";
-  throw std::invalid_argument("task \"" + task + "\" is not one the " + embodiment.name + " embodiment can do; use " +
-                              names + "mix");
+  throw std::invalid_argument("task \"" + task + "\" is not one the " + embodiment.name + " embodiment can do; use " + names + "mix");
 }
 
 std::vector<std::string> HumanoidRoles(Task task) {
@@ -466,8 +459,7 @@ std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::stri
   return tasks;
 }
 
-std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene,
-                                   const sim::World& world, Rng* rng) {
+std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene, const sim::World& world, Rng* rng) {
   if (controller.embodiment().kind == robots::EmbodimentKind::kHumanoid) {
     return std::make_unique<KeyframePolicy>(controller, HumanoidKeyframes(task, controller, world, rng));
   }

@@ -42,7 +42,6 @@ class Policy {
 };
 
 /// A policy for `task`, its goals drawn from `rng`. Call after the episode's reset.
-std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene,
-                                   const sim::World& world, Rng* rng);
+std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene, const sim::World& world, Rng* rng);
 
 }  // namespace embody::collect

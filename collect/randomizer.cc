@@ -61,9 +61,8 @@ std::string LevelName(Level level) {
 }
 
 json RandomizationConfig::ToJson() const {
-  return {{"camera", LevelName(camera)},         {"lighting", LevelName(lighting)},
-          {"materials", LevelName(materials)},   {"dynamics", LevelName(dynamics)},
-          {"embodiment", LevelName(embodiment)}, {"objects", LevelName(objects)}};
+  return {{"camera", LevelName(camera)},     {"lighting", LevelName(lighting)},     {"materials", LevelName(materials)},
+          {"dynamics", LevelName(dynamics)}, {"embodiment", LevelName(embodiment)}, {"objects", LevelName(objects)}};
 }
 
 json Draw::ToJson() const {
@@ -75,14 +74,15 @@ json Draw::ToJson() const {
   j["ambient"] = ambient;
   j["material_rgba"] = material_rgba;
   j["material_texture"] = material_texture;
-  j["dynamics"] = {{"mass_scale", mass_scale},         {"damping_scale", damping_scale},
-                   {"armature_scale", armature_scale}, {"friction_scale", friction_scale},
+  j["dynamics"] = {{"mass_scale", mass_scale},
+                   {"damping_scale", damping_scale},
+                   {"armature_scale", armature_scale},
+                   {"friction_scale", friction_scale},
                    {"gain_scale", gain_scale}};
   j["embodiment"] = {{"segment_scale", segment_scale}, {"base_dx", base_dx}, {"base_dy", base_dy}, {"base_yaw", base_yaw}};
   j["objects"] = json::array();
   for (const auto& o : objects) {
-    j["objects"].push_back({{"body", o.body}, {"x", o.x}, {"y", o.y}, {"yaw", o.yaw},
-                            {"size_scale", o.size_scale}, {"mass_scale", o.mass_scale}});
+    j["objects"].push_back({{"body", o.body}, {"x", o.x}, {"y", o.y}, {"yaw", o.yaw}, {"size_scale", o.size_scale}, {"mass_scale", o.mass_scale}});
   }
   return j;
 }
@@ -91,12 +91,12 @@ Draw Draw::FromJson(const json& j) {
   try {
     Draw d;
     for (const auto& c : j.at("cameras")) {
-      d.cameras.push_back(sim::Camera::LookAt(c.at("position").get<std::array<double, 3>>(),
-                                              c.at("target").get<std::array<double, 3>>(), c.at("fovy").get<double>()));
+      d.cameras.push_back(sim::Camera::LookAt(c.at("position").get<std::array<double, 3>>(), c.at("target").get<std::array<double, 3>>(),
+                                              c.at("fovy").get<double>()));
     }
     for (const auto& l : j.at("lights")) {
-      d.lights.push_back({l.at("active").get<bool>(), l.at("dir").get<std::array<double, 3>>(),
-                          l.at("diffuse").get<double>(), l.at("specular").get<double>()});
+      d.lights.push_back(
+          {l.at("active").get<bool>(), l.at("dir").get<std::array<double, 3>>(), l.at("diffuse").get<double>(), l.at("specular").get<double>()});
     }
     d.ambient = j.at("ambient").get<double>();
     d.material_rgba = j.at("material_rgba").get<std::map<std::string, std::array<double, 4>>>();
@@ -121,8 +121,7 @@ Draw Draw::FromJson(const json& j) {
   }
 }
 
-SceneRandomizer::SceneRandomizer(const mjModel* nominal, const robots::Embodiment& embodiment)
-    : nominal_(nominal), embodiment_(embodiment) {
+SceneRandomizer::SceneRandomizer(const mjModel* nominal, const robots::Embodiment& embodiment) : nominal_(nominal), embodiment_(embodiment) {
   base_body_ = sim::RequireId(nominal, mjOBJ_BODY, embodiment.base_body);
   table_geom_ = mj_name2id(nominal, mjOBJ_GEOM, "table");
   segments_.push_back(base_body_);
@@ -172,8 +171,8 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   const Range azimuth{0, -50, 50, -100, 100, -6, 6}, fovy{45, 40, 55, 35, 65, 43, 47};
   const Range jitter{0, -0.05, 0.05, -0.1, 0.1, -0.02, 0.02};
   const Range elevation = humanoid ? Range{15, 5, 30, 0, 45, 12, 18} : Range{kArmElevation, 20, 50, 10, 65, kArmElevation - 4, kArmElevation + 4};
-  const Range distance = humanoid ? Range{2.3, 2.0, 2.6, 1.7, 3.2, 2.25, 2.35}
-                                  : Range{kArmDistance, 1.15, 1.6, 0.9, 2.0, kArmDistance - 0.04, kArmDistance + 0.04};
+  const Range distance =
+      humanoid ? Range{2.3, 2.0, 2.6, 1.7, 3.2, 2.25, 2.35} : Range{kArmDistance, 1.15, 1.6, 0.9, 2.0, kArmDistance - 0.04, kArmDistance + 0.04};
   for (int c = 0; c < num_cameras; ++c) {
     // Further cameras of one episode look from other sides (the first one is the framed view).
     const double side = framed && !humanoid ? kArmAzimuth + 35.0 * ((c + 1) / 2) * (c % 2 == 1 ? 1 : -1) : 0.0;
@@ -181,8 +180,8 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     const double dist = distance.Draw(config.camera, rng);
     std::array<double, 3> target = center;
     for (double& t : target) t += jitter.Draw(config.camera, rng);
-    const std::array<double, 3> position = {target[0] + dist * std::cos(el) * std::cos(az),
-                                            target[1] + dist * std::cos(el) * std::sin(az), target[2] + dist * std::sin(el)};
+    const std::array<double, 3> position = {target[0] + dist * std::cos(el) * std::cos(az), target[1] + dist * std::cos(el) * std::sin(az),
+                                            target[2] + dist * std::sin(el)};
     draw.cameras.push_back(sim::Camera::LookAt(position, target, fovy.Draw(config.camera, rng)));
   }
 
@@ -195,7 +194,8 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     light.dir = Normalized(light.dir);
     light.diffuse = l == 0 || config.lighting == Level::kNone ? diffuse.Draw(config.lighting, rng) : 0.5 * diffuse.Draw(config.lighting, rng);
     light.specular = specular.Draw(config.lighting, rng);
-    light.active = l == 0 || config.lighting == Level::kNone || (config.lighting == Level::kLight || rng->Bernoulli(config.lighting == Level::kWide ? 0.5 : 0.7));
+    light.active = l == 0 || config.lighting == Level::kNone ||
+                   (config.lighting == Level::kLight || rng->Bernoulli(config.lighting == Level::kWide ? 0.5 : 0.7));
     if (config.lighting == Level::kNone) {
       for (int k = 0; k < 3; ++k) light.dir[k] = m->light_dir[3 * l + k];
       light.diffuse = m->light_diffuse[3 * l];

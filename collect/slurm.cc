@@ -26,8 +26,8 @@ std::string Quote(const std::string& s) {
 }
 
 nlohmann::json OptionsJson(const CollectConfig& c, const std::string& robot) {
-  nlohmann::json j = {{"robot", robot},   {"task", c.task},     {"episodes", c.episodes},     {"steps", c.steps},
-                      {"image_size", c.image_size}, {"cameras", c.cameras}, {"seed", c.seed}};
+  nlohmann::json j = {{"robot", robot},       {"task", c.task}, {"episodes", c.episodes}, {"steps", c.steps}, {"image_size", c.image_size},
+                      {"cameras", c.cameras}, {"seed", c.seed}};
   if (c.control_hz > 0) j["control_hz"] = c.control_hz;
   const nlohmann::json levels = c.randomization.ToJson();
   for (const auto& [group, level] : levels.items()) j["randomize_" + group] = level;

@@ -21,12 +21,12 @@
 namespace embody::collect {
 
 struct SlurmOptions {
-  int shards = 0;                    ///< array tasks (required, >= 1)
+  int shards = 0;                             ///< array tasks (required, >= 1)
   std::string partition, time, mem, account;  ///< passed to #SBATCH when set
-  int cpus_per_task = 0;             ///< 0: Slurm's default; the collection uses what it is given
-  std::vector<std::string> sbatch;   ///< extra sbatch options, one #SBATCH line each (e.g. "--qos=long")
-  std::filesystem::path simcollect;  ///< the binary the jobs run (absolute)
-  bool overwrite = false;            ///< replace a job folder written with other options
+  int cpus_per_task = 0;                      ///< 0: Slurm's default; the collection uses what it is given
+  std::vector<std::string> sbatch;            ///< extra sbatch options, one #SBATCH line each (e.g. "--qos=long")
+  std::filesystem::path simcollect;           ///< the binary the jobs run (absolute)
+  bool overwrite = false;                     ///< replace a job folder written with other options
 };
 
 struct SlurmJob {

@@ -36,9 +36,7 @@ T GetOr(const json& j, const char* key, const T& fallback, const std::string& co
 
 }  // namespace
 
-int Embodiment::action_dim() const {
-  return kind == EmbodimentKind::kArm ? 7 : static_cast<int>(joints.size());
-}
+int Embodiment::action_dim() const { return kind == EmbodimentKind::kArm ? 7 : static_cast<int>(joints.size()); }
 
 int Embodiment::JointForRole(const std::string& role) const {
   const auto mapped = roles.find(role);
@@ -79,8 +77,7 @@ Embodiment EmbodimentFromJson(const std::string& json_text, const std::filesyste
   if (e.joints.empty()) throw EmbodimentError(ctx + ": \"joints\" is empty");
   e.home = Get<std::vector<double>>(j, "home", ctx);
   if (e.home.size() != e.joints.size()) {
-    throw EmbodimentError(ctx + ": \"home\" has " + std::to_string(e.home.size()) + " values for " +
-                          std::to_string(e.joints.size()) + " joints");
+    throw EmbodimentError(ctx + ": \"home\" has " + std::to_string(e.home.size()) + " values for " + std::to_string(e.joints.size()) + " joints");
   }
   if (e.kind == EmbodimentKind::kArm) {
     e.ee_site = Get<std::string>(j, "ee_site", ctx);
@@ -150,8 +147,7 @@ Embodiment FindEmbodiment(const std::string& name_or_path) {
     std::string known;
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
     throw EmbodimentError("unknown robot \"" + name_or_path + "\"; known robots: " +
-                          (known.empty() ? "(none found in " + AssetsDir().string() + ")" : known) +
-                          ", or a path to an embodiment .json file");
+                          (known.empty() ? "(none found in " + AssetsDir().string() + ")" : known) + ", or a path to an embodiment .json file");
   }
   return LoadEmbodimentFile(AssetsDir() / "embodiments" / (name_or_path + ".json"));
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build g++ make pkg-config
+  cmake ninja-build g++ make pkg-config clang-format
   libmujoco-dev libqhull-dev
   libtorch-dev libopenblas0-openmp libgloo-dev
   libimgui-dev libstb-dev libglfw3-dev

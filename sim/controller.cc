@@ -40,8 +40,7 @@ int PhysicsStepsPerControl(const robots::Embodiment& embodiment, const mjModel* 
   return std::max(1, static_cast<int>(std::lround(1.0 / (embodiment.control_hz * m->opt.timestep))));
 }
 
-RobotController::RobotController(const mjModel* m, const robots::Embodiment& embodiment)
-    : embodiment_(embodiment) {
+RobotController::RobotController(const mjModel* m, const robots::Embodiment& embodiment) : embodiment_(embodiment) {
   for (const auto& name : embodiment.joints) {
     const int j = RequireId(m, mjOBJ_JOINT, name);
     if (m->jnt_type[j] != mjJNT_HINGE && m->jnt_type[j] != mjJNT_SLIDE) {
@@ -55,7 +54,8 @@ RobotController::RobotController(const mjModel* m, const robots::Embodiment& emb
       const char* actuator = mj_id2name(m, mjOBJ_ACTUATOR, a);
       throw SimError("joint \"" + name + "\" is driven by actuator \"" + (actuator ? actuator : std::to_string(a)) +
                      "\", which is not a position servo (a <motor> or <velocity> actuator): Embody sends joint-angle targets; "
-                     "use <position joint=\"" + name + "\" kp=\"...\"/> (kp about 100-300 for an arm joint)");
+                     "use <position joint=\"" +
+                     name + "\" kp=\"...\"/> (kp about 100-300 for an arm joint)");
     }
     joint_ids_.push_back(j);
     qpos_ids_.push_back(m->jnt_qposadr[j]);
@@ -129,8 +129,7 @@ void RobotController::SetJointTargets(mjData* d, const std::vector<double>& q) c
   for (int i = 0; i < num_joints(); ++i) d->ctrl[actuator_ids_[i]] = std::clamp(q[i], lower_[i], upper_[i]);
 }
 
-std::vector<double> RobotController::EeDeltaTargets(const mjModel* m, const mjData* d,
-                                                    const std::array<double, 3>& dpos,
+std::vector<double> RobotController::EeDeltaTargets(const mjModel* m, const mjData* d, const std::array<double, 3>& dpos,
                                                     const std::array<double, 3>& drot) const {
   if (ee_site_ < 0) throw SimError("embodiment \"" + embodiment_.name + "\" has no end-effector site");
   const int n = num_joints();
@@ -183,16 +182,14 @@ std::vector<double> RobotController::EeDeltaTargets(const mjModel* m, const mjDa
   return q;
 }
 
-void RobotController::ApplyEeDelta(const mjModel* m, mjData* d, const std::array<double, 3>& dpos,
-                                   const std::array<double, 3>& drot) const {
+void RobotController::ApplyEeDelta(const mjModel* m, mjData* d, const std::array<double, 3>& dpos, const std::array<double, 3>& drot) const {
   SetJointTargets(d, EeDeltaTargets(m, d, dpos, drot));
 }
 
 void RobotController::SetGripper(mjData* d, double closed) const {
   if (gripper_actuator_ < 0) return;
   closed = std::clamp(closed, 0.0, 1.0);
-  d->ctrl[gripper_actuator_] =
-      embodiment_.gripper_open + closed * (embodiment_.gripper_closed - embodiment_.gripper_open);
+  d->ctrl[gripper_actuator_] = embodiment_.gripper_open + closed * (embodiment_.gripper_closed - embodiment_.gripper_open);
 }
 
 double RobotController::GripperClosedFraction(const mjData* d) const {
@@ -201,8 +198,7 @@ double RobotController::GripperClosedFraction(const mjData* d) const {
   return std::clamp((d->qpos[gripper_qpos_] - embodiment_.gripper_open) / span, 0.0, 1.0);
 }
 
-std::vector<double> RobotController::ApplyAction(const mjModel* m, mjData* d,
-                                                 const std::vector<double>& action) const {
+std::vector<double> RobotController::ApplyAction(const mjModel* m, mjData* d, const std::vector<double>& action) const {
   std::vector<double> a(action.size());
   for (size_t i = 0; i < a.size(); ++i) a[i] = std::clamp(action[i], -1.0, 1.0);
   const auto& scale = embodiment_.action_scale;

@@ -54,11 +54,9 @@ class RobotController {
 
   /// Joint targets that move the end effector by `dpos` (m, world frame) and rotate it by `drot`
   /// (axis-angle, rad, world frame) from its measured pose; clamped to joint limits. Arms only.
-  std::vector<double> EeDeltaTargets(const mjModel* m, const mjData* d, const std::array<double, 3>& dpos,
-                                     const std::array<double, 3>& drot) const;
+  std::vector<double> EeDeltaTargets(const mjModel* m, const mjData* d, const std::array<double, 3>& dpos, const std::array<double, 3>& drot) const;
   /// EeDeltaTargets followed by SetJointTargets.
-  void ApplyEeDelta(const mjModel* m, mjData* d, const std::array<double, 3>& dpos,
-                    const std::array<double, 3>& drot) const;
+  void ApplyEeDelta(const mjModel* m, mjData* d, const std::array<double, 3>& dpos, const std::array<double, 3>& drot) const;
 
   /// Gripper command: 0 = open, 1 = closed (clamped). No-op without a gripper.
   void SetGripper(mjData* d, double closed) const;

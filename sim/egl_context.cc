@@ -28,8 +28,8 @@ bool TryDisplay(EGLDisplay display, Created* out) {
   if (!eglInitialize(display, &major, &minor)) return false;
   // No surface is ever made (MuJoCo renders into its own framebuffer), so any surface type will do;
   // the default (EGL_WINDOW_BIT) would rule out every config of a surfaceless display.
-  const EGLint config_attribs[] = {EGL_SURFACE_TYPE, 0, EGL_RENDERABLE_TYPE, EGL_OPENGL_BIT,
-                                   EGL_RED_SIZE, 8, EGL_GREEN_SIZE, 8, EGL_BLUE_SIZE, 8, EGL_NONE};
+  const EGLint config_attribs[] = {EGL_SURFACE_TYPE, 0, EGL_RENDERABLE_TYPE, EGL_OPENGL_BIT, EGL_RED_SIZE, 8, EGL_GREEN_SIZE, 8, EGL_BLUE_SIZE, 8,
+                                   EGL_NONE};
   EGLConfig config;
   EGLint count = 0;
   if (!eglChooseConfig(display, config_attribs, &config, 1, &count) || count < 1) return false;
@@ -47,8 +47,7 @@ bool TryDisplay(EGLDisplay display, Created* out) {
 
 bool TryDevicePlatform(Created* out) {
   auto query_devices = reinterpret_cast<PFNEGLQUERYDEVICESEXTPROC>(eglGetProcAddress("eglQueryDevicesEXT"));
-  auto get_platform_display =
-      reinterpret_cast<PFNEGLGETPLATFORMDISPLAYEXTPROC>(eglGetProcAddress("eglGetPlatformDisplayEXT"));
+  auto get_platform_display = reinterpret_cast<PFNEGLGETPLATFORMDISPLAYEXTPROC>(eglGetProcAddress("eglGetPlatformDisplayEXT"));
   if (!query_devices || !get_platform_display) return false;
   EGLint count = 0;
   std::vector<EGLDeviceEXT> devices(16);
@@ -60,8 +59,7 @@ bool TryDevicePlatform(Created* out) {
 }
 
 bool TrySurfacelessPlatform(Created* out) {
-  auto get_platform_display =
-      reinterpret_cast<PFNEGLGETPLATFORMDISPLAYEXTPROC>(eglGetProcAddress("eglGetPlatformDisplayEXT"));
+  auto get_platform_display = reinterpret_cast<PFNEGLGETPLATFORMDISPLAYEXTPROC>(eglGetProcAddress("eglGetPlatformDisplayEXT"));
   if (!get_platform_display) return false;
   return TryDisplay(get_platform_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, nullptr), out);
 }

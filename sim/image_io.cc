@@ -12,8 +12,7 @@
 namespace embody::sim {
 
 void WritePng(const std::filesystem::path& path, const Image& image) {
-  if (image.width <= 0 || image.height <= 0 ||
-      image.rgb.size() != static_cast<size_t>(3 * image.width * image.height)) {
+  if (image.width <= 0 || image.height <= 0 || image.rgb.size() != static_cast<size_t>(3 * image.width * image.height)) {
     throw SimError("cannot write " + path.string() + ": image is empty or its size is inconsistent");
   }
   try {

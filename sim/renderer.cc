@@ -23,10 +23,8 @@ std::array<double, 3> Cross(const std::array<double, 3>& a, const std::array<dou
 }
 
 // Orthonormal camera axes (right, up, back) of a free camera.
-void FreeCameraAxes(const Camera& c, std::array<double, 3>* x, std::array<double, 3>* y,
-                    std::array<double, 3>* z) {
-  const auto forward = Normalized({c.target[0] - c.position[0], c.target[1] - c.position[1],
-                                   c.target[2] - c.position[2]});
+void FreeCameraAxes(const Camera& c, std::array<double, 3>* x, std::array<double, 3>* y, std::array<double, 3>* z) {
+  const auto forward = Normalized({c.target[0] - c.position[0], c.target[1] - c.position[1], c.target[2] - c.position[2]});
   *x = Normalized(Cross(forward, c.up));
   *y = Cross(*x, forward);
   *z = {-forward[0], -forward[1], -forward[2]};
@@ -67,11 +65,9 @@ Intrinsics CameraIntrinsics(double fovy_deg, int width, int height) {
   return {f, f, 0.5 * width, 0.5 * height};
 }
 
-Renderer::Renderer(const mjModel* m, const RenderOptions& options)
-    : model_(m), options_(options), state_(std::make_unique<State>()) {
+Renderer::Renderer(const mjModel* m, const RenderOptions& options) : model_(m), options_(options), state_(std::make_unique<State>()) {
   if (options.width < 1 || options.height < 1 || options.width > 4096 || options.height > 4096) {
-    throw SimError("render size " + std::to_string(options.width) + "x" + std::to_string(options.height) +
-                   " is out of range (1..4096)");
+    throw SimError("render size " + std::to_string(options.width) + "x" + std::to_string(options.height) + " is out of range (1..4096)");
   }
   // mjr_makeContext sizes the offscreen buffer, multisampling and shadow map from the model's
   // visual options; a shallow copy of the model carries the requested ones without touching `m`.
@@ -82,8 +78,7 @@ Renderer::Renderer(const mjModel* m, const RenderOptions& options)
   if (!options.shadows) sized.vis.quality.shadowsize = 0;
   // Round geoms are tessellated per the model (28 slices by default); small images cannot show the
   // difference, and on CPU rasterizers the vertex work dominates (64 px: ~410 -> ~670 fps at 12).
-  const int slices = options.tessellation >= 0 ? options.tessellation
-                     : std::max(options.width, options.height) <= 128 ? 12 : 0;
+  const int slices = options.tessellation >= 0 ? options.tessellation : std::max(options.width, options.height) <= 128 ? 12 : 0;
   if (slices > 0) {
     sized.vis.quality.numslices = std::max(slices, 3);
     sized.vis.quality.numstacks = std::max(slices / 2, 2);
@@ -143,8 +138,7 @@ void Renderer::Render(const mjData* d, const Camera& camera, Image* rgb, DepthIm
   const int w = options_.width, h = options_.height;
   std::vector<std::uint8_t> raw_rgb(rgb ? 3 * w * h : 0);
   std::vector<float> raw_depth(depth ? w * h : 0);
-  mjr_readPixels(rgb ? raw_rgb.data() : nullptr, depth ? raw_depth.data() : nullptr, viewport,
-                 &state_->context);
+  mjr_readPixels(rgb ? raw_rgb.data() : nullptr, depth ? raw_depth.data() : nullptr, viewport, &state_->context);
   // OpenGL rows start at the bottom; images here start at the top.
   if (rgb) {
     rgb->width = w;

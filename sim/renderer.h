@@ -25,8 +25,7 @@ struct Camera {
     c.name = std::move(name);
     return c;
   }
-  static Camera LookAt(const std::array<double, 3>& position, const std::array<double, 3>& target,
-                       double fovy_deg) {
+  static Camera LookAt(const std::array<double, 3>& position, const std::array<double, 3>& target, double fovy_deg) {
     Camera c;
     c.position = position;
     c.target = target;

@@ -74,10 +74,14 @@ auto StateParts(const mjModel* m, Data* d) {
     int size;
   };
   return std::vector<Part>{
-      {d->qpos, m->nq},           {d->qvel, m->nv},
-      {d->act, m->na},            {d->ctrl, m->nu},
-      {d->qacc_warmstart, m->nv}, {d->qfrc_applied, m->nv},
-      {d->xfrc_applied, 6 * m->nbody}, {d->mocap_pos, 3 * m->nmocap},
+      {d->qpos, m->nq},
+      {d->qvel, m->nv},
+      {d->act, m->na},
+      {d->ctrl, m->nu},
+      {d->qacc_warmstart, m->nv},
+      {d->qfrc_applied, m->nv},
+      {d->xfrc_applied, 6 * m->nbody},
+      {d->mocap_pos, 3 * m->nmocap},
       {d->mocap_quat, 4 * m->nmocap},
   };
 }
@@ -106,8 +110,7 @@ int RequireId(const mjModel* m, mjtObj type, const std::string& name) {
   if (id < 0) {
     const char* type_name = mju_type2Str(type);
     const char* model_name = m->nnames > 0 ? m->names : "";
-    throw SimError(std::string("no ") + (type_name ? type_name : "element") + " named \"" + name +
-                   "\" in model \"" + model_name + "\"");
+    throw SimError(std::string("no ") + (type_name ? type_name : "element") + " named \"" + name + "\" in model \"" + model_name + "\"");
   }
   return id;
 }
@@ -190,8 +193,7 @@ std::vector<double> World::GetState() const {
 
 void World::SetState(const double* state, int size) {
   if (size != state_size()) {
-    throw SimError("state has " + std::to_string(size) + " values; this model's state has " +
-                   std::to_string(state_size()));
+    throw SimError("state has " + std::to_string(size) + " values; this model's state has " + std::to_string(state_size()));
   }
   // mj_forward normalizes quaternions in qpos and overwrites qacc_warmstart; copying the state in
   // again afterwards keeps it bit-identical to the saved one, so the next step replays exactly.

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <GLFW/glfw3.h>
 #include <imgui.h>
 #include <imgui_impl_glfw.h>
 #include <imgui_impl_opengl3.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "collect/config.h"
@@ -84,13 +84,16 @@ int main(int argc, char** argv) {
   std::string screenshot, video;
   int exit_after = 0;
   cli.add_option("--data", o.data, "Embody dataset (.h5)")->required();
-  cli.add_option("--model", o.models, "Stage-two model folder (adapt --out); several (--model A --model B) are compared side by side; "
-                                      "without one the dataset alone is shown");
+  cli.add_option("--model", o.models,
+                 "Stage-two model folder (adapt --out); several (--model A --model B) are compared side by side; "
+                 "without one the dataset alone is shown");
   cli.add_option("--encoder", o.encoders, "The frozen encoder the models were trained on: one for all, or one per --model")->capture_default_str();
   cli.add_option("--camera", o.camera, "Recorded camera")->capture_default_str();
   cli.add_option("--episode", o.episode, "Episode index (0 = first)")->capture_default_str();
   cli.add_option("--frame", o.frame, "Timeline position (default: the first imagined frame)");
-  cli.add_option("--context", o.context, "Context model steps before imagination (at most the model's context)")->capture_default_str()->check(CLI::Range(1, 64));
+  cli.add_option("--context", o.context, "Context model steps before imagination (at most the model's context)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cli.add_option("--horizon", o.horizon, "Imagined frames (rounded up to whole model steps)")->capture_default_str()->check(CLI::Range(1, 256));
   cli.add_option("--start", o.start, "First imagined frame (default: k; the frame before it is the last context frame)");
   cli.add_option("--width", o.width, "Window width")->capture_default_str()->check(CLI::Range(480, 4096));
@@ -100,20 +103,23 @@ int main(int argc, char** argv) {
   cli.add_option("--video", video, "Write the whole episode as this MP4 (ffmpeg) and exit");
   cli.add_flag("--play", o.play, "Start playing");
   cli.add_option("--sort-episodes", o.sort_episodes, "Episode list order: 0 by index, K by model K's latent error 1 s ahead (worst first)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cli.add_option("--exit-after", exit_after, "Close the window after this many frames (smoke tests)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(cli, argc, argv);
   const bool exporting = !screenshot.empty() || !video.empty();
   if (!HaveDisplay()) {
     if (!exporting) {
-      std::fprintf(stderr, "rollout-viewer: error: no display available (DISPLAY is not set); to export without a screen use "
-                           "--screenshot out.png or --video out.mp4\n");
+      std::fprintf(stderr,
+                   "rollout-viewer: error: no display available (DISPLAY is not set); to export without a screen use "
+                   "--screenshot out.png or --video out.mp4\n");
       return 1;
     }
     // Exports need an OpenGL window, not a screen: run ourselves under a virtual X server.
     if (std::getenv("EMBODY_VIEWER_XVFB") == nullptr && Found("xvfb-run")) {
       setenv("EMBODY_VIEWER_XVFB", "1", 1);
-      std::vector<std::string> args = {"xvfb-run", "-a", "-s", "-screen 0 " + std::to_string(o.width + 64) + "x" + std::to_string(o.height + 64) + "x24"};
+      std::vector<std::string> args = {"xvfb-run", "-a", "-s",
+                                       "-screen 0 " + std::to_string(o.width + 64) + "x" + std::to_string(o.height + 64) + "x24"};
       for (int i = 0; i < argc; ++i) args.push_back(i == 0 ? fs::canonical("/proc/self/exe").string() : argv[i]);
       std::vector<char*> cargs;
       for (auto& a : args) cargs.push_back(a.data());
@@ -160,11 +166,21 @@ int main(int argc, char** argv) {
       Settle(window, app, w, h);
       embody::sim::WritePng(screenshot, ReadWindow(w, h));
       const auto& l = app.layout();
-      nlohmann::json layout = {{"width", w}, {"height", h}, {"episode", app.demo()}, {"frame", o.frame},
-                                     {"true_frame", l.true_frame}, {"scale", l.scale}, {"true_view", l.true_view},
-                                     {"imagined_view", l.imagined_view}, {"surprise_plot", l.surprise_plot}, {"violation_x", l.violation_x},
-                                     {"robot_box", l.robot_box}, {"imagined_frames", l.imagined_frames}, {"models", o.models},
-                                     {"latent_plot", l.latent_plot}, {"latent_series", l.latent_series}};
+      nlohmann::json layout = {{"width", w},
+                               {"height", h},
+                               {"episode", app.demo()},
+                               {"frame", o.frame},
+                               {"true_frame", l.true_frame},
+                               {"scale", l.scale},
+                               {"true_view", l.true_view},
+                               {"imagined_view", l.imagined_view},
+                               {"surprise_plot", l.surprise_plot},
+                               {"violation_x", l.violation_x},
+                               {"robot_box", l.robot_box},
+                               {"imagined_frames", l.imagined_frames},
+                               {"models", o.models},
+                               {"latent_plot", l.latent_plot},
+                               {"latent_series", l.latent_series}};
       nlohmann::json figures = nlohmann::json::object(), order = nlohmann::json::array();
       for (size_t i = 0; i < app.episode_figures().size(); ++i) {
         nlohmann::json row = nlohmann::json::array();
@@ -183,8 +199,8 @@ int main(int argc, char** argv) {
       embody::sim::WriteFileAtomically(video, [&](const fs::path& tmp) {
         char cmd[1024];
         std::snprintf(cmd, sizeof cmd,
-                      "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'", w,
-                      h, o.speed, tmp.c_str());
+                      "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'", w, h,
+                      o.speed, tmp.c_str());
         FILE* pipe = popen(cmd, "w");
         if (!pipe) throw std::runtime_error("cannot start ffmpeg");
         for (int t = 0; t < app.frames(); ++t) {

@@ -27,7 +27,6 @@ void SetupTexture(unsigned int tex) {
 
 ImTextureID Tex(unsigned int t) { return reinterpret_cast<ImTextureID>(static_cast<intptr_t>(t)); }
 
-
 struct Series {
   const char* label;
   const std::vector<double>* values;
@@ -55,7 +54,8 @@ void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, con
   ImGui::Dummy(ImVec2(width, height));
   ImDrawList* draw = ImGui::GetWindowDrawList();
   const float left = origin.x + 44, right = origin.x + width - 6, top = origin.y + 4, bottom = origin.y + height - 18;
-  if (box) box[0] = static_cast<int>(left), box[1] = static_cast<int>(top), box[2] = static_cast<int>(right - left), box[3] = static_cast<int>(bottom - top);
+  if (box)
+    box[0] = static_cast<int>(left), box[1] = static_cast<int>(top), box[2] = static_cast<int>(right - left), box[3] = static_cast<int>(bottom - top);
   double hi = 0;
   size_t n = 0;
   for (const Series& s : series) {
@@ -101,7 +101,8 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     throw std::runtime_error(std::string(e.what()));
   }
   if (dataset_->config().empty() || dataset_->demos().empty()) {
-    throw std::runtime_error(options.data + " is not an Embody dataset with episodes (no embody_config; the viewer replays Embody's randomized scenes)");
+    throw std::runtime_error(options.data +
+                             " is not an Embody dataset with episodes (no embody_config; the viewer replays Embody's randomized scenes)");
   }
   for (const auto& demo : dataset_->demos()) {
     // Attributes only: episode files are opened, not read.
@@ -451,8 +452,8 @@ void ViewerApp::Draw(int width, int height) {
   const int scale = std::max(1, std::min(4, (top_h - 80) / std::max(1, 2 * s)));
   layout_.scale = scale;
   const int view_w = std::max(16, half - s * scale - 36), view_h = std::max(16, top_h - 60);
-  const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
-                                 ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoSavedSettings;
+  const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoScrollbar |
+                                 ImGuiWindowFlags_NoSavedSettings;
   // Left: the true rollout. Textures are uploaded only when what they show changes.
   const std::string recorded_key = demo() + " " + std::to_string(frame_);
   if (recorded_key != texture_keys_[0]) {
@@ -473,7 +474,8 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::Image(Tex(textures_[0]), ImVec2(static_cast<float>(s * scale), static_cast<float>(s * scale)));  // pixel-exact, no overlay
   ImGui::SameLine();
   p = ImGui::GetCursorScreenPos();
-  layout_.true_view[0] = static_cast<int>(p.x), layout_.true_view[1] = static_cast<int>(p.y), layout_.true_view[2] = view_w, layout_.true_view[3] = view_h;
+  layout_.true_view[0] = static_cast<int>(p.x), layout_.true_view[1] = static_cast<int>(p.y), layout_.true_view[2] = view_w,
+  layout_.true_view[3] = view_h;
   for (int k = 0; k < 4; ++k) layout_.robot_box[k] = box[k] + layout_.true_view[k % 2];
   ImGui::Image(Tex(textures_[2]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
   const bool orbit_left = ImGui::IsItemHovered();
@@ -494,10 +496,13 @@ void ViewerApp::Draw(int width, int height) {
     ImGui::Text("imagining from frame %d ...", start_);
   } else {
     h = frame_ - first->start;
-    if (h < 0) ImGui::Text("frame %d is context (imagination starts at %d)", frame_, first->start);
-    else if (h >= first->horizon) ImGui::Text("past the horizon (%d..%d imagined)", first->start, first->start + first->horizon - 1);
-    else ImGui::Text("imagined step %d/%d: %s (left), dynamics ghost%s (right)", h + 1, first->horizon,
-                     first->decoded.empty() ? "nearest real frame" : "decoded latents", models_.size() > 1 ? "s" : "");
+    if (h < 0)
+      ImGui::Text("frame %d is context (imagination starts at %d)", frame_, first->start);
+    else if (h >= first->horizon)
+      ImGui::Text("past the horizon (%d..%d imagined)", first->start, first->start + first->horizon - 1);
+    else
+      ImGui::Text("imagined step %d/%d: %s (left), dynamics ghost%s (right)", h + 1, first->horizon,
+                  first->decoded.empty() ? "nearest real frame" : "decoded latents", models_.size() > 1 ? "s" : "");
   }
   // One imagined frame per model, stacked (each under its name when there are several).
   const int n = std::max<int>(1, static_cast<int>(models_.size()));
@@ -522,8 +527,9 @@ void ViewerApp::Draw(int width, int height) {
       const adapt::Imagination* im = m.imagination.get();
       if (!im || h >= static_cast<int>(im->latent_l1.size())) continue;
       char line[256];
-      std::snprintf(line, sizeof line, "%s%slatent L1 %.4f (copy-last %.4f)\nee error %.2f cm, joints %.3f rad\n", models_.size() > 1 ? m.label.c_str() : "",
-                    models_.size() > 1 ? ": " : "", im->latent_l1[h], im->copy_last_l1[h], im->ee_error_cm[h], im->joint_error_rad[h]);
+      std::snprintf(line, sizeof line, "%s%slatent L1 %.4f (copy-last %.4f)\nee error %.2f cm, joints %.3f rad\n",
+                    models_.size() > 1 ? m.label.c_str() : "", models_.size() > 1 ? ": " : "", im->latent_l1[h], im->copy_last_l1[h],
+                    im->ee_error_cm[h], im->joint_error_rad[h]);
       text += line;
     }
     if (first->decoded.empty()) text += "nearest: " + first->nearest_demo[h] + " frame " + std::to_string(first->nearest_frame[h]);
@@ -550,9 +556,10 @@ void ViewerApp::Draw(int width, int height) {
   if (show_help_) {
     ImGui::SetNextWindowPos(ImVec2(width * 0.3f, height * 0.2f), ImGuiCond_Appearing);
     ImGui::Begin("Help", &show_help_, ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoSavedSettings);
-    ImGui::Text("space      play / pause\nleft/right step one frame\n[ / ]      previous / next episode\n"
-                "g          ghost on/off\no          overlay on/off\nc          orbit / recorded camera\nh          this help\n"
-                "mouse on a 3-D view: left drag orbit, right drag pan, wheel zoom");
+    ImGui::Text(
+        "space      play / pause\nleft/right step one frame\n[ / ]      previous / next episode\n"
+        "g          ghost on/off\no          overlay on/off\nc          orbit / recorded camera\nh          this help\n"
+        "mouse on a 3-D view: left drag orbit, right drag pan, wheel zoom");
     ImGui::End();
   }
 }

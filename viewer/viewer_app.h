@@ -28,13 +28,13 @@ struct ViewerOptions {
   /// Stage-two model folders to compare (none: the dataset alone), and the encoder of each (one for
   /// all, or one per model in the same order).
   std::vector<std::string> models, encoders = {"models/encoder.pt"};
-  int episode = 0;       ///< index into the dataset's episode list
-  int frame = -1;        ///< timeline position; -1: the first imagined frame
+  int episode = 0;  ///< index into the dataset's episode list
+  int frame = -1;   ///< timeline position; -1: the first imagined frame
   int context = 4, horizon = 8;
-  int start = -1;        ///< first imagined frame; -1: the context length
+  int start = -1;  ///< first imagined frame; -1: the context length
   int width = 1280, height = 720;
-  double speed = 10;     ///< frames per second when playing (and in --video)
-  bool play = false;     ///< start playing
+  double speed = 10;  ///< frames per second when playing (and in --video)
+  bool play = false;  ///< start playing
   /// Episode list order: 0 by index, k >= 1 by model k's latent error 1 s ahead, worst first (the
   /// per-episode figures are computed in the background; exports wait for all of them when k > 0).
   int sort_episodes = 0;
@@ -45,12 +45,12 @@ struct Layout {
   int true_frame[4] = {0, 0, 0, 0};  ///< the recorded frame image: x, y, w, h
   int scale = 1;                     ///< recorded frame pixels per image pixel
   int true_view[4] = {0, 0, 0, 0}, imagined_view[4] = {0, 0, 0, 0};
-  int surprise_plot[4] = {0, 0, 0, 0};  ///< the surprise curve's axes box (surprise clips only)
-  int violation_x = -1;                 ///< where the violation frame is marked on it
-  int robot_box[4] = {0, 0, 0, 0};      ///< the robot and objects' bounding box projected in the true view: x0, y0, x1, y1
+  int surprise_plot[4] = {0, 0, 0, 0};              ///< the surprise curve's axes box (surprise clips only)
+  int violation_x = -1;                             ///< where the violation frame is marked on it
+  int robot_box[4] = {0, 0, 0, 0};                  ///< the robot and objects' bounding box projected in the true view: x0, y0, x1, y1
   std::vector<std::array<int, 4>> imagined_frames;  ///< per model, its imagined frame: x, y, w, h
-  int latent_plot[4] = {0, 0, 0, 0};    ///< the overlaid latent-error plot's axes box
-  std::vector<std::string> latent_series;  ///< what it shows, in drawing order
+  int latent_plot[4] = {0, 0, 0, 0};                ///< the overlaid latent-error plot's axes box
+  std::vector<std::string> latent_series;           ///< what it shows, in drawing order
 };
 
 class ViewerApp {
@@ -133,7 +133,7 @@ class ViewerApp {
   double box_lo_[3] = {0, 0, 0}, box_hi_[3] = {0, 0, 0};  ///< what the orbit frames (world, m)
   collect::Draw draw_;
   std::unique_ptr<collect::EpisodeRunner> runner_;  // the randomized scene, for replay
-  std::vector<int> robot_qpos_;                      // qpos address of each controlled joint
+  std::vector<int> robot_qpos_;                     // qpos address of each controlled joint
   std::vector<bool> robot_body_;
   // Imagination (computed off the UI thread).
   std::future<std::vector<adapt::Imagination>> pending_;
@@ -142,7 +142,7 @@ class ViewerApp {
   std::vector<std::vector<double>> episode_figures_;
   int next_figure_ = 0, figures_first_ = 0;
   void ScheduleFigures();
-  void WaitForWorker();  ///< HDF5 is used by one thread at a time: wait for both jobs
+  void WaitForWorker();      ///< HDF5 is used by one thread at a time: wait for both jobs
   double ControlHz() const;  ///< the dataset's effective control rate
   std::string imagination_error_;
   /// The first model's imagination, or null (what the shared parts of the panel follow).
@@ -157,7 +157,7 @@ class ViewerApp {
   bool use_recorded_camera_ = false, show_ghost_ = true, show_overlay_ = true, show_help_ = false, playing_ = false;
   double play_clock_ = 0;
   unsigned int textures_[4] = {0, 0, 0, 0};  // true frame, (unused), true view, imagined view
-  std::string texture_keys_[2];             // what textures_[0] holds now
+  std::string texture_keys_[2];              // what textures_[0] holds now
   int imagination_generation_ = 0;
   std::vector<std::uint8_t> pixels_;
   Layout layout_;

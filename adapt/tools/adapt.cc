@@ -121,7 +121,7 @@ int Bench(AdaptConfig config, int steps) {
   // Forward multiply-adds of one window of f frames.
   auto forward_macs = [&](int f) {
     const double L = f * (p.tokens + 4.0), d = p.dim;
-    double macs = f * p.tokens * (double)p.latent_dim * d * 2;          // latent in + out projections
+    double macs = f * p.tokens * (double)p.latent_dim * d * 2;              // latent in + out projections
     macs += p.depth * (L * 4 * d * d + L * 2 * 4 * d * d + 2 * L * L * d);  // qkv+out, MLP, attention
     return macs;
   };
@@ -136,8 +136,8 @@ int Bench(AdaptConfig config, int steps) {
   const double achieved = flops_per_step * steps / secs / 1e9;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("adapt bench: %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", threads, bsz, c, p.tokens, p.latent_dim,
-              p.dim, p.depth);
+  std::printf("adapt bench: %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", threads, bsz, c, p.tokens, p.latent_dim, p.dim,
+              p.depth);
   std::printf("  training: %.1f samples/s (%.3f s/step over %d steps)\n", steps * bsz / secs, secs / steps, steps);
   std::printf("  achieved: %.1f GFLOP/s (%.2f GFLOP per step, counted from the architecture)\n", achieved, flops_per_step / 1e9);
   std::printf("  peak:     %.1f GFLOP/s (1024x1024 matrix product, same run)\n", peak);
@@ -170,31 +170,42 @@ int main(int argc, char** argv) {
   app.add_option("--lr", config.lr, "Peak learning rate (AdamW, warmup-constant-decay)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--rollout", config.rollout, "Steps of the multi-step rollout loss")->capture_default_str();
   app.add_option("--context", config.predictor.context, "Model steps the predictor sees")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_option("--frame-skip", config.predictor.frame_skip, "Control steps per model step (the predictor's step; actions of a step are concatenated)")
-      ->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--frame-skip", config.predictor.frame_skip,
+                 "Control steps per model step (the predictor's step; actions of a step are concatenated)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--width", config.predictor.dim, "Predictor width")->capture_default_str()->check(CLI::Range(8, 2048));
   app.add_option("--depth", config.predictor.depth, "Predictor layers")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_option("--eval-every", config.eval_every, "Steps between validations (checkpoints, early stopping)")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--eval-every", config.eval_every, "Steps between validations (checkpoints, early stopping)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--patience", config.patience, "Validations without improvement before stopping")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
   app.add_option("--camera", camera, "Camera whose frames the encoder sees")->capture_default_str();
   app.add_option("--eval-context", eval.context, "True model steps before an open-loop rollout (0 = the predictor's context)")
-      ->capture_default_str()->check(CLI::Range(0, 64));
-  app.add_option("--eval-seconds", eval.seconds, "How far ahead open-loop rollouts are evaluated")->capture_default_str()->check(CLI::Range(0.05, 60.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  app.add_option("--eval-seconds", eval.seconds, "How far ahead open-loop rollouts are evaluated")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 60.0));
   app.add_option("--readout-episodes", eval.readout_episodes, "Training episodes the state read-out is fit on")
-      ->capture_default_str()->check(CLI::Range(1, 1000000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--eval-episodes", eval.max_episodes, "Held-out episodes evaluated")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_flag("--eval", eval_only, "Only evaluate the model at --out");
-  app.add_option("--export", export_path,
-                 "Write the model at --out (predictor + dynamics of --embodiment) as TorchScript for torch.jit.load: PATH, or - for <out>/world_model.ts")
-      ->expected(0, 1)->default_str("-");
+  app.add_option(
+         "--export", export_path,
+         "Write the model at --out (predictor + dynamics of --embodiment) as TorchScript for torch.jit.load: PATH, or - for <out>/world_model.ts")
+      ->expected(0, 1)
+      ->default_str("-");
   app.add_flag("--bench", bench, "Print training samples/s and GFLOP/s against a matrix-product peak");
   app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
   app.add_option("--decoder-steps", decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
-      ->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "float64"}));
   app.add_flag("--resume", resume, "Continue training the model at --out");
   app.add_flag("--overwrite", overwrite, "Replace the model at --out");
   CLI11_PARSE(app, argc, argv);
@@ -202,7 +213,8 @@ int main(int argc, char** argv) {
     SetPrecision(precision);
     const LaunchInfo launch = ReadLaunchInfo();
     if (launch.world_size > 1 && (bench || eval_only)) {
-      throw AdaptError(std::string(bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) + " ranks)");
+      throw AdaptError(std::string(bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) +
+                       " ranks)");
     }
     if (bench) return Bench(config, bench_steps);
     if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
@@ -215,9 +227,10 @@ int main(int argc, char** argv) {
       std::string hash;
       WorldModel model = LoadWorldModel(out, &hash);
       const double error = ExportWorldModel(model, embodiment, hash, path);
-      std::printf("adapt: exported %s's predictor and dynamics model to %s (TorchScript; reproduces the C++ model to %.1e)\n"
-                  "  python3 -c \"import torch; m = torch.jit.load('%s'); print(m.embodiment, m.frame_skip)\"\n",
-                  embodiment.c_str(), path.c_str(), error, path.c_str());
+      std::printf(
+          "adapt: exported %s's predictor and dynamics model to %s (TorchScript; reproduces the C++ model to %.1e)\n"
+          "  python3 -c \"import torch; m = torch.jit.load('%s'); print(m.embodiment, m.frame_skip)\"\n",
+          embodiment.c_str(), path.c_str(), error, path.c_str());
       return 0;
     }
     std::error_code ec;
@@ -270,7 +283,8 @@ int main(int argc, char** argv) {
       WorldModel model(config.predictor);
       model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
       if (from) {
-        for (const auto& what : model.InitFrom(*from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
+        for (const auto& what : model.InitFrom(*from, embodiment))
+          std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
       } else {
         model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));
       }
@@ -298,9 +312,14 @@ int main(int argc, char** argv) {
     torch::manual_seed(config.seed);
     nlohmann::json metrics = Evaluate(model, data, eval);
     if (trained) {
-      metrics["train"] = {{"config", config.ToJson()}, {"steps", stats.step}, {"best_step", stats.best_step}, {"best_val", stats.best_val},
-                          {"early_stopped", stats.early_stopped}, {"samples_per_s", stats.samples_per_s},
-                          {"train_episodes", data.episodes("train").size()}, {"init", init}};
+      metrics["train"] = {{"config", config.ToJson()},
+                          {"steps", stats.step},
+                          {"best_step", stats.best_step},
+                          {"best_val", stats.best_val},
+                          {"early_stopped", stats.early_stopped},
+                          {"samples_per_s", stats.samples_per_s},
+                          {"train_episodes", data.episodes("train").size()},
+                          {"init", init}};
     }
     std::printf("%s", FormatEvalTable(metrics).c_str());
     fs::create_directories(out);
@@ -309,8 +328,8 @@ int main(int argc, char** argv) {
     std::printf("adapt: metrics and plots in %s/\n", out.c_str());
     if (train_decoder) {
       const DecoderStats d = TrainDecoder(data, decoder_steps, config.seed, fs::path(out) / "decoder.pt", true);
-      std::printf("adapt: visualization decoder %s/decoder.pt: pixel L1 %.4f -> %.4f (held-out %.4f); never used by the predictor\n",
-                  out.c_str(), d.first_loss, d.last_loss, d.val_loss);
+      std::printf("adapt: visualization decoder %s/decoder.pt: pixel L1 %.4f -> %.4f (held-out %.4f); never used by the predictor\n", out.c_str(),
+                  d.first_loss, d.last_loss, d.val_loss);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "adapt: error: %s\n", e.what());

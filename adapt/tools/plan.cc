@@ -7,8 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "adapt/plot.h"
 #include "adapt/planner.h"
+#include "adapt/plot.h"
 #include "adapt/stage_two.h"
 #include "adapt/video_data.h"
 #include "collect/config.h"
@@ -121,8 +121,12 @@ int main(int argc, char** argv) {
   app.add_option("--iterations", o.cem.iterations, "CEM iterations per model step")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--elites", o.cem.elites, "CEM elites")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--horizon", o.cem.horizon, "Model steps imagined per plan")->capture_default_str()->check(CLI::Range(1, 100));
-  app.add_option("--bound", o.cem.bound, "Largest |action| the planners may choose (normalized units)")->capture_default_str()->check(CLI::Range(0.01, 1.0));
-  app.add_option("--context", o.context, "True model steps the predictor sees when planning (0 = the model's)")->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--bound", o.cem.bound, "Largest |action| the planners may choose (normalized units)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1.0));
+  app.add_option("--context", o.context, "True model steps the predictor sees when planning (0 = the model's)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   app.add_option("--energy", o.energy, "final (last imagined step vs the goal latent) or mean (every step)")->capture_default_str();
   app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
   app.add_option("--oracle", o.oracle, "dynamics (CEM on the learned dynamics model, reach), sim (MuJoCo as the model), none, auto")
@@ -143,12 +147,16 @@ int main(int argc, char** argv) {
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
-    const nlohmann::json r = RunPlanning(model, hash, encoder, o, [](const std::string& line) { std::printf("%s\n", line.c_str()); std::fflush(stdout); });
+    const nlohmann::json r = RunPlanning(model, hash, encoder, o, [](const std::string& line) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    });
     if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
     embody::collect::WriteJsonFileAtomically(out, r);
     WritePlots(out, r);
     std::printf("%s", Table(r).c_str());
-    std::printf("wrote %s (plots: %s_{distance,energy,success}.png)\n", out.c_str(), (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str());
+    std::printf("wrote %s (plots: %s_{distance,energy,success}.png)\n", out.c_str(),
+                (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "plan: error: %s\n", e.what());

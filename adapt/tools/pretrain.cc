@@ -24,9 +24,8 @@ namespace fs = std::filesystem;
 nlohmann::json ScoreJson(const ProbeScore& s) { return {{"r2", s.r2}, {"axes_r2", s.axes}}; }
 
 nlohmann::json ResultJson(const ProbeResult& r) {
-  return {{"ee_world", ScoreJson(r.ee_world)}, {"object_world", ScoreJson(r.object_world)},
-          {"ee_position", ScoreJson(r.ee)}, {"object_position", ScoreJson(r.object)},
-          {"ee_image", ScoreJson(r.ee_image)}, {"object_image", ScoreJson(r.object_image)}};
+  return {{"ee_world", ScoreJson(r.ee_world)},      {"object_world", ScoreJson(r.object_world)}, {"ee_position", ScoreJson(r.ee)},
+          {"object_position", ScoreJson(r.object)}, {"ee_image", ScoreJson(r.ee_image)},         {"object_image", ScoreJson(r.object_image)}};
 }
 
 // Probes `encoder` and a random encoder of the same architecture (and, with ceiling_epochs > 0, the
@@ -41,8 +40,7 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
   const ProbeResult baseline = EvaluateProbes(random, train, test);
   ProbeResult ceiling;
   if (ceiling_epochs > 0) {
-    std::fprintf(stderr, "pretrain: supervised ceiling: training the encoder architecture on the probe targets (%d epochs)...\n",
-                 ceiling_epochs);
+    std::fprintf(stderr, "pretrain: supervised ceiling: training the encoder architecture on the probe targets (%d epochs)...\n", ceiling_epochs);
     ceiling = SupervisedCeiling(random_config, train, test, ceiling_epochs, seed + 11);
   }
   std::printf("linear probes on pooled latents, R^2 on held-out episodes (%lld train / %lld test frames):\n",
@@ -53,12 +51,9 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
     ProbeScore ProbeResult::*score;
     const char* target;
   };
-  const Row rows[] = {{"end effector (world)", &ProbeResult::ee_world, ">= 0.9"},
-                      {"object (world)", &ProbeResult::object_world, ">= 0.8"},
-                      {"end effector (camera)", &ProbeResult::ee, ">= 0.9"},
-                      {"object (camera)", &ProbeResult::object, ">= 0.8"},
-                      {"end effector (image)", &ProbeResult::ee_image, ""},
-                      {"object (image)", &ProbeResult::object_image, ""}};
+  const Row rows[] = {{"end effector (world)", &ProbeResult::ee_world, ">= 0.9"}, {"object (world)", &ProbeResult::object_world, ">= 0.8"},
+                      {"end effector (camera)", &ProbeResult::ee, ">= 0.9"},      {"object (camera)", &ProbeResult::object, ">= 0.8"},
+                      {"end effector (image)", &ProbeResult::ee_image, ""},       {"object (image)", &ProbeResult::object_image, ""}};
   for (const Row& row : rows) {
     const ProbeScore& s = trained.*row.score;
     char axes[64];
@@ -67,8 +62,9 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
     if (ceiling_epochs > 0) std::snprintf(top, sizeof(top), "%.3f", (ceiling.*row.score).r2);
     std::printf("  %-22s %-24s %8.3f %9s %7s\n", row.name, axes, (baseline.*row.score).r2, top, row.target);
   }
-  std::printf("  world and camera axes x, y, z; image axes u/W, v/H, depth. ceiling: the same architecture trained supervised\n"
-              "  on these targets (pretrain --ceiling-epochs N), the most a probe of this architecture can show.\n");
+  std::printf(
+      "  world and camera axes x, y, z; image axes u/W, v/H, depth. ceiling: the same architecture trained supervised\n"
+      "  on these targets (pretrain --ceiling-epochs N), the most a probe of this architecture can show.\n");
   nlohmann::json j = ResultJson(trained);
   j["encoder"] = {{"kind", encoder.kind()}, {"hash", encoder.hash()}};
   j["random_encoder"] = ResultJson(baseline);
@@ -98,9 +94,11 @@ int main(int argc, char** argv) {
   int probe_episodes = 1000, encoder_image_size = 0, ceiling_epochs = 0;
   app.add_option("--data", data_files, "simcollect datasets")->required();
   app.add_option("--out", out, "Checkpoint to write (atomically, at every evaluation)")->capture_default_str();
-  app.add_option("--recipe", recipe, "lewm: encoder + action-conditioned next-embedding predictor with SIGReg, one vector per frame; "
+  app.add_option("--recipe", recipe,
+                 "lewm: encoder + action-conditioned next-embedding predictor with SIGReg, one vector per frame; "
                  "jepa: masked-latent prediction against an EMA target, a token grid per frame (actions ignored)")
-      ->capture_default_str()->check(CLI::IsMember({"lewm", "jepa"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lewm", "jepa"}));
   app.add_option("--steps", steps, "Optimization steps (lewm 2000, jepa 1500)")->check(CLI::Range(1, 10000000));
   app.add_option("--batch", batch, "Clips per step (lewm 32, jepa 16)")->check(CLI::Range(1, 4096));
   app.add_option("--lr", lr, "Peak learning rate, AdamW (lewm and jepa 1e-3)")->check(CLI::PositiveNumber);
@@ -111,21 +109,26 @@ int main(int argc, char** argv) {
   app.add_option("--frame-skip", lewm.frame_skip, "lewm: control steps per model step")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--rollout", lewm.rollout, "lewm: open-loop steps in the loss")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--sigreg-weight", lewm.sigreg_weight, "lewm: weight of SIGReg")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--contrast-weight", lewm.contrast_weight,
-                 "lewm: weight of the within-clip contrastive term (the predicted next embedding must pick the true next frame among the clip's frames)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option(
+         "--contrast-weight", lewm.contrast_weight,
+         "lewm: weight of the within-clip contrastive term (the predicted next embedding must pick the true next frame among the clip's frames)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--mask-ratio", jepa.mask_ratio, "jepa: fraction of tokens hidden from the context encoder")
-      ->capture_default_str()->check(CLI::Range(0.05, 0.95));
-  app.add_option("--mask-per-clip", jepa.mask_per_clip, "jepa: a tube mask per clip (false: one mask for the whole batch)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 0.95));
+  app.add_option("--mask-per-clip", jepa.mask_per_clip, "jepa: a tube mask per clip (false: one mask for the whole batch)")->capture_default_str();
   app.add_option("--clip-length", jepa.clip_length, "jepa: frames per clip")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--clip-stride", jepa.clip_stride, "jepa: steps between clip frames")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--probe-episodes", probe_episodes, "Training (and at most as many held-out) episodes used for the probes")->capture_default_str();
-  app.add_option("--ceiling-epochs", ceiling_epochs,
-                 "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
-      ->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option(
+         "--ceiling-epochs", ceiling_epochs,
+         "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
-      ->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "float64"}));
   app.add_flag("--resume", resume, "Continue training the checkpoint at --out");
   app.add_flag("--overwrite", overwrite, "Replace the checkpoint at --out");
   app.add_flag("--eval-only", eval_only, "Only evaluate --encoder with the probes");
@@ -149,8 +152,8 @@ int main(int argc, char** argv) {
       if (recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains in one process; data-parallel ranks train the lewm recipe");
       group = DataParallel::Join(launch);
       if (group->is_root()) {
-        std::fprintf(stderr, "pretrain: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size,
-                     launch.launcher.c_str(), lewm.batch, lewm.batch / launch.world_size);
+        std::fprintf(stderr, "pretrain: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size, launch.launcher.c_str(),
+                     lewm.batch, lewm.batch / launch.world_size);
       }
     }
     torch::set_num_threads(ThreadsPerRank(threads, launch));
@@ -164,8 +167,7 @@ int main(int argc, char** argv) {
         throw AdaptError("encoder " + encoder_path + " takes " + std::to_string(encoder.image_size()) + " px frames; the data has " +
                          std::to_string(data.image_size()) + " px");
       }
-      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json",
-                                                Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs));
+      embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json", Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs));
       return 0;
     }
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
@@ -177,20 +179,32 @@ int main(int argc, char** argv) {
       LewmTrainer trainer(lewm, data, out, resume, group.get());
       const LewmStats stats = trainer.Train();
       if (group && !group->is_root()) return 0;  // rank 0 reports and evaluates
-      std::printf("pretrain: %d steps, next-embedding MSE %.4f (copy-last %.4f), held-out ratio to copy-last %.3f, SIGReg %.3f, "
-                  "%.1f clips/s -> %s\n",
-                  stats.step, stats.prediction, stats.copy_last, stats.val_ratio, stats.sigreg, stats.clips_per_s, out.c_str());
-      train = {{"recipe", "lewm"},        {"steps", stats.step},         {"loss", stats.loss},
-               {"prediction_mse", stats.prediction}, {"copy_last_mse", stats.copy_last}, {"val_ratio_to_copy_last", stats.val_ratio},
-               {"sigreg", stats.sigreg}, {"clips_per_s", stats.clips_per_s}, {"config", lewm.ToJson()}};
+      std::printf(
+          "pretrain: %d steps, next-embedding MSE %.4f (copy-last %.4f), held-out ratio to copy-last %.3f, SIGReg %.3f, "
+          "%.1f clips/s -> %s\n",
+          stats.step, stats.prediction, stats.copy_last, stats.val_ratio, stats.sigreg, stats.clips_per_s, out.c_str());
+      train = {{"recipe", "lewm"},
+               {"steps", stats.step},
+               {"loss", stats.loss},
+               {"prediction_mse", stats.prediction},
+               {"copy_last_mse", stats.copy_last},
+               {"val_ratio_to_copy_last", stats.val_ratio},
+               {"sigreg", stats.sigreg},
+               {"clips_per_s", stats.clips_per_s},
+               {"config", lewm.ToJson()}};
     } else {
       jepa.encoder.image_size = data.image_size();
       Pretrainer trainer(jepa, data, out, resume);
       const PretrainStats stats = trainer.Train();
-      std::printf("pretrain: %d steps, final train loss %.4f, validation loss %.4f, target std %.3f, %.1f clips/s -> %s\n",
-                  stats.step, stats.loss, stats.val_loss, stats.target_std, stats.clips_per_s, out.c_str());
-      train = {{"recipe", "jepa"}, {"steps", stats.step}, {"loss", stats.loss}, {"val_loss", stats.val_loss}, {"target_std", stats.target_std},
-               {"clips_per_s", stats.clips_per_s}, {"config", jepa.ToJson()}};
+      std::printf("pretrain: %d steps, final train loss %.4f, validation loss %.4f, target std %.3f, %.1f clips/s -> %s\n", stats.step, stats.loss,
+                  stats.val_loss, stats.target_std, stats.clips_per_s, out.c_str());
+      train = {{"recipe", "jepa"},
+               {"steps", stats.step},
+               {"loss", stats.loss},
+               {"val_loss", stats.val_loss},
+               {"target_std", stats.target_std},
+               {"clips_per_s", stats.clips_per_s},
+               {"config", jepa.ToJson()}};
     }
     FrozenEncoder encoder = FrozenEncoder::Load(out);
     nlohmann::json eval = Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs);

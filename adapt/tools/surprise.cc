@@ -33,13 +33,14 @@ std::string Table(const nlohmann::json& r) {
     return std::string(c);
   };
   for (const auto& [type, d] : r["by_type_detail"].items()) {
-    std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %-13s   %.4f / %.4f%s\n", type.c_str(), d["pairs"].get<int>(), cell(d["model"]).c_str(),
-                  cell(d["copy_last"]).c_str(), cell(d["pixel"]).c_str(), cell(d["oracle"]).c_str(), d["mean_pixel_change"]["possible"].get<double>(),
-                  d["mean_pixel_change"]["impossible"].get<double>(), d["copy_last_at_most_0_6"].get<bool>() ? "" : "   (copy-last > 0.6)");
+    std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %-13s   %.4f / %.4f%s\n", type.c_str(), d["pairs"].get<int>(),
+                  cell(d["model"]).c_str(), cell(d["copy_last"]).c_str(), cell(d["pixel"]).c_str(), cell(d["oracle"]).c_str(),
+                  d["mean_pixel_change"]["possible"].get<double>(), d["mean_pixel_change"]["impossible"].get<double>(),
+                  d["copy_last_at_most_0_6"].get<bool>() ? "" : "   (copy-last > 0.6)");
     s += line;
   }
-  std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %-13s\n", "all", r["pairs"].get<int>(), cell(r).c_str(), cell(r["baselines"]["copy_last"]).c_str(),
-                cell(r["baselines"]["pixel"]).c_str(), cell(r["oracle"]).c_str());
+  std::snprintf(line, sizeof line, "  %-12s %6d    %-13s  %-13s  %-13s  %-13s\n", "all", r["pairs"].get<int>(), cell(r).c_str(),
+                cell(r["baselines"]["copy_last"]).c_str(), cell(r["baselines"]["pixel"]).c_str(), cell(r["oracle"]).c_str());
   s += line;
   const auto& t = r["target"];
   if (t.contains("met")) {
@@ -68,8 +69,8 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
                   {series("model_impossible", "model, impossible", {214, 39, 40}), series("model_possible", "model, possible", {31, 119, 180}),
                    series("copy_last_impossible", "copy-last, impossible", {255, 152, 150}),
                    series("copy_last_possible", "copy-last, possible", {174, 199, 232})},
-                  {r["embodiment"].get<std::string>() + " " + type + ": mean surprise around the violation", "model steps from the first differing frame",
-                   "latent L1"});
+                  {r["embodiment"].get<std::string>() + " " + type + ": mean surprise around the violation",
+                   "model steps from the first differing frame", "latent L1"});
   }
 }
 
@@ -119,7 +120,10 @@ int main(int argc, char** argv) {
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
-    const nlohmann::json r = RunSurprise(model, hash, encoder, o, [](const std::string& line) { std::printf("%s\n", line.c_str()); std::fflush(stdout); });
+    const nlohmann::json r = RunSurprise(model, hash, encoder, o, [](const std::string& line) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    });
     if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
     embody::collect::WriteJsonFileAtomically(out, r);
     WritePlots(out, r);

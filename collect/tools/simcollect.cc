@@ -30,20 +30,20 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, std::string>* levels, std::string* shard,
-                       std::string* config_file) {
+void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, std::string>* levels, std::string* shard, std::string* config_file) {
   app->add_option("--robot", c->robot, "Robot: franka, ur5, humanoid, or an embodiment .json")->capture_default_str();
   app->add_option("--episodes", c->episodes, "Episodes to collect")->capture_default_str();
   app->add_option("--out", c->out, "Output HDF5 file (default data/<robot>.h5)");
-  app->add_option("--task", c->task, "reach|push|pick|wander|mix (humanoid: reach|squat|turn|wave|wander|mix)")
-      ->capture_default_str();
+  app->add_option("--task", c->task, "reach|push|pick|wander|mix (humanoid: reach|squat|turn|wave|wander|mix)")->capture_default_str();
   app->add_option("--steps", c->steps, "Control steps (frames) per episode")->capture_default_str();
   app->add_option("--control-hz", c->control_hz, "Control rate in Hz (default: the robot's, 20)");
   app->add_option("--image-size", c->image_size, "Square image size in pixels, 16..256")->capture_default_str();
   app->add_option("--cameras", c->cameras, "Randomized camera views per episode")->capture_default_str();
   app->add_option("--workers", c->workers, "Worker threads (0 = all cores)")->capture_default_str();
   app->add_option("--seed", c->seed, "Random seed")->capture_default_str();
-  app->add_option("--randomize", (*levels)["all"], "Randomization level for every group: none|light|default|wide (default light: what the world model learns from; default and wide for collection at scale)");
+  app->add_option("--randomize", (*levels)["all"],
+                  "Randomization level for every group: none|light|default|wide (default light: what the world model learns from; default and wide "
+                  "for collection at scale)");
   for (const char* group : {"camera", "lighting", "materials", "dynamics", "embodiment", "objects"}) {
     app->add_option(std::string("--randomize-") + group, (*levels)[group],
                     std::string("Override the level for ") + group + ": none|light|default|wide");
@@ -55,8 +55,8 @@ void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, st
 }
 
 // Options from --config first, then every flag the user gave explicitly.
-void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::string, std::string>& levels,
-                   const std::string& shard, const std::string& config_file) {
+void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::string, std::string>& levels, const std::string& shard,
+                   const std::string& config_file) {
   if (!config_file.empty()) {
     std::ifstream in(config_file);
     if (!in) throw CollectError("cannot read --config " + config_file);
@@ -109,15 +109,14 @@ void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::st
 }
 
 void PrintSummary(const CollectConfig& config, const CollectSummary& s) {
-  std::printf("simcollect: wrote %lld episodes (%lld frames x %d camera%s) to %s in %.1f s: %.1f frames/s; "
-              "dataset now holds %lld episodes; %lld unstable draws redrawn\n",
-              static_cast<long long>(s.episodes_written), static_cast<long long>(s.frames_written), config.cameras,
-              config.cameras > 1 ? "s" : "", config.OutPath().c_str(), s.seconds,
-              s.seconds > 0 ? s.frames_written / s.seconds : 0.0, static_cast<long long>(s.episodes_total),
-              static_cast<long long>(s.redraws));
+  std::printf(
+      "simcollect: wrote %lld episodes (%lld frames x %d camera%s) to %s in %.1f s: %.1f frames/s; "
+      "dataset now holds %lld episodes; %lld unstable draws redrawn\n",
+      static_cast<long long>(s.episodes_written), static_cast<long long>(s.frames_written), config.cameras, config.cameras > 1 ? "s" : "",
+      config.OutPath().c_str(), s.seconds, s.seconds > 0 ? s.frames_written / s.seconds : 0.0, static_cast<long long>(s.episodes_total),
+      static_cast<long long>(s.redraws));
   for (const auto& [task, counts] : s.success_by_task) {
-    std::printf("  %-7s success %d/%d (%.0f%%)\n", task.c_str(), counts.first, counts.second,
-                100.0 * counts.first / std::max(1, counts.second));
+    std::printf("  %-7s success %d/%d (%.0f%%)\n", task.c_str(), counts.first, counts.second, 100.0 * counts.first / std::max(1, counts.second));
   }
 }
 
@@ -125,17 +124,16 @@ int Bench(CollectConfig config, int episodes) {
   config.episodes = episodes;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int workers = config.WorkerCount();
-  std::printf("simcollect bench: robot %s, %d episodes x %d steps, %dx%d, %d camera(s), %d workers, %d cores\n",
-              config.robot.c_str(), episodes, config.steps, config.image_size, config.image_size, config.cameras,
-              workers, cores);
+  std::printf("simcollect bench: robot %s, %d episodes x %d steps, %dx%d, %d camera(s), %d workers, %d cores\n", config.robot.c_str(), episodes,
+              config.steps, config.image_size, config.image_size, config.cameras, workers, cores);
   // 1. Physics only: the episode loop (policy, IK, stepping, recording) without rendering.
   EpisodeRunner physics(config, /*render=*/false);
   auto t = Clock::now();
   std::int64_t frames = 0;
   for (int i = 0; i < episodes; ++i) frames += physics.Run(i).steps;
   const double physics_s = Since(t) / frames;
-  std::printf("  physics only:  %8.1f control steps/s (%d physics steps each: %.0f physics steps/s), one thread\n",
-              1 / physics_s, physics.substeps(), physics.substeps() / physics_s);
+  std::printf("  physics only:  %8.1f control steps/s (%d physics steps each: %.0f physics steps/s), one thread\n", 1 / physics_s, physics.substeps(),
+              physics.substeps() / physics_s);
   // 2. Render only: the same number of frames (x cameras) of one scene.
   EpisodeRunner render(config, /*render=*/true);
   render.Run(0);
@@ -144,8 +142,8 @@ int Bench(CollectConfig config, int episodes) {
   t = Clock::now();
   for (std::int64_t i = 0; i < frames * config.cameras; ++i) render.renderer()->Render(render.world().data(), camera, &image);
   const double render_s = Since(t) / frames;  // per control step, all cameras
-  std::printf("  render only:   %8.1f frames/s (x%d cameras per step), one thread [%s]\n",
-              config.cameras / render_s, config.cameras, render.renderer()->backend().c_str());
+  std::printf("  render only:   %8.1f frames/s (x%d cameras per step), one thread [%s]\n", config.cameras / render_s, config.cameras,
+              render.renderer()->backend().c_str());
   // 3. End to end: the real collection with HDF5 writing, into a temporary folder.
   const fs::path dir = fs::temp_directory_path() / ("simcollect_bench_" + std::to_string(getpid()));
   config.out = (dir / "bench.h5").string();
@@ -158,12 +156,10 @@ int Bench(CollectConfig config, int episodes) {
   // The limit: every stage's measured work per step (physics, render, and the writer's compression
   // and file writing, timed inside the same end-to-end run) spread perfectly over the cores.
   const double write_s = s.writer_busy_seconds / s.frames_written;
-  std::printf("  writing:       %8.1f steps/s (writer thread busy %.2f s in the end-to-end run)\n", 1 / write_s,
-              s.writer_busy_seconds);
+  std::printf("  writing:       %8.1f steps/s (writer thread busy %.2f s in the end-to-end run)\n", 1 / write_s, s.writer_busy_seconds);
   const double limit = std::min(workers, cores) / (physics_s + render_s + write_s);
   std::printf("  pipeline limit: %7.1f steps/s = min(workers, cores) / (physics + render + write per step)\n", limit);
-  std::printf("  end to end:    %8.1f steps/s (%.1f s for %lld steps)\n", e2e, s.seconds,
-              static_cast<long long>(s.frames_written));
+  std::printf("  end to end:    %8.1f steps/s (%.1f s for %lld steps)\n", e2e, s.seconds, static_cast<long long>(s.frames_written));
   std::printf("  ratio end-to-end / pipeline limit: %.3f (target >= 0.9: %s)\n", e2e / limit, e2e / limit >= 0.9 ? "met" : "MISSED");
   std::printf("  => %d episodes x %d steps would take %.0f s at this rate\n", 5000, config.steps, 5000.0 * config.steps / e2e);
   return 0;
@@ -215,7 +211,8 @@ int main(int argc, char** argv) {
   slurm->add_option("--account", slurm_options.account, "sbatch --account");
   slurm->add_option("--time", slurm_options.time, "sbatch --time, per task (e.g. 02:00:00)");
   slurm->add_option("--mem", slurm_options.mem, "sbatch --mem, per task (e.g. 8G)");
-  slurm->add_option("--cpus-per-task", slurm_options.cpus_per_task, "sbatch --cpus-per-task (the collection uses them all)")->check(CLI::Range(0, 1024));
+  slurm->add_option("--cpus-per-task", slurm_options.cpus_per_task, "sbatch --cpus-per-task (the collection uses them all)")
+      ->check(CLI::Range(0, 1024));
   slurm->add_option("--sbatch", slurm_options.sbatch, "Any other sbatch option for both jobs, e.g. --sbatch=--qos=long (repeatable)");
   slurm->add_flag("--submit", slurm_submit, "Submit the jobs (otherwise only write the scripts)");
   slurm->add_option("--retry", slurm_retry, "Resubmit these shards alone (e.g. 2,5) and a new merge job; implies --submit");
@@ -246,9 +243,10 @@ int main(int argc, char** argv) {
       }
       const SlurmSubmission s = SubmitSlurmJob(job, retry);
       const std::string which = retry.empty() ? "" : " (shards " + slurm_retry + ")";
-      std::printf("  submitted: array job %s%s, merge job %s (afterok)\n  logs: %s/logs/\n"
-                  "  a failed shard I: fix the cause, then simcollect slurm <these options> --retry I\n",
-                  s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), job.dir.c_str());
+      std::printf(
+          "  submitted: array job %s%s, merge job %s (afterok)\n  logs: %s/logs/\n"
+          "  a failed shard I: fix the cause, then simcollect slurm <these options> --retry I\n",
+          s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), job.dir.c_str());
       return 0;
     }
     if (*bench) {

@@ -38,16 +38,15 @@ void Bench(const std::string& name, int physics_steps, int frames, const std::ve
     world.Step(substeps);
   }
   const double physics_rate = physics_steps / Seconds(start);
-  std::printf("%-9s physics: %9.0f steps/s (%.2f ms simulated per step, %.0fx real time)\n", name.c_str(),
-              physics_rate, 1000 * world.model()->opt.timestep, physics_rate * world.model()->opt.timestep);
+  std::printf("%-9s physics: %9.0f steps/s (%.2f ms simulated per step, %.0fx real time)\n", name.c_str(), physics_rate,
+              1000 * world.model()->opt.timestep, physics_rate * world.model()->opt.timestep);
   for (int size : sizes) {
     sim::Renderer renderer(world.model(), {size, size});
     sim::Image image;
     renderer.Render(world.data(), sim::Camera::Named("front"), &image);  // warm-up
     start = Clock::now();
     for (int i = 0; i < frames; ++i) renderer.Render(world.data(), sim::Camera::Named("front"), &image);
-    std::printf("%-9s render %3dx%-3d: %7.1f frames/s [%s]\n", name.c_str(), size, size, frames / Seconds(start),
-                renderer.backend().c_str());
+    std::printf("%-9s render %3dx%-3d: %7.1f frames/s [%s]\n", name.c_str(), size, size, frames / Seconds(start), renderer.backend().c_str());
   }
 }
 

@@ -23,8 +23,7 @@ namespace {
 
 using namespace embody;
 
-void RunRobot(const std::string& name, const std::filesystem::path& out_dir, int steps, int frames,
-              int image_size, unsigned seed) {
+void RunRobot(const std::string& name, const std::filesystem::path& out_dir, int steps, int frames, int image_size, unsigned seed) {
   const robots::Embodiment embodiment = robots::FindEmbodiment(name);
   sim::World world = sim::World::FromFile(embodiment.mjcf);
   sim::RobotController controller(world.model(), embodiment);
@@ -70,9 +69,9 @@ void RunRobot(const std::string& name, const std::filesystem::path& out_dir, int
       ++written;
     }
   }
-  std::printf("%-9s %2d joints, %d control steps (%.1f s simulated), %d frames x %zu cameras -> %s/%s_*.png [%s]\n",
-              embodiment.name.c_str(), controller.num_joints(), steps, world.data()->time, written, cameras.size(),
-              out_dir.string().c_str(), embodiment.name.c_str(), renderer.backend().c_str());
+  std::printf("%-9s %2d joints, %d control steps (%.1f s simulated), %d frames x %zu cameras -> %s/%s_*.png [%s]\n", embodiment.name.c_str(),
+              controller.num_joints(), steps, world.data()->time, written, cameras.size(), out_dir.string().c_str(), embodiment.name.c_str(),
+              renderer.backend().c_str());
 }
 
 }  // namespace
@@ -88,8 +87,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "Output folder for PNG frames")->capture_default_str();
   app.add_option("--steps", steps, "Control steps per robot")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--frames", frames, "Frames written per camera")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--image-size", image_size, "Image width and height in pixels")
-      ->check(CLI::Range(8, 1024))->capture_default_str();
+  app.add_option("--image-size", image_size, "Image width and height in pixels")->check(CLI::Range(8, 1024))->capture_default_str();
   app.add_option("--seed", seed, "Random seed")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   std::error_code ec;

@@ -39,8 +39,8 @@ TEST(LaunchInfo, OneProcessWithoutVariables) {
 }
 
 TEST(LaunchInfo, Torchrun) {
-  const LaunchInfo l = Read({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
-                             {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29400"}});
+  const LaunchInfo l =
+      Read({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"}, {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29400"}});
   EXPECT_EQ(l.launcher, "torchrun");
   EXPECT_EQ(l.rank, 3);
   EXPECT_EQ(l.world_size, 8);
@@ -51,8 +51,12 @@ TEST(LaunchInfo, Torchrun) {
 }
 
 TEST(LaunchInfo, SlurmStep) {
-  const LaunchInfo l = Read({{"SLURM_STEP_NUM_TASKS", "4"}, {"SLURM_PROCID", "2"}, {"SLURM_LOCALID", "0"},
-                             {"SLURM_STEP_TASKS_PER_NODE", "2(x2)"}, {"SLURM_STEP_NODELIST", "gpu[07-08]"}, {"SLURM_JOB_ID", "1234"}});
+  const LaunchInfo l = Read({{"SLURM_STEP_NUM_TASKS", "4"},
+                             {"SLURM_PROCID", "2"},
+                             {"SLURM_LOCALID", "0"},
+                             {"SLURM_STEP_TASKS_PER_NODE", "2(x2)"},
+                             {"SLURM_STEP_NODELIST", "gpu[07-08]"},
+                             {"SLURM_JOB_ID", "1234"}});
   EXPECT_EQ(l.launcher, "slurm");
   EXPECT_EQ(l.rank, 2);
   EXPECT_EQ(l.world_size, 4);

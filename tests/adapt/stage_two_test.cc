@@ -25,9 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-EmbodimentSpec ArmSpec(const std::string& name = "arm", int joints = 3) {
-  return {name, joints, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"};
-}
+EmbodimentSpec ArmSpec(const std::string& name = "arm", int joints = 3) { return {name, joints, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"}; }
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path);
@@ -115,7 +113,8 @@ TEST(WorldModelTest, RolloutEqualsChainedOneStepPredictions) {
     const int64_t t = lat.size(1), start = std::max<int64_t>(0, t - 3);
     const auto next = m.Predict("arm", lat.slice(1, start), prop.slice(1, start), in.actions.slice(1, start, t), in.camera).select(1, -1);
     const auto step_actions = in.actions.select(1, t - 1);
-    const auto next_prop = m.StepDynamics("arm", m.StepDynamics("arm", prop.select(1, t - 1), step_actions.slice(1, 0, 7)), step_actions.slice(1, 7, 14));
+    const auto next_prop =
+        m.StepDynamics("arm", m.StepDynamics("arm", prop.select(1, t - 1), step_actions.slice(1, 0, 7)), step_actions.slice(1, 7, 14));
     EXPECT_TRUE(torch::allclose(rolled.select(1, step), next, 1e-5, 1e-5)) << step;
     EXPECT_TRUE(torch::allclose(prop_pred.select(1, step), next_prop, 1e-5, 1e-5)) << step;
     lat = torch::cat({lat, next.unsqueeze(1)}, 1);

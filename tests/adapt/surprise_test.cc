@@ -42,8 +42,8 @@ TEST(ViolationTest, EachTypeMakesItsStateChangeInASharedSceneWithSharedActionsAn
   const double table = gen.table_top();
   const auto& objects = gen.runner().scene().object_bodies;
   // Indices 0-3 cycle through the types as a run does; 4 is permanence's other variant (appear).
-  const std::vector<std::pair<int, Violation>> cases = {{0, Violation::kPermanence}, {1, Violation::kSolidity}, {2, Violation::kContinuity},
-                                                        {3, Violation::kGravity}, {4, Violation::kPermanence}};
+  const std::vector<std::pair<int, Violation>> cases = {
+      {0, Violation::kPermanence}, {1, Violation::kSolidity}, {2, Violation::kContinuity}, {3, Violation::kGravity}, {4, Violation::kPermanence}};
   for (const auto& [index, type] : cases) {
     SCOPED_TRACE(ViolationName(type) + " pair " + std::to_string(index));
     const SurprisePair pair = gen.Generate(index, type);
@@ -107,10 +107,10 @@ TEST(ViolationTest, EachTypeMakesItsStateChangeInASharedSceneWithSharedActionsAn
       }
       case Violation::kGravity: {
         for (int t = 0; t < tv; ++t) ASSERT_EQ(Frame(pos, t), Frame(imp, t)) << "frame " << t << " before the violation";
-        const double held = Object(pos, slot, tv - 1).z;  // the last frame it is held
-        EXPECT_GT(held, table + 0.05);                                 // held in the air until release
-        EXPECT_LT(Object(pos, slot, kSteps - 1).z, held - 0.05);       // falls
-        EXPECT_GT(Object(imp, slot, kSteps - 1).z, held + 0.05);       // falls upward,
+        const double held = Object(pos, slot, tv - 1).z;                                                    // the last frame it is held
+        EXPECT_GT(held, table + 0.05);                                                                      // held in the air until release
+        EXPECT_LT(Object(pos, slot, kSteps - 1).z, held - 0.05);                                            // falls
+        EXPECT_GT(Object(imp, slot, kSteps - 1).z, held + 0.05);                                            // falls upward,
         EXPECT_NEAR(Object(imp, slot, kSteps - 1).z - held, held - Object(pos, slot, kSteps - 1).z, 1e-5);  // by as much
         break;
       }

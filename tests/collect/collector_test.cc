@@ -2,12 +2,12 @@
 // real rendering, real HDF5 files.
 #include "collect/collector.h"
 
-#include <csignal>
 #include <fcntl.h>
-#include <fstream>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
+#include <csignal>
+#include <fstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -26,8 +26,8 @@ class CollectorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     setenv("LP_NUM_THREADS", "0", 0);
-    dir_ = fs::temp_directory_path() / ("embody_collect_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("embody_collect_" + std::to_string(getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -225,8 +225,8 @@ TEST_F(CollectorTest, KillAndResumeEqualsUninterrupted) {
     const int null = open("/dev/null", O_WRONLY);
     dup2(null, STDOUT_FILENO);
     dup2(null, STDERR_FILENO);
-    execl(SIMCOLLECT_BIN, SIMCOLLECT_BIN, "--robot", "franka", "--episodes", "12", "--steps", "20", "--image-size", "32",
-          "--cameras", "2", "--workers", "1", "--seed", "42", "--out", c.out.c_str(), nullptr);
+    execl(SIMCOLLECT_BIN, SIMCOLLECT_BIN, "--robot", "franka", "--episodes", "12", "--steps", "20", "--image-size", "32", "--cameras", "2",
+          "--workers", "1", "--seed", "42", "--out", c.out.c_str(), nullptr);
     _exit(127);
   }
   // Kill it once three episodes are on disk: mid-way through later ones.

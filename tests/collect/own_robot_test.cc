@@ -24,8 +24,8 @@ class OwnRobotTest : public ::testing::Test {
  protected:
   void SetUp() override {
     setenv("LP_NUM_THREADS", "0", 0);
-    dir_ = fs::temp_directory_path() / ("embody_own_robot_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("embody_own_robot_" + std::to_string(getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -62,7 +62,8 @@ std::string OneLinkArm(const std::string& actuator, bool free) {
   return std::string(R"(<mujoco><worldbody><body name="base" pos="0 0 0.5">)") + (free ? "<freejoint/>" : "") +
          R"(<geom type="box" size="0.05 0.05 0.05" mass="1"/>
       <body name="link"><joint name="j1" type="hinge" axis="0 0 1"/><geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.02" mass="0.5"/>
-        <site name="tip" pos="0.3 0 0"/></body></body></worldbody><actuator>)" + actuator + "</actuator></mujoco>";
+        <site name="tip" pos="0.3 0 0"/></body></body></worldbody><actuator>)" +
+         actuator + "</actuator></mujoco>";
 }
 const char* kArmDescriptor = R"({"name": "one_link", "kind": "arm", "mjcf": "arm.xml", "base_body": "base",
   "joints": ["j1"], "ee_site": "tip", "home": [0]})";
@@ -118,7 +119,8 @@ class ForeignHumanoidTest : public OwnRobotTest {
     for (const auto& joint : builtin.joints) {
       // Joint names appear as name="j" and joint="j"; rename both.
       for (const std::string attr : {"name=\"", "joint=\""}) {
-        for (size_t at = 0; (at = xml.find(attr + joint + "\"", at)) != std::string::npos;) xml.replace(at, attr.size() + joint.size(), attr + "x_" + joint);
+        for (size_t at = 0; (at = xml.find(attr + joint + "\"", at)) != std::string::npos;)
+          xml.replace(at, attr.size() + joint.size(), attr + "x_" + joint);
       }
       renamed_.push_back("x_" + joint);
     }
@@ -129,7 +131,8 @@ class ForeignHumanoidTest : public OwnRobotTest {
       home += (i ? ", " : "") + std::to_string(builtin.home[i]);
     }
     descriptor_ = R"({"name": "foreign", "kind": "humanoid", "mjcf": "humanoid_room.xml", "base_body": "humanoid_pelvis",
-      "ee_sites": ["humanoid_right_hand", "humanoid_left_hand"], "joints": [)" + joints + "], \"home\": [" + home + "]";
+      "ee_sites": ["humanoid_right_hand", "humanoid_left_hand"], "joints": [)" +
+                  joints + "], \"home\": [" + home + "]";
   }
   std::string descriptor_;
   std::vector<std::string> renamed_;

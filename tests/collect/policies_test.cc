@@ -34,13 +34,12 @@ TEST_P(PolicySuccessTest, SucceedsOnMostEpisodes) {
   EXPECT_GE(2 * successes, episodes) << c.robot << "/" << c.task;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Tasks, PolicySuccessTest,
-    ::testing::Values(Case{"franka", "reach"}, Case{"franka", "push"}, Case{"franka", "pick"}, Case{"franka", "wander"},
-                      Case{"ur5", "reach"}, Case{"ur5", "push"}, Case{"ur5", "pick"}, Case{"ur5", "wander"},
-                      Case{"humanoid", "reach"}, Case{"humanoid", "squat"}, Case{"humanoid", "turn"},
-                      Case{"humanoid", "wave"}, Case{"humanoid", "wander"}),
-    [](const ::testing::TestParamInfo<Case>& info) { return info.param.robot + "_" + info.param.task; });
+INSTANTIATE_TEST_SUITE_P(Tasks, PolicySuccessTest,
+                         ::testing::Values(Case{"franka", "reach"}, Case{"franka", "push"}, Case{"franka", "pick"}, Case{"franka", "wander"},
+                                           Case{"ur5", "reach"}, Case{"ur5", "push"}, Case{"ur5", "pick"}, Case{"ur5", "wander"},
+                                           Case{"humanoid", "reach"}, Case{"humanoid", "squat"}, Case{"humanoid", "turn"}, Case{"humanoid", "wave"},
+                                           Case{"humanoid", "wander"}),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.robot + "_" + info.param.task; });
 
 // Tests that tasks a robot cannot do are refused with the list of those it can.
 TEST(PolicyTest, UnsupportedTaskIsNamed) {

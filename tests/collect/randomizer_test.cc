@@ -42,7 +42,7 @@ class RandomizerTest : public ::testing::Test {
 
 // Tests that the scene's segments and objects are found.
 TEST_F(RandomizerTest, FindsSegmentsAndObjects) {
-  EXPECT_EQ(8u, randomizer_->segments().size());  // base + 7 links with joints
+  EXPECT_EQ(8u, randomizer_->segments().size());       // base + 7 links with joints
   EXPECT_EQ(3u, randomizer_->object_bodies().size());  // cup, box, ball
 }
 
@@ -63,7 +63,9 @@ TEST_F(RandomizerTest, DefaultDrawsVaryWithinRanges) {
       }
     }
   }
-  auto range = [](const std::vector<double>& v) { return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end())); };
+  auto range = [](const std::vector<double>& v) {
+    return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
+  };
   EXPECT_GE(range(fovy).first, 40);
   EXPECT_LE(range(fovy).second, 55);
   EXPECT_GT(range(fovy).second - range(fovy).first, 8);  // it varies
@@ -97,7 +99,9 @@ TEST_F(RandomizerTest, LightJittersAroundTheFramedView) {
     fovy.push_back(d.cameras[0].fovy_deg);
     for (const auto& o : d.objects) object_x.push_back(o.x);
   }
-  auto range = [](const std::vector<double>& v) { return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end())); };
+  auto range = [](const std::vector<double>& v) {
+    return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
+  };
   EXPECT_GE(range(mass).first, 0.95);
   EXPECT_LE(range(mass).second, 1.05);
   EXPECT_GT(range(mass).second - range(mass).first, 0.03);  // it varies

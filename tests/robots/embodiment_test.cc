@@ -67,21 +67,17 @@ TEST(EmbodimentTest, UserDescriptorResolvesRelativeMjcf) {
 TEST(EmbodimentTest, MalformedDescriptorsNameTheProblem) {
   const std::filesystem::path dir = "/tmp";
   EXPECT_THAT(ErrorOf([&] { EmbodimentFromJson("{not json", dir); }), HasSubstr("not valid JSON"));
-  EXPECT_THAT(ErrorOf([&] { EmbodimentFromJson(R"({"name": "x", "kind": "arm"})", dir); }),
-              HasSubstr("missing required field \"mjcf\""));
-  EXPECT_THAT(ErrorOf([&] { EmbodimentFromJson(R"({"name": "x", "kind": "tank"})", dir); }),
-              HasSubstr("\"kind\" must be"));
+  EXPECT_THAT(ErrorOf([&] { EmbodimentFromJson(R"({"name": "x", "kind": "arm"})", dir); }), HasSubstr("missing required field \"mjcf\""));
+  EXPECT_THAT(ErrorOf([&] { EmbodimentFromJson(R"({"name": "x", "kind": "tank"})", dir); }), HasSubstr("\"kind\" must be"));
   EXPECT_THAT(ErrorOf([&] {
                 EmbodimentFromJson(R"({"name": "x", "kind": "arm", "mjcf": "a.xml", "base_body": "b",
-                  "joints": ["j1", "j2"], "ee_site": "s", "home": [0]})", dir);
+                  "joints": ["j1", "j2"], "ee_site": "s", "home": [0]})",
+                                   dir);
               }),
               HasSubstr("\"home\" has 1 values for 2 joints"));
-  EXPECT_THAT(ErrorOf([&] {
-                EmbodimentFromJson(R"({"name": "x", "kind": "arm", "mjcf": 5})", dir);
-              }),
+  EXPECT_THAT(ErrorOf([&] { EmbodimentFromJson(R"({"name": "x", "kind": "arm", "mjcf": 5})", dir); }),
               HasSubstr("field \"mjcf\" has the wrong type"));
-  EXPECT_THAT(ErrorOf([] { LoadEmbodimentFile("/nonexistent/robot.json"); }),
-              HasSubstr("cannot open embodiment descriptor /nonexistent/robot.json"));
+  EXPECT_THAT(ErrorOf([] { LoadEmbodimentFile("/nonexistent/robot.json"); }), HasSubstr("cannot open embodiment descriptor /nonexistent/robot.json"));
 }
 
 }  // namespace

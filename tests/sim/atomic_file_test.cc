@@ -1,9 +1,9 @@
 // Tests for sim/atomic_file.h: a failed write leaves the old file and no temporary behind.
 #include "sim/atomic_file.h"
 
+#include <unistd.h>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 

@@ -51,10 +51,8 @@ void ExpectReachesTargets(const std::string& robot) {
     double error = 1e9;
     for (int step = 0; step < 150 && error > 0.002; ++step) {
       const SitePose now = GetSitePose(world.data(), controller.ee_site());
-      const std::array<double, 3> dpos = {target.pos[0] - now.pos[0], target.pos[1] - now.pos[1],
-                                          target.pos[2] - now.pos[2]};
-      controller.ApplyEeDelta(m, world.mutable_data(), Clamped(dpos, 0.05),
-                              Clamped(OrientationError(target.quat, now.quat), 0.25));
+      const std::array<double, 3> dpos = {target.pos[0] - now.pos[0], target.pos[1] - now.pos[1], target.pos[2] - now.pos[2]};
+      controller.ApplyEeDelta(m, world.mutable_data(), Clamped(dpos, 0.05), Clamped(OrientationError(target.quat, now.quat), 0.25));
       world.Step(PhysicsStepsPerControl(e, m));
       const SitePose after = GetSitePose(world.data(), controller.ee_site());
       error = Norm({target.pos[0] - after.pos[0], target.pos[1] - after.pos[1], target.pos[2] - after.pos[2]});

@@ -53,8 +53,7 @@ Mat4 Ur5Flange(const std::vector<double>& q) {
 }
 
 // Compares the MuJoCo flange site with the DH flange at 20 random configurations within limits.
-void ExpectModelMatchesDh(const std::string& robot, const std::string& flange_site,
-                          Mat4 (*dh)(const std::vector<double>&)) {
+void ExpectModelMatchesDh(const std::string& robot, const std::string& flange_site, Mat4 (*dh)(const std::vector<double>&)) {
   const robots::Embodiment e = robots::FindEmbodiment(robot);
   World world = World::FromFile(e.mjcf);
   const mjModel* m = world.model();
