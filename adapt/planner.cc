@@ -256,6 +256,12 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
   const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
   warm_ = r.mean;
   if (energy) *energy = r.mean_energy;
+  {  // The chosen plan's imagination, for replays (deterministic: no random draws).
+    const auto planned = FullActions(scene, r.mean.unsqueeze(0)).repeat({1, 1, k});
+    torch::Tensor acts = planned;
+    if (!past.empty()) acts = torch::cat({torch::stack(past).unsqueeze(0), planned}, 1);
+    imagined_ = model_.Rollout(embodiment_, z.unsqueeze(0), q.unsqueeze(0), acts, camera_, h)[0];
+  }
   const auto action = ToVector(r.mean[0]);
   const auto full = torch::tensor(scene.FullAction(action), torch::kFloat64).to(torch::kFloat32);
   actions_.push_back(full.repeat({k}));
@@ -345,26 +351,32 @@ std::vector<double> StillPlanner::Next(PlanScene&, double* energy) {
   return std::vector<double>(PlanScene::kPlannedDims, 0.0);
 }
 
-MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options) {
+MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, MpcTrace* trace) {
   scene.Restart();
   planner.Begin(scene);
   MpcResult r;
+  if (trace) *trace = MpcTrace{};
   for (int step = 0; step < options.max_steps; ++step) {
     const double d = scene.Distance();
     r.distance_m.push_back(d);
+    if (trace) trace->frames.push_back(scene.Render());
     if (d < options.success_m) break;
     double energy = kNaN;
     const auto t0 = std::chrono::steady_clock::now();
     const auto planned = planner.Next(scene, &energy);
     r.plan_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.energy.push_back(energy);
+    if (trace) trace->imagined.push_back(planner.imagined());
     // The rotation correction is recomputed from the same state the planner saw: FullAction before acting.
     const auto action = scene.FullAction(planned);
     for (int i = 0; i < options.frame_skip; ++i) scene.Act(action);
     ++r.steps;
   }
   r.final_distance_m = scene.Distance();
-  if (r.distance_m.size() == static_cast<size_t>(r.steps)) r.distance_m.push_back(r.final_distance_m);
+  if (r.distance_m.size() == static_cast<size_t>(r.steps)) {
+    r.distance_m.push_back(r.final_distance_m);
+    if (trace) trace->frames.push_back(scene.Render());
+  }
   r.success = r.final_distance_m < options.success_m;
   return r;
 }
@@ -400,7 +412,7 @@ nlohmann::json Detail(const MpcResult& r) {
 }  // namespace
 
 nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
-                           const std::function<void(const std::string&)>& log) {
+                           const std::function<void(const std::string&)>& log, std::vector<PlanTrace>* traces) {
   if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
   encoder.RequireHash(model_encoder_hash);
   MpcOptions mpc = o.mpc;
@@ -436,7 +448,10 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
     for (double offset : offsets) {
       scene.Reset(e, o.task, offset);
       torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
-      const MpcResult r = RunMpc(scene, latent, mpc);
+      const bool traced = traces && offset == 0 && e < o.replay_episodes;
+      MpcTrace trace;
+      const MpcResult r = RunMpc(scene, latent, mpc, traced ? &trace : nullptr);
+      if (traced) traces->push_back({e, r, std::move(trace), scene.goal().image});
       by_offset[offset].push_back(r);
       if (r.steps > 0) imagined_per_s += latent.imagined_steps_per_s(), ++imagined_n;
       detail[offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)))] = Detail(r);

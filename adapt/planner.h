@@ -126,6 +126,9 @@ class Planner {
   virtual void Begin(PlanScene& scene) = 0;
   /// The next model step's planned action; `energy` receives the plan's energy (NaN if none).
   virtual std::vector<double> Next(PlanScene& scene, double* energy) = 0;
+  /// What the last Next imagined for the plan it chose, (horizon, N, D) latents; undefined for a
+  /// planner that does not imagine in latent space.
+  virtual torch::Tensor imagined() const { return {}; }
 };
 
 /// CEM on the world model in latent space toward the goal image.
@@ -144,6 +147,10 @@ class LatentPlanner : public Planner {
   torch::Tensor EncodeFrame(const std::vector<std::uint8_t>& rgb, int size);
   /// Imagined model steps per second in the last Next (samples x iterations x horizon / seconds).
   double imagined_steps_per_s() const { return imagined_steps_per_s_; }
+  /// The chosen plan's imagined latents (the CEM mean, rolled out once more).
+  torch::Tensor imagined() const override { return imagined_; }
+  /// The goal image's latents (N, D), as the energy compares them.
+  const torch::Tensor& goal_latents() const { return goal_; }
 
  private:
   WorldModel& model_;
@@ -152,7 +159,7 @@ class LatentPlanner : public Planner {
   CemOptions cem_;
   bool final_only_ = true;
   int context_ = 0;
-  torch::Tensor goal_, camera_, warm_;
+  torch::Tensor goal_, camera_, warm_, imagined_;
   std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
   double imagined_steps_per_s_ = 0;
 };
@@ -219,8 +226,17 @@ struct MpcResult {
   double plan_seconds = 0;         ///< total time spent choosing actions
 };
 
-/// Runs one closed-loop episode from the scene's start state (it restarts the scene first).
-MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options);
+/// What an episode looked like, for replays and videos: camera 0's frame before every model step and
+/// at the end (steps + 1 frames, S*S*3), and per model step the planner's imagined plan (its
+/// imagined(): (horizon, N, D), undefined for planners that do not imagine).
+struct MpcTrace {
+  std::vector<std::vector<std::uint8_t>> frames;
+  std::vector<torch::Tensor> imagined;
+};
+
+/// Runs one closed-loop episode from the scene's start state (it restarts the scene first); with a
+/// `trace`, also records it (rendering costs a frame per model step; the actions are unchanged).
+MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, MpcTrace* trace = nullptr);
 
 }  // namespace embody::adapt
 
@@ -244,13 +260,23 @@ struct PlanRunOptions {
   bool baselines = true;
   std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push: sim)
   CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
+  int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
+};
+
+/// A model-planner episode traced for a replay.
+struct PlanTrace {
+  int episode = 0;
+  MpcResult result;
+  MpcTrace trace;
+  std::vector<std::uint8_t> goal_image;
 };
 
 /// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action,
 /// baselines.{random,still}.success_rate, oracle.success_rate, by_camera_offset, per-episode detail).
 /// `model_encoder_hash` is the encoder the model was trained on (LoadWorldModel's). `log` receives one
 /// line per episode. @throws AdaptError on a model/encoder/embodiment mismatch, naming both sides.
+/// `traces` receives the first options.replay_episodes episodes' model runs.
 nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& options,
-                           const std::function<void(const std::string&)>& log = {});
+                           const std::function<void(const std::string&)>& log = {}, std::vector<PlanTrace>* traces = nullptr);
 
 }  // namespace embody::adapt

@@ -3,6 +3,7 @@
 //   rollout-viewer --data data/ur5.h5 --model models/ur5 --screenshot out.png     (no screen needed)
 //   rollout-viewer --data data/ur5.h5 --model models/ur5 --video out.mp4
 //   rollout-viewer --data data/ur5.h5 --model models/ur5_scratch --model models/ur5 --encoder models/encoder.pt   (compare)
+//   rollout-viewer --plan out/plan_franka_reach.json [--episode 0]     (replay a planning episode)
 #include <unistd.h>
 
 #include <cmath>
@@ -23,12 +24,14 @@
 #include "collect/config.h"
 #include "sim/atomic_file.h"
 #include "sim/image_io.h"
+#include "sim/video.h"
+#include "viewer/plan_view.h"
 #include "viewer/viewer_app.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using embody::viewer::ViewerApp;
+using embody::viewer::Screen;
 
 bool HaveDisplay() {
   const char* x = std::getenv("DISPLAY");
@@ -54,7 +57,7 @@ embody::sim::Image ReadWindow(int w, int h) {
   return im;
 }
 
-void Render(GLFWwindow* window, ViewerApp& app, int w, int h) {
+void Render(GLFWwindow* window, Screen& app, int w, int h) {
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplGlfw_NewFrame();
   ImGui::NewFrame();
@@ -68,7 +71,7 @@ void Render(GLFWwindow* window, ViewerApp& app, int w, int h) {
 }
 
 // ImGui settles its layout over the first frames (window sizes, fonts): draw a few before exporting.
-void Settle(GLFWwindow* window, ViewerApp& app, int w, int h) {
+void Settle(GLFWwindow* window, Screen& app, int w, int h) {
   app.WaitForImagination();
   for (int i = 0; i < 3; ++i) {
     glfwPollEvents();
@@ -81,15 +84,16 @@ void Settle(GLFWwindow* window, ViewerApp& app, int w, int h) {
 int main(int argc, char** argv) {
   CLI::App cli{"rollout-viewer: imagined vs true rollouts, side by side"};
   embody::viewer::ViewerOptions o;
-  std::string screenshot, video;
+  std::string screenshot, video, plan;
   int exit_after = 0;
-  cli.add_option("--data", o.data, "Embody dataset (.h5)")->required();
+  cli.add_option("--data", o.data, "Embody dataset (.h5)");
+  cli.add_option("--plan", plan, "Replay planning episodes instead: plan's results JSON (its <stem>_replay.h5 beside it) or the replay .h5");
   cli.add_option("--model", o.models,
                  "Stage-two model folder (adapt --out); several (--model A --model B) are compared side by side; "
                  "without one the dataset alone is shown");
   cli.add_option("--encoder", o.encoders, "The frozen encoder the models were trained on: one for all, or one per --model")->capture_default_str();
   cli.add_option("--camera", o.camera, "Recorded camera")->capture_default_str();
-  cli.add_option("--episode", o.episode, "Episode index (0 = first)")->capture_default_str();
+  cli.add_option("--episode", o.episode, "Episode index (0 = first; with --plan: the replay's episodes)")->capture_default_str();
   cli.add_option("--frame", o.frame, "Timeline position (default: the first imagined frame)");
   cli.add_option("--context", o.context, "Context model steps before imagination (at most the model's context)")
       ->capture_default_str()
@@ -107,6 +111,10 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   cli.add_option("--exit-after", exit_after, "Close the window after this many frames (smoke tests)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(cli, argc, argv);
+  if (o.data.empty() == plan.empty()) {
+    std::fprintf(stderr, "rollout-viewer: error: give --data DATASET (episodes and imagined rollouts) or --plan RESULTS (a planning replay)\n");
+    return 1;
+  }
   const bool exporting = !screenshot.empty() || !video.empty();
   if (!HaveDisplay()) {
     if (!exporting) {
@@ -129,7 +137,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rollout-viewer: error: no display and no xvfb-run to export with (apt-get install xvfb)\n");
     return 1;
   }
-  if (!video.empty() && !Found("ffmpeg")) {
+  if (!video.empty() && !embody::sim::HaveFfmpeg()) {
     std::fprintf(stderr, "rollout-viewer: error: --video needs ffmpeg (apt-get install ffmpeg; make deps installs it)\n");
     return 1;
   }
@@ -156,61 +164,38 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     const double opening = glfwGetTime();
-    ViewerApp app(o);
-    std::string models;
-    for (const auto& m : o.models) models += " and " + m;
-    std::fprintf(stderr, "rollout-viewer: opened %s%s in %.2f s\n", o.data.c_str(), models.c_str(), glfwGetTime() - opening);
+    std::unique_ptr<Screen> screen;
+    std::string opened = plan.empty() ? o.data : plan;
+    if (plan.empty()) {
+      screen = std::make_unique<embody::viewer::ViewerApp>(o);
+      for (const auto& m : o.models) opened += " and " + m;
+    } else {
+      screen = std::make_unique<embody::viewer::PlanView>(plan, o.episode, o.frame, o.speed);
+    }
+    Screen& app = *screen;
+    std::fprintf(stderr, "rollout-viewer: opened %s in %.2f s\n", opened.c_str(), glfwGetTime() - opening);
     int w = 0, h = 0;
     glfwGetFramebufferSize(window, &w, &h);
     if (!screenshot.empty()) {
       Settle(window, app, w, h);
       embody::sim::WritePng(screenshot, ReadWindow(w, h));
-      const auto& l = app.layout();
-      nlohmann::json layout = {{"width", w},
-                               {"height", h},
-                               {"episode", app.demo()},
-                               {"frame", o.frame},
-                               {"true_frame", l.true_frame},
-                               {"scale", l.scale},
-                               {"true_view", l.true_view},
-                               {"imagined_view", l.imagined_view},
-                               {"surprise_plot", l.surprise_plot},
-                               {"violation_x", l.violation_x},
-                               {"robot_box", l.robot_box},
-                               {"imagined_frames", l.imagined_frames},
-                               {"models", o.models},
-                               {"latent_plot", l.latent_plot},
-                               {"latent_series", l.latent_series}};
-      nlohmann::json figures = nlohmann::json::object(), order = nlohmann::json::array();
-      for (size_t i = 0; i < app.episode_figures().size(); ++i) {
-        nlohmann::json row = nlohmann::json::array();
-        for (double v : app.episode_figures()[i]) row.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
-        figures[app.demo_name(static_cast<int>(i))] = row;
-      }
-      for (int i : app.EpisodeOrder()) order.push_back(app.demo_name(i));
-      layout["episode_figures"] = figures;
-      layout["episode_order"] = order;
+      nlohmann::json layout = app.LayoutJson();
+      layout["width"] = w;
+      layout["height"] = h;
       embody::collect::WriteJsonFileAtomically(screenshot + ".json", layout);
       std::printf("rollout-viewer: wrote %s (%dx%d) and its layout %s.json\n", screenshot.c_str(), w, h, screenshot.c_str());
     }
     if (!video.empty()) {
       app.SetFrame(0);
       Settle(window, app, w, h);
-      embody::sim::WriteFileAtomically(video, [&](const fs::path& tmp) {
-        char cmd[1024];
-        std::snprintf(cmd, sizeof cmd,
-                      "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'", w, h,
-                      o.speed, tmp.c_str());
-        FILE* pipe = popen(cmd, "w");
-        if (!pipe) throw std::runtime_error("cannot start ffmpeg");
-        for (int t = 0; t < app.frames(); ++t) {
-          app.SetFrame(t);
-          glfwPollEvents();
-          Render(window, app, w, h);
-          const auto im = ReadWindow(w, h);
-          fwrite(im.rgb.data(), 1, im.rgb.size(), pipe);
-        }
-        if (pclose(pipe) != 0) throw std::runtime_error("ffmpeg failed to write " + video);
+      int t = 0;
+      embody::sim::WriteVideo(video, w, h, o.speed, [&](std::vector<std::uint8_t>* frame) {
+        if (t >= app.frames()) return false;
+        app.SetFrame(t++);
+        glfwPollEvents();
+        Render(window, app, w, h);
+        *frame = ReadWindow(w, h).rgb;
+        return true;
       });
       std::printf("rollout-viewer: wrote %s (%d frames at %g fps)\n", video.c_str(), app.frames(), o.speed);
     }

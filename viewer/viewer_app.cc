@@ -11,85 +11,12 @@
 #include <imgui.h>
 
 #include "collect/config.h"
+#include "viewer/draw_util.h"
 
 namespace embody::viewer {
 namespace {
 
 constexpr int kMaxView = 1280;  // MuJoCo's offscreen buffer (views are clamped to it)
-
-void SetupTexture(unsigned int tex) {
-  glBindTexture(GL_TEXTURE_2D, tex);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);  // recorded pixels stay exact
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-}
-
-ImTextureID Tex(unsigned int t) { return reinterpret_cast<ImTextureID>(static_cast<intptr_t>(t)); }
-
-struct Series {
-  const char* label;
-  const std::vector<double>* values;
-  ImU32 color;
-};
-
-// The plot box and its y ticks (0, hi/2, hi) with numbers left of `left`, starting at x0.
-void DrawYAxis(ImDrawList* draw, float x0, float left, float right, float top, float bottom, double hi) {
-  const ImU32 axis = IM_COL32(180, 180, 180, 255), grid = IM_COL32(90, 90, 90, 255);
-  draw->AddRect(ImVec2(left, top), ImVec2(right, bottom), axis);
-  char text[32];
-  for (int i = 0; i <= 2; ++i) {
-    const float y = bottom - (bottom - top) * i / 2.0f;
-    if (i == 1) draw->AddLine(ImVec2(left, y), ImVec2(right, y), grid);
-    std::snprintf(text, sizeof text, "%.3g", hi * i / 2);
-    draw->AddText(ImVec2(x0, y - 7), axis, text);
-  }
-}
-
-// A line plot on ImGui's draw list (Debian has no ImPlot): every series on one set of axes, y ticks
-// with numbers from 0, x in seconds ahead (one value per imagined frame), and a legend.
-void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, const char* y_label, float height, int* box = nullptr) {
-  const ImVec2 origin = ImGui::GetCursorScreenPos();
-  const float width = ImGui::GetContentRegionAvail().x;
-  ImGui::Dummy(ImVec2(width, height));
-  ImDrawList* draw = ImGui::GetWindowDrawList();
-  const float left = origin.x + 44, right = origin.x + width - 6, top = origin.y + 4, bottom = origin.y + height - 18;
-  if (box)
-    box[0] = static_cast<int>(left), box[1] = static_cast<int>(top), box[2] = static_cast<int>(right - left), box[3] = static_cast<int>(bottom - top);
-  double hi = 0;
-  size_t n = 0;
-  for (const Series& s : series) {
-    for (double v : *s.values) hi = std::isfinite(v) ? std::max(hi, v) : hi;
-    n = std::max(n, s.values->size());
-  }
-  if (n == 0 || !(hi > 0)) return;
-  hi *= 1.1;
-  DrawYAxis(draw, origin.x, left, right, top, bottom, hi);
-  const ImU32 axis = IM_COL32(180, 180, 180, 255);
-  char text[32];
-  const double span = n * seconds_per_value;
-  for (int i = 0; i <= 4; ++i) {  // x ticks in seconds ahead
-    const float x = left + (right - left) * i / 4.0f;
-    std::snprintf(text, sizeof text, "%.2gs", span * i / 4);
-    draw->AddText(ImVec2(x - 10, bottom + 2), axis, text);
-  }
-  draw->AddText(ImVec2(left + 4, top + 2), axis, y_label);
-  float legend_y = top + 2;
-  for (const Series& s : series) {
-    const auto& v = *s.values;
-    for (size_t i = 1; i < v.size(); ++i) {
-      auto at = [&](size_t k) {
-        return ImVec2(left + (right - left) * (k + 1) / static_cast<float>(n),
-                      bottom - (bottom - top) * static_cast<float>(std::clamp(v[k] / hi, 0.0, 1.0)));
-      };
-      draw->AddLine(at(i - 1), at(i), s.color, 2.0f);
-    }
-    const float text_width = ImGui::CalcTextSize(s.label).x;
-    draw->AddLine(ImVec2(right - text_width - 28, legend_y + 7), ImVec2(right - text_width - 10, legend_y + 7), s.color, 2.0f);
-    draw->AddText(ImVec2(right - text_width - 6, legend_y), s.color, s.label);
-    legend_y += 15;
-  }
-}
 
 }  // namespace
 
@@ -326,11 +253,34 @@ void ViewerApp::Tick(double seconds) {
   }
 }
 
-void ViewerApp::UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture) {
-  glBindTexture(GL_TEXTURE_2D, texture);
-  glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB, w, h, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb);
+nlohmann::json ViewerApp::LayoutJson() const {
+  const Layout& l = layout_;
+  nlohmann::json layout = {{"episode", demo()},
+                           {"frame", frame_},
+                           {"true_frame", l.true_frame},
+                           {"scale", l.scale},
+                           {"true_view", l.true_view},
+                           {"imagined_view", l.imagined_view},
+                           {"surprise_plot", l.surprise_plot},
+                           {"violation_x", l.violation_x},
+                           {"robot_box", l.robot_box},
+                           {"imagined_frames", l.imagined_frames},
+                           {"models", options_.models},
+                           {"latent_plot", l.latent_plot},
+                           {"latent_series", l.latent_series}};
+  nlohmann::json figures = nlohmann::json::object(), order = nlohmann::json::array();
+  for (size_t i = 0; i < episode_figures_.size(); ++i) {
+    nlohmann::json row = nlohmann::json::array();
+    for (double v : episode_figures_[i]) row.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
+    figures[demo_name(static_cast<int>(i))] = row;
+  }
+  for (int i : EpisodeOrder()) order.push_back(demo_name(i));
+  layout["episode_figures"] = figures;
+  layout["episode_order"] = order;
+  return layout;
 }
+
+void ViewerApp::UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture) { UploadTexture(texture, rgb, w, h); }
 
 void ViewerApp::FitOrbit() {
   // The robot and the scene's free objects at the first stored state, as an axis-aligned box of their

@@ -18,6 +18,7 @@
 #include "adapt/imagine.h"
 #include "collect/dataset.h"
 #include "collect/episode.h"
+#include "viewer/screen.h"
 
 struct GLFWwindow;
 
@@ -53,29 +54,31 @@ struct Layout {
   std::vector<std::string> latent_series;           ///< what it shows, in drawing order
 };
 
-class ViewerApp {
+class ViewerApp : public Screen {
  public:
   /// Opens the dataset (lazily: episode files are read when shown) and the model, if any.
   /// @throws std::runtime_error with a clear message.
   explicit ViewerApp(const ViewerOptions& options);
-  ~ViewerApp();
+  ~ViewerApp() override;
 
   /// Builds and renders one frame into the current framebuffer (width x height).
-  void Draw(int width, int height);
+  void Draw(int width, int height) override;
   /// Handles input that is not ImGui's (keys, mouse on the 3-D views). Call once per frame.
-  void HandleInput(GLFWwindow* window);
+  void HandleInput(GLFWwindow* window) override;
   /// Advances playback by `seconds` of wall time.
-  void Tick(double seconds);
+  void Tick(double seconds) override;
   /// Blocks until the imagination for the current settings is ready (exports).
-  void WaitForImagination();
+  void WaitForImagination() override;
 
   /// Per episode (in dataset order), each model's latent L1 1 s ahead of its first imagined frame (or
   /// at the last frame of a shorter episode; NaN until computed), and the episode list's order.
   const std::vector<std::vector<double>>& episode_figures() const { return episode_figures_; }
   std::vector<int> EpisodeOrder() const;
-  int frames() const { return episode_frames_; }
+  int frames() const override { return episode_frames_; }
   int frame() const { return frame_; }
-  void SetFrame(int t);
+  void SetFrame(int t) override;
+  /// The layout, the episode figures and their order, as the screenshot's JSON.
+  nlohmann::json LayoutJson() const override;
   const Layout& layout() const { return layout_; }
   const std::string& demo() const { return episodes_[episode_].demo; }
   const std::string& demo_name(int index) const { return episodes_[index].demo; }

@@ -2,16 +2,21 @@
 // control with CEM on the world model), with the random, still and oracle planners on the same
 // episodes and a camera-offset sweep.
 //   plan --embodiment franka --model models/franka --encoder models/encoder.pt --task reach --episodes 50
-//        [--out out/plan_franka_reach.json] [--camera-offset 0 15 30 45]
+//        [--out out/plan_franka_reach.json] [--camera-offset 0 15 30 45] [--video out/plan_franka_reach.mp4]
+// Beside the results: plots and <stem>_replay.h5 (the first --replay-episodes episodes, for
+// rollout-viewer --plan and --video).
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/decoder.h"
+#include "adapt/plan_replay.h"
 #include "adapt/planner.h"
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
 #include "adapt/video_data.h"
 #include "collect/config.h"
+#include "sim/video.h"
 
 namespace {
 
@@ -97,6 +102,73 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
   WriteLinePlot(stem.string() + "_success.png", rates, {title + ": success per camera offset", "camera azimuth offset (deg)", "success %"});
 }
 
+// The replay file's contents: the traced episodes, each step's imagined plan decoded when the model
+// folder has a decoder.pt (adapt --train-decoder).
+PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& model_path, const nlohmann::json& r, int image_size) {
+  PlanReplayFile replay;
+  replay.embodiment = r["embodiment"];
+  replay.task = r["task"];
+  replay.model = model_path.string();
+  replay.frame_skip = r["frame_skip"];
+  replay.horizon = r["cem"]["horizon"];
+  replay.image_size = image_size;
+  replay.success_cm = r["success_cm"];
+  std::error_code ec;
+  const fs::path decoder_path = model_path / "decoder.pt";
+  LatentDecoder decoder{nullptr};
+  if (fs::exists(decoder_path, ec)) decoder = LoadDecoder(decoder_path);
+  torch::NoGradGuard no_grad;
+  for (const PlanTrace& t : traces) {
+    PlanReplayEpisode e;
+    e.episode = t.episode;
+    e.steps = t.result.steps;
+    e.success = t.result.success;
+    e.goal = t.goal_image;
+    for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
+    e.energy = t.result.energy;
+    for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
+    if (decoder && decoder->image_size == image_size) {
+      for (const auto& imagined : t.trace.imagined) {
+        const auto images = (decoder->forward(imagined) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+        e.imagined.insert(e.imagined.end(), images.data_ptr<std::uint8_t>(), images.data_ptr<std::uint8_t>() + images.numel());
+      }
+    }
+    replay.episodes.push_back(std::move(e));
+  }
+  return replay;
+}
+
+// The replay as a video: per model step [executed | goal | the imagined plan's frames], enlarged.
+void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
+  const int s = replay.image_size, scale = std::max(1, 256 / s), side = s * scale;
+  const bool decoded = !replay.episodes.empty() && !replay.episodes[0].imagined.empty();
+  const int panels = 2 + (decoded ? replay.horizon : 0);
+  const int width = panels * side, height = side;
+  size_t episode = 0;
+  int step = 0;
+  embody::sim::WriteVideo(path, width + width % 2, height + height % 2, 2.0, [&](std::vector<std::uint8_t>* frame) {
+    if (episode >= replay.episodes.size()) return false;
+    const PlanReplayEpisode& e = replay.episodes[episode];
+    const int w = width + width % 2;
+    frame->assign(static_cast<size_t>(w) * (height + height % 2) * 3, 40);
+    auto paste = [&](int panel, const std::uint8_t* rgb) {
+      for (int y = 0; y < side; ++y) {
+        for (int x = 0; x < side; ++x) {
+          const std::uint8_t* src = rgb + (static_cast<size_t>(y / scale) * s + x / scale) * 3;
+          std::copy(src, src + 3, frame->data() + (static_cast<size_t>(y) * w + panel * side + x) * 3);
+        }
+      }
+    };
+    paste(0, e.Frame(step, s));
+    paste(1, e.goal.data());
+    if (decoded && step < e.steps) {
+      for (int h = 0; h < replay.horizon; ++h) paste(2 + h, e.Imagined(step, h, replay.horizon, s));
+    }
+    if (++step > e.steps) step = 0, ++episode;
+    return true;
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +176,7 @@ int main(int argc, char** argv) {
   std::string model_path, encoder_path = "models/encoder.pt", out, task = "reach", randomize = "light";
   PlanRunOptions o;
   o.oracle_cem = {64, 3, 8, 2, 0.6, 0.05, 1.0};
+  o.replay_episodes = 3;
   int threads = 0;
   double success_cm = 5;
   bool no_baselines = false;
@@ -132,6 +205,13 @@ int main(int argc, char** argv) {
   app.add_option("--oracle", o.oracle, "dynamics (CEM on the learned dynamics model, reach), sim (MuJoCo as the model), none, auto")
       ->capture_default_str();
   app.add_flag("--no-baselines", no_baselines, "Skip the random and still planners");
+  std::string video;
+  app.add_option(
+         "--replay-episodes", o.replay_episodes,
+         "Episodes recorded for rollout-viewer --plan (frames, imagined plans decoded with the model's decoder.pt, energy) in <stem>_replay.h5")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--video", video, "Also write the recorded episodes as an MP4: executed frame | goal | the imagined plan, per model step");
   app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
@@ -142,16 +222,34 @@ int main(int argc, char** argv) {
     o.oracle_cem.bound = o.cem.bound;
     if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
     if (model_path.empty()) model_path = "models/" + o.embodiment;
+    if (!video.empty() && o.replay_episodes < 1) throw AdaptError("--video shows the recorded episodes: --replay-episodes must be >= 1");
+    if (!video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
     if (out.empty()) out = "out/plan_" + o.embodiment + "_" + task + ".json";
     if (threads > 0) torch::set_num_threads(threads);
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
-    const nlohmann::json r = RunPlanning(model, hash, encoder, o, [](const std::string& line) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    });
+    std::vector<PlanTrace> traces;
+    nlohmann::json r = RunPlanning(
+        model, hash, encoder, o,
+        [](const std::string& line) {
+          std::printf("%s\n", line.c_str());
+          std::fflush(stdout);
+        },
+        &traces);
     if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+    const fs::path replay_path = fs::path(out).parent_path() / (fs::path(out).stem().string() + "_replay.h5");
+    if (!traces.empty()) {
+      const PlanReplayFile replay = MakeReplay(traces, model_path, r, encoder.image_size());
+      WritePlanReplayFile(replay_path, replay);
+      r["replay"] = replay_path.filename().string();
+      std::printf("replay of %zu episodes: %s (rollout-viewer --plan %s)%s\n", traces.size(), replay_path.c_str(), out.c_str(),
+                  replay.episodes[0].imagined.empty() ? "; no decoder.pt in the model folder: imagined plans not decoded" : "");
+      if (!video.empty()) {
+        WriteReplayVideo(video, replay);
+        std::printf("wrote %s\n", video.c_str());
+      }
+    }
     embody::collect::WriteJsonFileAtomically(out, r);
     WritePlots(out, r);
     std::printf("%s", Table(r).c_str());

@@ -1,6 +1,7 @@
 // Tests for goal-image planning (adapt/planner.cc): CEM on a known function, goals and success
 // scored from MuJoCo state, the closed loop with a perfect model (MuJoCo itself), and refusals.
 #include "adapt/planner.h"
+#include "adapt/plan_replay.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -143,6 +144,47 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   // Deterministic: the same options give the same plans.
   const auto again = RunPlanning(model, encoder.hash(), encoder, o);
   EXPECT_EQ(again["per_episode"], r["per_episode"]);
+  // Traced for a replay: the same plans, a frame per model step and at the end, the chosen plan's
+  // imagined latents per step; the replay file round-trips and refuses inconsistent sizes.
+  o.replay_episodes = 1;
+  std::vector<PlanTrace> traces;
+  const auto traced = RunPlanning(model, encoder.hash(), encoder, o, {}, &traces);
+  EXPECT_EQ(traced["per_episode"], r["per_episode"]);
+  ASSERT_EQ(traces.size(), 1u);
+  const PlanTrace& t = traces[0];
+  ASSERT_EQ(t.trace.frames.size(), static_cast<size_t>(t.result.steps + 1));
+  ASSERT_EQ(t.trace.imagined.size(), static_cast<size_t>(t.result.steps));
+  EXPECT_EQ(t.trace.imagined[0].sizes().vec(), (std::vector<int64_t>{2, 1, 16}));  // horizon x tokens x latent
+  EXPECT_EQ(t.trace.frames[0], [&] {
+    PlanScene replay("franka", Light(), 32, 5);
+    replay.Reset(0, PlanTask::kReach);
+    return replay.Render();
+  }());
+  EXPECT_EQ(t.goal_image.size(), 32u * 32 * 3);
+  PlanReplayFile file;
+  file.embodiment = "franka";
+  file.task = "reach";
+  file.horizon = 2;
+  file.image_size = 32;
+  PlanReplayEpisode e;
+  e.steps = t.result.steps;
+  e.goal = t.goal_image;
+  for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
+  e.imagined.assign(static_cast<size_t>(e.steps) * 2 * 32 * 32 * 3, 7);
+  e.energy = t.result.energy;
+  for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
+  file.episodes.push_back(e);
+  const auto path = std::filesystem::temp_directory_path() / ("embody_replay_" + std::to_string(getpid()) + ".h5");
+  WritePlanReplayFile(path, file);
+  const PlanReplayFile back = ReadPlanReplayFile(path);
+  ASSERT_EQ(back.episodes.size(), 1u);
+  EXPECT_EQ(back.episodes[0].frames, e.frames);
+  EXPECT_EQ(back.episodes[0].imagined, e.imagined);
+  EXPECT_EQ(back.episodes[0].distance_cm, e.distance_cm);
+  EXPECT_EQ(back.horizon, 2);
+  file.episodes[0].frames.pop_back();
+  EXPECT_THROW(WritePlanReplayFile(path, file), AdaptError);
+  std::filesystem::remove(path);
 
   try {
     RunPlanning(model, "0123abcd", encoder, o);

@@ -2,7 +2,7 @@
 # The rollout viewer in a real GLFW window under Xvfb: a tiny dataset, encoder and model; a
 # screenshot (size, both panels non-uniform, the true panel's recorded frame equals the stored
 # frame), a surprise clip's curve with its violation marked, an orbit view framing every robot, a
-# video (ffprobe frame count), and the refusals (no display, not a dataset, wrong robot).
+# video (ffprobe frame count), a planning replay, and the refusals (no display, not a dataset, wrong robot).
 # Usage: viewer_test.sh BIN_DIR
 set -euo pipefail
 bin=$1
@@ -59,6 +59,41 @@ xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/clips.
   --screenshot "$dir/surprise.png" > /dev/null
 /usr/bin/python3 "$here/check_surprise_screenshot.py" "$dir/surprise.png" "$dir/clips.h5" || fail "surprise screenshot check"
 
+# A planning replay (plan writes <stem>_replay.h5 and the video): goal, executed frame (equal to the
+# recorded one), the decoded imagined plan, energy and distance plots sharing the step axis.
+"$bin/plan" --embodiment franka --model "$dir/model" --encoder "$dir/enc.pt" --episodes 2 --max-steps 3 --no-baselines --oracle none \
+  --samples 16 --iterations 1 --elites 4 --out "$dir/plan.json" --video "$dir/plan.mp4" > /dev/null
+xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --plan "$dir/plan.json" --episode 1 --frame 1 --width 960 --height 600 \
+  --screenshot "$dir/plan.png" > /dev/null
+/usr/bin/python3 - "$dir/plan.png" "$dir/plan_replay.h5" "$dir/plan.mp4" <<'PY' || fail "planning replay"
+import json, subprocess, sys
+import h5py
+import numpy as np
+from PIL import Image
+img = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
+l = json.load(open(sys.argv[1] + ".json"))
+f = h5py.File(sys.argv[2], "r")
+ep = f["episode_1"]
+assert l["episode"] == 1 and l["step"] == 1 and l["steps"] == ep.attrs["steps"] and l["decoded"], l
+s = f.attrs["image_size"]
+x, y, w, h = l["executed_frame"]
+frame = ep["frames"][1]
+# Sample the centre of every recorded pixel: the executed panel shows frame 1 exactly (nearest filtering).
+ys = (y + (np.arange(s) + 0.5) * h / s).astype(int)
+xs = (x + (np.arange(s) + 0.5) * w / s).astype(int)
+assert np.abs(img[np.ix_(ys, xs)] - frame.astype(int)).max() <= 3, "executed panel != recorded frame 1"
+gx, gy, gw, gh = l["goal_image"]
+assert np.abs(img[np.ix_((gy + (np.arange(s) + 0.5) * gh / s).astype(int), (gx + (np.arange(s) + 0.5) * gw / s).astype(int))] - ep["goal"][()].astype(int)).max() <= 3
+assert len(l["imagined_frames"]) == f.attrs["horizon"], l["imagined_frames"]
+for x, y, w, h in l["imagined_frames"]:
+    assert len(np.unique(img[y:y + h, x:x + w].reshape(-1, 3), axis=0)) > 20, "uniform imagined frame"
+assert l["energy_plot"][4] == l["distance_plot"][4] > l["energy_plot"][0], (l["energy_plot"], l["distance_plot"])
+total = sum(int(f[k].attrs["steps"]) + 1 for k in f)
+n = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames",
+                    "-of", "csv=p=0", sys.argv[3]], capture_output=True, text=True).stdout.strip()
+assert int(n) == total, (n, total)
+PY
+
 # The orbit view frames the whole robot and the scene's objects, for the humanoid as for the arms:
 # their bounding box, projected through the view's camera, lies inside the view.
 "$bin/simcollect" --robot humanoid --episodes 2 --steps 8 --image-size 32 --seed 5 --out "$dir/humanoid.h5" > /dev/null
@@ -102,6 +137,8 @@ echo "not hdf5" > "$dir/junk.h5"
 expect_error "junk.h5" xvfb-run -a "$bin/rollout-viewer" --data "$dir/junk.h5" --screenshot "$dir/x.png"
 expect_error "holds ur5 episodes" xvfb-run -a "$bin/rollout-viewer" --data "$dir/ur5.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
   --screenshot "$dir/x.png"
+expect_error "cannot read $dir/none.json" xvfb-run -a "$bin/rollout-viewer" --plan "$dir/none.json" --screenshot "$dir/x.png"
+expect_error "give --data DATASET" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --plan "$dir/plan.json" --screenshot "$dir/x.png"
 expect_error "out of range" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 99 --screenshot "$dir/x.png"
 [ ! -e "$dir/x.png" ] || fail "a refused run wrote output"
 echo "viewer_test: ok"
