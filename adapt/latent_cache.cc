@@ -46,6 +46,17 @@ std::string DatasetFingerprint(const fs::path& dataset) {
   }
 }
 
+LatentCacheInfo ReadLatentCacheInfo(const fs::path& cache) {
+  try {
+    h5::Handle file = h5::OpenFile(cache.string());
+    h5::Handle root = h5::OpenGroup(file, "/");
+    return {h5::GetStringAttr(root, "encoder_hash"), h5::GetStringAttr(root, "dataset_fingerprint"), h5::GetStringAttr(root, "camera"),
+            h5::GetIntAttr(root, "frames")};
+  } catch (const collect::DatasetError& e) {
+    throw AdaptError(cache.string() + " is not a latent cache: " + e.what());
+  }
+}
+
 fs::path LatentCachePath(const fs::path& dataset, const std::string& encoder_hash) {
   return fs::path(dataset.string() + ".latents") / (encoder_hash + ".h5");
 }
@@ -57,14 +68,12 @@ CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, c
   std::error_code ec;
   if (fs::exists(status.path, ec)) {
     try {
-      h5::Handle file = h5::OpenFile(status.path.string());
-      h5::Handle root = h5::OpenGroup(file, "/");
-      if (h5::GetStringAttr(root, "dataset_fingerprint") == fingerprint && h5::GetStringAttr(root, "encoder_hash") == encoder.hash() &&
-          h5::GetStringAttr(root, "camera") == camera) {
-        status.frames = h5::GetIntAttr(root, "frames");
+      const LatentCacheInfo info = ReadLatentCacheInfo(status.path);
+      if (info.Matches(fingerprint, encoder.hash(), camera)) {
+        status.frames = info.frames;
         return status;
       }
-    } catch (const collect::DatasetError&) {
+    } catch (const AdaptError&) {
       // unreadable: rebuilt below
     }
     status.stale = true;

@@ -22,6 +22,18 @@ std::string DatasetFingerprint(const std::filesystem::path& dataset);
 /// Where the cache of `encoder_hash` for `dataset` lives.
 std::filesystem::path LatentCachePath(const std::filesystem::path& dataset, const std::string& encoder_hash);
 
+/// What a cache was built from: its attributes, read in one place. @throws AdaptError when the file is
+/// not a readable latent cache.
+struct LatentCacheInfo {
+  std::string encoder_hash, dataset_fingerprint, camera;
+  std::int64_t frames = 0;
+  /// Whether it is the cache of (fingerprint, encoder, camera).
+  bool Matches(const std::string& fingerprint, const std::string& encoder, const std::string& cam) const {
+    return dataset_fingerprint == fingerprint && encoder_hash == encoder && camera == cam;
+  }
+};
+LatentCacheInfo ReadLatentCacheInfo(const std::filesystem::path& cache);
+
 struct CacheStatus {
   std::filesystem::path path;
   bool built = false;  ///< false: an up-to-date cache was reused

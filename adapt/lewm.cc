@@ -76,10 +76,9 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   }
   // Conditioning: the model step's actions, padded to the widest action space, and the dataset.
   for (int i = 0; i < data.num_datasets(); ++i) {
-    const nlohmann::json& meta = data.dataset(i).meta();
-    if (!meta.contains("action_space"))
-      throw AdaptError("dataset " + std::to_string(i + 1) + " has no action_space attribute (not a simcollect dataset?)");
-    action_dim_ = std::max(action_dim_, static_cast<int>(meta.at("action_space").at("names").size()));
+    if (data.dataset(i).meta().empty())
+      throw AdaptError("dataset " + std::to_string(i + 1) + " has no embody_meta attribute (not a simcollect dataset?)");
+    action_dim_ = std::max(action_dim_, static_cast<int>(data.dataset(i).metadata().action_names.size()));
   }
   condition_dim_ = action_dim_ * config.frame_skip + data.num_datasets();
   if (!group) torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));

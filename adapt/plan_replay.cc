@@ -75,7 +75,8 @@ PlanReplayFile ReadPlanReplayFile(const std::filesystem::path& path) {
       if (dims != std::vector<hsize_t>{U(e.steps + 1), U(s), U(s), 3}) throw AdaptError(name + "/frames does not hold steps + 1 frames");
       if (h5::Exists(g, "imagined")) {
         e.imagined = h5::ReadArray<std::uint8_t>(g, "imagined", &dims);
-        if (dims != std::vector<hsize_t>{U(e.steps), U(r.horizon), U(s), U(s), 3}) throw AdaptError(name + "/imagined is not (steps, horizon, S, S, 3)");
+        if (dims != std::vector<hsize_t>{U(e.steps), U(r.horizon), U(s), U(s), 3})
+          throw AdaptError(name + "/imagined is not (steps, horizon, S, S, 3)");
       }
       if (e.steps > 0) e.energy = h5::ReadArray<double>(g, "energy", &dims);
       if (e.energy.size() != static_cast<size_t>(e.steps)) throw AdaptError(name + "/energy does not hold one value per step");

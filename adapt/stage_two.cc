@@ -60,15 +60,15 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
   } catch (const collect::DatasetError& e) {
     throw AdaptError(e.what());
   }
-  const nlohmann::json& meta = dataset_->meta();
-  if (!meta.contains("embodiment") || dataset_->demos().empty()) {
+  if (dataset_->meta().empty() || dataset_->demos().empty()) {
     throw AdaptError(dataset.string() + " is not an Embody dataset with episodes (no embodiment in /data attributes)");
   }
+  const collect::DatasetMetadata& meta = dataset_->metadata();
   const std::string& first = dataset_->demos().front();
-  spec_.name = meta.at("embodiment");
-  spec_.joints = static_cast<int>(meta.at("joint_names").size());
-  spec_.action_dim = static_cast<int>(meta.at("action_space").at("names").size());
-  for (const auto& n : meta.at("action_space").at("names")) spec_.action_kind += (spec_.action_kind.empty() ? "" : ",") + n.get<std::string>();
+  spec_.name = meta.embodiment;
+  spec_.joints = static_cast<int>(meta.joint_names.size());
+  spec_.action_dim = static_cast<int>(meta.action_names.size());
+  for (const auto& n : meta.action_names) spec_.action_kind += (spec_.action_kind.empty() ? "" : ",") + n;
   if (dataset_->HasDataset(first, "obs/robot0_gripper_qpos"))
     spec_.gripper = static_cast<int>(Matrix(*dataset_, first, "obs/robot0_gripper_qpos").size(1));
   const auto actions = Matrix(*dataset_, first, "actions");
@@ -79,11 +79,12 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
 
   if (!fs::exists(cache, ec)) throw AdaptError("no latent cache " + cache.string() + " — run: encode --data " + dataset.string());
   try {
-    cache_ = h5::OpenFile(cache.string());
-    encoder_hash_ = h5::GetStringAttr(cache_, "encoder_hash");
-    if (h5::GetStringAttr(cache_, "dataset_fingerprint") != DatasetFingerprint(dataset) || h5::GetStringAttr(cache_, "camera") != camera) {
+    const LatentCacheInfo info = ReadLatentCacheInfo(cache);
+    encoder_hash_ = info.encoder_hash;
+    if (!info.Matches(DatasetFingerprint(dataset), encoder_hash_, camera)) {
       throw AdaptError("latent cache " + cache.string() + " is stale (the dataset or camera changed) — run: encode --data " + dataset.string());
     }
+    cache_ = h5::OpenFile(cache.string());
     std::vector<hsize_t> dims;
     h5::ReadRows<float>(cache_, first + "/latents", 0, 1, &dims);
     if (dims.size() != 3) throw AdaptError(cache.string() + ": latents must be (frames, N, D)");
@@ -101,8 +102,11 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
     }
   }
   if (train_.empty()) throw AdaptError(dataset.string() + " has no training episodes (/mask/train is empty)");
-  const nlohmann::json& env = dataset_->env_args();
-  if (env.contains("env_kwargs") && env["env_kwargs"].contains("control_hz")) control_hz_ = env["env_kwargs"]["control_hz"].get<double>();
+  try {
+    control_hz_ = dataset_->control_hz();
+  } catch (const collect::DatasetError&) {
+    control_hz_ = 20;  // datasets from before the rate was stored: simcollect's default
+  }
   Frames(train_.front(), 0, 1, &image_size_);
 }
 

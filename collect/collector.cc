@@ -197,16 +197,14 @@ void DiscardIfEmpty(const fs::path& out, const std::map<std::int64_t, EpisodeEnt
 }  // namespace
 
 nlohmann::json DatasetMeta(const robots::Embodiment& embodiment) {
-  return {{"embodiment", embodiment.name},
-          {"action_space",
-           {{"names", embodiment.action_names()},
-            {"position_scale", embodiment.action_scale.position},
-            {"rotation_scale", embodiment.action_scale.rotation},
-            {"joint_scale", embodiment.action_scale.joint},
-            {"range", {-1, 1}}}},
-          {"joint_names", embodiment.joints},
-          {"state_layout", "time, qpos, qvel, act, ctrl, qacc_warmstart, qfrc_applied, xfrc_applied, mocap_pos, mocap_quat"},
-          {"extrinsics_convention", "camera-to-world, OpenGL axes (x right, y up, looking along -z)"}};
+  DatasetMetadata m;
+  m.embodiment = embodiment.name;
+  m.action_names = embodiment.action_names();
+  m.position_scale = embodiment.action_scale.position;
+  m.rotation_scale = embodiment.action_scale.rotation;
+  m.joint_scale = embodiment.action_scale.joint;
+  m.joint_names = embodiment.joints;
+  return m.ToJson();
 }
 
 CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progress_options) {

@@ -38,6 +38,9 @@ struct CollectConfig {
   void Validate() const;
   /// The options that define the data; equal identities mean identical episodes.
   nlohmann::json Identity() const;
+  /// The inverse of Identity() (a dataset's embody_config), for replaying its episodes.
+  /// @throws CollectError naming the missing or mistyped key.
+  static CollectConfig FromIdentity(const nlohmann::json& identity);
   std::filesystem::path OutPath() const;
   int WorkerCount() const;
   /// Reads every option from JSON (keys as the long flag names with '_' or '-').

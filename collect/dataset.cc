@@ -29,6 +29,47 @@ void WriteMatrix(hid_t group, const std::string& name, const std::vector<T>& dat
 
 }  // namespace
 
+nlohmann::json DatasetMetadata::ToJson() const {
+  return {{"embodiment", embodiment},
+          {"action_space",
+           {{"names", action_names},
+            {"position_scale", position_scale},
+            {"rotation_scale", rotation_scale},
+            {"joint_scale", joint_scale},
+            {"range", {-1, 1}}}},
+          {"joint_names", joint_names},
+          {"state_layout", "time, qpos, qvel, act, ctrl, qacc_warmstart, qfrc_applied, xfrc_applied, mocap_pos, mocap_quat"},
+          {"extrinsics_convention", "camera-to-world, OpenGL axes (x right, y up, looking along -z)"}};
+}
+
+DatasetMetadata DatasetMetadata::FromJson(const nlohmann::json& j) {
+  DatasetMetadata m;
+  try {
+    m.embodiment = j.at("embodiment").get<std::string>();
+    const auto& a = j.at("action_space");
+    m.action_names = a.at("names").get<std::vector<std::string>>();
+    m.position_scale = a.value("position_scale", 0.0);
+    m.rotation_scale = a.value("rotation_scale", 0.0);
+    m.joint_scale = a.value("joint_scale", 0.0);
+    m.joint_names = j.at("joint_names").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw DatasetError(std::string("embody_meta lacks or mistypes a key: ") + e.what());
+  }
+  return m;
+}
+
+const DatasetMetadata& Dataset::metadata() const {
+  if (!has_metadata_) throw DatasetError(path_.string() + " is not an Embody dataset (no embody_meta attribute on /data)");
+  return metadata_;
+}
+
+double Dataset::control_hz() const {
+  if (env_args_.contains("env_kwargs") && env_args_["env_kwargs"].contains("control_hz") && env_args_["env_kwargs"]["control_hz"].is_number()) {
+    return env_args_["env_kwargs"]["control_hz"].get<double>();
+  }
+  throw DatasetError(path_.string() + " has no control rate (env_args.env_kwargs.control_hz)");
+}
+
 fs::path PartsDir(const fs::path& path) { return fs::path(path.string() + ".parts"); }
 
 std::string EpisodeFileName(std::int64_t index) {
@@ -141,7 +182,15 @@ Dataset::Dataset(const fs::path& path) : path_(path) {
     total_ = h5::HasAttr(data, "total") ? h5::GetIntAttr(data, "total") : 0;
     if (h5::HasAttr(data, "env_args")) env_args_ = nlohmann::json::parse(h5::GetStringAttr(data, "env_args"));
     if (h5::HasAttr(data, "embody_config")) config_ = nlohmann::json::parse(h5::GetStringAttr(data, "embody_config"));
-    if (h5::HasAttr(data, "embody_meta")) meta_ = nlohmann::json::parse(h5::GetStringAttr(data, "embody_meta"));
+    if (h5::HasAttr(data, "embody_meta")) {
+      meta_ = nlohmann::json::parse(h5::GetStringAttr(data, "embody_meta"));
+      try {
+        metadata_ = DatasetMetadata::FromJson(meta_);
+      } catch (const DatasetError& e) {
+        throw DatasetError(path.string() + ": " + e.what());
+      }
+      has_metadata_ = true;
+    }
   } catch (const nlohmann::json::exception& e) {
     throw DatasetError(path.string() + ": /data attributes are not valid JSON: " + e.what());
   }

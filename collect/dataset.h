@@ -25,6 +25,18 @@
 
 namespace embody::collect {
 
+/// The dataset-level metadata (/data attribute embody_meta, copied onto every episode group): one
+/// list of keys for the writer (collect::DatasetMeta) and every reader (Dataset::metadata()).
+struct DatasetMetadata {
+  std::string embodiment;
+  std::vector<std::string> action_names;  ///< one per action dimension
+  double position_scale = 0, rotation_scale = 0, joint_scale = 0;
+  std::vector<std::string> joint_names;  ///< the controlled joints
+  nlohmann::json ToJson() const;
+  /// @throws DatasetError naming the missing or mistyped key.
+  static DatasetMetadata FromJson(const nlohmann::json& j);
+};
+
 /// Folder of the episode files that belong to the dataset `path`.
 std::filesystem::path PartsDir(const std::filesystem::path& path);
 /// The name of episode `index`'s file in PartsDir.
@@ -63,7 +75,11 @@ class Dataset {
   const std::filesystem::path& path() const { return path_; }
   const nlohmann::json& config() const { return config_; }  ///< embody_config (empty if not Embody)
   const nlohmann::json& env_args() const { return env_args_; }
-  const nlohmann::json& meta() const { return meta_; }
+  const nlohmann::json& meta() const { return meta_; }  ///< embody_meta as stored (empty if not Embody)
+  /// embody_meta, typed. @throws DatasetError when the dataset has none (not written by simcollect).
+  const DatasetMetadata& metadata() const;
+  /// The control rate (env_args' env_kwargs.control_hz). @throws DatasetError when absent.
+  double control_hz() const;
   std::int64_t total() const { return total_; }
   /// Demo names, in episode order.
   const std::vector<std::string>& demos() const { return demos_; }
@@ -105,6 +121,8 @@ class Dataset {
   h5::Handle links_;
   std::map<std::string, std::filesystem::path> targets_;  ///< demo -> its episode file (external links)
   nlohmann::json config_, env_args_, meta_;
+  DatasetMetadata metadata_;
+  bool has_metadata_ = false;
   std::int64_t total_ = 0;
   std::vector<std::string> demos_;
 };

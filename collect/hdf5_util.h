@@ -1,5 +1,6 @@
-// Thin RAII and typed helpers over the HDF5 C API, for collect/ only. Every failure throws
-// DatasetError with what was being done; HDF5's own error printing is silenced.
+// Thin RAII and typed helpers over the HDF5 C API: the one HDF5 layer of the project (collect/ for
+// datasets, adapt/ for the latent cache and plan replays). Every failure throws DatasetError with what
+// was being done; HDF5's own error printing is silenced.
 #pragma once
 
 #include <hdf5.h>

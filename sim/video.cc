@@ -19,8 +19,9 @@ void WriteVideo(const std::filesystem::path& path, int width, int height, double
   if (!HaveFfmpeg()) throw std::runtime_error("writing " + path.string() + " needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
   WriteFileAtomically(path, [&](const std::filesystem::path& tmp) {
     char cmd[1024];
-    std::snprintf(cmd, sizeof cmd, "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'",
-                  width, height, fps, tmp.c_str());
+    std::snprintf(cmd, sizeof cmd,
+                  "ffmpeg -y -loglevel error -f rawvideo -pix_fmt rgb24 -s %dx%d -r %g -i - -c:v libx264 -pix_fmt yuv420p -f mp4 '%s'", width, height,
+                  fps, tmp.c_str());
     FILE* pipe = popen(cmd, "w");
     if (!pipe) throw std::runtime_error("cannot start ffmpeg");
     std::vector<std::uint8_t> frame;

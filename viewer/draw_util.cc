@@ -74,8 +74,7 @@ void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, con
     for (size_t i = 1; i < v.size(); ++i) {
       if (!std::isfinite(v[i - 1]) || !std::isfinite(v[i])) continue;  // gaps stay gaps
       auto at = [&](size_t k) {
-        return ImVec2(x_of(static_cast<double>(k)),
-                      bottom - (bottom - top) * static_cast<float>(std::clamp(v[k] / hi, 0.0, 1.0)));
+        return ImVec2(x_of(static_cast<double>(k)), bottom - (bottom - top) * static_cast<float>(std::clamp(v[k] / hi, 0.0, 1.0)));
       };
       draw->AddLine(at(i - 1), at(i), s.color, 2.0f);
     }

@@ -52,7 +52,8 @@ PlanView::PlanView(const std::string& path, int episode, int step, double speed)
   replay_ = adapt::ReadPlanReplayFile(file);
   const int n = static_cast<int>(replay_.episodes.size());
   if (episode < 0 || episode >= n) {
-    throw std::runtime_error("--episode " + std::to_string(episode) + ": the replay holds " + std::to_string(n) + " episodes (0.." + std::to_string(n - 1) + ")");
+    throw std::runtime_error("--episode " + std::to_string(episode) + ": the replay holds " + std::to_string(n) + " episodes (0.." +
+                             std::to_string(n - 1) + ")");
   }
   episode_ = episode;
   textures_.resize(2 + replay_.horizon);
@@ -96,9 +97,9 @@ void PlanView::Draw(int width, int height) {
   ImGui::SetNextWindowPos(ImVec2(0, 0));
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width), static_cast<float>(height)));
   ImGui::Begin("plan replay", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus);
-  ImGui::Text("plan %s %s (%s): episode %d, %s, %.1f cm -> %.1f cm (success within %.0f cm), model steps of %d control steps", replay_.embodiment.c_str(),
-              replay_.task.c_str(), replay_.model.c_str(), e.episode, e.success ? "success" : "miss", e.distance_cm.front(), e.distance_cm.back(),
-              replay_.success_cm, replay_.frame_skip);
+  ImGui::Text("plan %s %s (%s): episode %d, %s, %.1f cm -> %.1f cm (success within %.0f cm), model steps of %d control steps",
+              replay_.embodiment.c_str(), replay_.task.c_str(), replay_.model.c_str(), e.episode, e.success ? "success" : "miss",
+              e.distance_cm.front(), e.distance_cm.back(), replay_.success_cm, replay_.frame_skip);
   int episode = episode_;
   ImGui::SetNextItemWidth(160);
   if (ImGui::InputInt("episode", &episode) && episode >= 0 && episode < static_cast<int>(replay_.episodes.size())) {
@@ -139,7 +140,8 @@ void PlanView::Draw(int width, int height) {
       std::snprintf(caption, sizeof caption, "imagined plan +%d", h + 1);
       image(2 + h, caption, &imagined_boxes_.back());
     } else if (h == 0) {  // drawn, not laid out: the rows below stay where they are
-      const char* why = step_ >= e.steps ? "end of the episode: no plan" : "no decoded plan: the model folder had no decoder.pt (adapt --train-decoder)";
+      const char* why =
+          step_ >= e.steps ? "end of the episode: no plan" : "no decoded plan: the model folder had no decoder.pt (adapt --train-decoder)";
       ImGui::GetWindowDrawList()->AddText(ImVec2(executed_box_[0] + side + 3 * gap, row.y + side / 2), IM_COL32(220, 220, 220, 255), why);
     }
   }
@@ -150,11 +152,11 @@ void PlanView::Draw(int width, int height) {
   // One x axis for both: the energy has no value at the final frame (no plan there).
   std::vector<double> energy(e.energy.begin(), e.energy.end());
   energy.push_back(std::nan(""));
-  SeriesPlot({{"energy of the chosen plan (L1 to the goal latent)", &energy, IM_COL32(31, 119, 180, 255)}}, 1.0, "energy", plot_height,
-             energy_plot_, " step", step_ < e.steps ? step_ : -1, true);
+  SeriesPlot({{"energy of the chosen plan (L1 to the goal latent)", &energy, IM_COL32(31, 119, 180, 255)}}, 1.0, "energy", plot_height, energy_plot_,
+             " step", step_ < e.steps ? step_ : -1, true);
   const std::vector<double> radius(e.distance_cm.size(), replay_.success_cm);
-  SeriesPlot({{"distance to the goal (cm)", &e.distance_cm, IM_COL32(255, 127, 14, 255)}, {"success radius", &radius, IM_COL32(44, 160, 44, 255)}}, 1.0,
-             "cm", plot_height, distance_plot_, " step", step_, true);
+  SeriesPlot({{"distance to the goal (cm)", &e.distance_cm, IM_COL32(255, 127, 14, 255)}, {"success radius", &radius, IM_COL32(44, 160, 44, 255)}},
+             1.0, "cm", plot_height, distance_plot_, " step", step_, true);
   ImGui::End();
 }
 

@@ -61,15 +61,11 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
   episode_figures_.assign(episodes_.size(), std::vector<double>(models_.size(), std::nan("")));
 
   collect::CollectConfig config;
-  try {  // what the replay needs of the stored configuration (its "identity", see collect/config.h)
-    const nlohmann::json& j = dataset_->config();
-    config.robot = j.at("robot").get<std::string>();
-    config.steps = j.at("steps").get<int>();
-    config.control_hz = j.at("control_hz").get<double>();
-    config.image_size = j.at("image_size").get<int>();
-    config.cameras = j.at("cameras").get<int>();
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(options.data + ": unreadable embody_config (" + e.what() + ")");
+  try {  // the stored configuration (its "identity", see collect/config.h): what the replay needs
+    config = collect::CollectConfig::FromIdentity(dataset_->config());
+    config.task = "wander";  // replay only re-renders stored states (surprise clips store their own task name)
+  } catch (const collect::CollectError& e) {
+    throw std::runtime_error(options.data + ": " + e.what());
   }
   runner_ = std::make_unique<collect::EpisodeRunner>(config, /*render=*/false);
   mjModel* m = runner_->world().mutable_model();
@@ -224,8 +220,8 @@ std::vector<int> ViewerApp::EpisodeOrder() const {
 double ViewerApp::ControlHz() const {
   double hz = 20;  // the effective control rate is the env_args' (the config's 0 means the robot's own)
   try {
-    hz = dataset_->env_args().at("env_kwargs").at("control_hz").get<double>();
-  } catch (const nlohmann::json::exception&) {
+    hz = dataset_->control_hz();
+  } catch (const collect::DatasetError&) {
   }
   return hz > 0 ? hz : 20;
 }

@@ -77,6 +77,15 @@ TEST_F(CollectorTest, WritesRobomimicLayout) {
   EXPECT_EQ(std::vector<std::string>{"demo_9"}, ds.Mask("valid"));
   EXPECT_EQ("Embody-franka-mix", ds.env_args()["env_name"]);
   EXPECT_EQ(42, ds.config()["seed"]);
+  // The typed readers of the dataset-level attributes give back what the collector wrote.
+  EXPECT_EQ(ds.metadata().embodiment, "franka");
+  EXPECT_EQ(ds.metadata().action_names.size(), 7u);
+  EXPECT_EQ(ds.metadata().joint_names.size(), 7u);
+  EXPECT_EQ(ds.control_hz(), 20.0);
+  EXPECT_EQ(CollectConfig::FromIdentity(ds.config()).Identity(), ds.config());
+  nlohmann::json broken = ds.config();
+  broken.erase("steps");
+  EXPECT_THROW(CollectConfig::FromIdentity(broken), CollectError);
   const std::string demo = "demo_3";
   EXPECT_EQ(8, ds.NumSamples(demo));
   std::vector<hsize_t> dims;
