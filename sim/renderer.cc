@@ -44,6 +44,29 @@ double CameraFovy(const mjModel* m, const Camera& camera) {
   return m->cam_fovy[RequireId(m, mjOBJ_CAMERA, camera.name)];
 }
 
+mjvCamera OrbitCameraFor(const Camera& camera) {
+  mjvCamera cam;
+  mjv_defaultCamera(&cam);
+  double f[3], dist = 0;
+  for (int i = 0; i < 3; ++i) {
+    f[i] = camera.target[i] - camera.position[i];
+    dist += f[i] * f[i];
+  }
+  dist = std::sqrt(dist);
+  cam.type = mjCAMERA_FREE;
+  for (int i = 0; i < 3; ++i) cam.lookat[i] = camera.target[i];
+  cam.distance = dist;
+  cam.azimuth = std::atan2(f[1], f[0]) * 180 / M_PI;
+  cam.elevation = std::asin(f[2] / std::max(dist, 1e-12)) * 180 / M_PI;
+  return cam;
+}
+
+void PoseGhost(const mjModel* m, const mjData* from, const std::vector<int>& qpos_addresses, const std::vector<double>& q, mjData* pose) {
+  mju_copy(pose->qpos, from->qpos, m->nq);
+  for (size_t j = 0; j < qpos_addresses.size() && j < q.size(); ++j) pose->qpos[qpos_addresses[j]] = q[j];
+  mj_kinematics(m, pose);
+}
+
 Pose CameraPose(const mjModel* m, const mjData* d, const Camera& camera) {
   std::array<double, 3> x, y, z, p;
   if (camera.name.empty()) {

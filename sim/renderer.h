@@ -67,6 +67,15 @@ double CameraFovy(const mjModel* m, const Camera& camera);
 Pose CameraPose(const mjModel* m, const mjData* d, const Camera& camera);
 Intrinsics CameraIntrinsics(double fovy_deg, int width, int height);
 
+/// MuJoCo's orbiting free camera (lookat, distance, azimuth, elevation) that sees what the free
+/// `camera` (position, target) sees. Its field of view is not in mjvCamera: free cameras take the
+/// model's vis.global.fovy (set it to camera.fovy_deg before mjv_updateScene).
+mjvCamera OrbitCameraFor(const Camera& camera);
+
+/// `pose` = `from` with the joints at `qpos_addresses` set to `q` (same order), forward kinematics
+/// done: a robot drawn at another configuration in the same scene (the viewer's ghost).
+void PoseGhost(const mjModel* m, const mjData* from, const std::vector<int>& qpos_addresses, const std::vector<double>& q, mjData* pose);
+
 class Renderer {
  public:
   /// Creates an EGL context on the calling thread and MuJoCo's render context sized to `options`.

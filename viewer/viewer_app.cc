@@ -332,36 +332,23 @@ std::array<int, 4> ViewerApp::ProjectedBox(int width, int height) const {
 
 void ViewerApp::RenderScene(bool ghost, int width, int height, unsigned int texture) {
   mjModel* m = runner_->world().mutable_model();
-  const mjData* d = runner_->world().data();
+  mjData* d = runner_->world().mutable_data();  // mjv_updateScene takes it non-const; it only reads it
   width = std::clamp(width, 16, kMaxView);
   height = std::clamp(height, 16, kMaxView);
   mjvCamera cam = camera_;
   if (use_recorded_camera_) {
     const int c = std::max(0, std::atoi(options_.camera.c_str() + std::min<size_t>(6, options_.camera.size())));
     const sim::Camera& rc = draw_.cameras[std::min<size_t>(c, draw_.cameras.size() - 1)];
-    double f[3], dist = 0;
-    for (int i = 0; i < 3; ++i) {
-      f[i] = rc.target[i] - rc.position[i];
-      dist += f[i] * f[i];
-    }
-    dist = std::sqrt(dist);
-    cam.type = mjCAMERA_FREE;
-    for (int i = 0; i < 3; ++i) cam.lookat[i] = rc.target[i];
-    cam.distance = dist;
-    cam.azimuth = std::atan2(f[1], f[0]) * 180 / M_PI;
-    cam.elevation = std::asin(f[2] / dist) * 180 / M_PI;
-    m->vis.global.fovy = static_cast<float>(rc.fovy_deg);
+    cam = sim::OrbitCameraFor(rc);
+    m->vis.global.fovy = static_cast<float>(rc.fovy_deg);  // free cameras take the model's fovy (the viewer's own runner)
   } else {
     m->vis.global.fovy = 45;
   }
-  mjv_updateScene(m, const_cast<mjData*>(d), &vopt_, nullptr, &cam, mjCAT_ALL, &scene_);
+  mjv_updateScene(m, d, &vopt_, nullptr, &cam, mjCAT_ALL, &scene_);
   for (const ModelView& model : models_) {
     const adapt::Imagination* im = model.imagination.get();
     if (!ghost || !im || frame_ < im->start || frame_ >= im->start + im->horizon) continue;
-    const auto& p = im->proprio[frame_ - im->start];
-    mju_copy(ghost_->qpos, d->qpos, m->nq);
-    for (size_t j = 0; j < robot_qpos_.size(); ++j) ghost_->qpos[robot_qpos_[j]] = p[j];
-    mj_kinematics(m, ghost_);
+    sim::PoseGhost(m, d, robot_qpos_, im->proprio[frame_ - im->start], ghost_);
     const int before = scene_.ngeom;
     mjv_addGeoms(m, ghost_, &vopt_, nullptr, mjCAT_DYNAMIC, &scene_);
     int kept = before;

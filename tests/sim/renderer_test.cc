@@ -33,6 +33,32 @@ bool IsUniform(const Image& image) {
   return true;
 }
 
+// Tests that the orbit camera for a free camera looks from its position at its target (MuJoCo's
+// azimuth/elevation convention: the camera sits at lookat - distance * forward), and that a ghost
+// pose moves only the given joints, with kinematics done.
+TEST_F(RendererTest, OrbitCameraAndGhostPose) {
+  const Camera c = Camera::LookAt({1.0, 1.0, 1.5}, {0.0, 0.0, 0.5}, 40);
+  const mjvCamera cam = OrbitCameraFor(c);
+  EXPECT_EQ(cam.type, mjCAMERA_FREE);
+  EXPECT_NEAR(cam.distance, std::sqrt(3.0), 1e-12);
+  EXPECT_NEAR(cam.azimuth, -135.0, 1e-9);
+  EXPECT_NEAR(cam.elevation, -std::asin(1 / std::sqrt(3.0)) * 180 / M_PI, 1e-9);
+  const double az = cam.azimuth * M_PI / 180, el = cam.elevation * M_PI / 180;
+  const double forward[3] = {std::cos(el) * std::cos(az), std::cos(el) * std::sin(az), std::sin(el)};
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(cam.lookat[i] - cam.distance * forward[i], c.position[i], 1e-9) << i;
+
+  const mjModel* m = world_->model();
+  mjData* ghost = mj_makeData(m);
+  const int adr = m->jnt_qposadr[RequireId(m, mjOBJ_JOINT, embodiment_.joints[1])];
+  const int body = m->jnt_bodyid[RequireId(m, mjOBJ_JOINT, embodiment_.joints[1])];
+  PoseGhost(m, world_->data(), {adr}, {world_->data()->qpos[adr] + 0.5}, ghost);
+  for (int i = 0; i < m->nq; ++i) EXPECT_EQ(ghost->qpos[i], i == adr ? world_->data()->qpos[adr] + 0.5 : world_->data()->qpos[i]) << i;
+  double moved = 0;
+  for (int k = 0; k < 3; ++k) moved += std::abs(ghost->xpos[3 * (body + 1) + k] - world_->data()->xpos[3 * (body + 1) + k]);
+  EXPECT_GT(moved, 1e-3);  // the link after the joint moved: kinematics ran
+  mj_deleteData(ghost);
+}
+
 // Tests that an image has the requested (non-square) size and is not uniform.
 TEST_F(RendererTest, ImageHasRequestedSizeAndContent) {
   Renderer renderer(world_->model(), {.width = 96, .height = 72});
