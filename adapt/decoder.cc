@@ -105,7 +105,7 @@ DecoderStats TrainDecoder(const StageTwoData& data, int steps, std::uint64_t see
 LatentDecoder LoadDecoder(const fs::path& path) {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(path.string(), torch::kCPU);
     c10::IValue value;
     archive.read("decoder_config", value);
     const auto j = nlohmann::json::parse(value.toStringRef());

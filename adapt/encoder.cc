@@ -90,7 +90,7 @@ FrozenEncoder FrozenEncoder::Load(const std::filesystem::path& path, int default
     c10::IValue format;
     bool ours = false;
     try {
-      archive.load_from(path.string());
+      archive.load_from(path.string(), torch::kCPU);  // written on any device, read here on the CPU
       ours = archive.try_read("embody_format", format);
     } catch (const std::exception&) {
       ours = false;
@@ -116,7 +116,7 @@ FrozenEncoder FrozenEncoder::Load(const std::filesystem::path& path, int default
   }
   torch::jit::Module module;
   try {
-    module = torch::jit::load(path.string());
+    module = torch::jit::load(path.string(), torch::kCPU);
   } catch (const std::exception&) {
     throw AdaptError(path.string() + " is neither an Embody encoder checkpoint nor a TorchScript module");
   }
@@ -155,12 +155,13 @@ torch::Tensor FrozenEncoder::Encode(const torch::Tensor& frames) {
   }
   torch::NoGradGuard no_grad;
   torch::Tensor out;
+  const torch::Tensor input = frames.to(device_);
   if (ours_) {
-    out = ours_->forward(frames);
+    out = ours_->forward(input);
   } else {
     c10::IValue result;
     try {
-      result = script_->forward({frames});
+      result = script_->forward({input});
     } catch (const std::exception& err) {
       throw AdaptError("TorchScript encoder " + source_ + " failed on frames " + c10::str(frames.sizes()) + ": " +
                        std::string(err.what()).substr(0, 300));
@@ -171,7 +172,13 @@ torch::Tensor FrozenEncoder::Encode(const torch::Tensor& frames) {
   if (out.dim() != 4 || out.size(0) != frames.size(0) || out.size(1) != frames.size(1)) {
     throw AdaptError("encoder " + source_ + " returned " + c10::str(out.sizes()) + "; the interface is tokens (B,T,N,D) for frames (B,T,3,H,W)");
   }
-  return out.to(torch::kFloat32);
+  return out.to(torch::kCPU, torch::kFloat32);
+}
+
+void FrozenEncoder::To(const torch::Device& device) {
+  if (ours_) ours_->to(device);
+  if (script_) script_->to(device);
+  device_ = device;
 }
 
 }  // namespace embody::adapt

@@ -72,6 +72,8 @@ class FrozenEncoder {
   /// (B, T, 3, H, W) float -> (B, T, N, D). @throws AdaptError when the input size or the output
   /// rank is not what the interface says.
   torch::Tensor Encode(const torch::Tensor& frames);
+  /// Runs the encoder on `device` from now on (Encode moves the frames there and the tokens back).
+  void To(const torch::Device& device);
 
   int image_size() const { return image_size_; }
   const std::string& hash() const { return hash_; }
@@ -83,6 +85,7 @@ class FrozenEncoder {
   ConvEncoder ours_{nullptr};
   std::shared_ptr<torch::jit::Module> script_;
   int image_size_ = 0;
+  torch::Device device_ = torch::kCPU;
   std::string hash_, kind_;
   std::string source_;
 };

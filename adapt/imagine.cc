@@ -117,16 +117,10 @@ class TorchImaginer : public Imaginer {
   }
 
  private:
-  // The read-out of the end effector from latents, fit once on up to 60 training episodes.
+  // The read-out of the end effector from latents, fit once on up to 60 training episodes (as adapt's
+  // evaluation fits its own).
   void FitReadout() {
-    std::vector<torch::Tensor> features;
-    std::vector<ReadoutTargets> targets;
-    const auto& train = data_->episodes("train");
-    for (size_t i = 0; i < train.size() && i < 60; ++i) {
-      features.push_back(ReadoutFeatures(data_->Read(train[i], 0, train[i].frames).latents));
-      targets.push_back(EpisodeReadoutTargets(data_->dataset(), train[i].demo, data_->camera(), data_->image_size()));
-    }
-    readout_.Fit(features, targets);
+    readout_ = FitStateReadout(*data_, 60);
     readout_fitted_ = true;
   }
 

@@ -27,7 +27,7 @@ torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* 
   const auto n = z.size(0) * (group ? group->world_size() : 1), d = z.size(1);
   auto directions = generator ? torch::randn({d, projections}, *generator) : torch::randn({d, projections});
   directions = directions / directions.norm(2, 0, true);
-  const auto h = z.mm(directions.to(z.dtype()));  // (n, M)
+  const auto h = z.mm(directions.to(z.device(), z.scalar_type()));  // (n, M)
   // Evaluation points t in [0, 3] (the statistic is even in t); trapezoid weights.
   constexpr int kKnots = 17;
   const auto t = torch::linspace(0, 3, kKnots, z.options());
@@ -57,7 +57,7 @@ torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Te
 }
 
 LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume, const DataParallel* group)
-    : config_(config), data_(data), out_(out), rng_(config.seed), group_(group) {
+    : config_(config), data_(data), out_(out), rng_(config.seed), group_(group), device_(config.device) {
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
@@ -86,6 +86,8 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   encoder_ = ConvEncoder(config.encoder);
   encoder_->group = group;
   predictor_ = StepPredictor(config.encoder.dim, condition_dim_, config.predictor_width);
+  encoder_->to(device_);
+  predictor_->to(device_);
   std::vector<torch::Tensor> params = encoder_->parameters();
   for (const auto& p : predictor_->parameters()) params.push_back(p);
   optimizer_ = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
@@ -93,7 +95,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   std::error_code ec;
   if (resume && std::filesystem::exists(out, ec)) {
     torch::serialize::InputArchive archive;
-    archive.load_from(out.string());
+    archive.load_from(out.string(), device_);
     c10::IValue value;
     if (!archive.try_read("embody_format", value) || value.toStringRef() != "embody-lewm-v1") {
       throw AdaptError(out.string() + " is not a LeWM checkpoint; resume it with the recipe that wrote it");
@@ -137,8 +139,8 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
       conditions[b][t][action_dim_ * k + ep->dataset] = 1.0;
     }
   }
-  auto frames = torch::from_blob(bytes.data(), {count, length, s, s, 3}, torch::kUInt8).clone();
-  return {FramesToInput(frames), conditions};
+  auto frames = torch::from_blob(bytes.data(), {count, length, s, s, 3}, torch::kUInt8).to(device_, /*non_blocking=*/false, /*copy=*/true);
+  return {FramesToInput(frames), conditions.to(device_)};
 }
 
 torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::uint64_t direction_seed) {
@@ -154,7 +156,8 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
     if (config_.contrast_weight > 0) {
       // Which of the clip's frames is the prediction of? (B, L) logits, the answer is frame t + 1.
       const auto logits = -(predicted.unsqueeze(1) - z).pow(2).mean(2) / config_.contrast_temperature;
-      contrast.push_back(torch::nn::functional::cross_entropy(logits, torch::full({b}, t + 1, torch::kLong)));
+      contrast.push_back(
+          torch::nn::functional::cross_entropy(logits, torch::full({b}, t + 1, torch::TensorOptions(torch::kLong).device(z.device()))));
     }
     const auto next = predictor_->forward(current, prev, condition);
     if (t > 1) rollout.push_back((next - target).pow(2).mean());  // the first step is the teacher-forced one
@@ -164,7 +167,7 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   const auto prediction = rollout.empty() ? torch::stack(teacher).mean() : 0.5 * (torch::stack(teacher).mean() + torch::stack(rollout).mean());
   auto generator = at::detail::createCPUGenerator(direction_seed);
   const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
-  const auto contrastive = contrast.empty() ? torch::zeros({}) : torch::stack(contrast).mean();
+  const auto contrastive = contrast.empty() ? torch::zeros({}, z.options()) : torch::stack(contrast).mean();
   if (stats) {  // the global batch's figures (SIGReg's already is)
     auto figures =
         torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach()});

@@ -41,6 +41,7 @@ struct LewmConfig {
   int steps = 2000;
   double lr = 1e-3, weight_decay = 0.05;
   int threads = 0;
+  std::string device = "cpu";  ///< where training runs (torch::Device syntax: cpu, cuda, cuda:1); not part of the run's identity
   std::uint64_t seed = 0;
   int log_every = 25, eval_every = 250;
   int clip_length() const { return rollout + 2; }
@@ -109,6 +110,7 @@ class LewmTrainer {
   std::mt19937_64 rng_;
   int step_ = 0;
   const DataParallel* group_ = nullptr;
+  torch::Device device_ = torch::kCPU;
 };
 
 }  // namespace embody::adapt

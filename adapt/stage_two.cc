@@ -202,7 +202,8 @@ AdaptConfig AdaptConfig::FromJson(const nlohmann::json& j) { return j.get<AdaptC
 
 StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& data, WorldModel model, const fs::path& out, bool resume,
                                  const DataParallel* group)
-    : config_(config), data_(data), model_(std::move(model)), out_(out), rng_(config.seed), group_(group), writes_(!group || group->is_root()) {
+    : config_(config), data_(data), model_(std::move(model)), out_(out), rng_(config.seed), group_(group), writes_(!group || group->is_root()),
+      device_(config.device) {
   if (!group) torch::set_num_threads(config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (data.episodes("valid").empty()) {
@@ -226,7 +227,7 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
   torch::serialize::InputArchive archive;
   const bool resuming = resume && fs::exists(state, ec);
   if (resuming) {
-    archive.load_from(state.string());
+    archive.load_from(state.string(), device_);
     c10::IValue value;
     archive.read("config", value);
     RequireSameRunOptions(AdaptConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), state);
@@ -238,6 +239,7 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
   } else if (fs::exists(out / "model.pt", ec)) {
     throw AdaptError(out.string() + " already holds a model; pass --resume to continue training it or --overwrite");
   }
+  model_.To(device_);
   if (group) group->Broadcast(model_.Parameters(data.spec().name, false));  // rank 0's start (seeded alike anyway)
   optimizer_ = std::make_unique<torch::optim::AdamW>(model_.Parameters(data.spec().name, config.freeze_trunk),
                                                      torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
@@ -280,7 +282,11 @@ StageTwoData::Window StageTwoTrainer::Batch(const std::string& split, std::mt199
   const auto [first, end] = ShareOf(group_, config_.batch);
   std::vector<StageTwoData::Window> windows;
   for (int b = first; b < end; ++b) windows.push_back(data_.Read(*drawn[b].first, drawn[b].second, length, k));
-  return Stack(windows);
+  StageTwoData::Window w = Stack(windows);
+  if (device_ != torch::kCPU) {
+    for (torch::Tensor* t : {&w.latents, &w.proprio, &w.actions, &w.camera, &w.dyn_proprio, &w.dyn_actions, &w.dyn_next}) *t = t->to(device_);
+  }
+  return w;
 }
 
 AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout, const DataParallel* group) {
@@ -303,13 +309,13 @@ AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const Stag
     losses.push_back((next - w.latents.select(1, t)).abs().mean() / copy_l1(t));
     inputs.push_back(next);
   }
-  l.rollout = losses.empty() ? torch::zeros({}) : torch::stack(losses).mean();
+  l.rollout = losses.empty() ? torch::zeros({}, w.latents.options()) : torch::stack(losses).mean();
   const Normalizer& n = model.normalizer(emb);
   const auto target = ((w.dyn_next - w.dyn_proprio) - n.delta_mean) / n.delta_std;
   const auto dynamics_error = (model.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions) - target).abs();
   if (group) {
     // The windows' episodes differ in length: the global mean is the ranks' sums over the global count.
-    auto count = torch::full({1}, static_cast<double>(dynamics_error.numel()));
+    auto count = torch::full({1}, static_cast<double>(dynamics_error.numel()), dynamics_error.options());
     group->AllReduceSum({count});
     l.dynamics = dynamics_error.sum() * (group->world_size() / count.item<double>());
   } else {
@@ -431,7 +437,7 @@ WorldModel LoadWorldModel(const fs::path& path, std::string* encoder_hash, nlohm
   if (!fs::exists(file, ec)) throw AdaptError("no model " + file.string());
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(file.string());
+    archive.load_from(file.string(), torch::kCPU);  // trained on any device, read on the CPU
   } catch (const c10::Error&) {
     throw AdaptError(file.string() + " is not a stage-two model (not a LibTorch archive)");
   }
@@ -488,6 +494,19 @@ std::vector<double> GapsClosed(const std::vector<double>& copy, const std::vecto
 
 }  // namespace
 
+LinearReadout FitStateReadout(const StageTwoData& data, int episodes) {
+  std::vector<torch::Tensor> features;
+  std::vector<ReadoutTargets> targets;
+  const auto& train = data.episodes("train");
+  for (size_t i = 0; i < train.size() && static_cast<int>(i) < episodes; ++i) {
+    features.push_back(ReadoutFeatures(data.Read(train[i], 0, train[i].frames).latents));
+    targets.push_back(EpisodeReadoutTargets(data.dataset(), train[i].demo, data.camera(), data.image_size()));
+  }
+  LinearReadout readout;
+  readout.Fit(features, targets);
+  return readout;
+}
+
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& o) {
   const std::string& emb = data.spec().name;
   const int k = model.config().frame_skip, c = o.context > 0 ? o.context : model.config().context;
@@ -500,17 +519,7 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
   torch::NoGradGuard no_grad;
 
   // The state read-out, fit on true latents of training episodes.
-  LinearReadout readout;
-  {
-    std::vector<torch::Tensor> features;
-    std::vector<ReadoutTargets> targets;
-    const auto& train = data.episodes("train");
-    for (size_t i = 0; i < train.size() && static_cast<int>(i) < o.readout_episodes; ++i) {
-      features.push_back(ReadoutFeatures(data.Read(train[i], 0, train[i].frames).latents));
-      targets.push_back(EpisodeReadoutTargets(data.dataset(), train[i].demo, data.camera(), image_size));
-    }
-    readout.Fit(features, targets);
-  }
+  const LinearReadout readout = FitStateReadout(data, o.readout_episodes);
 
   std::map<std::string, EvalSums> sums;
   std::map<std::string, int64_t> windows;

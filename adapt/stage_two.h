@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapt/distributed.h"
+#include "adapt/readout.h"
 #include "adapt/world_model.h"
 #include "collect/dataset.h"
 
@@ -94,6 +95,7 @@ struct AdaptConfig {
   int val_batches = 4;
   bool freeze_trunk = false;
   int threads = 0;
+  std::string device = "cpu";  ///< where training runs (torch::Device syntax); not part of the run's identity
   std::uint64_t seed = 0;
   nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads)
   static AdaptConfig FromJson(const nlohmann::json& j);
@@ -152,6 +154,7 @@ class StageTwoTrainer {
   TrainStats stats_;
   const DataParallel* group_ = nullptr;
   bool writes_ = true;  ///< rank 0 (or the only process)
+  torch::Device device_ = torch::kCPU;
 };
 
 /// Writes a model file (atomically) with the encoder it belongs to.
@@ -161,6 +164,11 @@ void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, co
 WorldModel LoadWorldModel(const std::filesystem::path& path, std::string* encoder_hash = nullptr, nlohmann::json* info = nullptr);
 
 /// Open-loop evaluation on held-out episodes.
+/// The state read-out (ee and objects, image plane and world, from one frame's latents), fit on the
+/// true latents of the first `episodes` training episodes: what Evaluate and the viewer's Imaginer
+/// read imagined latents with.
+LinearReadout FitStateReadout(const StageTwoData& data, int episodes);
+
 struct EvalOptions {
   int context = 0;       ///< true model steps before a rollout (0: the predictor's context)
   double seconds = 2.0;  ///< how far ahead to imagine (horizon = seconds * control_hz / frame_skip model steps)

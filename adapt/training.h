@@ -20,6 +20,23 @@
 
 namespace embody::adapt {
 
+/// `--device`: "cpu", "cuda" (the LOCAL_RANK-th GPU of a data-parallel launch, else the first), or
+/// "auto" (cuda when this LibTorch has CUDA and sees a GPU, else cpu).
+/// @throws AdaptError for another name, or cuda without CUDA (saying which is missing).
+inline torch::Device ResolveDevice(const std::string& name, int local_rank = 0) {
+  if (name == "cpu") return torch::kCPU;
+  if (name != "cuda" && name != "auto") throw AdaptError("--device must be auto, cpu or cuda, not " + name);
+  const bool cuda = torch::cuda::is_available();
+  if (!cuda) {
+    if (name == "auto") return torch::kCPU;
+    throw AdaptError(
+        "--device cuda: this LibTorch sees no CUDA device (Debian's libtorch is CPU-only: build against a CUDA LibTorch with "
+        "CMAKE_PREFIX_PATH=<its share/cmake>, on a machine with a GPU)");
+  }
+  const int count = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? local_rank % count : 0));
+}
+
 /// `--precision`: float32 (the default), or float64 for numerical checks (the data-parallel
 /// equivalence test: Adam turns float32 rounding in near-zero gradients into whole steps). Call it
 /// before building any module. @throws AdaptError for another name.

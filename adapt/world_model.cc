@@ -159,6 +159,15 @@ void WorldModel::Train(bool on) {
   for (auto& [name, d] : dynamics_) d->train(on);
 }
 
+void WorldModel::To(const torch::Device& device) {
+  trunk_->to(device);
+  for (auto& [name, a] : adapters_) a->to(device);
+  for (auto& [name, d] : dynamics_) d->to(device);
+  for (auto& [name, n] : norms_) {
+    for (torch::Tensor* t : {&n.mean, &n.std, &n.delta_mean, &n.delta_std}) *t = t->to(device);
+  }
+}
+
 torch::Tensor WorldModel::DynamicsDelta(const std::string& embodiment, const torch::Tensor& proprio_norm, const torch::Tensor& action) {
   spec(embodiment);
   return dynamics_.at(embodiment)->forward(proprio_norm, action);
@@ -192,7 +201,7 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
   const auto action_tok = adapter->action->forward(actions) + adapter->token;
   const collect::ProprioLayout l = s.layout();
   const auto joint_tok = adapter->joints->forward(pn.slice(-1, l.joint_pos(), l.ee_pos()));  // positions and velocities
-  const auto gripper = s.gripper > 0 ? pn.slice(-1, l.gripper_pos()).mean(-1, true) : torch::zeros({b, t, 1});
+  const auto gripper = s.gripper > 0 ? pn.slice(-1, l.gripper_pos()).mean(-1, true) : torch::zeros({b, t, 1}, latents.options());
   const auto ee_tok = trunk_->ee_in->forward(torch::cat({proprio.slice(-1, l.ee_pos(), l.gripper_pos()), gripper}, -1));
   const auto cam_tok = trunk_->camera_in->forward(camera).unsqueeze(1).expand({b, t, c.dim});
   const auto cond = torch::stack({action_tok, joint_tok, ee_tok, cam_tok}, 2) + trunk_->kind_pos;
@@ -202,9 +211,9 @@ torch::Tensor WorldModel::Predict(const std::string& embodiment, const torch::Te
   auto x = torch::cat({cond, trunk_->latent_in->forward(latents) + trunk_->spatial_pos + broadcast}, 2) + trunk_->frame_pos.slice(1, 0, t);
   const int64_t per_frame = kConditionTokens + c.tokens;
   // Block-causal mask: frame of the key <= frame of the query.
-  const auto frame = torch::arange(t).repeat_interleave(per_frame);
-  const auto mask =
-      torch::zeros({t * per_frame, t * per_frame}).masked_fill(frame.unsqueeze(0) > frame.unsqueeze(1), -std::numeric_limits<float>::infinity());
+  const auto frame = torch::arange(t, torch::TensorOptions(torch::kLong).device(latents.device())).repeat_interleave(per_frame);
+  const auto mask = torch::zeros({t * per_frame, t * per_frame}, latents.options())
+                        .masked_fill(frame.unsqueeze(0) > frame.unsqueeze(1), -std::numeric_limits<float>::infinity());
   x = x.reshape({b, t * per_frame, c.dim}).transpose(0, 1);  // sequence-first for the C++ transformer layers
   for (auto& layer : trunk_->layers) x = layer->forward(x, mask);
   x = trunk_->norm->forward(x.transpose(0, 1)).reshape({b, t, per_frame, c.dim}).slice(2, kConditionTokens);

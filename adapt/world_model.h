@@ -122,6 +122,8 @@ class WorldModel {
   std::vector<torch::Tensor> PredictorParameters(const std::string& embodiment, bool freeze_trunk) const;
   std::vector<torch::Tensor> DynamicsParameters(const std::string& embodiment) const;
   void Train(bool on);
+  /// Moves every part (trunk, adapters, dynamics, normalizers) to `device`.
+  void To(const torch::Device& device);
 
   /// One dynamics step in physical units: proprio (B, P), action (B, A) -> next proprio (B, P).
   torch::Tensor StepDynamics(const std::string& embodiment, const torch::Tensor& proprio, const torch::Tensor& action);

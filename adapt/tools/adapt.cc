@@ -85,20 +85,26 @@ int Bench(AdaptConfig config, int steps) {
   torch::set_num_threads(threads);
   torch::manual_seed(config.seed);
   const auto& p = config.predictor;
-  // Peak: square matrix products, best of several.
-  const int64_t n = 1024;
-  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  torch::mm(a, b);
+  const torch::Device dev(config.device);
+  // Waits for the device's queued work (a host read of a result does; a no-op on the CPU).
+  auto sync = [](const torch::Tensor& t) { (void)t.sum().item<double>(); };
+  // Peak: square matrix products, best of several (larger on a GPU, where 1024 cannot fill it).
+  const int64_t n = dev.is_cuda() ? 8192 : 1024;
+  const auto a = torch::randn({n, n}, torch::TensorOptions().device(dev)), b = torch::randn({n, n}, torch::TensorOptions().device(dev));
+  sync(torch::mm(a, b));
   double peak = 0;
   for (int i = 0; i < 5; ++i) {
     const auto t = Clock::now();
-    for (int r = 0; r < 4; ++r) torch::mm(a, b);
+    torch::Tensor last;
+    for (int r = 0; r < 4; ++r) last = torch::mm(a, b);
+    sync(last);
     peak = std::max(peak, 4 * 2.0 * n * n * n / Since(t) / 1e9);
   }
   WorldModel model(p);
   EmbodimentSpec spec{"bench", 7, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"};
   const int P = spec.proprio_dim();
   model.AddEmbodiment(spec, {torch::zeros({P}), torch::ones({P}), torch::zeros({P}), torch::ones({P})});
+  model.To(dev);
   torch::optim::AdamW opt(model.Parameters("bench", false), torch::optim::AdamWOptions(config.lr));
   const int c = p.context, bsz = config.batch;
   // A synthetic batch shaped like a real one: windows of c + 1 frames, and for the dynamics model
@@ -112,6 +118,7 @@ int Bench(AdaptConfig config, int steps) {
   w.dyn_proprio = torch::randn({bsz * kTransitions, P});
   w.dyn_actions = torch::rand({bsz * kTransitions, 7}) * 2 - 1;
   w.dyn_next = torch::randn({bsz * kTransitions, P});
+  for (torch::Tensor* t : {&w.latents, &w.proprio, &w.actions, &w.camera, &w.dyn_proprio, &w.dyn_actions, &w.dyn_next}) *t = t->to(dev);
   auto step = [&] {  // exactly the training step's losses
     auto loss = StageTwoLosses(model, "bench", w, c, config.rollout).total();
     opt.zero_grad();
@@ -130,19 +137,22 @@ int Bench(AdaptConfig config, int steps) {
   macs += kTransitions * ((P + 7) * 256.0 + 256.0 * 256 + 256.0 * P);  // dynamics MLP
   const double flops_per_step = 3 * 2 * macs * bsz;
   step();
+  sync(model.Parameters("bench", false).front());
   const auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step();
+  sync(model.Parameters("bench", false).front());
   const double secs = Since(t0);
   const double achieved = flops_per_step * steps / secs / 1e9;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("adapt bench: %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", threads, bsz, c, p.tokens, p.latent_dim, p.dim,
-              p.depth);
+  std::printf("adapt bench: %s, %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", dev.str().c_str(), threads, bsz, c, p.tokens,
+              p.latent_dim, p.dim, p.depth);
   std::printf("  training: %.1f samples/s (%.3f s/step over %d steps)\n", steps * bsz / secs, secs / steps, steps);
   std::printf("  achieved: %.1f GFLOP/s (%.2f GFLOP per step, counted from the architecture)\n", achieved, flops_per_step / 1e9);
-  std::printf("  peak:     %.1f GFLOP/s (1024x1024 matrix product, same run)\n", peak);
+  std::printf("  peak:     %.1f GFLOP/s (%lldx%lld float32 matrix product on %s, same run)\n", peak, static_cast<long long>(n),
+              static_cast<long long>(n), dev.str().c_str());
   std::printf("  ratio:    %.2f of the matrix-product peak\n", achieved / peak);
-  std::printf("  max RSS:  %.0f MB (synthetic batch, no dataset)\n", usage.ru_maxrss / 1024.0);
+  std::printf("  max RSS:  %.0f MB (synthetic batch, no dataset; host memory)\n", usage.ru_maxrss / 1024.0);
   return 0;
 }
 
@@ -203,6 +213,9 @@ int main(int argc, char** argv) {
   app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
   app.add_option("--decoder-steps", decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
+  std::string device = "auto";
+  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: training, the latent cache and --bench")
+      ->capture_default_str();
   app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "float64"}));
@@ -216,6 +229,7 @@ int main(int argc, char** argv) {
       throw AdaptError(std::string(bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) +
                        " ranks)");
     }
+    config.device = ResolveDevice(device, launch.local_rank).str();
     if (bench) return Bench(config, bench_steps);
     if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
     if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
@@ -249,6 +263,7 @@ int main(int argc, char** argv) {
     if (launch.world_size > 1) group = DataParallel::Join(launch);
     const bool root = !group || group->is_root();
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path, encoder_image_size);
+    encoder.To(torch::Device(config.device));
     // The encoder runs once per frame, into the cache; training only reads the cache. With ranks,
     // rank 0 builds it while the others wait, then they find it in place.
     CacheStatus cache;

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "adapt/latent_cache.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 
 int main(int argc, char** argv) {
@@ -20,10 +21,13 @@ int main(int argc, char** argv) {
   app.add_option("--camera", camera, "Camera whose frames are encoded")->capture_default_str();
   app.add_option("--encoder-image-size", image_size, "Input size of a TorchScript encoder without an image_size attribute");
   app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  std::string device = "auto";
+  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path, image_size);
+    encoder.To(ResolveDevice(device));
     for (const auto& file : data_files) {
       const CacheStatus s = EnsureLatentCache(encoder, file, camera, 64, /*verbose=*/true);
       std::printf("encode: %s -> %s (%lld frames, %s)\n", file.c_str(), s.path.c_str(), static_cast<long long>(s.frames),

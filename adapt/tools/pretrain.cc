@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
          "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  std::string device = "auto";
+  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda (the lewm recipe)")->capture_default_str();
   app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "float64"}));
@@ -157,6 +159,10 @@ int main(int argc, char** argv) {
       }
     }
     torch::set_num_threads(ThreadsPerRank(threads, launch));
+    const torch::Device dev = ResolveDevice(device, launch.local_rank);
+    if (!dev.is_cpu() && recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains on the CPU; --device cuda is for the lewm recipe");
+    lewm.device = dev.str();
+    if (dev.is_cuda() && (!group || group->is_root())) std::fprintf(stderr, "pretrain: training on %s\n", lewm.device.c_str());
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     const VideoData data(files);
     const EncoderConfig architecture = recipe == "lewm" ? lewm.encoder : jepa.encoder;
@@ -207,6 +213,7 @@ int main(int argc, char** argv) {
                {"config", jepa.ToJson()}};
     }
     FrozenEncoder encoder = FrozenEncoder::Load(out);
+    encoder.To(dev);
     nlohmann::json eval = Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs);
     eval["train"] = train;
     embody::collect::WriteJsonFileAtomically(out + ".eval.json", eval);

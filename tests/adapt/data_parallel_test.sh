@@ -57,5 +57,13 @@ check "a batch the ranks cannot split is refused" \
 check "RANK without WORLD_SIZE is refused" "! RANK=0 '$bin/adapt' ${ad[*]} --steps 4 --out bad 2> bad.err && grep -q 'RANK and WORLD_SIZE must be set together' bad.err"
 check "the jepa recipe is refused on ranks" \
   "! two_ranks jepa '$bin/pretrain' --data d.h5 --recipe jepa --steps 2 --out jepa.pt && grep -q 'trains in one process' jepa.rank0.log"
+# --device: cpu and auto train here as before; cuda either trains on a GPU or says why it cannot.
+"$bin/pretrain" "${pre[@]}" --device cpu --out cpu.pt > /dev/null 2>&1
+check "--device cpu gives the default run" "compare one.pt cpu.pt 0 target predictor > /dev/null"
+if "$bin/pretrain" --data d.h5 --steps 1 --batch 4 --probe-episodes 4 --device cuda --out cuda.pt > cuda.log 2>&1; then
+  check "--device cuda trained on the GPU" "grep -q 'training on cuda' cuda.log"
+else
+  check "--device cuda without CUDA says why" "grep -q 'sees no CUDA device' cuda.log && [ ! -e cuda.pt ]"
+fi
 [ $fail -eq 0 ] && echo "PASS"
 exit $fail

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "adapt/distributed.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 
 namespace embody::adapt {
@@ -90,6 +91,20 @@ TEST(LaunchInfo, ThreadsShareTheNode) {
   EXPECT_EQ(ThreadsPerRank(3, l), 3);
   l.local_world_size = 1024;
   EXPECT_EQ(ThreadsPerRank(0, l), 1);
+}
+
+TEST(Device, ResolvesNamesAndRefusesOthers) {
+  EXPECT_TRUE(ResolveDevice("cpu").is_cpu());
+  EXPECT_EQ(ResolveDevice("auto").is_cuda(), torch::cuda::is_available());
+  EXPECT_THROW(ResolveDevice("gpu"), AdaptError);
+  if (!torch::cuda::is_available()) {
+    try {
+      ResolveDevice("cuda");
+      FAIL() << "cuda accepted without CUDA";
+    } catch (const AdaptError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("sees no CUDA device"));
+    }
+  }
 }
 
 TEST(DataParallel, OneProcessTakesTheWholeBatch) { EXPECT_EQ(ShareOf(nullptr, 7), (std::pair<int, int>{0, 7})); }
