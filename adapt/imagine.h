@@ -1,6 +1,7 @@
 // A torch-free view of a trained stage-two model for the viewer: open-loop imagination of one
 // episode from a chosen frame, with the errors the evaluation reports and, for the imagined latents,
-// the real frame whose latents are nearest (retrieval: there is no pixel decoder).
+// the real frame whose latents are nearest (retrieval) and, with a decoder.pt in the model folder, the
+// imagined latents decoded to pixels (for visualization only).
 #pragma once
 
 #include <array>

@@ -32,6 +32,8 @@ start=$(date +%s)
 # the random, still and oracle planners on the same 10 held-out scenes.
 "$bin/plan" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --task reach --episodes 10 \
   --out out/demo_plan_franka_reach.json | tee out/demo_plan.txt
+# Its first recorded episode replayed by the viewer: goal | executed | imagined plan, energy and distance.
+"$bin/rollout-viewer" --plan out/demo_plan_franka_reach.json --episode 0 --frame 1 --screenshot out/plan_replay_franka.png
 # Surprise: 40 matched possible/impossible clip pairs (10 per violation type), the franka model's
 # prediction error against copy-last, pixel change and a physics oracle; the clips as a dataset.
 "$bin/surprise" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --pairs 40 \
@@ -61,5 +63,5 @@ print("  surprise, franka, %d pairs: pairwise accuracy model %.2f, copy-last %.2
 PY
 echo "demo: datasets in data/demo_*.h5 (h5py/robomimic), encoder models/demo_encoder.pt (+ .eval.json)," \
      "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png," \
-     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png)," \
+     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png, _replay.h5; viewer export out/plan_replay_franka.png)," \
      "surprise results out/demo_surprise_franka.json (+ _<type>.png) and clips out/demo_surprise_clips.h5"

@@ -12,6 +12,7 @@
 
 #include "adapt/decoder.h"
 #include "adapt/export.h"
+#include "adapt/imagine.h"
 #include "adapt/jepa.h"
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
@@ -433,6 +434,39 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   other.lr = 1e-2;
   EXPECT_THROW(StageTwoTrainer(other, data, WorldModel(config.predictor), out, true), AdaptError);
   EXPECT_THROW(StageTwoTrainer(config, data, WorldModel(config.predictor), out, false), AdaptError);  // would overwrite
+}
+
+// Tests the viewer's torch-free Imaginer on a real model folder: an untrained model imagines exactly
+// copy-last (latent error equal to copy-last's at every frame), in whole model steps, with a read-out
+// and a nearest real frame per imagined frame and no decoded frames without decoder.pt; bad requests
+// are refused.
+TEST_F(AdaptTest, ImaginerOfAnUntrainedModelIsCopyLast) {
+  const StageTwoData data(*dir_ / "franka.h5", *cache_);
+  const AdaptConfig config = Tiny();
+  WorldModel model(config.predictor);
+  model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+  const fs::path folder = *dir_ / "imaginer_model";
+  fs::create_directories(folder);
+  SaveWorldModel(model, data.encoder_hash(), {{"step", 0}}, folder / "model.pt");
+  auto imaginer = Imaginer::Open(folder, *dir_ / "franka.h5", *dir_ / "enc.pt");
+  EXPECT_EQ(imaginer->embodiment(), "franka");
+  EXPECT_EQ(imaginer->joints(), 7);
+  const std::string demo = data.episodes("valid")[0].demo;
+  const Imagination im = imaginer->Imagine(demo, 5, 2, 5);
+  EXPECT_EQ(im.start, 5);
+  EXPECT_EQ(im.frame_skip, 2);
+  EXPECT_EQ(im.horizon, 6);  // 5 frames rounded up to 3 model steps of 2
+  ASSERT_EQ(im.latent_l1.size(), 6u);
+  for (size_t i = 0; i < im.latent_l1.size(); ++i) EXPECT_NEAR(im.latent_l1[i], im.copy_last_l1[i], 1e-6) << i;
+  EXPECT_EQ(im.readout_ee_uv.size(), 6u);
+  EXPECT_EQ(im.true_ee_uv.size(), 6u);
+  EXPECT_EQ(im.proprio.size(), 6u);
+  EXPECT_EQ(im.nearest_frame.size(), 6u);
+  EXPECT_EQ(im.image_size, 32);
+  EXPECT_TRUE(im.decoded.empty());
+  EXPECT_THROW(imaginer->Imagine("demo_999", 5, 2, 5), AdaptError);
+  EXPECT_THROW(imaginer->Imagine(demo, 0, 2, 5), AdaptError);
+  EXPECT_THROW(Imaginer::Open(*dir_ / "no_model", *dir_ / "franka.h5", *dir_ / "enc.pt"), std::runtime_error);
 }
 
 // Tests that the visualization decoder learns to draw frames from frozen latents (pixel L1 falls)
