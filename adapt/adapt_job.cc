@@ -145,7 +145,6 @@ int BenchStageTwo(AdaptConfig config, int steps) {
   return 0;
 }
 
-
 void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group) {
   // The program's option names, as the steps below read them.
   const std::string &embodiment = job.embodiment, &data_path = job.data, &encoder_path = job.encoder, &out = job.out, &init = job.init,
@@ -203,8 +202,7 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
     WorldModel model(config.predictor);
     model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
     if (from) {
-      for (const auto& what : model.InitFrom(*from, embodiment))
-        std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
+      for (const auto& what : model.InitFrom(*from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
     } else {
       model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));
     }
