@@ -46,7 +46,7 @@ clean:
 
 # The code style (.clang-format). `format` rewrites the sources in place; `format-check` lists the
 # files that differ from it (exit 1 if any).
-SOURCES = $(shell git ls-files '*.cc' '*.h')
+SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 format:
 	clang-format -i $(SOURCES)
 format-check:
