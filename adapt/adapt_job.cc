@@ -171,8 +171,20 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   // The encoder runs once per frame, into the cache; training only reads the cache. With ranks,
   // rank 0 builds it while the others wait, then they find it in place.
   CacheStatus cache;
-  if (root) cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
-  if (group) group->Barrier();
+  std::string cache_error;
+  if (root) {
+    try {
+      cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
+    } catch (const std::exception& e) {
+      cache_error = e.what();
+    }
+  }
+  if (group) {  // the waiting ranks learn of a failure instead of waiting for the collective's timeout
+    auto failed = torch::full({1}, cache_error.empty() ? 0.0 : 1.0);
+    group->AllReduceSum({failed});
+    if (failed.item<double>() > 0 && !root) throw AdaptError("rank 0 could not build the latent cache (its log says why)");
+  }
+  if (!cache_error.empty()) throw AdaptError(cache_error);
   if (!root) cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
   if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
   const StageTwoData data(data_path, cache.path, camera, episodes);
