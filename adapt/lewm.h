@@ -51,13 +51,13 @@ struct LewmConfig {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
                                    contrast_temperature, batch, steps, lr, weight_decay, seed)
 
-/// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings (n, D) are projected on `projections`
+/// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings z (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
 /// function and the standard normal's, weighted by a Gaussian window and integrated, times n.
 /// 0 for an isotropic standard Gaussian batch (up to sampling noise); large for a collapsed one.
-/// With a data-parallel `group`, `embeddings` is this rank's equal share and the statistic is the
+/// With a data-parallel `group`, `z` is this rank's equal share and the statistic is the
 /// global batch's (characteristic functions averaged over the ranks; the gradient reaches this share).
-torch::Tensor SigReg(const torch::Tensor& embeddings, int projections, torch::Generator* generator = nullptr, const DataParallel* group = nullptr);
+torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* generator = nullptr, const DataParallel* group = nullptr);
 
 /// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
 struct StepPredictorImpl : torch::nn::Module {

@@ -26,9 +26,9 @@ constexpr int kReadoutColumns = 5;
 torch::Tensor ReadoutFeatures(const torch::Tensor& latents);
 
 /// Image-plane (u, v) in pixels and in-view flags of world points (n, 3) for a camera given by
-/// its extrinsics (4x4 camera-to-world, OpenGL axes, row-major) and intrinsics (3x3, row-major).
+/// its extrinsics (4x4 camera-to-world, OpenGL axes, row-major) and intrinsics k (3x3, row-major).
 /// Returns (n, 2); *in_view receives (n) bool (in front of the camera and inside the image).
-torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& extrinsics, const std::vector<double>& intrinsics, int image_size,
+torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& extrinsics, const std::vector<double>& k, int image_size,
                              torch::Tensor* in_view);
 
 /// Read-out targets of one episode: values (frames, P * 5) and in-view flags (frames, P), P = 1 + objects.
@@ -37,7 +37,7 @@ struct ReadoutTargets {
   int points() const { return static_cast<int>(in_view.size(1)); }
 };
 /// From a dataset episode (obs/robot0_eef_pos, obs/object, camera/<camera>/{extrinsics,intrinsics}).
-ReadoutTargets EpisodeReadoutTargets(const collect::Dataset& dataset, const std::string& demo, const std::string& camera, int image_size);
+ReadoutTargets EpisodeReadoutTargets(const collect::Dataset& ds, const std::string& demo, const std::string& camera, int image_size);
 
 /// (copy - imagined) / (copy - floor) of mean read-out errors: 1 = the imagined latents carry the
 /// future state as well as encoding the true future frame does; 0 = no better than copying the last

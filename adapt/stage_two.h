@@ -119,9 +119,9 @@ struct AdaptLosses {
 };
 
 /// The losses of one batch of windows of `context + 1` frames (training and adapt --bench).
-/// With a data-parallel `group`, `batch` is this rank's equal share and the losses are such that
+/// With a data-parallel `group`, `w` is this rank's equal share and the losses are such that
 /// their average over the ranks is the global batch's (normalizers reduced over the ranks).
-AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& batch, int context, int rollout,
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& w, int context, int rollout,
                            const DataParallel* group = nullptr);
 
 /// Trains a WorldModel on one embodiment. Keeps <out>/model.pt (best validation) and
@@ -137,7 +137,7 @@ class StageTwoTrainer {
   TrainStats Train(bool verbose = true);
   /// This rank's share of a random global batch of windows of `context + 1` frames from a split.
   StageTwoData::Window Batch(const std::string& split, std::mt19937_64* rng) const;
-  AdaptLosses Losses(const StageTwoData::Window& batch);
+  AdaptLosses Losses(const StageTwoData::Window& w);
   double Validate();
   WorldModel& model() { return model_; }
 

@@ -75,10 +75,10 @@ class ViolationGenerator {
   SurprisePair Generate(std::int64_t index, Violation type);
 
   /// The physics oracle's surprise along a clip of the last generated pair: at every model step t
-  /// (frames k apart), MuJoCo with the scene's true model steps the recorded state of frame t - 1 through
+  /// (frames k = the model's frame skip apart), MuJoCo with the scene's true model steps the recorded state of frame t - 1 through
   /// the recorded actions, and the surprise is the objects' mean position error (m) against frame t. It
   /// knows the physics the violations break, so it tells every pair apart: the test is well posed.
-  std::vector<double> PhysicsSurprise(const collect::EpisodeData& clip, int frame_skip);
+  std::vector<double> PhysicsSurprise(const collect::EpisodeData& clip, int k);
 
   collect::EpisodeRunner& runner() { return *runner_; }
   /// The scenes' configuration (robot, image size, one camera, seed, randomization, clip steps).

@@ -66,11 +66,11 @@ std::vector<std::uint8_t> VideoData::ReadClip(const ClipRef& clip, int length, i
   return out;
 }
 
-std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng,
-                                                const EpisodeRef** episode_out, std::int64_t* start_out) const {
+std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng, const EpisodeRef** episode,
+                                                std::int64_t* clip_start) const {
   const ClipRef clip = DrawClip(split, length, stride, rng);
-  if (episode_out) *episode_out = clip.episode;
-  if (start_out) *start_out = clip.start;
+  if (episode) *episode = clip.episode;
+  if (clip_start) *clip_start = clip.start;
   return ReadClip(clip, length, stride);
 }
 

@@ -38,25 +38,25 @@ nlohmann::json CollectConfig::Identity() const {
           {"shard", std::to_string(shard_index) + "/" + std::to_string(shard_count)}};
 }
 
-CollectConfig CollectConfig::FromIdentity(const nlohmann::json& j) {
+CollectConfig CollectConfig::FromIdentity(const nlohmann::json& identity) {
   CollectConfig c;
   try {
-    c.robot = j.at("robot").get<std::string>();
-    c.task = j.at("task").get<std::string>();
-    c.episodes = j.at("episodes").get<std::int64_t>();
-    c.steps = j.at("steps").get<int>();
-    c.control_hz = j.at("control_hz").get<double>();
-    c.image_size = j.at("image_size").get<int>();
-    c.cameras = j.at("cameras").get<int>();
-    c.seed = j.at("seed").get<std::uint64_t>();
-    const auto& r = j.at("randomization");
+    c.robot = identity.at("robot").get<std::string>();
+    c.task = identity.at("task").get<std::string>();
+    c.episodes = identity.at("episodes").get<std::int64_t>();
+    c.steps = identity.at("steps").get<int>();
+    c.control_hz = identity.at("control_hz").get<double>();
+    c.image_size = identity.at("image_size").get<int>();
+    c.cameras = identity.at("cameras").get<int>();
+    c.seed = identity.at("seed").get<std::uint64_t>();
+    const auto& r = identity.at("randomization");
     c.randomization.camera = ParseLevel(r.at("camera").get<std::string>());
     c.randomization.lighting = ParseLevel(r.at("lighting").get<std::string>());
     c.randomization.materials = ParseLevel(r.at("materials").get<std::string>());
     c.randomization.dynamics = ParseLevel(r.at("dynamics").get<std::string>());
     c.randomization.embodiment = ParseLevel(r.at("embodiment").get<std::string>());
     c.randomization.objects = ParseLevel(r.at("objects").get<std::string>());
-    const std::string shard = j.value("shard", std::string("0/1"));
+    const std::string shard = identity.value("shard", std::string("0/1"));
     if (shard != "merged") ParseShard(shard, &c.shard_index, &c.shard_count);
   } catch (const nlohmann::json::exception& e) {
     throw CollectError(std::string("embody_config lacks or mistypes an option: ") + e.what());

@@ -1,4 +1,4 @@
-// The dataset on disk (robomimic-compatible superset, see DESIGN.md).
+// The dataset on disk (robomimic-compatible superset, see docs/ARCHITECTURE.md).
 //
 //   data/franka.h5                  the file users open: /data (attrs total, env_args, embody_config),
 //                                   /data/demo_N (HDF5 external links), /mask/train, /mask/valid

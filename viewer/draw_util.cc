@@ -33,8 +33,8 @@ void DrawYAxis(ImDrawList* draw, float x0, float left, float right, float top, f
 
 // A line plot on ImGui's draw list (Debian has no ImPlot): every series on one set of axes, y ticks
 // with numbers from 0, x in seconds ahead (one value per imagined frame), and a legend.
-void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, const char* y_label, float height, int* box, const char* x_unit,
-                int marker, bool from_zero) {
+void SeriesPlot(const std::vector<Series>& series, double x_per_value, const char* y_label, float height, int* box, const char* x_unit, int marker,
+                bool from_zero) {
   const ImVec2 origin = ImGui::GetCursorScreenPos();
   const float width = ImGui::GetContentRegionAvail().x;
   ImGui::Dummy(ImVec2(width, height));
@@ -54,8 +54,8 @@ void SeriesPlot(const std::vector<Series>& series, double seconds_per_value, con
   const ImU32 axis = IM_COL32(180, 180, 180, 255);
   char text[32];
   // Value k sits at x = (k + 1) * step (values ahead of now) or, from_zero, at k * step.
-  const double first = from_zero ? 0.0 : 1.0, span = std::max(1e-9, (n - 1 + first) * seconds_per_value);
-  auto x_of = [&](double k) { return left + (right - left) * static_cast<float>((k + first) * seconds_per_value / span); };
+  const double first = from_zero ? 0.0 : 1.0, span = std::max(1e-9, (n - 1 + first) * x_per_value);
+  auto x_of = [&](double k) { return left + (right - left) * static_cast<float>((k + first) * x_per_value / span); };
   for (int i = 0; i <= 4; ++i) {  // x ticks
     const float x = left + (right - left) * i / 4.0f;
     std::snprintf(text, sizeof text, "%.2g%s", span * i / 4, x_unit);
