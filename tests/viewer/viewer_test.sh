@@ -138,6 +138,8 @@ expect_error "junk.h5" xvfb-run -a "$bin/rollout-viewer" --data "$dir/junk.h5" -
 expect_error "holds ur5 episodes" xvfb-run -a "$bin/rollout-viewer" --data "$dir/ur5.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
   --screenshot "$dir/x.png"
 expect_error "cannot read $dir/none.json" xvfb-run -a "$bin/rollout-viewer" --plan "$dir/none.json" --screenshot "$dir/x.png"
+head -c 3000 "$dir/plan_replay.h5" > "$dir/cut_replay.h5"
+expect_error "cut_replay.h5" xvfb-run -a "$bin/rollout-viewer" --plan "$dir/cut_replay.h5" --screenshot "$dir/x.png"
 expect_error "give --data DATASET" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --plan "$dir/plan.json" --screenshot "$dir/x.png"
 expect_error "out of range" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 99 --screenshot "$dir/x.png"
 [ ! -e "$dir/x.png" ] || fail "a refused run wrote output"
