@@ -39,28 +39,14 @@ nlohmann::json CollectConfig::Identity() const {
 }
 
 CollectConfig CollectConfig::FromIdentity(const nlohmann::json& identity) {
+  // The identity's keys are options UpdateFromJson reads; here every one of them must be present.
+  for (const char* key : {"robot", "task", "episodes", "steps", "control_hz", "image_size", "cameras", "seed", "randomization"}) {
+    if (!identity.is_object() || !identity.contains(key)) throw CollectError(std::string("embody_config lacks the option \"") + key + "\"");
+  }
   CollectConfig c;
   try {
-    c.robot = identity.at("robot").get<std::string>();
-    c.task = identity.at("task").get<std::string>();
-    c.episodes = identity.at("episodes").get<std::int64_t>();
-    c.steps = identity.at("steps").get<int>();
-    c.control_hz = identity.at("control_hz").get<double>();
-    c.image_size = identity.at("image_size").get<int>();
-    c.cameras = identity.at("cameras").get<int>();
-    c.seed = identity.at("seed").get<std::uint64_t>();
-    const auto& r = identity.at("randomization");
-    c.randomization.camera = ParseLevel(r.at("camera").get<std::string>());
-    c.randomization.lighting = ParseLevel(r.at("lighting").get<std::string>());
-    c.randomization.materials = ParseLevel(r.at("materials").get<std::string>());
-    c.randomization.dynamics = ParseLevel(r.at("dynamics").get<std::string>());
-    c.randomization.embodiment = ParseLevel(r.at("embodiment").get<std::string>());
-    c.randomization.objects = ParseLevel(r.at("objects").get<std::string>());
-    const std::string shard = identity.value("shard", std::string("0/1"));
-    if (shard != "merged") ParseShard(shard, &c.shard_index, &c.shard_count);
-  } catch (const nlohmann::json::exception& e) {
-    throw CollectError(std::string("embody_config lacks or mistypes an option: ") + e.what());
-  } catch (const std::invalid_argument& e) {
+    c.UpdateFromJson(identity);
+  } catch (const CollectError& e) {
     throw CollectError(std::string("embody_config: ") + e.what());
   }
   return c;
@@ -119,31 +105,24 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
         seed = value.get<std::uint64_t>();
       else if (key == "out")
         out = value.get<std::string>();
-      else if (key == "shard")
-        ParseShard(value.get<std::string>(), &shard_index, &shard_count);
-      else if (key == "resume")
+      else if (key == "shard") {
+        const std::string text = value.get<std::string>();
+        if (text != "merged") ParseShard(text, &shard_index, &shard_count);  // a merged dataset's identity: all shards
+      } else if (key == "resume")
         resume = value.get<bool>();
       else if (key == "overwrite")
         overwrite = value.get<bool>();
       else if (key == "randomize")
         randomization = RandomizationConfig::All(ParseLevel(value.get<std::string>()));
       else if (key.rfind("randomize_", 0) == 0) {
-        const std::string group = key.substr(10);
-        const Level level = ParseLevel(value.get<std::string>());
-        if (group == "camera")
-          randomization.camera = level;
-        else if (group == "lighting")
-          randomization.lighting = level;
-        else if (group == "materials")
-          randomization.materials = level;
-        else if (group == "dynamics")
-          randomization.dynamics = level;
-        else if (group == "embodiment")
-          randomization.embodiment = level;
-        else if (group == "objects")
-          randomization.objects = level;
-        else
+        if (!randomization.Set(key.substr(10), ParseLevel(value.get<std::string>())))
           throw CollectError("unknown option \"" + raw_key + "\" in --config file");
+      } else if (key == "randomization") {  // Identity()'s form: {"camera": "light", ...}
+        if (!value.is_object()) throw CollectError("option \"randomization\" in --config file must map groups to levels");
+        for (const auto& [group, level] : value.items()) {
+          if (!randomization.Set(group, ParseLevel(level.get<std::string>())))
+            throw CollectError("unknown randomization group \"" + group + "\" in --config file");
+        }
       } else {
         throw CollectError("unknown option \"" + raw_key + "\" in --config file");
       }

@@ -43,7 +43,8 @@ struct CollectConfig {
   static CollectConfig FromIdentity(const nlohmann::json& identity);
   std::filesystem::path OutPath() const;
   int WorkerCount() const;
-  /// Reads every option from JSON (keys as the long flag names with '_' or '-').
+  /// Reads every option from JSON (keys as the long flag names with '_' or '-'; Identity()'s
+  /// "randomization" object and a merged dataset's "shard": "merged" too).
   /// @throws CollectError for an unknown key or a wrong type.
   void UpdateFromJson(const nlohmann::json& j);
 };

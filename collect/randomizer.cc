@@ -60,6 +60,24 @@ std::string LevelName(Level level) {
   return "wide";
 }
 
+const std::vector<std::string>& RandomizationConfig::Groups() {
+  static const std::vector<std::string> groups = {"camera", "lighting", "materials", "dynamics", "embodiment", "objects"};
+  return groups;
+}
+
+bool RandomizationConfig::Set(const std::string& group, Level level) {
+  Level RandomizationConfig::*field = group == "camera"       ? &RandomizationConfig::camera
+                                      : group == "lighting"   ? &RandomizationConfig::lighting
+                                      : group == "materials"  ? &RandomizationConfig::materials
+                                      : group == "dynamics"   ? &RandomizationConfig::dynamics
+                                      : group == "embodiment" ? &RandomizationConfig::embodiment
+                                      : group == "objects"    ? &RandomizationConfig::objects
+                                                              : nullptr;
+  if (!field) return false;
+  this->*field = level;
+  return true;
+}
+
 json RandomizationConfig::ToJson() const {
   return {{"camera", LevelName(camera)},     {"lighting", LevelName(lighting)},     {"materials", LevelName(materials)},
           {"dynamics", LevelName(dynamics)}, {"embodiment", LevelName(embodiment)}, {"objects", LevelName(objects)}};

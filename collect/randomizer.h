@@ -33,6 +33,10 @@ struct RandomizationConfig {
   Level embodiment = Level::kLight;
   Level objects = Level::kLight;
   static RandomizationConfig All(Level level) { return {level, level, level, level, level, level}; }
+  /// The groups' names, in ToJson's keys and the --randomize-<group> flags.
+  static const std::vector<std::string>& Groups();
+  /// Sets one group's level; false for an unknown group name.
+  bool Set(const std::string& group, Level level);
   nlohmann::json ToJson() const;
 };
 

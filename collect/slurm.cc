@@ -1,6 +1,5 @@
 #include "collect/slurm.h"
 
-#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,15 +22,6 @@ std::string Quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-nlohmann::json OptionsJson(const CollectConfig& c, const std::string& robot) {
-  nlohmann::json j = {{"robot", robot},       {"task", c.task}, {"episodes", c.episodes}, {"steps", c.steps}, {"image_size", c.image_size},
-                      {"cameras", c.cameras}, {"seed", c.seed}};
-  if (c.control_hz > 0) j["control_hz"] = c.control_hz;
-  const nlohmann::json levels = c.randomization.ToJson();
-  for (const auto& [group, level] : levels.items()) j["randomize_" + group] = level;
-  return j;
 }
 
 void WriteText(const fs::path& path, const std::string& text, bool executable) {
@@ -121,7 +111,10 @@ SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options)
   if (fs::exists(robot, ec)) robot = fs::absolute(robot).lexically_normal().string();  // the jobs may start elsewhere
   const SlurmJob job = PlanSlurmJob(config, options.shards);
   if (fs::exists(job.out, ec)) throw CollectError(job.out.string() + " already exists; the merge job would not replace it (move it away)");
-  const nlohmann::json wanted = OptionsJson(config, robot);
+  // The options every task collects with: the data's identity (simcollect --config reads it), each task adding its --shard.
+  nlohmann::json wanted = config.Identity();
+  wanted.erase("shard");
+  wanted["robot"] = robot;
   if (fs::exists(job.options, ec) && !options.overwrite) {
     nlohmann::json previous;
     try {

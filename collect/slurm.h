@@ -4,7 +4,7 @@
 // it had written: the array tasks always pass --resume) with a fresh merge job.
 //
 // Layout for --out data/franka.h5:
-//   data/franka.slurm/collect.json      the collection options (simcollect --config)
+//   data/franka.slurm/collect.json      the collection options: the data's identity (simcollect --config reads it)
 //   data/franka.slurm/collect.sbatch    the array job: simcollect --shard $SLURM_ARRAY_TASK_ID/N --resume
 //   data/franka.slurm/merge.sbatch      simcollect merge data/franka.h5 <shards>
 //   data/franka.slurm/shard<I>of<N>.h5  the shards (with their episode folders)

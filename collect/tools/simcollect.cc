@@ -44,9 +44,8 @@ void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, st
   app->add_option("--randomize", (*levels)["all"],
                   "Randomization level for every group: none|light|default|wide (default light: what the world model learns from; default and wide "
                   "for collection at scale)");
-  for (const char* group : {"camera", "lighting", "materials", "dynamics", "embodiment", "objects"}) {
-    app->add_option(std::string("--randomize-") + group, (*levels)[group],
-                    std::string("Override the level for ") + group + ": none|light|default|wide");
+  for (const std::string& group : RandomizationConfig::Groups()) {
+    app->add_option("--randomize-" + group, (*levels)[group], "Override the level for " + group + ": none|light|default|wide");
   }
   app->add_option("--config", *config_file, "JSON file with any of these options (flags given here win)");
   app->add_option("--shard", *shard, "Collect shard I of N (episodes i with i % N == I), e.g. 0/4");
@@ -92,15 +91,9 @@ void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::st
   }
   try {
     if (!levels.at("all").empty()) c->randomization = RandomizationConfig::All(ParseLevel(levels.at("all")));
-    auto set = [&](const char* group, Level RandomizationConfig::*field) {
-      if (!levels.at(group).empty()) c->randomization.*field = ParseLevel(levels.at(group));
-    };
-    set("camera", &RandomizationConfig::camera);
-    set("lighting", &RandomizationConfig::lighting);
-    set("materials", &RandomizationConfig::materials);
-    set("dynamics", &RandomizationConfig::dynamics);
-    set("embodiment", &RandomizationConfig::embodiment);
-    set("objects", &RandomizationConfig::objects);
+    for (const std::string& group : RandomizationConfig::Groups()) {
+      if (!levels.at(group).empty()) c->randomization.Set(group, ParseLevel(levels.at(group)));
+    }
   } catch (const std::invalid_argument& e) {
     throw CollectError(e.what());
   }

@@ -86,6 +86,9 @@ TEST_F(CollectorTest, WritesRobomimicLayout) {
   nlohmann::json broken = ds.config();
   broken.erase("steps");
   EXPECT_THROW(CollectConfig::FromIdentity(broken), CollectError);
+  nlohmann::json unknown_group = ds.config();
+  unknown_group["randomization"]["colour"] = "light";
+  EXPECT_THROW(CollectConfig::FromIdentity(unknown_group), CollectError);
   const std::string demo = "demo_3";
   EXPECT_EQ(8, ds.NumSamples(demo));
   std::vector<hsize_t> dims;
