@@ -146,35 +146,28 @@ int BenchStageTwo(AdaptConfig config, int steps) {
 }
 
 void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group) {
-  // The program's option names, as the steps below read them.
-  const std::string &embodiment = job.embodiment, &data_path = job.data, &encoder_path = job.encoder, &out = job.out, &init = job.init,
-                    &camera = job.camera;
-  const int episodes = job.episodes, encoder_image_size = job.encoder_image_size, decoder_steps = job.decoder_steps;
-  const bool eval_only = job.eval_only, resume = job.resume, overwrite = job.overwrite, train_decoder = job.train_decoder;
-  AdaptConfig& config = job.config;
-  const EvalOptions& eval = job.eval;
   std::error_code ec;
-  if (!fs::exists(data_path, ec)) {
-    throw AdaptError("no " + data_path + " — run: simcollect --robot " + embodiment + " --episodes 500 --out " + data_path);
+  if (!fs::exists(job.data, ec)) {
+    throw AdaptError("no " + job.data + " — run: simcollect --robot " + job.embodiment + " --episodes 500 --out " + job.data);
   }
-  if (!fs::exists(encoder_path, ec)) {
-    throw AdaptError("no encoder " + encoder_path + " — run: pretrain --data " + data_path + " --out " + encoder_path +
+  if (!fs::exists(job.encoder, ec)) {
+    throw AdaptError("no encoder " + job.encoder + " — run: pretrain --data " + job.data + " --out " + job.encoder +
                      " (or pass --encoder with a TorchScript module)");
   }
-  if (!init.empty() && !fs::exists(fs::path(init) / "model.pt", ec) && !fs::is_regular_file(init, ec)) {
-    throw AdaptError("no model to start from at " + init + " — run: adapt --embodiment <robot> --out " + init);
+  if (!job.init.empty() && !fs::exists(fs::path(job.init) / "model.pt", ec) && !fs::is_regular_file(job.init, ec)) {
+    throw AdaptError("no model to start from at " + job.init + " — run: adapt --embodiment <robot> --out " + job.init);
   }
-  torch::set_num_threads(ThreadsPerRank(config.threads, launch));
+  torch::set_num_threads(ThreadsPerRank(job.config.threads, launch));
   const bool root = !group || group->is_root();
-  FrozenEncoder encoder = FrozenEncoder::Load(encoder_path, encoder_image_size);
-  encoder.To(torch::Device(config.device));
+  FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
+  encoder.To(torch::Device(job.config.device));
   // The encoder runs once per frame, into the cache; training only reads the cache. With ranks,
   // rank 0 builds it while the others wait, then they find it in place.
   CacheStatus cache;
   std::string cache_error;
   if (root) {
     try {
-      cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
+      cache = EnsureLatentCache(encoder, job.data, job.camera, 64, true);
     } catch (const std::exception& e) {
       cache_error = e.what();
     }
@@ -185,48 +178,50 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
     if (failed.item<double>() > 0 && !root) throw AdaptError("rank 0 could not build the latent cache (its log says why)");
   }
   if (!cache_error.empty()) throw AdaptError(cache_error);
-  if (!root) cache = EnsureLatentCache(encoder, data_path, camera, 64, true);
+  if (!root) cache = EnsureLatentCache(encoder, job.data, job.camera, 64, true);
   if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
-  const StageTwoData data(data_path, cache.path, camera, episodes);
-  if (data.spec().name != embodiment) {
-    throw AdaptError(data_path + " holds " + data.spec().name + " episodes, not " + embodiment + " (pass --data data/" + embodiment + ".h5)");
+  // A cache built just now read (and checksummed) every frame: the data need not read them again.
+  const StageTwoData data(job.data, cache.path, job.camera, job.episodes, /*check_frames=*/!cache.built);
+  if (data.spec().name != job.embodiment) {
+    throw AdaptError(job.data + " holds " + data.spec().name + " episodes, not " + job.embodiment + " (pass --data data/" + job.embodiment + ".h5)");
   }
   TrainStats stats;
   bool trained = false;
-  if (!eval_only) {
-    config.predictor.latent_dim = data.latent_dim();
-    config.predictor.tokens = data.tokens();
-    if (overwrite && root) {
-      fs::remove(fs::path(out) / "model.pt");
-      fs::remove(fs::path(out) / "train_state.pt");
+  if (!job.eval_only) {
+    job.config.predictor.latent_dim = data.latent_dim();
+    job.config.predictor.tokens = data.tokens();
+    if (job.overwrite && root) {
+      fs::remove(fs::path(job.out) / "model.pt");
+      fs::remove(fs::path(job.out) / "train_state.pt");
     }
     if (group) group->Barrier();
     std::unique_ptr<WorldModel> from;  // --init: the model to transfer from, loaded once
-    if (!init.empty()) {
+    if (!job.init.empty()) {
       std::string init_hash;
-      from = std::make_unique<WorldModel>(LoadWorldModel(init, &init_hash));
+      from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
       if (init_hash != encoder.hash()) {
-        throw AdaptError(init + " was trained on another encoder (" + init_hash + ", this one is " + encoder.hash() + ")");
+        throw AdaptError(job.init + " was trained on another encoder (" + init_hash + ", this one is " + encoder.hash() + ")");
       }
-      config.predictor = from->config();
+      job.config.predictor = from->config();
     }
-    torch::manual_seed(config.seed);
-    WorldModel model(config.predictor);
+    torch::manual_seed(job.config.seed);
+    WorldModel model(job.config.predictor);
     model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
     if (from) {
-      for (const auto& what : model.InitFrom(*from, embodiment)) std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), init.c_str());
+      for (const auto& what : model.InitFrom(*from, job.embodiment))
+        std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), job.init.c_str());
     } else {
-      model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));
+      model.SetLatentDeltaScale(data.LatentDeltaScale(job.config.predictor.frame_skip));
     }
     if (root) {
-      std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", embodiment.c_str(),
+      std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", job.embodiment.c_str(),
                    data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());
     }
     if (group && root) {
       std::fprintf(stderr, "adapt: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size, launch.launcher.c_str(),
-                   config.batch, config.batch / launch.world_size);
+                   job.config.batch, job.config.batch / launch.world_size);
     }
-    StageTwoTrainer trainer(config, data, std::move(model), out, resume, group);
+    StageTwoTrainer trainer(job.config, data, std::move(model), job.out, job.resume, group);
     stats = trainer.Train();
     if (!root) return;  // rank 0 evaluates and writes
     trained = true;
@@ -234,31 +229,31 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
                  stats.early_stopped ? " (early stop)" : "", stats.samples_per_s);
   }
   std::string model_hash;
-  WorldModel model = LoadWorldModel(out, &model_hash);
+  WorldModel model = LoadWorldModel(job.out, &model_hash);
   if (model_hash != data.encoder_hash()) {
-    throw AdaptError(out + " was trained on the latents of encoder " + model_hash + "; " + encoder_path + " is " + data.encoder_hash());
+    throw AdaptError(job.out + " was trained on the latents of encoder " + model_hash + "; " + job.encoder + " is " + data.encoder_hash());
   }
-  model.spec(embodiment);
-  torch::manual_seed(config.seed);
-  nlohmann::json metrics = Evaluate(model, data, eval);
+  model.spec(job.embodiment);
+  torch::manual_seed(job.config.seed);
+  nlohmann::json metrics = Evaluate(model, data, job.eval);
   if (trained) {
-    metrics["train"] = {{"config", config.ToJson()},
+    metrics["train"] = {{"config", job.config.ToJson()},
                         {"steps", stats.step},
                         {"best_step", stats.best_step},
                         {"best_val", stats.best_val},
                         {"early_stopped", stats.early_stopped},
                         {"samples_per_s", stats.samples_per_s},
                         {"train_episodes", data.episodes("train").size()},
-                        {"init", init}};
+                        {"init", job.init}};
   }
   std::printf("%s", FormatEvalTable(metrics).c_str());
-  fs::create_directories(out);
-  embody::collect::WriteJsonFileAtomically(fs::path(out) / "metrics.json", metrics);
-  WritePlots(out, metrics, trained ? &stats : nullptr);
-  std::printf("adapt: metrics and plots in %s/\n", out.c_str());
-  if (train_decoder) {
-    const DecoderStats d = TrainDecoder(data, decoder_steps, config.seed, fs::path(out) / "decoder.pt", true);
-    std::printf("adapt: visualization decoder %s/decoder.pt: pixel L1 %.4f -> %.4f (held-out %.4f); never used by the predictor\n", out.c_str(),
+  fs::create_directories(job.out);
+  embody::collect::WriteJsonFileAtomically(fs::path(job.out) / "metrics.json", metrics);
+  WritePlots(job.out, metrics, trained ? &stats : nullptr);
+  std::printf("adapt: metrics and plots in %s/\n", job.out.c_str());
+  if (job.train_decoder) {
+    const DecoderStats d = TrainDecoder(data, job.decoder_steps, job.config.seed, fs::path(job.out) / "decoder.pt", true);
+    std::printf("adapt: visualization decoder %s/decoder.pt: pixel L1 %.4f -> %.4f (held-out %.4f); never used by the predictor\n", job.out.c_str(),
                 d.first_loss, d.last_loss, d.val_loss);
   }
 }

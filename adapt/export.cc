@@ -2,8 +2,8 @@
 
 #include <sstream>
 
-#include "adapt/training.h"
 #include "adapt/video_data.h"
+#include "sim/atomic_file.h"
 
 namespace embody::adapt {
 namespace {

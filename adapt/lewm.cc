@@ -168,16 +168,18 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   auto generator = at::detail::createCPUGenerator(direction_seed);
   const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
   const auto contrastive = contrast.empty() ? torch::zeros({}, z.options()) : torch::stack(contrast).mean();
-  if (stats) {  // the global batch's figures (SIGReg's already is)
-    auto figures =
-        torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach()});
+  const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive;
+  if (stats) {  // the global batch's figures, in one reduction (SIGReg's already is global)
+    auto figures = torch::stack(
+        {contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach(), total.detach()});
     if (group_) figures = group_->Mean(figures);
     stats->contrast = figures[0].item<double>();
     stats->prediction = figures[1].item<double>();
     stats->copy_last = figures[2].item<double>();
+    stats->loss = figures[3].item<double>();
     stats->sigreg = sigreg.item<double>();
   }
-  return prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive;
+  return total;
 }
 
 double LewmTrainer::Validate() {
@@ -214,7 +216,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(config_, step_));
     LewmStats s;
     auto loss = Loss(Batch("train", &rng_), &s, config_.seed * 1000003 + step_);
-    const double value = group_ ? group_->Mean(loss).item<double>() : loss.item<double>();
+    const double value = s.loss;  // the global batch's loss (Loss reduced it with the other figures)
     if (!std::isfinite(value)) throw AdaptError("loss is " + std::to_string(value) + " at step " + std::to_string(step_) + "; lower --lr");
     optimizer_->zero_grad();
     loss.backward();

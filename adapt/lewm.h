@@ -91,7 +91,7 @@ class LewmTrainer {
   LewmStats Train(bool verbose = true);
   /// This rank's share of a global batch drawn from `rng` (all of it in one process).
   LewmBatch Batch(const std::string& split, std::mt19937_64* rng) const;
-  /// Total loss; fills prediction, SIGReg and copy-last MSE of the batch into *stats. SIGReg's random
+  /// Total loss; fills it, the prediction, SIGReg and copy-last MSE of the (global) batch into *stats. SIGReg's random
   /// directions come from `direction_seed` (training uses seed and step: resumed runs draw the same).
   torch::Tensor Loss(const LewmBatch& batch, LewmStats* stats, std::uint64_t direction_seed);
   /// Held-out next-embedding MSE over copy-last's on fixed clips (< 1: the latents are predictable).

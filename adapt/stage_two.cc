@@ -50,13 +50,13 @@ StageTwoData::Window Stack(const std::vector<StageTwoData::Window>& w) {
 
 // ---------------------------------------------------------------------------------------------- data
 
-StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const std::string& camera, int max_train_episodes)
+StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const std::string& camera, int max_train_episodes, bool check_frames)
     : path_(dataset), cache_path_(cache), camera_(camera) {
   std::error_code ec;
   if (!fs::exists(dataset, ec)) throw AdaptError("no " + dataset.string());
   try {
     dataset_ = std::make_unique<collect::Dataset>(dataset);
-    dataset_->CheckAll(/*frames=*/true);
+    dataset_->CheckAll(check_frames);
   } catch (const collect::DatasetError& e) {
     throw AdaptError(e.what());
   }

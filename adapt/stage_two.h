@@ -40,10 +40,12 @@ class StageTwoData {
     torch::Tensor dyn_proprio, dyn_actions, dyn_next;
   };
 
-  /// `max_train_episodes` > 0 keeps only the first that many training episodes.
+  /// `max_train_episodes` > 0 keeps only the first that many training episodes. Every episode is
+  /// checked, with `check_frames` its frames read back too (pass false only when this process has just
+  /// read every frame itself, as building the latent cache does).
   /// @throws AdaptError when files are missing or inconsistent.
   StageTwoData(const std::filesystem::path& dataset, const std::filesystem::path& cache, const std::string& camera = "camera0",
-               int max_train_episodes = 0);
+               int max_train_episodes = 0, bool check_frames = true);
 
   const EmbodimentSpec& spec() const { return spec_; }
   const std::vector<Episode>& episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }

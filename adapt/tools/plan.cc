@@ -103,8 +103,9 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
 }
 
 // The replay file's contents: the traced episodes, each step's imagined plan decoded when the model
-// folder has a decoder.pt (adapt --train-decoder).
-PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& model_path, const nlohmann::json& r, int image_size) {
+// folder has a decoder.pt (adapt --train-decoder; `decoder` null otherwise).
+PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& model_path, const nlohmann::json& r, int image_size,
+                          LatentDecoder decoder) {
   PlanReplayFile replay;
   replay.embodiment = r["embodiment"];
   replay.task = r["task"];
@@ -113,10 +114,6 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
   replay.horizon = r["cem"]["horizon"];
   replay.image_size = image_size;
   replay.success_cm = r["success_cm"];
-  std::error_code ec;
-  const fs::path decoder_path = model_path / "decoder.pt";
-  LatentDecoder decoder{nullptr};
-  if (fs::exists(decoder_path, ec)) decoder = LoadDecoder(decoder_path);
   torch::NoGradGuard no_grad;
   for (const PlanTrace& t : traces) {
     PlanReplayEpisode e;
@@ -127,7 +124,7 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
     for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
     e.energy = t.result.energy;
     for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
-    if (decoder && decoder->image_size == image_size) {
+    if (decoder) {
       for (const auto& imagined : t.trace.imagined) {
         const auto images = (decoder->forward(imagined) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
         e.imagined.insert(e.imagined.end(), images.data_ptr<std::uint8_t>(), images.data_ptr<std::uint8_t>() + images.numel());
@@ -229,6 +226,16 @@ int main(int argc, char** argv) {
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
+    // The replay's decoder, checked before planning (a mismatch would otherwise surface after the run).
+    LatentDecoder decoder{nullptr};
+    std::error_code ec;
+    if (o.replay_episodes > 0 && fs::exists(fs::path(model_path) / "decoder.pt", ec)) {
+      decoder = LoadDecoder(fs::path(model_path) / "decoder.pt");
+      if (decoder->image_size != encoder.image_size()) {
+        throw AdaptError(model_path + "/decoder.pt draws " + std::to_string(decoder->image_size) + " px frames; the encoder takes " +
+                         std::to_string(encoder.image_size()) + " px");
+      }
+    }
     std::vector<PlanTrace> traces;
     nlohmann::json r = RunPlanning(
         model, hash, encoder, o,
@@ -240,7 +247,7 @@ int main(int argc, char** argv) {
     if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
     const fs::path replay_path = fs::path(out).parent_path() / (fs::path(out).stem().string() + "_replay.h5");
     if (!traces.empty()) {
-      const PlanReplayFile replay = MakeReplay(traces, model_path, r, encoder.image_size());
+      const PlanReplayFile replay = MakeReplay(traces, model_path, r, encoder.image_size(), decoder);
       WritePlanReplayFile(replay_path, replay);
       r["replay"] = replay_path.filename().string();
       std::printf("replay of %zu episodes: %s (rollout-viewer --plan %s)%s\n", traces.size(), replay_path.c_str(), out.c_str(),
