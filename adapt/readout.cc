@@ -57,7 +57,11 @@ torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<doubl
 ReadoutTargets EpisodeReadoutTargets(const collect::Dataset& ds, const std::string& demo, const std::string& camera, int image_size) {
   const auto extrinsics = ds.Read<double>(demo, "camera/" + camera + "/extrinsics");
   const auto intrinsics = ds.Read<double>(demo, "camera/" + camera + "/intrinsics");
-  std::vector<torch::Tensor> world = {Matrix(ds, demo, "obs/robot0_eef_pos")};
+  std::vector<torch::Tensor> world;
+  const bool sites = ds.HasDataset(demo, "obs/robot0_sites_pos");
+  const auto ee = Matrix(ds, demo, sites ? "obs/robot0_sites_pos" : "obs/robot0_eef_pos");
+  for (int64_t p = 0; p + 3 <= ee.size(1); p += 3) world.push_back(ee.slice(1, p, p + 3));
+  const int ee_points = static_cast<int>(world.size());
   if (ds.HasDataset(demo, "obs/object")) {
     const auto objects = Matrix(ds, demo, "obs/object");  // pos + quat per object
     for (int64_t o = 0; o + 7 <= objects.size(1); o += 7) world.push_back(objects.slice(1, o, o + 3));
@@ -69,7 +73,7 @@ ReadoutTargets EpisodeReadoutTargets(const collect::Dataset& ds, const std::stri
     values.push_back(w);
     views.push_back(view);
   }
-  return {torch::cat(values, 1), torch::stack(views, 1)};
+  return {torch::cat(values, 1), torch::stack(views, 1), ee_points};
 }
 
 void LinearReadout::Fit(const std::vector<torch::Tensor>& features, const std::vector<ReadoutTargets>& targets) {
@@ -77,7 +81,8 @@ void LinearReadout::Fit(const std::vector<torch::Tensor>& features, const std::v
   const int points = targets.front().points();
   std::vector<torch::Tensor> xs, ys, vs;
   for (size_t i = 0; i < features.size(); ++i) {
-    if (targets[i].points() != points) throw AdaptError("read-out: episodes track different numbers of objects");
+    if (targets[i].points() != points || targets[i].ee_points != targets.front().ee_points)
+      throw AdaptError("read-out: episodes track different numbers of sites or objects");
     xs.push_back(features[i].to(torch::kFloat64));
     ys.push_back(targets[i].values);
     vs.push_back(targets[i].in_view);

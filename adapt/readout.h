@@ -3,7 +3,8 @@
 // state they carry (where the end effector and the objects are), not by their distance alone.
 //
 // Targets per frame, in columns: the end effector's image-plane position (u, v in pixels of the
-// dataset's frames) and world position (x, y, z in metres), then the same five for every object.
+// dataset's frames) and world position (x, y, z in metres) -- for every site of interest where the
+// robot has several (a humanoid's hands) --, then the same five for every object.
 // A point behind the camera or outside the image is out of view: its image-plane columns are not
 // fit and not scored (counted in `out_of_view`).
 //
@@ -31,12 +32,15 @@ torch::Tensor ReadoutFeatures(const torch::Tensor& latents);
 torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& extrinsics, const std::vector<double>& k, int image_size,
                              torch::Tensor* in_view);
 
-/// Read-out targets of one episode: values (frames, P * 5) and in-view flags (frames, P), P = 1 + objects.
+/// Read-out targets of one episode: values (frames, P * 5) and in-view flags (frames, P), P = the
+/// robot's sites of interest (ee_points: the end effector, or a humanoid's hands), then the objects.
 struct ReadoutTargets {
   torch::Tensor values, in_view;
+  int ee_points = 1;
   int points() const { return static_cast<int>(in_view.size(1)); }
 };
-/// From a dataset episode (obs/robot0_eef_pos, obs/object, camera/<camera>/{extrinsics,intrinsics}).
+/// From a dataset episode: the sites (obs/robot0_sites_pos where the robot has several, else
+/// obs/robot0_eef_pos), obs/object, camera/<camera>/{extrinsics,intrinsics}.
 ReadoutTargets EpisodeReadoutTargets(const collect::Dataset& ds, const std::string& demo, const std::string& camera, int image_size);
 
 /// (copy - imagined) / (copy - floor) of mean read-out errors: 1 = the imagined latents carry the

@@ -524,6 +524,7 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
   std::map<std::string, EvalSums> sums;
   std::map<std::string, int64_t> windows;
   int episodes = 0;
+  nlohmann::json site_names = {"ee"};
   const int64_t span = static_cast<int64_t>(c - 1 + horizon) * k;  // control steps from the first context frame to the last target
   for (const auto& ep : data.episodes("valid")) {
     if (episodes >= o.max_episodes) break;
@@ -570,23 +571,26 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     };
     // The object a window is about: the one that moves most over the window; scored where it has
     // moved >= 2 cm since the last context frame and is in view.
+    // Sites of interest first (the end effector, or a humanoid's hands), then the objects.
+    const int sites = truth_targets.ee_points;
+    if (sites > 1) site_names = nlohmann::json::parse(data.dataset().StringAttr(ep.demo, "sites"));
     torch::Tensor object_px[3], object_weight;
-    const bool has_object = points > 1;
+    const bool has_object = points > sites;
     if (has_object) {
       const auto start_pos = truth_targets.values.index_select(0, t0);  // (W, C)
       std::vector<torch::Tensor> moved;
-      for (int p = 1; p < points; ++p)
+      for (int p = sites; p < points; ++p)
         moved.push_back((target.slice(2, p * 5 + 2, p * 5 + 5) - start_pos.slice(1, p * 5 + 2, p * 5 + 5).unsqueeze(1)).norm(2, 2));
       const auto moved_all = torch::stack(moved, 2);                   // (W, H, P-1)
       const auto chosen = moved_all.select(1, horizon - 1).argmax(1);  // (W)
       const auto index = chosen.view({n, 1, 1}).expand({n, horizon, 1});
       const auto distance = moved_all.gather(2, index).squeeze(2);
-      const auto chosen_view = view.slice(2, 1).gather(2, index).squeeze(2);
+      const auto chosen_view = view.slice(2, sites).gather(2, index).squeeze(2);
       object_weight = ((distance >= 0.02) & chosen_view).to(torch::kFloat64);
       const torch::Tensor* sources[3] = {&r_imagined, &r_floor, &r_copy};
       for (int s = 0; s < 3; ++s) {
         std::vector<torch::Tensor> per;
-        for (int p = 1; p < points; ++p) per.push_back(pixel_error(*sources[s], p));
+        for (int p = sites; p < points; ++p) per.push_back(pixel_error(*sources[s], p));
         object_px[s] = torch::stack(per, 2).gather(2, index).squeeze(2);
       }
     }
@@ -598,7 +602,6 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     const auto offset = (nearest - t_h).abs();
     const auto retrieved = (offset <= k).to(torch::kFloat64), retrieved_strict = (offset <= k / 2).to(torch::kFloat64);
 
-    const auto ee_view = view.select(2, 0).to(torch::kFloat64);
     const auto model_l1 = (pred - truth).abs().mean({2, 3}), copy_l1 = (copy - truth).abs().mean({2, 3});
     const auto joint_err = (JointPositionsOf(prop_pred, spec) - JointPositionsOf(truth_prop, spec)).abs().mean(2);
     const auto ee_dyn = (EePositionOf(prop_pred, spec) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0;
@@ -608,12 +611,18 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
       windows[key] += n;
       s.Add("latent_l1", model_l1, ones);
       s.Add("copy_last_l1", copy_l1, ones);
-      s.Add("ee_px_imagined", pixel_error(r_imagined, 0), ee_view);
-      s.Add("ee_px_floor", pixel_error(r_floor, 0), ee_view);
-      s.Add("ee_px_copy", pixel_error(r_copy, 0), ee_view);
-      s.Add("ee_cm_imagined", world_error(r_imagined, 0), ones);
-      s.Add("ee_cm_floor", world_error(r_floor, 0), ones);
-      s.Add("ee_cm_copy", world_error(r_copy, 0), ones);
+      // ee errors average every site (its in-view frames for pixels); with several sites, each is
+      // also kept on its own (ee_px_<source>_site<i>).
+      for (int p = 0; p < sites; ++p) {
+        const auto site_view = view.select(2, p).to(torch::kFloat64);
+        for (const auto& [source, r] :
+             {std::pair<const char*, const torch::Tensor*>{"imagined", &r_imagined}, {"floor", &r_floor}, {"copy", &r_copy}}) {
+          const auto px = pixel_error(*r, p);
+          s.Add(std::string("ee_px_") + source, px, site_view);
+          s.Add(std::string("ee_cm_") + source, world_error(*r, p), ones);
+          if (sites > 1) s.Add("ee_px_" + std::string(source) + "_site" + std::to_string(p), px, site_view);
+        }
+      }
       if (has_object) {
         s.Add("object_px_imagined", object_px[0], object_weight);
         s.Add("object_px_floor", object_px[1], object_weight);
@@ -639,6 +648,10 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     t["ratio"] = ratio;
     t["ee_px_gap_closed"] = GapsClosed(s.Mean("ee_px_copy"), s.Mean("ee_px_imagined"), s.Mean("ee_px_floor"));
     t["ee_cm_gap_closed"] = GapsClosed(s.Mean("ee_cm_copy"), s.Mean("ee_cm_imagined"), s.Mean("ee_cm_floor"));
+    for (int p = 0; s.sum.count("ee_px_imagined_site" + std::to_string(p)); ++p) {
+      const std::string site = "_site" + std::to_string(p);
+      t["ee_px_gap_closed" + site] = GapsClosed(s.Mean("ee_px_copy" + site), s.Mean("ee_px_imagined" + site), s.Mean("ee_px_floor" + site));
+    }
     if (s.sum.count("object_px_imagined")) {
       t["object_px_gap_closed"] = GapsClosed(s.Mean("object_px_copy"), s.Mean("object_px_imagined"), s.Mean("object_px_floor"));
       t["object_windows"] = s.Count("object_px_imagined");
@@ -685,6 +698,7 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
           {"seconds_per_step", k / hz},
           {"episodes", episodes},
           {"readout", {{"ridge_strength", readout.strength()}, {"out_of_view_point_frames", readout.out_of_view()}}},
+          {"ee_sites", site_names},  // what ee_* averages over (site<i> keys: each alone)
           {"tasks", tasks},
           {"summary", summary},
           {"targets",  // gaps count as met only with their floor over copy <= 0.5
@@ -729,9 +743,21 @@ std::string FormatEvalTable(const nlohmann::json& m) {
   }
   out << "  latent = L1 ratio to copy-last; retrieval = top-1 rate (nearest frame within one model step of the true one); ee dyn / ee still = "
          "dynamics model's ee error / distance moved (cm)\n";
-  out << "  per task (gap closed at 1 s / at the last step, latent ratio at step 1):\n";
   const auto& summary = m.at("summary");
   const int h1 = std::clamp(static_cast<int>(std::lround(1.0 / dt)), 1, h) - 1;
+  const auto sites = m.value("ee_sites", nlohmann::json::array({"ee"}));
+  if (sites.size() > 1) {  // "ee" above averages these sites
+    out << "  ee above = the mean over the robot's sites of interest; each alone (px at 1 s: floor / imagined / copy, gap closed at 1 s / at the "
+           "last step):\n";
+    for (size_t p = 0; p < sites.size(); ++p) {
+      const std::string site = "_site" + std::to_string(p);
+      std::snprintf(line, sizeof line, "  %-22s %6.2f / %6.2f / %6.2f  gap %.2f / %.2f\n", sites[p].get<std::string>().c_str(),
+                    num(all["ee_px_floor" + site][h1]), num(all["ee_px_imagined" + site][h1]), num(all["ee_px_copy" + site][h1]),
+                    num(all["ee_px_gap_closed" + site][h1]), num(all["ee_px_gap_closed" + site][h - 1]));
+      out << line;
+    }
+  }
+  out << "  per task (gap closed at 1 s / at the last step, latent ratio at step 1):\n";
   for (const auto& [task, t] : m.at("tasks").items()) {
     if (task == "all") continue;
     std::snprintf(line, sizeof line, "  %-8s %5lld windows  ee gap %.2f / %.2f  ratio %.3f\n", task.c_str(),

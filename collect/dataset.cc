@@ -117,6 +117,10 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
     WriteMatrix(g, "obs/robot0_eef_quat", ep.eef_quat, n);
     if (ep.gripper_dim > 0) WriteMatrix(g, "obs/robot0_gripper_qpos", ep.gripper_qpos, n);
     WriteMatrix(g, "obs/object", ep.object, n);
+    if (!ep.site_names.empty()) {  // several sites of interest: all their positions, names in an attribute
+      WriteMatrix(g, "obs/robot0_sites_pos", ep.sites_pos, n);
+      h5::SetAttr(g, "sites", nlohmann::json(ep.site_names).dump());
+    }
     const hsize_t s = ep.image_size;
     for (int c = 0; c < ep.num_cameras; ++c) {
       const std::string cam = "camera" + std::to_string(c);
@@ -353,6 +357,9 @@ void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
     const auto objects = check("obs/object", H5T_FLOAT, 2, {0}, false);
     if (!objects.dims.empty() && objects.dims[1] % 7 != 0)
       throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
+    const auto sites = check("obs/robot0_sites_pos", H5T_FLOAT, 2, {0}, false);
+    if (!sites.dims.empty() && (sites.dims[1] % 3 != 0 || sites.dims[1] == 0))
+      throw DatasetError("obs/robot0_sites_pos has " + std::to_string(sites.dims[1]) + " columns, not 3 per site");
     const auto ee = h5::Describe(g, "obs/robot0_eef_pos");
     if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0)
       throw DatasetError("obs/robot0_eef_pos has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");

@@ -102,6 +102,7 @@ EpisodeData EpisodeRunner::RunScript(std::int64_t index, int steps, const Episod
   ep.state_dim = world_->state_size();
   ep.object_dim = 7 * static_cast<int>(scene_.object_bodies.size());
   ep.gripper_dim = static_cast<int>(gripper_qpos_.size());
+  if (embodiment_.ee_sites.size() > 1) ep.site_names = embodiment_.ee_sites;
   ep.images.resize(ep.num_cameras);
   for (const auto& camera : draw_.cameras) {
     const auto k = sim::CameraIntrinsics(camera.fovy_deg, config_.image_size, config_.image_size);
@@ -153,6 +154,10 @@ void EpisodeRunner::Record(EpisodeData* ep) {
   for (double x : ee.pos) ep->eef_pos.push_back(static_cast<float>(x));
   for (double x : ee.quat) ep->eef_quat.push_back(static_cast<float>(x));
   for (int q : gripper_qpos_) ep->gripper_qpos.push_back(static_cast<float>(d->qpos[q]));
+  for (const std::string& site : ep->site_names) {
+    const sim::SitePose pose = sim::GetSitePose(d, sim::RequireId(world_->model(), mjOBJ_SITE, site));
+    for (double x : pose.pos) ep->sites_pos.push_back(static_cast<float>(x));
+  }
   for (int b : scene_.object_bodies) {
     for (int k = 0; k < 3; ++k) ep->object.push_back(static_cast<float>(d->xpos[3 * b + k]));
     for (int k = 0; k < 4; ++k) ep->object.push_back(static_cast<float>(d->xquat[4 * b + k]));

@@ -26,6 +26,10 @@ struct EpisodeData {
   std::vector<std::array<double, 9>> intrinsics;   ///< per camera, row-major 3x3
   std::vector<std::array<double, 16>> extrinsics;  ///< per camera, camera-to-world 4x4 (sim::Pose)
   std::vector<float> actions, joint_targets, joint_pos, joint_vel, eef_pos, eef_quat, gripper_qpos, object;
+  /// Embodiments with several sites of interest (a humanoid's hands): every site's position per step
+  /// (steps x 3 * sites, in site_names' order; the first is eef_pos's site). Empty for one site.
+  std::vector<float> sites_pos;
+  std::vector<std::string> site_names;
   std::vector<double> states;
   std::vector<float> rewards;
   std::vector<std::int32_t> dones;

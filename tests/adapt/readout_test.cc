@@ -1,7 +1,14 @@
 // Tests for adapt/readout.cc: projection, out-of-view handling and the ridge read-out.
 #include "adapt/readout.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include <gtest/gtest.h>
+
+#include "collect/collector.h"
+#include "collect/dataset.h"
 
 namespace embody::adapt {
 namespace {
@@ -65,6 +72,38 @@ TEST(ReadoutTest, RecoversALinearCodeAndGapClosedIsOneForPerfectZeroForCopy) {
   EXPECT_NEAR(1.0, GapClosed(copy_error, perfect_error, floor_error), 1e-9);
   EXPECT_NEAR(0.0, GapClosed(copy_error, copy_error, floor_error), 1e-9);
   EXPECT_GT(copy_error, 10.0);
+}
+
+// Tests that a humanoid's read-out targets are both hands (then the room's objects), the first
+// hand being the recorded end effector, and that an arm tracks one site.
+TEST(ReadoutTest, HumanoidTracksBothHandsArmOneSite) {
+  const auto dir = std::filesystem::temp_directory_path() / ("embody_readout_" + std::to_string(getpid()));
+  for (const std::string robot : {"humanoid", "franka"}) {
+    collect::CollectConfig c;
+    c.robot = robot;
+    c.episodes = 1;
+    c.steps = 6;
+    c.image_size = 32;
+    c.seed = 4;
+    c.out = (dir / (robot + ".h5")).string();
+    collect::Collect(c, {.enabled = false});
+    const collect::Dataset ds(c.out);
+    const auto targets = EpisodeReadoutTargets(ds, "demo_0", "camera0", 32);
+    const int sites = robot == "humanoid" ? 2 : 1;
+    std::vector<hsize_t> dims;
+    ds.Read<float>("demo_0", "obs/object", &dims);
+    EXPECT_EQ(sites, targets.ee_points) << robot;
+    EXPECT_EQ(sites + static_cast<int>(dims[1] / 7), targets.points()) << robot;
+    const auto eef = ds.Read<float>("demo_0", "obs/robot0_eef_pos");
+    for (int t = 0; t < 6; ++t) {
+      for (int k = 0; k < 3; ++k) EXPECT_NEAR(eef[3 * t + k], targets.values[t][2 + k].item<double>(), 1e-6);
+    }
+    if (sites == 2) {  // the second block is the left hand, away from the right one
+      const auto right = targets.values.slice(1, 2, 5), left = targets.values.slice(1, 7, 10);
+      EXPECT_GT((right - left).norm(2, 1).min().item<double>(), 0.2);
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

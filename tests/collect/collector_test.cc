@@ -222,6 +222,22 @@ TEST_F(CollectorTest, HumanoidEpisodesRun) {
   EXPECT_EQ((std::vector<hsize_t>{8, 24}), dims);
   EXPECT_FALSE(ds.HasDataset("demo_1", "obs/robot0_gripper_qpos"));
   EXPECT_EQ("humanoid", ds.StringAttr("demo_1", "embodiment"));
+  // Both hands, in the order the attribute names them; the first is robot0_eef_pos's site.
+  EXPECT_EQ(R"(["humanoid_right_hand","humanoid_left_hand"])", ds.StringAttr("demo_1", "sites"));
+  const auto sites = ds.Read<float>("demo_1", "obs/robot0_sites_pos", &dims);
+  EXPECT_EQ((std::vector<hsize_t>{8, 6}), dims);
+  const auto eef = ds.Read<float>("demo_1", "obs/robot0_eef_pos");
+  double apart = 0;
+  for (size_t t = 0; t < 8; ++t) {
+    for (size_t k = 0; k < 3; ++k) EXPECT_EQ(eef[3 * t + k], sites[6 * t + k]);
+    apart += std::hypot(sites[6 * t] - sites[6 * t + 3], sites[6 * t + 1] - sites[6 * t + 4], sites[6 * t + 2] - sites[6 * t + 5]);
+  }
+  EXPECT_GT(apart / 8, 0.2);  // the hands are shoulder-width apart or more
+  EXPECT_TRUE(ds.HasDataset("demo_1", "next_obs/robot0_sites_pos"));
+  // An arm has one site: no sites_pos.
+  CollectConfig arm = Small("arm_sites.h5", 1);
+  Run(arm);
+  EXPECT_FALSE(Dataset(arm.out).HasDataset("demo_0", "obs/robot0_sites_pos"));
 }
 
 // Tests crash safety with a real SIGKILL: the file still opens and every episode it lists is
