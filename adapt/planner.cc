@@ -40,11 +40,12 @@ std::vector<double> ToVector(const torch::Tensor& t) {
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-// Full actions for a batch of plans: (S, H, 3) planned dims -> (S, H, A), the rest as FullAction fills it.
+// Full actions for a batch of plans: (S, H, planned dims) -> (S, H, A), the rest as FullAction fills it.
 torch::Tensor FullActions(const PlanScene& scene, const torch::Tensor& plans) {
-  const auto fixed = torch::tensor(scene.FullAction({0, 0, 0}), torch::kFloat64).to(torch::kFloat32);
+  const auto fixed = torch::tensor(scene.FullAction(std::vector<double>(scene.planned_dims(), 0.0)), torch::kFloat64).to(torch::kFloat32);
   auto full = fixed.expand({plans.size(0), plans.size(1), fixed.size(0)}).clone();
-  full.slice(2, 0, PlanScene::kPlannedDims).copy_(plans);
+  full.slice(2, 0, 3).copy_(plans.slice(2, 0, 3));
+  if (plans.size(2) > 3 && full.size(2) > 6) full.select(2, 6).copy_(torch::where(plans.select(2, 3) >= 0, 1.0, -1.0));
   return full;
 }
 
@@ -76,10 +77,11 @@ CemResult Cem(const EnergyFn& energy, int dims, const CemOptions& o, const torch
 PlanTask ParsePlanTask(const std::string& name) {
   if (name == "reach") return PlanTask::kReach;
   if (name == "push") return PlanTask::kPush;
-  throw AdaptError("unknown planning task '" + name + "' (reach or push)");
+  if (name == "pick") return PlanTask::kPick;
+  throw AdaptError("unknown planning task '" + name + "' (reach, push or pick)");
 }
 
-std::string PlanTaskName(PlanTask task) { return task == PlanTask::kReach ? "reach" : "push"; }
+std::string PlanTaskName(PlanTask task) { return task == PlanTask::kReach ? "reach" : task == PlanTask::kPush ? "push" : "pick"; }
 
 // ---------------------------------------------------------------------------------------------------
 // The scene.
@@ -125,6 +127,36 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
       goal_.ee = Ee();
       break;
     }
+  } else if (task == PlanTask::kPick) {
+    // The scripted pick policy (simcollect's) grasps an object, carries it 10+ cm, places and
+    // releases it; the arm then rises off it. Its runs that fail are redrawn.
+    const auto& objects = runner_->scene().object_bodies;
+    if (objects.empty()) throw AdaptError("pick needs an object in the scene");
+    if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
+    const mjData* d = world.data();
+    for (int attempt = 0;; ++attempt) {
+      if (attempt == 20) throw AdaptError("no pick goal found for episode " + std::to_string(index) + " (the scripted pick failed 20 times)");
+      world.SetState(start_);
+      auto policy = collect::MakePolicy(collect::Task::kPick, runner_->controller(), runner_->scene(), world, &goal_rng);
+      int done = -1;
+      for (int t = 0; t < 400 && (done < 0 || t < done + 25); ++t) {
+        Act(policy->Act(world));
+        if (done < 0 && policy->Success(world)) done = t;
+      }
+      if (done < 0 || !policy->Success(world)) continue;
+      // The object is the one that moved (the policy draws it).
+      double moved = 0;
+      for (int body : objects) {
+        const int q = world.model()->jnt_qposadr[world.model()->body_jntadr[body]];
+        const double m = std::hypot(d->xpos[3 * body] - start_[1 + q], d->xpos[3 * body + 1] - start_[2 + q]);
+        if (m > moved) {
+          moved = m;
+          goal_.object = body;
+        }
+      }
+      goal_.object_pos = {d->xpos[3 * goal_.object], d->xpos[3 * goal_.object + 1], d->xpos[3 * goal_.object + 2]};
+      break;
+    }
   } else {
     // An object moved 10-20 cm across the table (the arm where it starts).
     const auto& objects = runner_->scene().object_bodies;
@@ -150,6 +182,7 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
   goal_.state = world.GetState();
   goal_.image = Render();
   Restart();
+  object_rest_z_ = goal_.object >= 0 ? world.data()->xpos[3 * goal_.object + 2] : 0.0;
 }
 
 void PlanScene::Restart() { runner_->world().SetState(start_); }
@@ -174,12 +207,12 @@ void PlanScene::Act(const std::vector<double>& action) {
 std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) const {
   const auto& scale = embodiment().action_scale;
   std::vector<double> a(embodiment().action_dim(), 0.0);
-  for (int k = 0; k < kPlannedDims; ++k) a[k] = std::clamp(planned.at(k), -1.0, 1.0);
+  for (int k = 0; k < 3; ++k) a[k] = std::clamp(planned.at(k), -1.0, 1.0);
   const auto rot = sim::OrientationError(start_quat_, sim::GetSitePose(runner_->world().data(), runner_->EeSite()).quat);
   // The correction is held for a model step's control steps: a per-step gain of 0.6 (the scripted
   // policies') held for 4 steps overshoots and the hand starts to oscillate, so a quarter of it.
   for (int k = 0; k < 3; ++k) a[3 + k] = std::clamp(0.15 * rot[k] / scale.rotation, -1.0, 1.0);
-  if (a.size() > 6) a[6] = task_ == PlanTask::kPush ? 1.0 : -1.0;
+  if (a.size() > 6) a[6] = task_ == PlanTask::kPick ? (planned.at(3) >= 0 ? 1.0 : -1.0) : task_ == PlanTask::kPush ? 1.0 : -1.0;
   return a;
 }
 
@@ -187,12 +220,12 @@ void PlanScene::DriveEeTo(const Vec3& target, int max_steps) {
   const auto& scale = embodiment().action_scale;
   for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) {
     const Vec3 ee = Ee();
-    std::vector<double> planned(kPlannedDims);
+    std::vector<double> planned(planned_dims(), -1.0);  // pick: the gripper open
     for (int k = 0; k < 3; ++k) planned[k] = 0.6 * (target[k] - ee[k]) / scale.position;
     Act(FullAction(planned));
   }
   // Come to rest, so the goal image does not show a moving arm.
-  for (int t = 0; t < 10; ++t) Act(FullAction({0, 0, 0}));
+  for (int t = 0; t < 10; ++t) Act(FullAction(std::vector<double>(planned_dims(), 0.0)));
 }
 
 std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->world().data(), runner_->EeSite()).pos; }
@@ -200,7 +233,11 @@ std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->w
 double PlanScene::Distance() const {
   if (task_ == PlanTask::kReach) return Norm(Ee(), goal_.ee);
   const double* p = runner_->world().data()->xpos + 3 * goal_.object;
-  return Norm({p[0], p[1], p[2]}, goal_.object_pos, 2);
+  return Norm({p[0], p[1], p[2]}, goal_.object_pos, task_ == PlanTask::kPick ? 3 : 2);
+}
+
+double PlanScene::ObjectLift() const {
+  return goal_.object >= 0 ? runner_->world().data()->xpos[3 * goal_.object + 2] - object_rest_z_ : 0.0;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -253,7 +290,7 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
     const auto diff = (pred - goal_.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
     return final_only_ ? diff.select(1, h - 1) : diff.mean(1);
   };
-  const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
+  const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
   warm_ = r.mean;
   if (energy) *energy = r.mean_energy;
   {  // The chosen plan's imagination, for replays (deterministic: no random draws).
@@ -299,7 +336,7 @@ std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
     }
     return sum;
   };
-  const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
+  const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
   warm_ = r.mean;
   if (energy) *energy = r.mean_energy;
   return ToVector(r.mean[0]);
@@ -334,21 +371,21 @@ std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
     }
     return torch::tensor(e);
   };
-  const CemResult r = Cem(fn, PlanScene::kPlannedDims, cem_, Shifted(warm_));
+  const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
   world.SetState(now);
   warm_ = r.mean;
   if (energy) *energy = r.mean_energy;
   return ToVector(r.mean[0]);
 }
 
-std::vector<double> RandomPlanner::Next(PlanScene&, double* energy) {
+std::vector<double> RandomPlanner::Next(PlanScene& scene, double* energy) {
   if (energy) *energy = kNaN;
-  return ToVector(torch::rand({PlanScene::kPlannedDims}) * 2 - 1);
+  return ToVector(torch::rand({scene.planned_dims()}) * 2 - 1);
 }
 
-std::vector<double> StillPlanner::Next(PlanScene&, double* energy) {
+std::vector<double> StillPlanner::Next(PlanScene& scene, double* energy) {
   if (energy) *energy = kNaN;
-  return std::vector<double>(PlanScene::kPlannedDims, 0.0);
+  return std::vector<double>(scene.planned_dims(), 0.0);
 }
 
 MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, MpcTrace* trace) {
@@ -356,11 +393,13 @@ MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, 
   planner.Begin(scene);
   MpcResult r;
   if (trace) *trace = MpcTrace{};
+  const bool pick = scene.task() == PlanTask::kPick;
+  auto reached = [&](double d) { return d < options.success_m && (!pick || r.max_lift_m >= options.lift_m); };
   for (int step = 0; step < options.max_steps; ++step) {
     const double d = scene.Distance();
     r.distance_m.push_back(d);
     if (trace) trace->frames.push_back(scene.Render());
-    if (d < options.success_m) break;
+    if (reached(d)) break;
     double energy = kNaN;
     const auto t0 = std::chrono::steady_clock::now();
     const auto planned = planner.Next(scene, &energy);
@@ -369,7 +408,10 @@ MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, 
     if (trace) trace->imagined.push_back(planner.imagined());
     // The rotation correction is recomputed from the same state the planner saw: FullAction before acting.
     const auto action = scene.FullAction(planned);
-    for (int i = 0; i < options.frame_skip; ++i) scene.Act(action);
+    for (int i = 0; i < options.frame_skip; ++i) {
+      scene.Act(action);
+      if (pick) r.max_lift_m = std::max(r.max_lift_m, scene.ObjectLift());
+    }
     ++r.steps;
   }
   r.final_distance_m = scene.Distance();
@@ -377,7 +419,7 @@ MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, 
     r.distance_m.push_back(r.final_distance_m);
     if (trace) trace->frames.push_back(scene.Render());
   }
-  r.success = r.final_distance_m < options.success_m;
+  r.success = reached(r.final_distance_m);
   return r;
 }
 
@@ -406,7 +448,8 @@ nlohmann::json Detail(const MpcResult& r) {
   for (double e : r.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
   std::vector<double> cm;
   for (double d : r.distance_m) cm.push_back(100 * d);
-  return {{"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"distance_cm", cm}, {"energy", energy}};
+  return {{"success", r.success},         {"steps", r.steps},   {"final_distance_cm", 100 * r.final_distance_m},
+          {"max_lift_cm", 100 * r.max_lift_m}, {"distance_cm", cm}, {"energy", energy}};
 }
 
 }  // namespace
@@ -424,7 +467,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
                      std::to_string(scene.embodiment().action_dim()));
   }
-  std::string oracle_kind = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;
+  std::string oracle_kind = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;  // objects: sim
   if (oracle_kind == "dynamics" && o.task != PlanTask::kReach) throw AdaptError("--oracle dynamics plans reach only (use sim)");
   std::unique_ptr<Planner> oracle;
   if (oracle_kind == "dynamics")

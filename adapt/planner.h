@@ -4,7 +4,8 @@
 //
 // An episode: a scene drawn as simcollect draws one (its own seed, so held out from the training
 // data), a goal rendered from the same scene and camera (reach: the arm driven to an end-effector
-// position 10-30 cm away; push: an object moved 10-20 cm on the table), the goal's state kept only to
+// position 10-30 cm away; push: an object moved 10-20 cm on the table; pick: an object grasped, carried
+// and placed 10+ cm away by the scripted pick policy, the arm lifted off it), the goal's state kept only to
 // score success. At every model step a Planner chooses one normalized action, which is held for the
 // model step's k control steps; the loop stops at success or after the step budget.
 //
@@ -57,8 +58,8 @@ struct CemResult {
 /// samples. Random draws come from torch's generator (seed it for determinism).
 CemResult Cem(const EnergyFn& energy, int dims, const CemOptions& options, const torch::Tensor& init = {});
 
-enum class PlanTask { kReach, kPush };
-/// "reach" | "push". @throws AdaptError naming the bad value.
+enum class PlanTask { kReach, kPush, kPick };
+/// "reach" | "push" | "pick". @throws AdaptError naming the bad value.
 PlanTask ParsePlanTask(const std::string& name);
 std::string PlanTaskName(PlanTask task);
 
@@ -66,8 +67,8 @@ std::string PlanTaskName(PlanTask task);
 struct PlanGoal {
   std::vector<double> state;           ///< the goal scene's full MuJoCo state (re-rendering, tests)
   std::array<double, 3> ee{};          ///< reach: the goal end-effector position (m)
-  int object = -1;                     ///< push: the object's body id
-  std::array<double, 3> object_pos{};  ///< push: its goal position (m)
+  int object = -1;                     ///< push, pick: the object's body id
+  std::array<double, 3> object_pos{};  ///< push, pick: its goal position (m)
   std::vector<std::uint8_t> image;     ///< the goal frame of camera 0, S*S*3 RGB
 };
 
@@ -90,12 +91,18 @@ class PlanScene {
   /// Applies one normalized action for one control step (the controller, then the physics substeps).
   void Act(const std::vector<double>& action);
   /// The full action for planned dims: [dx dy dz] as planned, the rotation that holds the start
-  /// orientation (a P-correction, as the scripted policies do), the task's gripper (reach open, push closed).
+  /// orientation (a P-correction, as the scripted policies do), the task's gripper (reach open, push
+  /// closed, pick planned: a fourth dim, closed where >= 0).
   std::vector<double> FullAction(const std::vector<double>& planned) const;
-  static constexpr int kPlannedDims = 3;
+  /// Dims a planner chooses: 3 (ee translation), 4 for pick (and the gripper).
+  int planned_dims() const { return task_ == PlanTask::kPick ? 4 : 3; }
 
-  /// Distance to the goal now (m): the ee for reach, the object (horizontal) for push.
+  /// Distance to the goal now (m): the ee for reach, the object (horizontal) for push, the object
+  /// (3-D) for pick.
   double Distance() const;
+  /// How far the goal's object is above where it rested at the start (m; pick counts as a success
+  /// only if it was lifted on the way).
+  double ObjectLift() const;
   std::array<double, 3> Ee() const;
 
   collect::EpisodeRunner& runner() { return *runner_; }
@@ -114,10 +121,11 @@ class PlanScene {
   PlanTask task_ = PlanTask::kReach;
   std::vector<double> start_;
   std::array<double, 4> start_quat_{};
+  double object_rest_z_ = 0;
   PlanGoal goal_;
 };
 
-/// Chooses one normalized action (the planned dims, PlanScene::kPlannedDims) per model step.
+/// Chooses one normalized action (the planned dims, PlanScene::planned_dims()) per model step.
 class Planner {
  public:
   virtual ~Planner() = default;
@@ -213,13 +221,15 @@ class StillPlanner : public Planner {
 
 struct MpcOptions {
   int max_steps = 20;       ///< model steps per episode
-  double success_m = 0.05;  ///< success: distance to the goal below this
+  double success_m = 0.05;  ///< success: distance to the goal below this (pick: and the object lifted)
+  double lift_m = 0.03;     ///< pick: how far the object must have been lifted
   int frame_skip = 4;       ///< control steps per model step (the world model's)
 };
 
 struct MpcResult {
   bool success = false;
   int steps = 0;  ///< model steps executed
+  double max_lift_m = 0;  ///< pick: the object's highest lift above its start over the executed steps
   double final_distance_m = 0;
   std::vector<double> distance_m;  ///< before each model step, and at the end
   std::vector<double> energy;      ///< the plan's energy at each model step
@@ -258,7 +268,7 @@ struct PlanRunOptions {
   MpcOptions mpc{30, 0.05, 4};  ///< frame_skip is taken from the model
   std::vector<double> camera_offsets = {0};
   bool baselines = true;
-  std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push: sim)
+  std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push, pick: sim)
   CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
   int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
 };

@@ -81,6 +81,24 @@ TEST(PlanSceneTest, GoalImageIsARenderOfTheGoalStateAndSuccessIsScoredFromState)
   EXPECT_LE(scene.Distance(), 0.21);
   scene.runner().world().SetState(scene.goal().state);
   EXPECT_LT(scene.Distance(), 1e-6);
+  // Pick: the scripted pick placed an object 10+ cm away (3-D distance, on the table again), the arm
+  // lifted off it; the planner also chooses the gripper (closed where its fourth dim is >= 0).
+  scene.Reset(0, PlanTask::kPick);
+  EXPECT_EQ(4, scene.planned_dims());
+  EXPECT_GE(scene.Distance(), 0.09);
+  EXPECT_NEAR(scene.ObjectLift(), 0.0, 1e-6);
+  EXPECT_EQ(1.0, scene.FullAction({0, 0, 0, 0.1})[6]);
+  EXPECT_EQ(-1.0, scene.FullAction({0, 0, 0, -0.1})[6]);
+  const auto start_image = scene.Render();
+  scene.runner().world().SetState(scene.goal().state);
+  EXPECT_LT(scene.Distance(), 1e-6);
+  EXPECT_NEAR(scene.ObjectLift(), 0.0, 0.02);  // placed back on the table
+  const double* obj = scene.runner().world().data()->xpos + 3 * scene.goal().object;
+  EXPECT_GT(scene.Ee()[2] - obj[2], 0.05);  // the arm rose off it
+  EXPECT_NE(scene.goal().image, start_image);
+  const MpcResult held = RunMpc(scene, still, {2, 0.05, 4});
+  EXPECT_FALSE(held.success);
+  EXPECT_LT(held.max_lift_m, 0.01);
   // A moved camera renders another goal image of the same goal.
   scene.Reset(0, PlanTask::kReach, 30);
   EXPECT_NE(scene.goal().image, image);
