@@ -236,9 +236,7 @@ double PlanScene::Distance() const {
   return Norm({p[0], p[1], p[2]}, goal_.object_pos, task_ == PlanTask::kPick ? 3 : 2);
 }
 
-double PlanScene::ObjectLift() const {
-  return goal_.object >= 0 ? runner_->world().data()->xpos[3 * goal_.object + 2] - object_rest_z_ : 0.0;
-}
+double PlanScene::ObjectLift() const { return goal_.object >= 0 ? runner_->world().data()->xpos[3 * goal_.object + 2] - object_rest_z_ : 0.0; }
 
 // ---------------------------------------------------------------------------------------------------
 // Planners.
@@ -448,8 +446,8 @@ nlohmann::json Detail(const MpcResult& r) {
   for (double e : r.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
   std::vector<double> cm;
   for (double d : r.distance_m) cm.push_back(100 * d);
-  return {{"success", r.success},         {"steps", r.steps},   {"final_distance_cm", 100 * r.final_distance_m},
-          {"max_lift_cm", 100 * r.max_lift_m}, {"distance_cm", cm}, {"energy", energy}};
+  return {{"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
+          {"distance_cm", cm},    {"energy", energy}};
 }
 
 }  // namespace

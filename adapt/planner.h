@@ -228,7 +228,7 @@ struct MpcOptions {
 
 struct MpcResult {
   bool success = false;
-  int steps = 0;  ///< model steps executed
+  int steps = 0;          ///< model steps executed
   double max_lift_m = 0;  ///< pick: the object's highest lift above its start over the executed steps
   double final_distance_m = 0;
   std::vector<double> distance_m;  ///< before each model step, and at the end

@@ -180,7 +180,9 @@ int main(int argc, char** argv) {
   app.add_option("--embodiment", o.embodiment, "Arm to plan for (franka, ur5, or yours)")->capture_default_str();
   app.add_option("--model", model_path, "Stage-two model folder (default models/<embodiment>)");
   app.add_option("--encoder", encoder_path, "The frozen encoder the model was trained on")->capture_default_str();
-  app.add_option("--task", task, "reach (ee to a goal 10-30 cm away), push (an object 10-20 cm) or pick (an object grasped, lifted and placed 10+ cm away)")->capture_default_str();
+  app.add_option("--task", task,
+                 "reach (ee to a goal 10-30 cm away), push (an object 10-20 cm) or pick (an object grasped, lifted and placed 10+ cm away)")
+      ->capture_default_str();
   app.add_option("--episodes", o.episodes, "Planning episodes")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--out", out, "Results JSON (default out/plan_<embodiment>_<task>.json; plots beside it)");
   app.add_option("--seed", o.seed, "Scene seed (keep it apart from the training data's)")->capture_default_str();
