@@ -92,9 +92,18 @@ PlanScene::PlanScene(const std::string& robot, const collect::RandomizationConfi
 }
 
 void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_deg) {
+  // A scene where the task's goal cannot be made (an object out of the arm's reach low on the table)
+  // is drawn again, as simcollect redraws an unstable episode.
+  for (int draw = 0; draw < 10; ++draw) {
+    if (TryReset(index, task, camera_offset_deg, draw)) return;
+  }
+  throw AdaptError("no " + PlanTaskName(task) + " goal found for episode " + std::to_string(index) + " in 10 scene draws");
+}
+
+bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt) {
   task_ = task;
-  // The scene as simcollect draws episode `index` of this seed (first attempt); the goal from a stream of its own.
-  collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, 0);
+  // The scene as simcollect draws episode `index` of this seed (attempt `attempt`); the goal from a stream of its own.
+  collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, attempt);
   collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
   if (camera_offset_deg != 0) {
     sim::Camera& cam = draw.cameras.at(0);
@@ -109,15 +118,15 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
   start_ = world.GetState();
   start_quat_ = sim::GetSitePose(world.data(), runner_->EeSite()).quat;
 
-  collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, 0);
+  collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, attempt);
   goal_ = PlanGoal{};
   const double table = runner_->scene().table_top;
   const Vec3 ee0 = Ee();
   if (task == PlanTask::kReach) {
     // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
     // and the goal is where it got (the image shows exactly the state that is scored).
-    for (int attempt = 0;; ++attempt) {
-      if (attempt == 50) throw AdaptError("no reachable reach goal found for episode " + std::to_string(index));
+    for (int tries = 0;; ++tries) {
+      if (tries == 50) return false;
       Vec3 target = {goal_rng.Uniform(0.3, 0.65), goal_rng.Uniform(-0.3, 0.3), table + goal_rng.Uniform(0.08, 0.4)};
       const double d = Norm(target, ee0);
       if (d < 0.10 || d > 0.30) continue;
@@ -134,8 +143,8 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
     if (objects.empty()) throw AdaptError("pick needs an object in the scene");
     if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
     const mjData* d = world.data();
-    for (int attempt = 0;; ++attempt) {
-      if (attempt == 20) throw AdaptError("no pick goal found for episode " + std::to_string(index) + " (the scripted pick failed 20 times)");
+    for (int tries = 0;; ++tries) {
+      if (tries == 20) return false;
       world.SetState(start_);
       auto policy = collect::MakePolicy(collect::Task::kPick, runner_->controller(), runner_->scene(), world, &goal_rng);
       int done = -1;
@@ -155,27 +164,52 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
         }
       }
       goal_.object_pos = {d->xpos[3 * goal_.object], d->xpos[3 * goal_.object + 1], d->xpos[3 * goal_.object + 2]};
+      goal_.ee = Ee();
       break;
     }
   } else {
-    // An object moved 10-20 cm across the table (the arm where it starts).
-    const auto& objects = runner_->scene().object_bodies;
-    if (objects.empty()) throw AdaptError("push needs an object in the scene");
-    world.SetState(start_);
-    mjData* d = world.mutable_data();
-    const mjModel* m = world.model();
-    for (int attempt = 0;; ++attempt) {
-      if (attempt == 50) throw AdaptError("no push goal found for episode " + std::to_string(index));
+    // The arm pushes an object 10-20 cm along the table, as the scripted push does: above
+    // the point 7 cm behind it, down there, then along the line. The goal is where the object and the
+    // arm ended (the image shows exactly the state that is scored); the two first poses are its
+    // subgoals. Draws whose object slides off the line are redrawn.
+    // A box: a ball rolls off the line, and the hand (its bottom 5 cm above the fingertips) hits the
+    // top of the 10 cm cup when it comes down behind it.
+    std::vector<int> objects;
+    for (int b : runner_->scene().object_bodies) {
+      if (world.model()->geom_type[world.model()->body_geomadr[b]] == mjGEOM_BOX) objects.push_back(b);
+    }
+    if (objects.empty()) throw AdaptError("push needs a box in the scene");
+    const mjData* d = world.data();
+    for (int tries = 0;; ++tries) {
+      if (tries == 50) return false;
+      world.SetState(start_);
+      goal_.subgoals.clear();
       const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
       const double angle = goal_rng.Uniform(-M_PI, M_PI), dist = goal_rng.Uniform(0.10, 0.20);
-      const int q = m->jnt_qposadr[m->body_jntadr[body]];
-      const double x = d->qpos[q] + dist * std::cos(angle), y = d->qpos[q + 1] + dist * std::sin(angle);
-      if (x < 0.35 || x > 0.7 || std::abs(y) > 0.25) continue;
-      d->qpos[q] = x;
-      d->qpos[q + 1] = y;
-      world.Forward();
+      const Vec3 obj = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
+      const Vec3 dir = {std::cos(angle), std::sin(angle), 0};
+      const Vec3 pre = {obj[0] - 0.07 * dir[0], obj[1] - 0.07 * dir[1], table + 0.02};
+      const Vec3 end = {pre[0] + dist * dir[0], pre[1] + dist * dir[1], pre[2]};
+      const Vec3 above = {pre[0], pre[1], table + 0.19};
+      // Not toward the robot: coming down on the far side of the object, the arm reaches over it.
+      if (dir[0] < -0.3 || end[0] + 0.07 * dir[0] < 0.35 || end[0] + 0.07 * dir[0] > 0.7 || std::abs(end[1] + 0.07 * dir[1]) > 0.25 || pre[0] < 0.3 ||
+          pre[0] > 0.6 || end[0] > 0.6 || std::abs(pre[1]) > 0.3) {
+        continue;
+      }
+      bool ok = true;
+      for (const Vec3& waypoint : {above, pre}) {
+        DriveEeTo(waypoint, 200, waypoint == above ? 1.0 : 0.6, true);
+        ok = ok && Norm(Ee(), waypoint) < 0.02;
+        goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
+      }
+      if (!ok) continue;
+      DriveEeTo(end, 300, 0.3, true);
+      const Vec3 moved_to = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
+      const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
+      if (moved < 0.08 || along < 0.9 * moved) continue;
       goal_.object = body;
-      goal_.object_pos = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
+      goal_.object_pos = moved_to;
+      goal_.ee = Ee();
       break;
     }
   }
@@ -183,6 +217,7 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
   goal_.image = Render();
   Restart();
   object_rest_z_ = goal_.object >= 0 ? world.data()->xpos[3 * goal_.object + 2] : 0.0;
+  return true;
 }
 
 void PlanScene::Restart() { runner_->world().SetState(start_); }
@@ -216,16 +251,19 @@ std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) co
   return a;
 }
 
-void PlanScene::DriveEeTo(const Vec3& target, int max_steps) {
+void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, bool hold) {
   const auto& scale = embodiment().action_scale;
-  for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) {
+  auto toward = [&] {
     const Vec3 ee = Ee();
     std::vector<double> planned(planned_dims(), -1.0);  // pick: the gripper open
-    for (int k = 0; k < 3; ++k) planned[k] = 0.6 * (target[k] - ee[k]) / scale.position;
-    Act(FullAction(planned));
-  }
-  // Come to rest, so the goal image does not show a moving arm.
-  for (int t = 0; t < 10; ++t) Act(FullAction(std::vector<double>(planned_dims(), 0.0)));
+    for (int k = 0; k < 3; ++k) planned[k] = std::clamp(0.6 * (target[k] - ee[k]) / scale.position, -max_speed, max_speed);
+    return FullAction(planned);
+  };
+  for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) Act(toward());
+  // Come to rest, so the goal image does not show a moving arm: zero actions (the arm settles where
+  // its momentum takes it), or with `hold` still driven to the target (low over the table a
+  // zero action lets the arm spring back up by centimetres).
+  for (int t = 0; t < (hold ? 25 : 10); ++t) Act(hold ? toward() : FullAction(std::vector<double>(planned_dims(), 0.0)));
 }
 
 std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->world().data(), runner_->EeSite()).pos; }
@@ -236,15 +274,28 @@ double PlanScene::Distance() const {
   return Norm({p[0], p[1], p[2]}, goal_.object_pos, task_ == PlanTask::kPick ? 3 : 2);
 }
 
+double PlanScene::DistanceTo(int index) const {
+  return index < static_cast<int>(goal_.subgoals.size()) ? Norm(Ee(), goal_.subgoals.at(index).ee) : Distance();
+}
+
+double PlanScene::StateDistanceTo(int index) const {
+  const double d = DistanceTo(index);
+  return task_ == PlanTask::kReach || index < static_cast<int>(goal_.subgoals.size()) ? d : d + Norm(Ee(), goal_.ee);
+}
+
+int SubgoalAt(int step, int steps_per_subgoal, int subgoals) {
+  return steps_per_subgoal > 0 ? std::min(step / steps_per_subgoal, subgoals) : subgoals;
+}
+
 double PlanScene::ObjectLift() const { return goal_.object >= 0 ? runner_->world().data()->xpos[3 * goal_.object + 2] - object_rest_z_ : 0.0; }
 
 // ---------------------------------------------------------------------------------------------------
 // Planners.
 
 LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
-                             const std::string& energy, int context)
+                             const std::string& energy, int context, int subgoal_steps)
     : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
-      context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
+      context_(context > 0 ? std::min(context, model.config().context) : model.config().context), subgoal_steps_(subgoal_steps) {
   model_.RequireEmbodiment(embodiment);
   model_.Train(false);
 }
@@ -256,7 +307,11 @@ torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, i
 }
 
 void LatentPlanner::Begin(PlanScene& scene) {
+  targets_.clear();
+  for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeFrame(sub.image, scene.image_size()));
   goal_ = EncodeFrame(scene.goal().image, scene.image_size());
+  targets_.push_back(goal_);
+  step_ = 0;
   camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
   latents_.clear();
   proprio_.clear();
@@ -278,6 +333,7 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
   // Executed actions between the context frames (c - 1 model steps of k A).
   std::vector<torch::Tensor> past(actions_.begin() + first, actions_.end());
   const int h = cem_.horizon;
+  const auto& target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1));
   auto fn = [&](const torch::Tensor& plans) {
     const int64_t s = plans.size(0);
     const auto planned = FullActions(scene, plans).repeat({1, 1, k});  // (S, H, k A): each held k control steps
@@ -285,7 +341,7 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
     if (!past.empty()) acts = torch::cat({torch::stack(past).unsqueeze(0).expand({s, c - 1, planned.size(2)}), planned}, 1);
     const auto pred = model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}), q.unsqueeze(0).expand({s, c, q.size(1)}), acts,
                                      camera_.expand({s, camera_.size(1)}), h);
-    const auto diff = (pred - goal_.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
+    const auto diff = (pred - target.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
     return final_only_ ? diff.select(1, h - 1) : diff.mean(1);
   };
   const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
@@ -340,15 +396,19 @@ std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
   return ToVector(r.mean[0]);
 }
 
-SimPlanner::SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy)
-    : cem_(cem), frame_skip_(frame_skip), final_only_(FinalOnly(energy)) {}
+SimPlanner::SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy, int subgoal_steps)
+    : cem_(cem), frame_skip_(frame_skip), subgoal_steps_(subgoal_steps), final_only_(FinalOnly(energy)) {}
 
-void SimPlanner::Begin(PlanScene&) { warm_ = torch::Tensor(); }
+void SimPlanner::Begin(PlanScene&) {
+  warm_ = torch::Tensor();
+  step_ = 0;
+}
 
 std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
   const int k = frame_skip_;
   sim::World& world = scene.runner().world();
   const auto now = world.GetState();
+  const int target = SubgoalAt(step_++, subgoal_steps_, static_cast<int>(scene.goal().subgoals.size()));
   auto fn = [&](const torch::Tensor& plans) {
     std::vector<float> e(plans.size(0));
     const auto acc = plans.to(torch::kFloat64).contiguous();
@@ -360,9 +420,9 @@ std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
           const double* a = acc.data_ptr<double>() + (s * plans.size(1) + step) * plans.size(2);
           const auto full = scene.FullAction(std::vector<double>(a, a + plans.size(2)));
           for (int i = 0; i < k; ++i) scene.Act(full);
-          sum += scene.Distance();
+          sum += scene.StateDistanceTo(target);
         }
-        e[s] = static_cast<float>(final_only_ ? scene.Distance() : sum / static_cast<double>(plans.size(1)));
+        e[s] = static_cast<float>(final_only_ ? scene.StateDistanceTo(target) : sum / static_cast<double>(plans.size(1)));
       } catch (const sim::UnstableError&) {
         e[s] = 1e3f;  // a sample that breaks the simulation is the worst plan
       }
@@ -458,7 +518,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   encoder.RequireHash(model_encoder_hash);
   MpcOptions mpc = o.mpc;
   mpc.frame_skip = model.config().frame_skip;
-  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context);  // refuses a model of another robot
+  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);  // refuses a model of another robot
   PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
   const EmbodimentSpec& spec = model.spec(o.embodiment);
   if (spec.action_dim != scene.embodiment().action_dim()) {
@@ -471,7 +531,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   if (oracle_kind == "dynamics")
     oracle = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
   else if (oracle_kind == "sim")
-    oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy);
+    oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy, o.subgoal_steps);
   else if (oracle_kind != "none")
     throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
   RandomPlanner random;
@@ -531,6 +591,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   out["seed"] = o.seed;
   out["randomization"] = o.randomization.ToJson();
   out["energy"] = o.energy;
+  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 subgoals; reach and pick none)
   out["cem"] = o.cem;
   out["frame_skip"] = mpc.frame_skip;
   out["max_steps"] = mpc.max_steps;

@@ -63,14 +63,29 @@ enum class PlanTask { kReach, kPush, kPick };
 PlanTask ParsePlanTask(const std::string& name);
 std::string PlanTaskName(PlanTask task);
 
-/// What the planner must reach. Only the image is shown to the latent planner.
+/// An intermediate goal on the way (V-JEPA 2-AC gives sub-goal images for multi-stage tasks): the
+/// state, its end-effector position and camera 0's image of it.
+struct PlanSubgoal {
+  std::vector<double> state;
+  std::array<double, 3> ee{};
+  std::vector<std::uint8_t> image;
+};
+
+/// What the planner must reach. Only the images are shown to the latent planner.
 struct PlanGoal {
   std::vector<double> state;           ///< the goal scene's full MuJoCo state (re-rendering, tests)
-  std::array<double, 3> ee{};          ///< reach: the goal end-effector position (m)
+  std::array<double, 3> ee{};          ///< the goal's end-effector position (m; what reach scores)
   int object = -1;                     ///< push, pick: the object's body id
   std::array<double, 3> object_pos{};  ///< push, pick: its goal position (m)
   std::vector<std::uint8_t> image;     ///< the goal frame of camera 0, S*S*3 RGB
+  /// push: the states the scripted push passed through before the goal (the arm above the point
+  /// behind the object, then down at it); planners given a subgoal schedule aim at these first.
+  std::vector<PlanSubgoal> subgoals;
 };
+
+/// Which goal a planner aims at in model step `step`: subgoal i for steps [i n, (i + 1) n), then the
+/// goal (index = subgoals); n = 0 means the goal throughout.
+int SubgoalAt(int step, int steps_per_subgoal, int subgoals);
 
 /// A planning scene: one arm, episodes drawn like simcollect's, and their goals.
 class PlanScene {
@@ -79,7 +94,8 @@ class PlanScene {
   PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed);
 
   /// Draws episode `index` (scene and goal; camera 0's azimuth turned by `camera_offset_deg` about its
-  /// target) and puts the world in the start state. Deterministic in (seed, index, task, offset).
+  /// target) and puts the world in the start state. Deterministic in (seed, index, task, offset). A
+  /// scene where the goal cannot be made is drawn again (up to 10 draws; then AdaptError).
   void Reset(std::int64_t index, PlanTask task, double camera_offset_deg = 0);
   /// Back to the start state of the current episode.
   void Restart();
@@ -100,6 +116,11 @@ class PlanScene {
   /// Distance to the goal now (m): the ee for reach, the object (horizontal) for push, the object
   /// (3-D) for pick.
   double Distance() const;
+  /// Distance to goal `index` (a subgoal's ee position for index < subgoals, else Distance()).
+  double DistanceTo(int index) const;
+  /// The same, for the goal itself of an object task, plus the ee's distance to the goal's ee: how far
+  /// the state is from the goal's true state (the sim oracle's energy; the goal image shows both).
+  double StateDistanceTo(int index) const;
   /// How far the goal's object is above where it rested at the start (m; pick counts as a success
   /// only if it was lifted on the way).
   double ObjectLift() const;
@@ -113,7 +134,8 @@ class PlanScene {
   int image_size() const { return image_size_; }
 
  private:
-  void DriveEeTo(const std::array<double, 3>& target, int max_steps);
+  bool TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt);
+  void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false);
 
   collect::CollectConfig config_;
   std::unique_ptr<collect::EpisodeRunner> runner_;
@@ -146,8 +168,9 @@ class LatentPlanner : public Planner {
   /// the same choice for every CEM planner: distances to the goal instead of latent L1 for the oracles).
   /// @throws AdaptError when the model has no such embodiment or the encoder is not the model's.
   /// `context`: true model steps the predictor sees (0: the model's own context).
+  /// `subgoal_steps`: model steps spent on each of the goal's subgoals before the goal (0: the goal only).
   LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem, const std::string& energy = "final",
-                int context = 0);
+                int context = 0, int subgoal_steps = 0);
   std::string name() const override { return "model"; }
   void Begin(PlanScene& scene) override;
   std::vector<double> Next(PlanScene& scene, double* energy) override;
@@ -166,8 +189,9 @@ class LatentPlanner : public Planner {
   std::string embodiment_;
   CemOptions cem_;
   bool final_only_ = true;
-  int context_ = 0;
+  int context_ = 0, subgoal_steps_ = 0, step_ = 0;
   torch::Tensor goal_, camera_, warm_, imagined_;
+  std::vector<torch::Tensor> targets_;                      ///< the subgoals' latents, then the goal's
   std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
   double imagined_steps_per_s_ = 0;
 };
@@ -189,17 +213,17 @@ class DynamicsPlanner : public Planner {
 };
 
 /// CEM with MuJoCo itself as the model (each sample simulated from the current state) toward the
-/// goal's true state: a perfect model. Costly (one simulation per sample); tests and small runs.
+/// goal's true state (StateDistanceTo): a perfect model. Costly (one simulation per sample); tests and small runs.
 class SimPlanner : public Planner {
  public:
-  SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy = "final");
+  SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy = "final", int subgoal_steps = 0);
   std::string name() const override { return "sim"; }
   void Begin(PlanScene& scene) override;
   std::vector<double> Next(PlanScene& scene, double* energy) override;
 
  private:
   CemOptions cem_;
-  int frame_skip_;
+  int frame_skip_, subgoal_steps_ = 0, step_ = 0;
   bool final_only_ = true;
   torch::Tensor warm_;
 };
@@ -271,6 +295,7 @@ struct PlanRunOptions {
   std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push, pick: sim)
   CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
   int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
+  int subgoal_steps = 8;        ///< model steps per subgoal (push), for the model and the sim oracle; 0: the goal only
 };
 
 /// A model-planner episode traced for a replay.

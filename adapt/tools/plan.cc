@@ -199,6 +199,11 @@ int main(int argc, char** argv) {
   app.add_option("--context", o.context, "True model steps the predictor sees when planning (0 = the model's)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  app.add_option("--subgoal-steps", o.subgoal_steps,
+                 "push: model steps aimed at each subgoal image (above the point behind the object, then down at it) before the goal; 0 = "
+                 "the goal image only")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--energy", o.energy, "final (last imagined step vs the goal latent) or mean (every step)")->capture_default_str();
   app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
   app.add_option("--oracle", o.oracle, "dynamics (CEM on the learned dynamics model, reach), sim (MuJoCo as the model), none, auto")

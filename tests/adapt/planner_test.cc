@@ -75,12 +75,27 @@ TEST(PlanSceneTest, GoalImageIsARenderOfTheGoalStateAndSuccessIsScoredFromState)
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.steps, 3);
   EXPECT_NEAR(r.final_distance_m, r.distance_m.front(), 0.01);
-  // Push: the goal moves an object 10-20 cm; the distance is the object's.
+  // Push: the arm pushed an object 8-22 cm for the goal; the distance is the object's. The two
+  // subgoals (above the point behind the object, then down at it) re-render to their images.
   scene.Reset(0, PlanTask::kPush);
-  EXPECT_GE(scene.Distance(), 0.09);
-  EXPECT_LE(scene.Distance(), 0.21);
+  EXPECT_GE(scene.Distance(), 0.08);
+  EXPECT_LE(scene.Distance(), 0.22);
+  ASSERT_EQ(2u, scene.goal().subgoals.size());
+  for (int i = 0; i < 2; ++i) {
+    const PlanSubgoal& sub = scene.goal().subgoals[i];
+    scene.runner().world().SetState(sub.state);
+    EXPECT_EQ(scene.Render(), sub.image);
+    EXPECT_LT(scene.DistanceTo(i), 0.02);
+    EXPECT_GT(scene.Distance(), 0.07);  // the object has not moved yet
+  }
+  EXPECT_GT(scene.goal().subgoals[0].ee[2] - scene.goal().subgoals[1].ee[2], 0.1);
   scene.runner().world().SetState(scene.goal().state);
   EXPECT_LT(scene.Distance(), 1e-6);
+  EXPECT_EQ(scene.DistanceTo(2), scene.Distance());
+  EXPECT_EQ(0, SubgoalAt(3, 4, 2));
+  EXPECT_EQ(1, SubgoalAt(4, 4, 2));
+  EXPECT_EQ(2, SubgoalAt(50, 4, 2));
+  EXPECT_EQ(2, SubgoalAt(0, 0, 2));
   // Pick: the scripted pick placed an object 10+ cm away (3-D distance, on the table again), the arm
   // lifted off it; the planner also chooses the gripper (closed where its fourth dim is >= 0).
   scene.Reset(0, PlanTask::kPick);
@@ -115,6 +130,11 @@ TEST(MpcTest, PerfectModelReachesTheGoal) {
     EXPECT_LT(r.final_distance_m, 0.05);
     EXPECT_LT(r.steps, 12);
   }
+  // Push with the subgoal schedule: a perfect model reaches the subgoals and pushes the object home.
+  SimPlanner pusher({48, 3, 8, 1, 0.6, 0.05, 0.5}, 4, "mean", 6);
+  scene.Reset(0, PlanTask::kPush);
+  const MpcResult pushed = RunMpc(scene, pusher, {30, 0.05, 4});
+  EXPECT_TRUE(pushed.success) << pushed.distance_m.front() << " m -> " << pushed.final_distance_m << " m";
   // Random actions do not (the task is not trivial).
   RandomPlanner random;
   scene.Reset(0, PlanTask::kReach);
