@@ -20,7 +20,8 @@ void WritePlanReplayFile(const std::filesystem::path& path, const PlanReplayFile
   for (const auto& e : r.episodes) {
     const bool ok = e.goal.size() == frame && e.frames.size() == frame * (e.steps + 1) && e.energy.size() == static_cast<size_t>(e.steps) &&
                     e.distance_cm.size() == static_cast<size_t>(e.steps + 1) &&
-                    (e.imagined.empty() || e.imagined.size() == frame * e.steps * r.horizon);
+                    (e.imagined.empty() || e.imagined.size() == frame * e.steps * r.horizon) &&
+                    (e.targets.empty() || e.targets.size() == frame * e.steps);
     if (!ok) throw AdaptError("plan replay of episode " + std::to_string(e.episode) + " has inconsistent sizes");
   }
   sim::WriteFileAtomically(path, [&](const std::filesystem::path& tmp) {
@@ -42,6 +43,7 @@ void WritePlanReplayFile(const std::filesystem::path& path, const PlanReplayFile
       if (!e.imagined.empty() && e.steps > 0) {
         h5::WriteArray<std::uint8_t>(g, "imagined", {U(e.steps), U(r.horizon), U(s), U(s), 3}, e.imagined.data());
       }
+      if (!e.targets.empty() && e.steps > 0) h5::WriteArray<std::uint8_t>(g, "targets", {U(e.steps), U(s), U(s), 3}, e.targets.data());
       if (e.steps > 0) h5::WriteArray<double>(g, "energy", {U(e.steps)}, e.energy.data());
       h5::WriteArray<double>(g, "distance_cm", {U(e.steps + 1)}, e.distance_cm.data());
     }
@@ -73,6 +75,10 @@ PlanReplayFile ReadPlanReplayFile(const std::filesystem::path& path) {
       if (dims != std::vector<hsize_t>{U(s), U(s), 3}) throw AdaptError(name + "/goal is not " + std::to_string(s) + "x" + std::to_string(s) + "x3");
       e.frames = h5::ReadArray<std::uint8_t>(g, "frames", &dims);
       if (dims != std::vector<hsize_t>{U(e.steps + 1), U(s), U(s), 3}) throw AdaptError(name + "/frames does not hold steps + 1 frames");
+      if (h5::Exists(g, "targets")) {
+        e.targets = h5::ReadArray<std::uint8_t>(g, "targets", &dims);
+        if (dims != std::vector<hsize_t>{U(e.steps), U(s), U(s), 3}) throw AdaptError(name + "/targets is not (steps, S, S, 3)");
+      }
       if (h5::Exists(g, "imagined")) {
         e.imagined = h5::ReadArray<std::uint8_t>(g, "imagined", &dims);
         if (dims != std::vector<hsize_t>{U(e.steps), U(r.horizon), U(s), U(s), 3})

@@ -5,6 +5,7 @@
 //
 // Layout: attributes embodiment, task, model, frame_skip, horizon, image_size, success_cm;
 // /episode_<i>/{goal (S,S,3) u8, frames (T+1,S,S,3) u8, imagined (T,H,S,S,3) u8 (optional),
+// targets (T,S,S,3) u8 (optional: the image each step aimed at, where a task has subgoal images),
 // energy (T) f64, distance_cm (T+1) f64} with attributes episode, success, steps.
 #pragma once
 
@@ -21,9 +22,14 @@ struct PlanReplayEpisode {
   std::vector<std::uint8_t> goal;      ///< S*S*3
   std::vector<std::uint8_t> frames;    ///< (T+1)*S*S*3
   std::vector<std::uint8_t> imagined;  ///< T*H*S*S*3 decoded, or empty
+  std::vector<std::uint8_t> targets;   ///< T*S*S*3: what each step aimed at (subgoals), or empty (the goal throughout)
   std::vector<double> energy;          ///< T
   std::vector<double> distance_cm;     ///< T+1
   const std::uint8_t* Frame(int t, int size) const { return frames.data() + static_cast<size_t>(t) * size * size * 3; }
+  /// The image step t aimed at (the goal after the last step, or without targets).
+  const std::uint8_t* Target(int t, int size) const {
+    return t < steps && !targets.empty() ? targets.data() + static_cast<size_t>(t) * size * size * 3 : goal.data();
+  }
   /// Step t's imagined frame h (nullptr without decoded frames).
   const std::uint8_t* Imagined(int t, int h, int horizon, int size) const {
     return imagined.empty() ? nullptr : imagined.data() + (static_cast<size_t>(t) * horizon + h) * size * size * 3;

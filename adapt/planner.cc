@@ -552,7 +552,16 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
       const bool traced = traces && offset == 0 && e < o.replay_episodes;
       MpcTrace trace;
       const MpcResult r = RunMpc(scene, latent, mpc, traced ? &trace : nullptr);
-      if (traced) traces->push_back({e, r, std::move(trace), scene.goal().image});
+      if (traced) {
+        std::vector<std::uint8_t> targets;
+        const auto& subgoals = scene.goal().subgoals;
+        for (int t = 0; t < r.steps; ++t) {
+          const int i = SubgoalAt(t, o.subgoal_steps, static_cast<int>(subgoals.size()));
+          const auto& image = i < static_cast<int>(subgoals.size()) ? subgoals[i].image : scene.goal().image;
+          targets.insert(targets.end(), image.begin(), image.end());
+        }
+        traces->push_back({e, r, std::move(trace), scene.goal().image, std::move(targets)});
+      }
       by_offset[offset].push_back(r);
       if (r.steps > 0) imagined_per_s += latent.imagined_steps_per_s(), ++imagined_n;
       detail[offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)))] = Detail(r);

@@ -304,6 +304,7 @@ struct PlanTrace {
   MpcResult result;
   MpcTrace trace;
   std::vector<std::uint8_t> goal_image;
+  std::vector<std::uint8_t> target_images;  ///< per executed model step, the image it aimed at (a subgoal's or the goal's)
 };
 
 /// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action,

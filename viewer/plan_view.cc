@@ -79,7 +79,7 @@ void PlanView::Upload() {
   if (uploaded_episode_ == episode_ && uploaded_step_ == step_) return;
   const auto& e = replay_.episodes[episode_];
   const int s = replay_.image_size;
-  UploadTexture(textures_[0], e.goal.data(), s, s);
+  UploadTexture(textures_[0], e.Target(step_, s), s, s);
   UploadTexture(textures_[1], e.Frame(step_, s), s, s);
   if (step_ < e.steps) {
     for (int h = 0; h < replay_.horizon; ++h) {
@@ -126,7 +126,8 @@ void PlanView::Draw(int width, int height) {
     ImGui::TextUnformatted(caption);
     ImGui::EndGroup();
   };
-  image(0, "goal image", &goal_box_);
+  const bool subgoal = !std::equal(e.goal.begin(), e.goal.end(), e.Target(step_, s));
+  image(0, subgoal ? "subgoal image (aimed at in this step)" : "goal image", &goal_box_);
   ImGui::SameLine(0, gap);
   char caption[96];
   std::snprintf(caption, sizeof caption, "executed, step %d: %.1f cm to go", step_, e.distance_cm[step_]);

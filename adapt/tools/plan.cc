@@ -121,6 +121,7 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
     e.steps = t.result.steps;
     e.success = t.result.success;
     e.goal = t.goal_image;
+    if (r.value("subgoal_steps", 0) > 0 && t.target_images.size() == t.goal_image.size() * e.steps) e.targets = t.target_images;
     for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
     e.energy = t.result.energy;
     for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
@@ -135,7 +136,7 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
   return replay;
 }
 
-// The replay as a video: per model step [executed | goal | the imagined plan's frames], enlarged.
+// The replay as a video: per model step [executed | goal (or the subgoal it aims at) | the imagined plan's frames], enlarged.
 void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
   const int s = replay.image_size, scale = std::max(1, 256 / s), side = s * scale;
   const bool decoded = !replay.episodes.empty() && !replay.episodes[0].imagined.empty();
@@ -157,7 +158,7 @@ void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
       }
     };
     paste(0, e.Frame(step, s));
-    paste(1, e.goal.data());
+    paste(1, e.Target(step, s));
     if (decoded && step < e.steps) {
       for (int h = 0; h < replay.horizon; ++h) paste(2 + h, e.Imagined(step, h, replay.horizon, s));
     }

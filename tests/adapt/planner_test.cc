@@ -211,6 +211,7 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   e.imagined.assign(static_cast<size_t>(e.steps) * 2 * 32 * 32 * 3, 7);
   e.energy = t.result.energy;
   for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
+  e.targets.assign(static_cast<size_t>(e.steps) * 32 * 32 * 3, 9);  // what each step aimed at (subgoals)
   file.episodes.push_back(e);
   const auto path = std::filesystem::temp_directory_path() / ("embody_replay_" + std::to_string(getpid()) + ".h5");
   WritePlanReplayFile(path, file);
@@ -218,8 +219,14 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   ASSERT_EQ(back.episodes.size(), 1u);
   EXPECT_EQ(back.episodes[0].frames, e.frames);
   EXPECT_EQ(back.episodes[0].imagined, e.imagined);
+  EXPECT_EQ(back.episodes[0].targets, e.targets);
+  EXPECT_EQ(9, back.episodes[0].Target(0, 32)[0]);
+  EXPECT_EQ(back.episodes[0].goal.data(), back.episodes[0].Target(e.steps, 32));  // after the last step: the goal
   EXPECT_EQ(back.episodes[0].distance_cm, e.distance_cm);
   EXPECT_EQ(back.horizon, 2);
+  file.episodes[0].targets.pop_back();
+  EXPECT_THROW(WritePlanReplayFile(path, file), AdaptError);
+  file.episodes[0].targets.clear();
   file.episodes[0].frames.pop_back();
   EXPECT_THROW(WritePlanReplayFile(path, file), AdaptError);
   std::filesystem::remove(path);
