@@ -127,8 +127,10 @@ if have("pretrain"):
                                    "--context", "2", "--frame-skip", "2", "--eval-seconds", "0.2"]
     outputs.update({"pretrain": "e.pt", "adapt": "m", "encode": "ok.h5.latents"})
 if have("rollout-viewer") and shutil.which("xvfb-run"):
-    programs["viewer"] = lambda d: ["xvfb-run", "-a", os.path.join(BIN, "rollout-viewer"), "--data", "ok.h5", "--episode", "9",
-                                    "--screenshot", "s.png"]
+    # Our own auth file (-f): xvfb-run's own temporary folder sometimes fails to be removed under load,
+    # and xvfb-run then exits 5 whatever the viewer did.
+    programs["viewer"] = lambda d: ["xvfb-run", "-a", "-f", os.path.join(TMP, "Xauthority"), os.path.join(BIN, "rollout-viewer"), "--data",
+                                    "ok.h5", "--episode", "9", "--screenshot", "s.png"]
     outputs["viewer"] = "s.png"
 
 

@@ -20,7 +20,7 @@ export LP_NUM_THREADS=0
 fail() { echo "viewer_test: FAIL: $*" >&2; exit 1; }
 
 # Screenshot under Xvfb, in a real window.
-xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
+xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
   --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/shot.png"
 /usr/bin/python3 "$here/check_screenshot.py" "$dir/shot.png" "$dir/franka.h5" 960 600 || fail "screenshot check"
 
@@ -28,7 +28,7 @@ xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka
 # curves and copy-last's, and the episode list with both models' figures, sorted by the second's.
 "$bin/adapt" --embodiment franka --data "$dir/franka.h5" --encoder "$dir/enc.pt" --out "$dir/model2" --steps 3 --batch 4 \
   --width 16 --depth 1 --context 2 --frame-skip 2 --eval-seconds 0.4 > /dev/null 2>&1
-xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --model "$dir/model2" \
+xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --model "$dir/model2" \
   --encoder "$dir/enc.pt" --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --sort-episodes 2 \
   --screenshot "$dir/two.png" > /dev/null
 /usr/bin/python3 - "$dir/two.png" <<'PY' || fail "two models: not two imagined frames and one overlaid plot"
@@ -55,7 +55,7 @@ PY
 # A dataset of surprise clips: the surprise curve under the clip, the violation frame marked.
 "$bin/surprise" --embodiment franka --model "$dir/model" --encoder "$dir/enc.pt" --pairs 2 --steps 32 --out "$dir/surprise.json" \
   --clips "$dir/clips.h5" > /dev/null
-xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/clips.h5" --episode 1 --frame 20 --width 960 --height 600 \
+xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/clips.h5" --episode 1 --frame 20 --width 960 --height 600 \
   --screenshot "$dir/surprise.png" > /dev/null
 /usr/bin/python3 "$here/check_surprise_screenshot.py" "$dir/surprise.png" "$dir/clips.h5" || fail "surprise screenshot check"
 
@@ -63,7 +63,7 @@ xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/clips.
 # recorded one), the decoded imagined plan, energy and distance plots sharing the step axis.
 "$bin/plan" --embodiment franka --model "$dir/model" --encoder "$dir/enc.pt" --episodes 2 --max-steps 3 --no-baselines --oracle none \
   --samples 16 --iterations 1 --elites 4 --out "$dir/plan.json" --video "$dir/plan.mp4" > /dev/null
-xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --plan "$dir/plan.json" --episode 1 --frame 1 --width 960 --height 600 \
+xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --plan "$dir/plan.json" --episode 1 --frame 1 --width 960 --height 600 \
   --screenshot "$dir/plan.png" > /dev/null
 /usr/bin/python3 - "$dir/plan.png" "$dir/plan_replay.h5" "$dir/plan.mp4" <<'PY' || fail "planning replay"
 import json, subprocess, sys
@@ -98,7 +98,7 @@ PY
 # their bounding box, projected through the view's camera, lies inside the view.
 "$bin/simcollect" --robot humanoid --episodes 2 --steps 8 --image-size 32 --seed 5 --out "$dir/humanoid.h5" > /dev/null
 for data in humanoid franka; do
-  xvfb-run -a -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/$data.h5" --episode 1 --frame 5 --width 960 --height 600 \
+  xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/$data.h5" --episode 1 --frame 5 --width 960 --height 600 \
     --screenshot "$dir/framed_$data.png" > /dev/null
   /usr/bin/python3 - "$dir/framed_$data.png.json" <<'PY' || fail "$data: the orbit view does not frame the robot"
 import json, sys
@@ -117,13 +117,13 @@ env -u DISPLAY -u WAYLAND_DISPLAY "$bin/rollout-viewer" --data "$dir/franka.h5" 
   || fail "screenshot without a display"
 
 # Video: one frame per step of the episode.
-xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" --episode 2 --context 3 \
+xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" --episode 2 --context 3 \
   --horizon 4 --width 640 --height 480 --video "$dir/out.mp4" > /dev/null
 frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$dir/out.mp4")
 [ "$frames" = 16 ] || fail "video has $frames frames, expected 16"
 
 # The interactive path: a visible window that plays for 40 frames (model on its worker thread), then closes.
-xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" --episode 3 --context 3 \
+xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" --episode 3 --context 3 \
   --horizon 4 --play --speed 60 --exit-after 40 2> "$dir/interactive.log" || fail "interactive run: $(cat "$dir/interactive.log")"
 
 # Refusals: one clear message, non-zero exit.
@@ -134,13 +134,13 @@ expect_error() {  # expect_error "substring" command...
 }
 expect_error "no display available" env -u DISPLAY -u WAYLAND_DISPLAY "$bin/rollout-viewer" --data "$dir/franka.h5"
 echo "not hdf5" > "$dir/junk.h5"
-expect_error "junk.h5" xvfb-run -a "$bin/rollout-viewer" --data "$dir/junk.h5" --screenshot "$dir/x.png"
-expect_error "holds ur5 episodes" xvfb-run -a "$bin/rollout-viewer" --data "$dir/ur5.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
+expect_error "junk.h5" xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --data "$dir/junk.h5" --screenshot "$dir/x.png"
+expect_error "holds ur5 episodes" xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --data "$dir/ur5.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
   --screenshot "$dir/x.png"
-expect_error "cannot read $dir/none.json" xvfb-run -a "$bin/rollout-viewer" --plan "$dir/none.json" --screenshot "$dir/x.png"
+expect_error "cannot read $dir/none.json" xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --plan "$dir/none.json" --screenshot "$dir/x.png"
 head -c 3000 "$dir/plan_replay.h5" > "$dir/cut_replay.h5"
-expect_error "cut_replay.h5" xvfb-run -a "$bin/rollout-viewer" --plan "$dir/cut_replay.h5" --screenshot "$dir/x.png"
-expect_error "give --data DATASET" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --plan "$dir/plan.json" --screenshot "$dir/x.png"
-expect_error "out of range" xvfb-run -a "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 99 --screenshot "$dir/x.png"
+expect_error "cut_replay.h5" xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --plan "$dir/cut_replay.h5" --screenshot "$dir/x.png"
+expect_error "give --data DATASET" xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --data "$dir/franka.h5" --plan "$dir/plan.json" --screenshot "$dir/x.png"
+expect_error "out of range" xvfb-run -a -f "$dir/Xauthority" "$bin/rollout-viewer" --data "$dir/franka.h5" --episode 99 --screenshot "$dir/x.png"
 [ ! -e "$dir/x.png" ] || fail "a refused run wrote output"
 echo "viewer_test: ok"
