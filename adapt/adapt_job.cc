@@ -79,7 +79,9 @@ int BenchStageTwo(AdaptConfig config, int steps) {
   auto sync = [](const torch::Tensor& t) { (void)t.sum().item<double>(); };
   // Peak: square matrix products, best of several (larger on a GPU, where 1024 cannot fill it).
   const int64_t n = dev.is_cuda() ? 8192 : 1024;
-  const auto a = torch::randn({n, n}, torch::TensorOptions().device(dev)), b = torch::randn({n, n}, torch::TensorOptions().device(dev));
+  // The peak in the precision the step runs its products in: bfloat16 under --precision bf16.
+  const auto peak_options = torch::TensorOptions().device(dev).dtype(config.bf16 ? torch::kBFloat16 : torch::kFloat);
+  const auto a = torch::randn({n, n}, peak_options), b = torch::randn({n, n}, peak_options);
   sync(torch::mm(a, b));
   double peak = 0;
   for (int i = 0; i < 5; ++i) {
@@ -109,7 +111,7 @@ int BenchStageTwo(AdaptConfig config, int steps) {
   w.dyn_next = torch::randn({bsz * kTransitions, P});
   for (torch::Tensor* t : {&w.latents, &w.proprio, &w.actions, &w.camera, &w.dyn_proprio, &w.dyn_actions, &w.dyn_next}) *t = t->to(dev);
   auto step = [&] {  // exactly the training step's losses
-    auto loss = StageTwoLosses(model, "bench", w, c, config.rollout).total();
+    auto loss = StageTwoLosses(model, "bench", w, c, config.rollout, nullptr, config.bf16).total();
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -134,12 +136,12 @@ int BenchStageTwo(AdaptConfig config, int steps) {
   const double achieved = flops_per_step * steps / secs / 1e9;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("adapt bench: %s, %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", dev.str().c_str(), threads, bsz, c, p.tokens,
-              p.latent_dim, p.dim, p.depth);
+  std::printf("adapt bench: %s%s, %d threads, batch %d, context %d, %d tokens x %d, width %d, depth %d\n", dev.str().c_str(),
+              config.bf16 ? " (bf16 autocast)" : "", threads, bsz, c, p.tokens, p.latent_dim, p.dim, p.depth);
   std::printf("  training: %.1f samples/s (%.3f s/step over %d steps)\n", steps * bsz / secs, secs / steps, steps);
   std::printf("  achieved: %.1f GFLOP/s (%.2f GFLOP per step, counted from the architecture)\n", achieved, flops_per_step / 1e9);
-  std::printf("  peak:     %.1f GFLOP/s (%lldx%lld float32 matrix product on %s, same run)\n", peak, static_cast<long long>(n),
-              static_cast<long long>(n), dev.str().c_str());
+  std::printf("  peak:     %.1f GFLOP/s (%lldx%lld %s matrix product on %s, same run)\n", peak, static_cast<long long>(n), static_cast<long long>(n),
+              config.bf16 ? "bfloat16" : "float32", dev.str().c_str());
   std::printf("  ratio:    %.2f of the matrix-product peak\n", achieved / peak);
   std::printf("  max RSS:  %.0f MB (synthetic batch, no dataset; host memory)\n", usage.ru_maxrss / 1024.0);
   return 0;

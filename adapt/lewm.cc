@@ -146,12 +146,21 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
 torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::uint64_t direction_seed) {
   const int length = config_.clip_length();
   const auto b = batch.frames.size(0);
-  const auto z = encoder_->forward(batch.frames).reshape({b, length, config_.encoder.dim});
+  // With --precision bf16 the networks' forward passes autocast; the losses are computed in the weights' precision.
+  auto encode = [&](const torch::Tensor& frames) {
+    AutocastBf16 autocast(frames.device(), config_.bf16);
+    return encoder_->forward(frames).to(frames.scalar_type());
+  };
+  auto predict = [&](const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
+    AutocastBf16 autocast(z.device(), config_.bf16);
+    return predictor_->forward(z, z_prev, condition).to(z.scalar_type());
+  };
+  const auto z = encode(batch.frames).reshape({b, length, config_.encoder.dim});
   std::vector<torch::Tensor> teacher, rollout, contrast;
   torch::Tensor prev = z.select(1, 0), current = z.select(1, 1);
   for (int t = 1; t + 1 < length; ++t) {
     const auto target = z.select(1, t + 1), condition = batch.conditions.select(1, t);
-    const auto predicted = predictor_->forward(z.select(1, t), z.select(1, t - 1), condition);
+    const auto predicted = predict(z.select(1, t), z.select(1, t - 1), condition);
     teacher.push_back((predicted - target).pow(2).mean());
     if (config_.contrast_weight > 0) {
       // Which of the clip's frames is the prediction of? (B, L) logits, the answer is frame t + 1.
@@ -159,7 +168,7 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
       contrast.push_back(
           torch::nn::functional::cross_entropy(logits, torch::full({b}, t + 1, torch::TensorOptions(torch::kLong).device(z.device()))));
     }
-    const auto next = predictor_->forward(current, prev, condition);
+    const auto next = predict(current, prev, condition);
     if (t > 1) rollout.push_back((next - target).pow(2).mean());  // the first step is the teacher-forced one
     prev = current;
     current = next;

@@ -289,11 +289,17 @@ StageTwoData::Window StageTwoTrainer::Batch(const std::string& split, std::mt199
   return w;
 }
 
-AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout, const DataParallel* group) {
+AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const StageTwoData::Window& w, int c, int rollout, const DataParallel* group,
+                           bool bf16) {
   AdaptLosses l;
+  // With bf16 the model's forward passes autocast; the losses are computed in float32.
+  const auto predict = [&](const torch::Tensor& latents, const torch::Tensor& proprio, const torch::Tensor& actions) {
+    AutocastBf16 autocast(latents.device(), bf16);
+    return model.Predict(emb, latents, proprio, actions, w.camera).to(w.latents.scalar_type());
+  };
   // A normalizer of the global batch: the ranks' (equal-share) means averaged.
   const auto global = [&](const torch::Tensor& local) { return group ? group->Mean(local) : local; };
-  const auto tf = model.Predict(emb, w.latents.slice(1, 0, c), w.proprio.slice(1, 0, c), w.actions.slice(1, 0, c), w.camera);
+  const auto tf = predict(w.latents.slice(1, 0, c), w.proprio.slice(1, 0, c), w.actions.slice(1, 0, c));
   // Latent errors relative to copy-last on the same frames: frame-to-frame changes are small next to
   // the latents themselves, and a scale-free loss keeps the latent and dynamics terms comparable.
   const auto copy_l1 = [&](int t) { return global((w.latents.select(1, t - 1) - w.latents.select(1, t)).abs().mean().detach()).clamp_min(1e-8); };
@@ -305,14 +311,18 @@ AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const Stag
   inputs.push_back(tf.select(1, first - 1));
   std::vector<torch::Tensor> losses;
   for (int t = first + 1; t <= c; ++t) {
-    const auto next = model.Predict(emb, torch::stack(inputs, 1), w.proprio.slice(1, 0, t), w.actions.slice(1, 0, t), w.camera).select(1, -1);
+    const auto next = predict(torch::stack(inputs, 1), w.proprio.slice(1, 0, t), w.actions.slice(1, 0, t)).select(1, -1);
     losses.push_back((next - w.latents.select(1, t)).abs().mean() / copy_l1(t));
     inputs.push_back(next);
   }
   l.rollout = losses.empty() ? torch::zeros({}, w.latents.options()) : torch::stack(losses).mean();
   const Normalizer& n = model.normalizer(emb);
   const auto target = ((w.dyn_next - w.dyn_proprio) - n.delta_mean) / n.delta_std;
-  const auto dynamics_error = (model.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions) - target).abs();
+  const auto delta = [&] {
+    AutocastBf16 autocast(w.dyn_proprio.device(), bf16);
+    return model.DynamicsDelta(emb, n.Normalize(w.dyn_proprio), w.dyn_actions).to(target.scalar_type());
+  }();
+  const auto dynamics_error = (delta - target).abs();
   if (group) {
     // The windows' episodes differ in length: the global mean is the ranks' sums over the global count.
     auto count = torch::full({1}, static_cast<double>(dynamics_error.numel()), dynamics_error.options());
@@ -325,7 +335,7 @@ AdaptLosses StageTwoLosses(WorldModel& model, const std::string& emb, const Stag
 }
 
 AdaptLosses StageTwoTrainer::Losses(const StageTwoData::Window& w) {
-  return StageTwoLosses(model_, data_.spec().name, w, config_.predictor.context, config_.rollout, group_);
+  return StageTwoLosses(model_, data_.spec().name, w, config_.predictor.context, config_.rollout, group_, config_.bf16);
 }
 
 double StageTwoTrainer::Validate() {

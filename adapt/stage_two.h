@@ -98,6 +98,7 @@ struct AdaptConfig {
   bool freeze_trunk = false;
   int threads = 0;
   std::string device = "cpu";  ///< where training runs (torch::Device syntax); not part of the run's identity
+  bool bf16 = false;           ///< forward passes autocast to bfloat16 (`--precision bf16`); not part of the run's identity
   std::uint64_t seed = 0;
   nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads)
   static AdaptConfig FromJson(const nlohmann::json& j);
@@ -123,8 +124,9 @@ struct AdaptLosses {
 /// The losses of one batch of windows of `context + 1` frames (training and adapt --bench).
 /// With a data-parallel `group`, `w` is this rank's equal share and the losses are such that
 /// their average over the ranks is the global batch's (normalizers reduced over the ranks).
+/// `bf16`: the model's forward passes autocast to bfloat16 (the losses stay float32).
 AdaptLosses StageTwoLosses(WorldModel& model, const std::string& embodiment, const StageTwoData::Window& w, int context, int rollout,
-                           const DataParallel* group = nullptr);
+                           const DataParallel* group = nullptr, bool bf16 = false);
 
 /// Trains a WorldModel on one embodiment. Keeps <out>/model.pt (best validation) and
 /// <out>/train_state.pt (latest, for --resume), both written atomically.

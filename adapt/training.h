@@ -12,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <nlohmann/json.hpp>
 
 #include "adapt/video_data.h"
@@ -37,17 +39,65 @@ inline torch::Device ResolveDevice(const std::string& name, int local_rank = 0) 
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? local_rank % count : 0));
 }
 
-/// `--precision`: float32 (the default), or float64 for numerical checks (the data-parallel
-/// equivalence test: Adam turns float32 rounding in near-zero gradients into whole steps). Call it
-/// before building any module. @throws AdaptError for another name.
-inline void SetPrecision(const std::string& precision) {
+/// `--precision`: float32 (the default); bf16, float32 weights with the forward passes' matrix
+/// products and convolutions in bfloat16 (autocast, as torch.autocast(dtype=torch.bfloat16)); or
+/// float64 for numerical checks (the data-parallel equivalence test: Adam turns float32 rounding in
+/// near-zero gradients into whole steps). Call it before building any module. Returns whether the
+/// forward passes should autocast to bfloat16. @throws AdaptError for another name.
+inline bool SetPrecision(const std::string& precision) {
   if (precision == "float64")
     torch::set_default_dtype(caffe2::TypeMeta::Make<double>());
-  else if (precision == "float32")
+  else if (precision == "float32" || precision == "bf16")
     torch::set_default_dtype(caffe2::TypeMeta::Make<float>());
   else
-    throw AdaptError("--precision must be float32 or float64, not " + precision);
+    throw AdaptError("--precision must be float32, bf16 or float64, not " + precision);
+  return precision == "bf16";
 }
+
+/// While alive (and `on`), ops on `device` that autocast lowers (matrix products, convolutions,
+/// attention's products) run in bfloat16; reductions, norms and losses stay float32. Weights and
+/// gradients stay float32. Wrap forward passes only, never backward or the optimizer step.
+class AutocastBf16 {
+ public:
+  AutocastBf16(const torch::Device& device, bool on) : type_(device.type()), on_(on) {
+    if (!on_) return;
+    previous_ = Enabled();
+    SetEnabled(true);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastBf16() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();  // the cast copies of the weights
+    SetEnabled(previous_);
+  }
+  AutocastBf16(const AutocastBf16&) = delete;
+  AutocastBf16& operator=(const AutocastBf16&) = delete;
+
+ private:
+  bool Enabled() const {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    return at::autocast::is_autocast_enabled(type_);
+#else
+    return type_ == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+  }
+  void SetEnabled(bool enabled) const {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type_, enabled);
+#else
+    if (type_ == c10::DeviceType::CUDA) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(enabled);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(enabled);
+    }
+#endif
+  }
+  c10::DeviceType type_;
+  bool on_, previous_ = false;
+};
 
 /// Linear warmup over the first `warmup_fraction` of `steps`, then cosine decay to a tenth of `lr`.
 inline double WarmupCosine(double lr, int steps, int step, double warmup_fraction) {

@@ -81,14 +81,16 @@ int main(int argc, char** argv) {
   std::string device = "auto";
   app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: training, the latent cache and --bench")
       ->capture_default_str();
-  app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
+  app.add_option("--precision", precision,
+                 "float32; bf16 (float32 weights, forward passes autocast to bfloat16: for GPUs with bf16 tensor cores); or float64 for numerical "
+                 "checks (slower)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"float32", "float64"}));
+      ->check(CLI::IsMember({"float32", "bf16", "float64"}));
   app.add_flag("--resume", resume, "Continue training the model at --out");
   app.add_flag("--overwrite", overwrite, "Replace the model at --out");
   CLI11_PARSE(app, argc, argv);
   try {
-    SetPrecision(precision);
+    config.bf16 = SetPrecision(precision);
     const LaunchInfo launch = ReadLaunchInfo();
     if (launch.world_size > 1 && (bench || eval_only)) {
       throw AdaptError(std::string(bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) +

@@ -128,9 +128,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000));
   std::string device = "auto";
   app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda (the lewm recipe)")->capture_default_str();
-  app.add_option("--precision", precision, "float32, or float64 for numerical checks (slower)")
+  app.add_option("--precision", precision,
+                 "float32; bf16 (float32 weights, forward passes autocast to bfloat16: for GPUs with bf16 tensor cores); or float64 for numerical "
+                 "checks (slower)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"float32", "float64"}));
+      ->check(CLI::IsMember({"float32", "bf16", "float64"}));
   app.add_flag("--resume", resume, "Continue training the checkpoint at --out");
   app.add_flag("--overwrite", overwrite, "Replace the checkpoint at --out");
   app.add_flag("--eval-only", eval_only, "Only evaluate --encoder with the probes");
@@ -145,7 +147,7 @@ int main(int argc, char** argv) {
     set(width, &jepa.encoder.width), set(width, &lewm.encoder.width), set(dim, &jepa.encoder.dim), set(dim, &lewm.encoder.dim);
     jepa.threads = lewm.threads = threads;
     jepa.seed = lewm.seed = seed;
-    SetPrecision(precision);
+    lewm.bf16 = SetPrecision(precision);
     // Data-parallel ranks when launched as several processes (torchrun's or Slurm's variables).
     const LaunchInfo launch = ReadLaunchInfo();
     std::unique_ptr<DataParallel> group;
@@ -161,6 +163,7 @@ int main(int argc, char** argv) {
     torch::set_num_threads(ThreadsPerRank(threads, launch));
     const torch::Device dev = ResolveDevice(device, launch.local_rank);
     if (!dev.is_cpu() && recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains on the CPU; --device cuda is for the lewm recipe");
+    if (lewm.bf16 && recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains in float32; --precision bf16 is for the lewm recipe");
     lewm.device = dev.str();
     if (dev.is_cuda() && (!group || group->is_root())) std::fprintf(stderr, "pretrain: training on %s\n", lewm.device.c_str());
     std::vector<fs::path> files(data_files.begin(), data_files.end());

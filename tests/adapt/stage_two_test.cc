@@ -202,6 +202,39 @@ TEST(WorldModelTest, DynamicsLearnsKnownLinearSystem) {
   EXPECT_LT(rel, 0.05);
 }
 
+// Tests `--precision bf16` (autocast to bfloat16 around the forward passes; on the CPU here, the same
+// code path as on a GPU): the losses are float32, close to the float32 run's but not equal to them (the
+// products did run in bfloat16), the gradients reach the float32 weights, and autocast is off again
+// afterwards.
+TEST(WorldModelTest, Bf16AutocastLossesAreCloseToFloat32) {
+  WorldModel m = RandomModel(12);
+  const Inputs in = RandomInputs(4, 4, 13);
+  const int p = ArmSpec().proprio_dim();
+  StageTwoData::Window w{in.latents, in.proprio, in.actions, in.camera, torch::randn({16, p}), torch::rand({16, 7}) * 2 - 1, torch::randn({16, p})};
+  const AdaptLosses full = StageTwoLosses(m, "arm", w, 3, 2);
+  const AdaptLosses half = StageTwoLosses(m, "arm", w, 3, 2, nullptr, /*bf16=*/true);
+  for (const auto& [a, b] : {std::pair{full.teacher, half.teacher}, {full.rollout, half.rollout}, {full.dynamics, half.dynamics}}) {
+    EXPECT_EQ(torch::kFloat, b.scalar_type());
+    const double x = a.item<double>(), y = b.item<double>();
+    EXPECT_TRUE(std::isfinite(y));
+    EXPECT_NEAR(x, y, 0.05 * std::abs(x)) << "bf16 loss far from the float32 one";
+    EXPECT_NE(x, y) << "bf16 changed nothing: autocast did not take effect";
+  }
+  half.total().backward();
+  int with_grad = 0;
+  for (const auto& param : m.Parameters("arm", false)) {
+    EXPECT_EQ(torch::kFloat, param.scalar_type());
+    if (!param.grad().defined() || param.grad().abs().sum().item<double>() == 0) continue;
+    ++with_grad;
+    EXPECT_EQ(torch::kFloat, param.grad().scalar_type());
+  }
+  EXPECT_GT(with_grad, 0);
+  torch::NoGradGuard no_grad;  // autocast is off again: a plain forward pass is float32 and equal to the first
+  EXPECT_EQ(torch::kFloat,
+            m.Predict("arm", in.latents.slice(1, 0, 3), in.proprio.slice(1, 0, 3), in.actions.slice(1, 0, 3), in.camera).scalar_type());
+  EXPECT_EQ(full.teacher.item<double>(), StageTwoLosses(m, "arm", w, 3, 2).teacher.item<double>());
+}
+
 // Tests that a saved model loads with identical predictions and dynamics, and that embodiments,
 // action sizes and latent sizes the model does not know are refused clearly.
 TEST(WorldModelTest, CheckpointRoundTripAndBadInputs) {
