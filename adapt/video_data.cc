@@ -55,15 +55,8 @@ VideoData::ClipRef VideoData::DrawClip(const std::string& split, int length, int
 }
 
 std::vector<std::uint8_t> VideoData::ReadClip(const ClipRef& clip, int length, int stride) const {
-  const std::int64_t span = static_cast<std::int64_t>(length - 1) * stride + 1;
-  std::vector<std::uint8_t> all = Frames(*clip.episode, clip.start, span);
-  if (stride == 1) return all;
-  const size_t frame_bytes = all.size() / span;
-  std::vector<std::uint8_t> out(frame_bytes * length);
-  for (int t = 0; t < length; ++t) {
-    std::copy(all.begin() + t * stride * frame_bytes, all.begin() + (t * stride + 1) * frame_bytes, out.begin() + t * frame_bytes);
-  }
-  return out;
+  // Only the clip's frames: a strided read touches `length` of the span's compressed chunks.
+  return datasets_[clip.episode->dataset]->ReadFrames(clip.episode->demo, camera_, clip.start, length, nullptr, stride);
 }
 
 std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng, const EpisodeRef** episode,

@@ -283,8 +283,8 @@ template std::vector<std::int32_t> Dataset::Read<std::int32_t>(const std::string
 template std::vector<std::uint8_t> Dataset::Read<std::uint8_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 
 std::vector<std::uint8_t> Dataset::ReadFrames(const std::string& demo, const std::string& camera, hsize_t first, hsize_t count,
-                                              std::vector<hsize_t>* dims) const {
-  return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), "obs/" + camera + "_image", first, count, dims); });
+                                              std::vector<hsize_t>* dims, hsize_t stride) const {
+  return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), "obs/" + camera + "_image", first, count, dims, stride); });
 }
 
 void Dataset::CheckEpisode(const std::string& demo, bool frames) const {

@@ -93,9 +93,9 @@ class Dataset {
   /// A dataset under the demo group, e.g. "obs/robot0_eef_pos". dims receives its shape.
   template <typename T>
   std::vector<T> Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims = nullptr) const;
-  /// Frames [first, first+count) of obs/<camera>_image.
+  /// `count` frames of obs/<camera>_image from `first`, `stride` apart (1: [first, first+count)).
   std::vector<std::uint8_t> ReadFrames(const std::string& demo, const std::string& camera, hsize_t first, hsize_t count,
-                                       std::vector<hsize_t>* dims = nullptr) const;
+                                       std::vector<hsize_t>* dims = nullptr, hsize_t stride = 1) const;
   /// Checks that an episode is what the format says: its file opens; num_samples N >= 1; actions,
   /// states, rewards, dones and the obs arrays exist with N rows, float (images uint8 of the dataset's
   /// size, proprio widths consistent) and finite; the randomization attribute is JSON. With

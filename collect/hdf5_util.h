@@ -69,9 +69,10 @@ void WriteArray(hid_t loc, const std::string& name, const std::vector<hsize_t>& 
                 bool checksum = false);
 template <typename T>
 std::vector<T> ReadArray(hid_t loc, const std::string& name, std::vector<hsize_t>* dims = nullptr);
-/// Reads rows [first, first+count) of an n-d array along its first dimension.
+/// Reads `count` rows of an n-d array along its first dimension: first, first + stride, ...
+/// (stride 1: rows [first, first+count)). Only the chunks holding those rows are read.
 template <typename T>
-std::vector<T> ReadRows(hid_t loc, const std::string& name, hsize_t first, hsize_t count, std::vector<hsize_t>* dims = nullptr);
+std::vector<T> ReadRows(hid_t loc, const std::string& name, hsize_t first, hsize_t count, std::vector<hsize_t>* dims = nullptr, hsize_t stride = 1);
 
 /// Creates `name` as a virtual dataset over the dataset `source` of the same file (an absolute path
 /// in it), shifted by one row along the first dimension: row t shows source row t + 1, and the last row

@@ -177,6 +177,15 @@ TEST_F(CollectorTest, ReplayingStatesReproducesFrames) {
       runner.renderer()->Render(runner.world().data(), draw.cameras[1], &image);
       EXPECT_EQ(ds.ReadFrames(demo, "camera1", t, 1), image.rgb) << demo << " frame " << t;
     }
+    // A strided read (what training clips use) returns exactly frames first, first + stride, ...
+    const auto strided = ds.ReadFrames(demo, "camera1", 1, 3, nullptr, 3);  // frames 1, 4, 7 of 8
+    const auto one = ds.ReadFrames(demo, "camera1", 0, 1);
+    ASSERT_EQ(3 * one.size(), strided.size());
+    for (int i = 0; i < 3; ++i) {
+      const auto frame = ds.ReadFrames(demo, "camera1", 1 + 3 * i, 1);
+      EXPECT_TRUE(std::equal(frame.begin(), frame.end(), strided.begin() + i * one.size())) << demo << " strided frame " << i;
+    }
+    EXPECT_THROW(ds.ReadFrames(demo, "camera1", 2, 3, nullptr, 3), DatasetError);  // frame 8 of 0..7
   }
 }
 
