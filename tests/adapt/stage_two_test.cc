@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -467,6 +468,53 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   other.lr = 1e-2;
   EXPECT_THROW(StageTwoTrainer(other, data, WorldModel(config.predictor), out, true), AdaptError);
   EXPECT_THROW(StageTwoTrainer(config, data, WorldModel(config.predictor), out, false), AdaptError);  // would overwrite
+}
+
+// Tests the evaluation of a robot with several sites of interest (the humanoid's two hands): the
+// metrics name the dataset's sites, keep each site's read-out on its own (ee_px_*_site<i> and its gap
+// closed), and the "ee" figures average them (between the sites' own values at every horizon); an
+// untrained model is copy-last for every site.
+TEST_F(AdaptTest, SeveralSitesAreEvaluatedEachAndAveraged) {
+  const fs::path path = *dir_ / "humanoid.h5";
+  collect::CollectConfig c;
+  c.robot = "humanoid";
+  c.episodes = 12;
+  c.steps = 20;
+  c.image_size = 32;
+  c.seed = 5;
+  c.out = path.string();
+  collect::Collect(c, {.enabled = false});
+  FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
+  const StageTwoData data(path, EnsureLatentCache(encoder, path, "camera0").path);
+  const collect::Dataset ds(path);
+  const auto names = nlohmann::json::parse(ds.StringAttr(ds.demos().front(), "sites"));
+  ASSERT_EQ(2u, names.size());
+  WorldModel model(Tiny().predictor);
+  model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+  const nlohmann::json m = Evaluate(model, data, EvalOptions{2, 0.6, 100, 200});
+  EXPECT_EQ(names, m["ee_sites"]);
+  const auto& all = m["tasks"]["all"];
+  int compared = 0;
+  for (size_t h = 0; h < all["ee_px_copy"].size(); ++h) {
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (size_t p = 0; p < names.size(); ++p) {
+      const std::string site = "_site" + std::to_string(p);
+      ASSERT_TRUE(all.contains("ee_px_copy" + site) && all.contains("ee_px_imagined" + site) && all.contains("ee_px_floor" + site) &&
+                  all.contains("ee_px_gap_closed" + site))
+          << site;
+      if (!all["ee_px_copy" + site][h].is_number()) continue;  // the site out of view in every window
+      const double copy = all["ee_px_copy" + site][h].get<double>();
+      EXPECT_DOUBLE_EQ(copy, all["ee_px_imagined" + site][h].get<double>()) << site << " step " << h;
+      lo = std::min(lo, copy), hi = std::max(hi, copy);
+    }
+    if (!(lo < hi) || !all["ee_px_copy"][h].is_number()) continue;
+    const double mean = all["ee_px_copy"][h].get<double>();
+    EXPECT_GE(mean, lo - 1e-9) << "step " << h;
+    EXPECT_LE(mean, hi + 1e-9) << "step " << h;
+    ++compared;
+  }
+  EXPECT_GT(compared, 0);
+  EXPECT_THAT(FormatEvalTable(m), HasSubstr(names[1].get<std::string>()));  // the table has a line per site
 }
 
 // Tests the viewer's torch-free Imaginer on a real model folder: an untrained model imagines exactly
