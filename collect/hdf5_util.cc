@@ -187,7 +187,7 @@ std::vector<T> ReadRows(hid_t loc, const std::string& name, hsize_t first, hsize
     Handle mem(H5Screate_simple(rank, extent.data(), nullptr), H5Sclose, "H5Screate");
     Check(H5Dread(ds, NativeType<T>(), mem, space, H5P_DEFAULT, out.data()), "cannot read dataset " + name);
   } else if (total > 0) {
-    // One contiguous read per row: HDF5 reads a strided hyperslab 5x slower than this (measured).
+    // One contiguous read per row: a strided hyperslab read was ~10x slower (7 vs 0.6 ms for 5 of 17 frames, measured).
     std::vector<hsize_t> row = dims;
     row[0] = 1;
     const hsize_t row_size = total / count;
