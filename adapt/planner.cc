@@ -309,8 +309,7 @@ torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, i
 void LatentPlanner::Begin(PlanScene& scene) {
   targets_.clear();
   for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeFrame(sub.image, scene.image_size()));
-  goal_ = EncodeFrame(scene.goal().image, scene.image_size());
-  targets_.push_back(goal_);
+  targets_.push_back(EncodeFrame(scene.goal().image, scene.image_size()));
   step_ = 0;
   camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
   latents_.clear();

@@ -180,8 +180,6 @@ class LatentPlanner : public Planner {
   double imagined_steps_per_s() const { return imagined_steps_per_s_; }
   /// The chosen plan's imagined latents (the CEM mean, rolled out once more).
   torch::Tensor imagined() const override { return imagined_; }
-  /// The goal image's latents (N, D), as the energy compares them.
-  const torch::Tensor& goal_latents() const { return goal_; }
 
  private:
   WorldModel& model_;
@@ -190,7 +188,7 @@ class LatentPlanner : public Planner {
   CemOptions cem_;
   bool final_only_ = true;
   int context_ = 0, subgoal_steps_ = 0, step_ = 0;
-  torch::Tensor goal_, camera_, warm_, imagined_;
+  torch::Tensor camera_, warm_, imagined_;
   std::vector<torch::Tensor> targets_;                      ///< the subgoals' latents, then the goal's
   std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
   double imagined_steps_per_s_ = 0;
