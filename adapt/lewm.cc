@@ -3,12 +3,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <sstream>
 #include <thread>
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "adapt/training.h"
+#include "collect/hdf5_util.h"
 
 namespace embody::adapt {
 namespace {
@@ -219,12 +221,30 @@ LewmStats LewmTrainer::Train(bool verbose) {
   const int first = step_;
   double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0, contrast_sum = 0;
   int count = 0;
+  // The next batch is read on a thread while this step computes (the reader bounds a GPU). It draws
+  // from a copy of rng_, which rng_ becomes when the batch is used: the same batches, and the same
+  // checkpointed stream, as reading in turn. Only with a thread-safe HDF5 (Debian's is).
+  struct Drawn {
+    LewmBatch batch;
+    std::mt19937_64 rng;
+  };
+  auto draw = [this](std::mt19937_64 rng) {
+    collect::h5::SilenceErrors();
+    LewmBatch batch = Batch("train", &rng);
+    return Drawn{std::move(batch), rng};
+  };
+  const bool prefetch = config_.prefetch && collect::h5::ThreadSafe();
+  std::future<Drawn> next;
+  if (prefetch && step_ < config_.steps) next = std::async(std::launch::async, draw, rng_);
   while (step_ < config_.steps) {
+    Drawn drawn = prefetch ? next.get() : draw(rng_);
+    rng_ = drawn.rng;
+    if (prefetch && step_ + 1 < config_.steps) next = std::async(std::launch::async, draw, rng_);
     encoder_->train();
     predictor_->train();
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(config_, step_));
     LewmStats s;
-    auto loss = Loss(Batch("train", &rng_), &s, config_.seed * 1000003 + step_);
+    auto loss = Loss(drawn.batch, &s, config_.seed * 1000003 + step_);
     const double value = s.loss;  // the global batch's loss (Loss reduced it with the other figures)
     if (!std::isfinite(value)) throw AdaptError("loss is " + std::to_string(value) + " at step " + std::to_string(step_) + "; lower --lr");
     optimizer_->zero_grad();

@@ -43,6 +43,7 @@ struct LewmConfig {
   int threads = 0;
   std::string device = "cpu";  ///< where training runs (torch::Device syntax: cpu, cuda, cuda:1); not part of the run's identity
   bool bf16 = false;           ///< forward passes autocast to bfloat16 (`--precision bf16`); not part of the run's identity
+  bool prefetch = true;        ///< read the next batch on a thread while a step computes; not part of the run's identity
   std::uint64_t seed = 0;
   int log_every = 25, eval_every = 250;
   int clip_length() const { return rollout + 2; }

@@ -143,6 +143,9 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
     if (objects.empty()) throw AdaptError("pick needs an object in the scene");
     if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
     const mjData* d = world.data();
+    world.SetState(start_);
+    std::vector<std::array<double, 2>> rest;  // each object's start position on the table
+    for (int body : objects) rest.push_back({d->xpos[3 * body], d->xpos[3 * body + 1]});
     for (int tries = 0;; ++tries) {
       if (tries == 20) return false;
       world.SetState(start_);
@@ -155,12 +158,11 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
       if (done < 0 || !policy->Success(world)) continue;
       // The object is the one that moved (the policy draws it).
       double moved = 0;
-      for (int body : objects) {
-        const int q = world.model()->jnt_qposadr[world.model()->body_jntadr[body]];
-        const double m = std::hypot(d->xpos[3 * body] - start_[1 + q], d->xpos[3 * body + 1] - start_[2 + q]);
+      for (size_t i = 0; i < objects.size(); ++i) {
+        const double m = std::hypot(d->xpos[3 * objects[i]] - rest[i][0], d->xpos[3 * objects[i] + 1] - rest[i][1]);
         if (m > moved) {
           moved = m;
-          goal_.object = body;
+          goal_.object = objects[i];
         }
       }
       goal_.object_pos = {d->xpos[3 * goal_.object], d->xpos[3 * goal_.object + 1], d->xpos[3 * goal_.object + 2]};
@@ -327,31 +329,32 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
   proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
   const int c = std::min<int>(context_, static_cast<int>(latents_.size()));
   const int first = static_cast<int>(latents_.size()) - c;
-  const auto z = torch::stack(std::vector<torch::Tensor>(latents_.begin() + first, latents_.end()));  // (c, N, D)
-  const auto q = torch::stack(std::vector<torch::Tensor>(proprio_.begin() + first, proprio_.end()));  // (c, P)
+  // The model's inputs on its device (CEM itself runs on the CPU: its tensors are (S, H, dims)).
+  const torch::Device dev = model_.device();
+  const auto z = torch::stack(std::vector<torch::Tensor>(latents_.begin() + first, latents_.end())).to(dev);  // (c, N, D)
+  const auto q = torch::stack(std::vector<torch::Tensor>(proprio_.begin() + first, proprio_.end())).to(dev);  // (c, P)
   // Executed actions between the context frames (c - 1 model steps of k A).
-  std::vector<torch::Tensor> past(actions_.begin() + first, actions_.end());
+  const torch::Tensor past = first < static_cast<int>(actions_.size())
+                                 ? torch::stack(std::vector<torch::Tensor>(actions_.begin() + first, actions_.end())).unsqueeze(0).to(dev)
+                                 : torch::Tensor();
+  const auto camera = camera_.to(dev);
   const int h = cem_.horizon;
-  const auto& target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1));
-  auto fn = [&](const torch::Tensor& plans) {
+  const auto target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1)).to(dev);
+  auto rollout = [&](const torch::Tensor& plans) {  // (S, H, dims) on the CPU -> (S, H, N, D) on dev
     const int64_t s = plans.size(0);
-    const auto planned = FullActions(scene, plans).repeat({1, 1, k});  // (S, H, k A): each held k control steps
-    torch::Tensor acts = planned;
-    if (!past.empty()) acts = torch::cat({torch::stack(past).unsqueeze(0).expand({s, c - 1, planned.size(2)}), planned}, 1);
-    const auto pred = model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}), q.unsqueeze(0).expand({s, c, q.size(1)}), acts,
-                                     camera_.expand({s, camera_.size(1)}), h);
-    const auto diff = (pred - target.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
-    return final_only_ ? diff.select(1, h - 1) : diff.mean(1);
+    torch::Tensor acts = FullActions(scene, plans).repeat({1, 1, k}).to(dev);  // (S, H, k A): each held k control steps
+    if (past.defined()) acts = torch::cat({past.expand({s, c - 1, acts.size(2)}), acts}, 1);
+    return model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}), q.unsqueeze(0).expand({s, c, q.size(1)}), acts,
+                          camera.expand({s, camera.size(1)}), h);
+  };
+  auto fn = [&](const torch::Tensor& plans) {
+    const auto diff = (rollout(plans) - target.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
+    return (final_only_ ? diff.select(1, h - 1) : diff.mean(1)).to(torch::kCPU);
   };
   const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
   warm_ = r.mean;
   if (energy) *energy = r.mean_energy;
-  {  // The chosen plan's imagination, for replays (deterministic: no random draws).
-    const auto planned = FullActions(scene, r.mean.unsqueeze(0)).repeat({1, 1, k});
-    torch::Tensor acts = planned;
-    if (!past.empty()) acts = torch::cat({torch::stack(past).unsqueeze(0), planned}, 1);
-    imagined_ = model_.Rollout(embodiment_, z.unsqueeze(0), q.unsqueeze(0), acts, camera_, h)[0];
-  }
+  imagined_ = rollout(r.mean.unsqueeze(0))[0].to(torch::kCPU);  // the chosen plan's imagination, for replays (no random draws)
   const auto action = ToVector(r.mean[0]);
   const auto full = torch::tensor(scene.FullAction(action), torch::kFloat64).to(torch::kFloat32);
   actions_.push_back(full.repeat({k}));
@@ -376,18 +379,19 @@ std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
   const int k = model_.config().frame_skip;
   const EmbodimentSpec& spec = model_.spec(embodiment_);
   const auto p = scene.runner().Proprio();
-  const auto p0 = torch::tensor(std::vector<float>(p.begin(), p.end()));
-  const auto goal = torch::tensor({scene.goal().ee[0], scene.goal().ee[1], scene.goal().ee[2]}, torch::kFloat32);
+  const torch::Device dev = model_.device();
+  const auto p0 = torch::tensor(std::vector<float>(p.begin(), p.end())).to(dev);
+  const auto goal = torch::tensor({scene.goal().ee[0], scene.goal().ee[1], scene.goal().ee[2]}, torch::kFloat32).to(dev);
   auto fn = [&](const torch::Tensor& plans) {
-    const auto acts = FullActions(scene, plans);  // (S, H, A)
+    const auto acts = FullActions(scene, plans).to(dev);  // (S, H, A)
     auto q = p0.unsqueeze(0).expand({plans.size(0), p0.size(0)}).contiguous();
-    torch::Tensor sum = torch::zeros({plans.size(0)});
+    torch::Tensor sum = torch::zeros({plans.size(0)}, q.options());
     for (int step = 0; step < plans.size(1); ++step) {
       for (int i = 0; i < k; ++i) q = model_.StepDynamics(embodiment_, q, acts.select(1, step));
       const auto d = (EePositionOf(q, spec) - goal).norm(2, 1);
       sum = final_only_ ? d : sum + d / static_cast<double>(plans.size(1));
     }
-    return sum;
+    return sum.to(torch::kCPU);
   };
   const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
   warm_ = r.mean;
@@ -552,9 +556,9 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
       MpcTrace trace;
       const MpcResult r = RunMpc(scene, latent, mpc, traced ? &trace : nullptr);
       if (traced) {
-        std::vector<std::uint8_t> targets;
+        std::vector<std::uint8_t> targets;  // what each step aimed at: kept only when that was not always the goal
         const auto& subgoals = scene.goal().subgoals;
-        for (int t = 0; t < r.steps; ++t) {
+        for (int t = 0; t < r.steps && o.subgoal_steps > 0 && !subgoals.empty(); ++t) {
           const int i = SubgoalAt(t, o.subgoal_steps, static_cast<int>(subgoals.size()));
           const auto& image = i < static_cast<int>(subgoals.size()) ? subgoals[i].image : scene.goal().image;
           targets.insert(targets.end(), image.begin(), image.end());

@@ -583,7 +583,13 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     // moved >= 2 cm since the last context frame and is in view.
     // Sites of interest first (the end effector, or a humanoid's hands), then the objects.
     const int sites = truth_targets.ee_points;
-    if (sites > 1) site_names = nlohmann::json::parse(data.dataset().StringAttr(ep.demo, "sites"));
+    if (sites > 1) {  // every episode's sites must be the same (the averages are over them)
+      const auto names = nlohmann::json::parse(data.dataset().StringAttr(ep.demo, "sites"));
+      if (episodes > 1 && names != site_names) {
+        throw AdaptError("episode " + ep.demo + " records sites " + names.dump() + ", earlier episodes " + site_names.dump());
+      }
+      site_names = names;
+    }
     torch::Tensor object_px[3], object_weight;
     const bool has_object = points > sites;
     if (has_object) {

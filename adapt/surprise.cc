@@ -375,16 +375,17 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
     if (to > from) actions[i].slice(0, 0, to - from).copy_(all.slice(0, from, to));
   }
   const auto& e = clip.extrinsics.at(0);
-  const auto camera = CameraFeatures(std::vector<double>(e.begin(), e.end())).unsqueeze(0);
+  const auto camera = CameraFeatures(std::vector<double>(e.begin(), e.end())).unsqueeze(0).to(model_.device());
   const auto pixels = video.to(torch::kFloat32) / 255.0;
 
   SurpriseCurves curves;
+  const auto on_model = [&](const torch::Tensor& x) { return x.unsqueeze(0).to(model_.device()); };
   for (int t = 1; t < M; ++t) {
     const int c = std::min(context_, t);
     const auto window = torch::arange(t - c, t);
-    const auto pred = model_.Predict(embodiment_, z.index_select(0, window).unsqueeze(0), q.index_select(0, window).unsqueeze(0),
-                                     actions.index_select(0, window).unsqueeze(0), camera)[0][c - 1];
-    curves.model.push_back((pred - z[t]).abs().mean().item<double>());
+    const auto pred = model_.Predict(embodiment_, on_model(z.index_select(0, window)), on_model(q.index_select(0, window)),
+                                     on_model(actions.index_select(0, window)), camera)[0][c - 1];
+    curves.model.push_back((pred.to(torch::kCPU) - z[t]).abs().mean().item<double>());
     curves.copy_last.push_back((z[t] - z[t - 1]).abs().mean().item<double>());
     curves.pixel.push_back((pixels[t] - pixels[t - 1]).abs().mean().item<double>());
   }

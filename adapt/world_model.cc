@@ -104,6 +104,7 @@ void WorldModel::AddEmbodiment(const EmbodimentSpec& spec, const Normalizer& nor
   adapters_.emplace(spec.name, Adapter(spec, config_.dim, config_.frame_skip));
   dynamics_.emplace(spec.name, DynamicsModel(spec.proprio_dim(), spec.action_dim));
   norms_[spec.name] = norm;
+  if (!device_.is_cpu()) To(device_);
 }
 
 void WorldModel::RequireEmbodiment(const std::string& embodiment) const {
@@ -160,6 +161,7 @@ void WorldModel::Train(bool on) {
 }
 
 void WorldModel::To(const torch::Device& device) {
+  device_ = device;
   trunk_->to(device);
   for (auto& [name, a] : adapters_) a->to(device);
   for (auto& [name, d] : dynamics_) d->to(device);

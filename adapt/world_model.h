@@ -122,8 +122,10 @@ class WorldModel {
   std::vector<torch::Tensor> PredictorParameters(const std::string& embodiment, bool freeze_trunk) const;
   std::vector<torch::Tensor> DynamicsParameters(const std::string& embodiment) const;
   void Train(bool on);
-  /// Moves every part (trunk, adapters, dynamics, normalizers) to `device`.
+  /// Moves every part (trunk, adapters, dynamics, normalizers) to `device`; embodiments added later go
+  /// there too. Inputs must be on device() (the planners and the surprise scorer move theirs).
   void To(const torch::Device& device);
+  const torch::Device& device() const { return device_; }
 
   /// One dynamics step in physical units: proprio (B, P), action (B, A) -> next proprio (B, P).
   torch::Tensor StepDynamics(const std::string& embodiment, const torch::Tensor& proprio, const torch::Tensor& action);
@@ -164,6 +166,7 @@ class WorldModel {
   std::map<std::string, Adapter> adapters_;
   std::map<std::string, DynamicsModel> dynamics_;
   std::map<std::string, Normalizer> norms_;
+  torch::Device device_ = torch::kCPU;
 };
 
 /// Parts of proprio tensors (..., P) in the layout of `spec`: joint positions (..., J), ee position (..., 3).

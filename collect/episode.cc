@@ -31,6 +31,9 @@ EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render) : config_
     while (b > 0 && b != base) b = m->body_parentid[b];
     if (b == base) gripper_qpos_.push_back(m->jnt_qposadr[j]);
   }
+  if (embodiment_.ee_sites.size() > 1) {  // recorded as obs/robot0_sites_pos (a humanoid's hands)
+    for (const std::string& site : embodiment_.ee_sites) site_ids_.push_back(sim::RequireId(m, mjOBJ_SITE, site));
+  }
 }
 
 void EpisodeRunner::Prepare(const Draw& draw) {
@@ -154,9 +157,8 @@ void EpisodeRunner::Record(EpisodeData* ep) {
   for (double x : ee.pos) ep->eef_pos.push_back(static_cast<float>(x));
   for (double x : ee.quat) ep->eef_quat.push_back(static_cast<float>(x));
   for (int q : gripper_qpos_) ep->gripper_qpos.push_back(static_cast<float>(d->qpos[q]));
-  for (const std::string& site : ep->site_names) {
-    const sim::SitePose pose = sim::GetSitePose(d, sim::RequireId(world_->model(), mjOBJ_SITE, site));
-    for (double x : pose.pos) ep->sites_pos.push_back(static_cast<float>(x));
+  for (int site : site_ids_) {
+    for (double x : sim::GetSitePose(d, site).pos) ep->sites_pos.push_back(static_cast<float>(x));
   }
   for (int b : scene_.object_bodies) {
     for (int k = 0; k < 3; ++k) ep->object.push_back(static_cast<float>(d->xpos[3 * b + k]));

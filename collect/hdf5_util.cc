@@ -1,7 +1,6 @@
 #include "collect/hdf5_util.h"
 
 #include <algorithm>
-#include <mutex>
 
 namespace embody::collect::h5 {
 namespace {
@@ -13,8 +12,14 @@ void Check(herr_t status, const std::string& what) {
 }  // namespace
 
 void SilenceErrors() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  thread_local bool done = false;
+  if (!done) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  done = true;
+}
+
+bool ThreadSafe() {
+  hbool_t safe = 0;
+  return H5is_library_threadsafe(&safe) >= 0 && safe;
 }
 
 Handle::Handle(hid_t id, herr_t (*close)(hid_t), const std::string& what) : id_(id), close_(close) {

@@ -20,8 +20,12 @@ class DatasetError : public std::runtime_error {
 
 namespace h5 {
 
-/// Turns off HDF5's printing of error stacks (errors become DatasetError messages instead).
+/// Turns off HDF5's printing of error stacks (errors become DatasetError messages instead), on the
+/// calling thread (a thread-safe HDF5 keeps the setting per thread).
 void SilenceErrors();
+/// Whether this HDF5 was built thread-safe (calls from several threads are then serialized by its
+/// global lock; otherwise only one thread may call it at a time).
+bool ThreadSafe();
 
 class Handle {
  public:

@@ -14,6 +14,7 @@
 #include "adapt/planner.h"
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 #include "collect/config.h"
 #include "sim/video.h"
@@ -197,6 +198,9 @@ int main(int argc, char** argv) {
   app.add_option("--bound", o.cem.bound, "Largest |action| the planners may choose (normalized units)")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));
+  app.add_option("--init-std", o.cem.init_std, "CEM's initial spread of the samples around the plan (normalized units; clipped to --bound)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 10.0));
   app.add_option("--context", o.context, "True model steps the predictor sees when planning (0 = the model's)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
@@ -218,6 +222,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100000));
   app.add_option("--video", video, "Also write the recorded episodes as an MP4: executed frame | goal | the imagined plan, per model step");
   app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  std::string device = "auto";
+  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     o.task = ParsePlanTask(task);
@@ -234,6 +241,9 @@ int main(int argc, char** argv) {
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
+    const torch::Device dev = ResolveDevice(device);
+    model.To(dev);
+    encoder.To(dev);
     // The replay's decoder, checked before planning (a mismatch would otherwise surface after the run).
     LatentDecoder decoder{nullptr};
     std::error_code ec;

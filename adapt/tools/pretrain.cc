@@ -133,6 +133,8 @@ int main(int argc, char** argv) {
                  "checks (slower)")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "bf16", "float64"}));
+  bool no_prefetch = false;
+  app.add_flag("--no-prefetch", no_prefetch, "lewm: read each batch in turn (default: the next one is read on a thread while a step computes)");
   app.add_flag("--resume", resume, "Continue training the checkpoint at --out");
   app.add_flag("--overwrite", overwrite, "Replace the checkpoint at --out");
   app.add_flag("--eval-only", eval_only, "Only evaluate --encoder with the probes");
@@ -148,6 +150,7 @@ int main(int argc, char** argv) {
     jepa.threads = lewm.threads = threads;
     jepa.seed = lewm.seed = seed;
     lewm.bf16 = SetPrecision(precision);
+    lewm.prefetch = !no_prefetch;
     // Data-parallel ranks when launched as several processes (torchrun's or Slurm's variables).
     const LaunchInfo launch = ReadLaunchInfo();
     std::unique_ptr<DataParallel> group;

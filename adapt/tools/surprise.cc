@@ -11,6 +11,7 @@
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
 #include "adapt/surprise.h"
+#include "adapt/training.h"
 #include "adapt/video_data.h"
 #include "collect/config.h"
 #include "collect/dataset.h"
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
   app.add_option("--context", o.context, "True model steps the predictor sees (0 = the model's)")->capture_default_str()->check(CLI::Range(0, 64));
   app.add_option("--score", o.score, "A clip's surprise: mean or max of its per-model-step prediction error")->capture_default_str();
   app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  std::string device = "auto";
+  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (!types.empty()) {
@@ -120,6 +124,9 @@ int main(int argc, char** argv) {
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
+    const torch::Device dev = ResolveDevice(device);
+    model.To(dev);
+    encoder.To(dev);
     const nlohmann::json r = RunSurprise(model, hash, encoder, o, [](const std::string& line) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
