@@ -551,6 +551,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
     nlohmann::json detail;
     for (double offset : offsets) {
       scene.Reset(e, o.task, offset);
+      const std::array<double, 3> start_ee = scene.Ee();
       torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
       const bool traced = traces && offset == 0 && e < o.replay_episodes;
       MpcTrace trace;
@@ -571,6 +572,8 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
       if (offset != 0) continue;
       detail["episode"] = e;
       detail["start_distance_cm"] = 100 * r.distance_m.front();
+      detail["start_ee"] = start_ee;  // m, world frame: where the arm started and where the goal image has it
+      detail["goal_ee"] = scene.goal().ee;
       if (o.baselines) {
         torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 7);
         random_runs.push_back(RunMpc(scene, random, mpc));

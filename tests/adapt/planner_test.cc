@@ -3,6 +3,8 @@
 #include "adapt/planner.h"
 #include "adapt/plan_replay.h"
 
+#include <cmath>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -179,6 +181,13 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   EXPECT_EQ(r["frame_skip"], 2);
   EXPECT_EQ(r["per_episode"][0]["model"]["steps"], 2);
   EXPECT_EQ(r["per_episode"][0]["model"]["energy"].size(), 2u);
+  {  // where the arm started and where the goal has it: reach's start distance is theirs
+    const auto start = r["per_episode"][0]["start_ee"].get<std::vector<double>>(), goal = r["per_episode"][0]["goal_ee"].get<std::vector<double>>();
+    ASSERT_EQ(start.size(), 3u);
+    ASSERT_EQ(goal.size(), 3u);
+    EXPECT_NEAR(100 * std::hypot(goal[0] - start[0], goal[1] - start[1], goal[2] - start[2]), r["per_episode"][0]["start_distance_cm"].get<double>(),
+                1e-9);
+  }
   // Deterministic: the same options give the same plans.
   const auto again = RunPlanning(model, encoder.hash(), encoder, o);
   EXPECT_EQ(again["per_episode"], r["per_episode"]);
@@ -190,6 +199,7 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   EXPECT_EQ(traced["per_episode"], r["per_episode"]);
   ASSERT_EQ(traces.size(), 1u);
   const PlanTrace& t = traces[0];
+  EXPECT_TRUE(t.target_images.empty());  // reach aims at the goal throughout: no per-step targets
   ASSERT_EQ(t.trace.frames.size(), static_cast<size_t>(t.result.steps + 1));
   ASSERT_EQ(t.trace.imagined.size(), static_cast<size_t>(t.result.steps));
   EXPECT_EQ(t.trace.imagined[0].sizes().vec(), (std::vector<int64_t>{2, 1, 16}));  // horizon x tokens x latent
