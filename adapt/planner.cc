@@ -309,9 +309,9 @@ torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, i
 }
 
 void LatentPlanner::Begin(PlanScene& scene) {
-  targets_.clear();
-  for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeFrame(sub.image, scene.image_size()));
-  targets_.push_back(EncodeFrame(scene.goal().image, scene.image_size()));
+  targets_.clear();  // on the model's device, where the energy compares them
+  for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeFrame(sub.image, scene.image_size()).to(model_.device()));
+  targets_.push_back(EncodeFrame(scene.goal().image, scene.image_size()).to(model_.device()));
   step_ = 0;
   camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
   latents_.clear();
@@ -339,7 +339,7 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
                                  : torch::Tensor();
   const auto camera = camera_.to(dev);
   const int h = cem_.horizon;
-  const auto target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1)).to(dev);
+  const auto& target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1));
   auto rollout = [&](const torch::Tensor& plans) {  // (S, H, dims) on the CPU -> (S, H, N, D) on dev
     const int64_t s = plans.size(0);
     torch::Tensor acts = FullActions(scene, plans).repeat({1, 1, k}).to(dev);  // (S, H, k A): each held k control steps

@@ -375,17 +375,19 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
     if (to > from) actions[i].slice(0, 0, to - from).copy_(all.slice(0, from, to));
   }
   const auto& e = clip.extrinsics.at(0);
-  const auto camera = CameraFeatures(std::vector<double>(e.begin(), e.end())).unsqueeze(0).to(model_.device());
   const auto pixels = video.to(torch::kFloat32) / 255.0;
 
+  // The model's inputs moved to its device once; copy-last and pixel change stay on the CPU.
+  const torch::Device dev = model_.device();
+  const auto z_dev = z.to(dev), q_dev = q.to(dev), actions_dev = actions.to(dev);
+  const auto camera = CameraFeatures(std::vector<double>(e.begin(), e.end())).unsqueeze(0).to(dev);
   SurpriseCurves curves;
-  const auto on_model = [&](const torch::Tensor& x) { return x.unsqueeze(0).to(model_.device()); };
   for (int t = 1; t < M; ++t) {
     const int c = std::min(context_, t);
-    const auto window = torch::arange(t - c, t);
-    const auto pred = model_.Predict(embodiment_, on_model(z.index_select(0, window)), on_model(q.index_select(0, window)),
-                                     on_model(actions.index_select(0, window)), camera)[0][c - 1];
-    curves.model.push_back((pred.to(torch::kCPU) - z[t]).abs().mean().item<double>());
+    const auto window = torch::arange(t - c, t, torch::TensorOptions(torch::kLong).device(dev));
+    const auto pred = model_.Predict(embodiment_, z_dev.index_select(0, window).unsqueeze(0), q_dev.index_select(0, window).unsqueeze(0),
+                                     actions_dev.index_select(0, window).unsqueeze(0), camera)[0][c - 1];
+    curves.model.push_back((pred - z_dev[t]).abs().mean().item<double>());
     curves.copy_last.push_back((z[t] - z[t - 1]).abs().mean().item<double>());
     curves.pixel.push_back((pixels[t] - pixels[t - 1]).abs().mean().item<double>());
   }
