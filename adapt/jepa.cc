@@ -86,7 +86,7 @@ torch::Tensor PredictorImpl::forward(const torch::Tensor& context, const torch::
 }
 
 Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume)
-    : config_(config), data_(data), out_(out), rng_(config.seed) {
+    : config_(config), data_(data), out_(out), rng_(config.seed), device_(config.device) {
   if (config.encoder.head != "grid") throw AdaptError("the masked-latent JEPA needs a grid encoder (its masks hide grid cells)");
   if (data.image_size() != config.encoder.image_size) {
     throw AdaptError("the datasets have " + std::to_string(data.image_size()) + " px frames; the encoder is configured for " +
@@ -96,9 +96,12 @@ Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const st
   torch::manual_seed(config.seed);
   online_ = ConvEncoder(config.encoder);
   target_ = ConvEncoder(config.encoder);
+  online_->to(device_);
+  target_->to(device_);
   EmaUpdate(*target_, *online_, 0.0);  // start equal
   const int tokens = config.clip_length * config.encoder.grid() * config.encoder.grid();
   predictor_ = Predictor(tokens, config.encoder.dim, config.predictor_depth, config.predictor_heads);
+  predictor_->to(device_);
   std::vector<torch::Tensor> params = online_->parameters();
   for (const auto& p : predictor_->parameters()) params.push_back(p);
   optimizer_ = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
@@ -107,7 +110,7 @@ Pretrainer::Pretrainer(const JepaConfig& config, const VideoData& data, const st
   std::error_code ec;
   if (resume && std::filesystem::exists(out, ec)) {
     torch::serialize::InputArchive archive;
-    archive.load_from(out.string());
+    archive.load_from(out.string(), device_);
     c10::IValue value;
     archive.read("config", value);
     RequireSameRunOptions(JepaConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
@@ -126,7 +129,7 @@ torch::Tensor Pretrainer::Batch(const std::string& split, std::mt19937_64* rng) 
     const auto clip = data_.RandomClip(split, t, config_.clip_stride, rng);
     bytes.insert(bytes.end(), clip.begin(), clip.end());
   }
-  auto tensor = torch::from_blob(bytes.data(), {config_.batch, t, s, s, 3}, torch::kUInt8).clone();
+  auto tensor = torch::from_blob(bytes.data(), {config_.batch, t, s, s, 3}, torch::kUInt8).to(device_, /*non_blocking=*/false, /*copy=*/true);
   return FramesToInput(tensor);
 }
 
@@ -140,7 +143,7 @@ torch::Tensor Pretrainer::Loss(const torch::Tensor& clips, std::mt19937_64* rng,
     bytes.insert(bytes.end(), flags.begin(), flags.end());
   }
   const int64_t masks = static_cast<int64_t>(bytes.size()) / (t * g * g);
-  const auto mask = torch::from_blob(bytes.data(), {masks, t * g * g}, torch::kUInt8).clone().to(torch::kBool);
+  const auto mask = torch::from_blob(bytes.data(), {masks, t * g * g}, torch::kUInt8).to(clips.device(), torch::kBool, false, /*copy=*/true);
   // Hide the masked blocks' pixels from the context encoder.
   const auto pixel_mask = mask.view({masks, t, 1, g, 1, g, 1}).expand({masks, t, 1, g, s / g, g, s / g}).reshape({masks, t, 1, s, s});
   const auto context_in = clips.masked_fill(pixel_mask, 0.5);
@@ -155,7 +158,7 @@ torch::Tensor Pretrainer::Loss(const torch::Tensor& clips, std::mt19937_64* rng,
   const auto per_clip = mask.expand({b, -1});
   const auto predicted = predictor_->forward(context, per_clip);
   // L1 over the masked tokens only.
-  const auto weight = per_clip.unsqueeze(2).to(torch::kFloat32);
+  const auto weight = per_clip.unsqueeze(2).to(predicted.scalar_type());
   return ((predicted - targets).abs() * weight).sum() / (weight.sum() * config_.encoder.dim);
 }
 

@@ -31,7 +31,8 @@ struct JepaConfig {
   double weight_decay = 0.04;
   double ema_start = 0.99, ema_end = 0.999;
   int predictor_depth = 2, predictor_heads = 4;
-  int threads = 0;  ///< 0: all cores
+  int threads = 0;             ///< 0: all cores
+  std::string device = "cpu";  ///< where training runs (torch::Device syntax); not part of the run's identity
   std::uint64_t seed = 0;
   int log_every = 25, eval_every = 250;
   nlohmann::json ToJson() const;  ///< the fields that define the training run (not threads or logging)
@@ -92,6 +93,7 @@ class Pretrainer {
   Predictor predictor_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;
+  torch::Device device_ = torch::kCPU;
   int step_ = 0;
   int collapsed_steps_ = 0;
 };

@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   std::string device = "auto";
-  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda (the lewm recipe)")->capture_default_str();
+  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda")->capture_default_str();
   app.add_option("--precision", precision,
                  "float32; bf16 (float32 weights, forward passes autocast to bfloat16: for GPUs with bf16 tensor cores); or float64 for numerical "
                  "checks (slower)")
@@ -165,9 +165,8 @@ int main(int argc, char** argv) {
     }
     torch::set_num_threads(ThreadsPerRank(threads, launch));
     const torch::Device dev = ResolveDevice(device, launch.local_rank);
-    if (!dev.is_cpu() && recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains on the CPU; --device cuda is for the lewm recipe");
     if (lewm.bf16 && recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains in float32; --precision bf16 is for the lewm recipe");
-    lewm.device = dev.str();
+    lewm.device = jepa.device = dev.str();
     if (dev.is_cuda() && (!group || group->is_root())) std::fprintf(stderr, "pretrain: training on %s\n", lewm.device.c_str());
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     const VideoData data(files);

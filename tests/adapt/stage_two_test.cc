@@ -18,6 +18,7 @@
 #include "adapt/latent_cache.h"
 #include "adapt/plot.h"
 #include "collect/collector.h"
+#include "collect/hdf5_util.h"
 #include "sim/image_io.h"
 #include "tests/adapt/tiny.h"
 
@@ -515,6 +516,43 @@ TEST_F(AdaptTest, SeveralSitesAreEvaluatedEachAndAveraged) {
   }
   EXPECT_GT(compared, 0);
   EXPECT_THAT(FormatEvalTable(m), HasSubstr(names[1].get<std::string>()));  // the table has a line per site
+}
+
+// Tests that the evaluation refuses held-out episodes that track different sites (its per-site
+// figures and their averages would mix different hands): one episode's `sites` is rewritten.
+TEST_F(AdaptTest, EvaluationRefusesEpisodesWithDifferentSites) {
+  const fs::path path = *dir_ / "humanoid_sites.h5";
+  collect::CollectConfig c;
+  c.robot = "humanoid";
+  c.episodes = 24;  // 2-3 held out
+  c.steps = 20;
+  c.image_size = 32;
+  c.seed = 6;
+  c.out = path.string();
+  collect::Collect(c, {.enabled = false});
+  FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
+  std::string last;
+  {
+    const StageTwoData data(path, EnsureLatentCache(encoder, path, "camera0").path);
+    ASSERT_GE(data.episodes("valid").size(), 2u);
+    last = data.episodes("valid").back().demo;
+  }
+  {
+    collect::h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, "cannot open " + path.string());
+    const auto demo = collect::h5::OpenGroup(file, "data/" + last);
+    ASSERT_GE(H5Adelete(demo, "sites"), 0);
+    collect::h5::SetAttr(demo, "sites", std::string(R"(["left_hand", "head"])"));
+  }
+  const StageTwoData data(path, EnsureLatentCache(encoder, path, "camera0").path);
+  WorldModel model(Tiny().predictor);
+  model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+  try {
+    Evaluate(model, data, EvalOptions{2, 0.6, 100, 200});
+    FAIL() << "episodes with different sites were evaluated together";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr(last));
+    EXPECT_THAT(e.what(), HasSubstr("head"));
+  }
 }
 
 // Tests the viewer's torch-free Imaginer on a real model folder: an untrained model imagines exactly
