@@ -477,14 +477,7 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
 // untrained model is copy-last for every site.
 TEST_F(AdaptTest, SeveralSitesAreEvaluatedEachAndAveraged) {
   const fs::path path = *dir_ / "humanoid.h5";
-  collect::CollectConfig c;
-  c.robot = "humanoid";
-  c.episodes = 12;
-  c.steps = 20;
-  c.image_size = 32;
-  c.seed = 5;
-  c.out = path.string();
-  collect::Collect(c, {.enabled = false});
+  tiny::CollectRobot("humanoid", path, 12, 20, 5);
   FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
   const StageTwoData data(path, EnsureLatentCache(encoder, path, "camera0").path);
   const collect::Dataset ds(path);
@@ -522,14 +515,7 @@ TEST_F(AdaptTest, SeveralSitesAreEvaluatedEachAndAveraged) {
 // figures and their averages would mix different hands): one episode's `sites` is rewritten.
 TEST_F(AdaptTest, EvaluationRefusesEpisodesWithDifferentSites) {
   const fs::path path = *dir_ / "humanoid_sites.h5";
-  collect::CollectConfig c;
-  c.robot = "humanoid";
-  c.episodes = 24;  // 2-3 held out
-  c.steps = 20;
-  c.image_size = 32;
-  c.seed = 6;
-  c.out = path.string();
-  collect::Collect(c, {.enabled = false});
+  tiny::CollectRobot("humanoid", path, 24, 20, 6);  // 24 episodes: 2-3 held out
   FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
   std::string last;
   {

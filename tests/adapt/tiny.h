@@ -4,22 +4,28 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include "adapt/jepa.h"
 #include "collect/collector.h"
 
 namespace embody::adapt::tiny {
 
-/// Collects `episodes` franka episodes of `steps` steps at 32 px into `out` (no progress output).
-inline void CollectFranka(const std::filesystem::path& out, int episodes, int steps, std::uint64_t seed) {
+/// Collects `episodes` episodes of `robot` of `steps` steps at 32 px into `out` (no progress output).
+inline void CollectRobot(const std::string& robot, const std::filesystem::path& out, int episodes, int steps, std::uint64_t seed) {
   collect::CollectConfig c;
-  c.robot = "franka";
+  c.robot = robot;
   c.episodes = episodes;
   c.steps = steps;
   c.image_size = 32;
   c.seed = seed;
   c.out = out.string();
   collect::Collect(c, {.enabled = false});
+}
+
+/// CollectRobot for franka.
+inline void CollectFranka(const std::filesystem::path& out, int episodes, int steps, std::uint64_t seed) {
+  CollectRobot("franka", out, episodes, steps, seed);
 }
 
 /// A 32 px encoder (width 8, 16-dim tokens), 40 steps of batch 8, 2 threads, no logging.
