@@ -69,7 +69,7 @@ void WritePlots(const fs::path& dir, const nlohmann::json& metrics, const TrainS
 // both measured here. FLOPs are counted from the architecture (multiply-adds x 2, backward = 2x forward).
 }  // namespace
 
-int BenchStageTwo(AdaptConfig config, int steps) {
+int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const std::string& cache, const std::string& camera) {
   const int threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   torch::manual_seed(config.seed);
@@ -144,6 +144,31 @@ int BenchStageTwo(AdaptConfig config, int steps) {
               config.bf16 ? "bfloat16" : "float32", dev.str().c_str());
   std::printf("  ratio:    %.2f of the matrix-product peak\n", achieved / peak);
   std::printf("  max RSS:  %.0f MB (synthetic batch, no dataset; host memory)\n", usage.ru_maxrss / 1024.0);
+  if (data.empty()) return 0;
+  // Reading: the training batches' windows (the same draws) from the files every time, then from the
+  // episodes kept in memory (each already read once, as it is after the first steps of a training run).
+  double per_window[2] = {0, 0};
+  const int windows = steps * bsz;
+  for (int kept = 0; kept < 2; ++kept) {
+    const StageTwoData d(data, cache, camera, 0, /*check_frames=*/false, kept ? StageTwoData::kKeepBytes : 0);
+    if (kept && !d.keeps_episodes()) throw AdaptError(data + " is too large to keep in memory: nothing to compare");
+    std::mt19937_64 rng(config.seed);
+    const auto& episodes = d.episodes("train");
+    const std::int64_t span = static_cast<std::int64_t>(c) * p.frame_skip + 1;
+    if (kept) {
+      for (const auto& ep : episodes) d.Read(ep, 0, 1);
+    }
+    const auto t = Clock::now();
+    for (int i = 0; i < windows; ++i) {
+      const auto& ep = episodes[rng() % episodes.size()];
+      if (ep.frames < span) continue;
+      d.Read(ep, static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(ep.frames - span + 1)), c + 1, p.frame_skip);
+    }
+    per_window[kept] = Since(t) / windows;
+  }
+  std::printf("  reading:  %.0f us per window from the files, %.0f us kept in memory (%.1fx; %d windows of %s, %.1f ms of a step of %d read)\n",
+              1e6 * per_window[0], 1e6 * per_window[1], per_window[0] / std::max(1e-12, per_window[1]), windows, data.c_str(),
+              1e3 * per_window[1] * bsz, bsz);
   return 0;
 }
 

@@ -36,7 +36,9 @@ struct AdaptJob {
 void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group);
 
 /// `adapt --bench`: training samples/s and achieved GFLOP/s on a synthetic batch against a
-/// matrix-product peak measured in the same run, on config.device. Returns 0.
-int BenchStageTwo(AdaptConfig config, int steps);
+/// matrix-product peak measured in the same run, on config.device. With a dataset and its latent
+/// cache (`adapt --bench --data ...`), also the time to read a training window from the files against
+/// reading it from the episodes kept in memory. Returns 0.
+int BenchStageTwo(AdaptConfig config, int steps, const std::string& data = "", const std::string& cache = "", const std::string& camera = "camera0");
 
 }  // namespace embody::adapt

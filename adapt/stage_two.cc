@@ -50,7 +50,8 @@ StageTwoData::Window Stack(const std::vector<StageTwoData::Window>& w) {
 
 // ---------------------------------------------------------------------------------------------- data
 
-StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const std::string& camera, int max_train_episodes, bool check_frames)
+StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const std::string& camera, int max_train_episodes, bool check_frames,
+                           std::int64_t keep_bytes)
     : path_(dataset), cache_path_(cache), camera_(camera) {
   std::error_code ec;
   if (!fs::exists(dataset, ec)) throw AdaptError("no " + dataset.string());
@@ -108,6 +109,12 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
     control_hz_ = 20;  // datasets from before the rate was stored: simcollect's default
   }
   Frames(train_.front(), 0, 1, &image_size_);
+  std::int64_t bytes = 0;
+  const std::int64_t per_frame = static_cast<std::int64_t>(tokens_) * latent_dim_ + spec_.proprio_dim() + spec_.action_dim;
+  for (const auto* list : {&train_, &valid_}) {
+    for (const auto& ep : *list) bytes += ep.frames * per_frame * 4;
+  }
+  keep_ = bytes <= keep_bytes;
 }
 
 namespace {
@@ -128,24 +135,45 @@ StageTwoData::Window StrideFrames(const torch::Tensor& latents, std::int64_t lat
 
 }  // namespace
 
-StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, std::int64_t count, int stride) const {
-  const std::int64_t span = (count - 1) * stride + 1;
-  if (first < 0 || count < 1 || stride < 1 || first + span > ep.frames) throw AdaptError(ep.demo + ": frames out of range");
+StageTwoData::Whole StageTwoData::ReadWhole(const Episode& ep) const {
   std::vector<hsize_t> dims;
   std::vector<float> values;
   try {
-    values = h5::ReadRows<float>(cache_, ep.demo + "/latents", first, span, &dims);
+    values = h5::ReadRows<float>(cache_, ep.demo + "/latents", 0, ep.frames, &dims);
   } catch (const collect::DatasetError& e) {
     throw AdaptError(cache_path_.string() + ": " + ep.demo + ": " + e.what());
   }
-  const auto latents = F::layer_norm(torch::from_blob(values.data(), {span, tokens_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
-                                     F::LayerNormFuncOptions({latent_dim_}));
-  const auto proprio = Proprio(ep), actions = Matrix(*dataset_, ep.demo, "actions");
-  Window w = StrideFrames(latents, first, proprio, actions, first, count, stride);
-  w.dyn_proprio = proprio.slice(0, 0, -1);
-  w.dyn_actions = actions.slice(0, 0, -1);
-  w.dyn_next = proprio.slice(0, 1);
-  w.camera = CameraFeatures(dataset_->Read<double>(ep.demo, "camera/" + camera_ + "/extrinsics"));
+  Whole whole;
+  whole.latents = F::layer_norm(torch::from_blob(values.data(), {ep.frames, tokens_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
+                                F::LayerNormFuncOptions({latent_dim_}));
+  whole.proprio = Proprio(ep);
+  whole.actions = Matrix(*dataset_, ep.demo, "actions");
+  whole.camera = CameraFeatures(dataset_->Read<double>(ep.demo, "camera/" + camera_ + "/extrinsics"));
+  return whole;
+}
+
+StageTwoData::Whole StageTwoData::Get(const Episode& ep) const {
+  if (!keep_) return ReadWhole(ep);
+  {
+    std::lock_guard<std::mutex> lock(kept_mutex_);
+    const auto it = kept_.find(ep.demo);
+    if (it != kept_.end()) return it->second;
+  }
+  Whole whole = ReadWhole(ep);  // outside the lock: HDF5 serializes itself
+  std::lock_guard<std::mutex> lock(kept_mutex_);
+  return kept_.emplace(ep.demo, std::move(whole)).first->second;
+}
+
+StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, std::int64_t count, int stride) const {
+  const std::int64_t span = (count - 1) * stride + 1;
+  if (first < 0 || count < 1 || stride < 1 || first + span > ep.frames) throw AdaptError(ep.demo + ": frames out of range");
+  // The windows share the kept tensors: nothing downstream writes into them.
+  const Whole whole = Get(ep);
+  Window w = StrideFrames(whole.latents, 0, whole.proprio, whole.actions, first, count, stride);
+  w.dyn_proprio = whole.proprio.slice(0, 0, -1);
+  w.dyn_actions = whole.actions.slice(0, 0, -1);
+  w.dyn_next = whole.proprio.slice(0, 1);
+  w.camera = whole.camera;
   return w;
 }
 

@@ -1,15 +1,18 @@
 // Stage two's data, training and evaluation (`adapt`).
 //
 // Data: a simcollect dataset of one embodiment plus its latent cache for the frozen encoder.
-// Latents are read lazily, window by window, from the cache (memory does not grow with the dataset);
-// they are layer-normalized per token, as V-JEPA 2-AC does with its encoder outputs, and every
-// error below is measured in that space, for the model and the copy-last baseline alike.
+// Each episode is read from the files on first use and kept in memory (its latents, proprio, actions
+// and camera), as long as the whole dataset would fit in StageTwoData::kKeepBytes; a larger one is
+// read window by window every time (memory then does not grow with it). Latents are layer-normalized per token, as V-JEPA 2-AC does with its encoder
+// outputs, and every error below is measured in that space, for the model and the copy-last baseline alike.
 //
 // Includes torch: include it only from adapt/.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,6 +30,10 @@ namespace embody::adapt {
 /// One embodiment's dataset with the latent cache of a frozen encoder.
 class StageTwoData {
  public:
+  /// Episodes are kept in memory once read while the dataset's latents, proprio and actions take at
+  /// most this many bytes (as float32) by default.
+  static constexpr std::int64_t kKeepBytes = std::int64_t{1} << 30;
+
   struct Episode {
     std::string demo, task;
     std::int64_t frames = 0;
@@ -44,8 +51,9 @@ class StageTwoData {
   /// checked, with `check_frames` its frames read back too (pass false only when this process has just
   /// read every frame itself, as building the latent cache does).
   /// @throws AdaptError when files are missing or inconsistent.
+  /// `keep_bytes`: the most the episodes may take in memory (kKeepBytes; 0 = read every window from the files).
   StageTwoData(const std::filesystem::path& dataset, const std::filesystem::path& cache, const std::string& camera = "camera0",
-               int max_train_episodes = 0, bool check_frames = true);
+               int max_train_episodes = 0, bool check_frames = true, std::int64_t keep_bytes = kKeepBytes);
 
   const EmbodimentSpec& spec() const { return spec_; }
   const std::vector<Episode>& episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }
@@ -74,6 +82,8 @@ class StageTwoData {
   const std::string& camera() const { return camera_; }
   /// Proprio and proprio-change statistics over (up to `max_episodes`) training episodes.
   Normalizer ComputeNormalizer(int max_episodes = 200) const;
+  /// Whether this dataset's episodes are kept in memory (see the constructor's keep_bytes).
+  bool keeps_episodes() const { return keep_; }
 
  private:
   std::filesystem::path path_, cache_path_;
@@ -84,6 +94,17 @@ class StageTwoData {
   std::vector<Episode> train_, valid_;
   int tokens_ = 0, latent_dim_ = 0, image_size_ = 0;
   double control_hz_ = 20;
+  /// A whole episode as Read uses it: layer-normalized latents (T, N, D), proprio (T, P), actions
+  /// (T, A), camera features (12).
+  struct Whole {
+    torch::Tensor latents, proprio, actions, camera;
+  };
+  Whole ReadWhole(const Episode& episode) const;
+  /// The episode from memory (read on first use) when keep_, else from the files.
+  Whole Get(const Episode& episode) const;
+  bool keep_ = false;
+  mutable std::mutex kept_mutex_;
+  mutable std::map<std::string, Whole> kept_;
 };
 
 struct AdaptConfig {

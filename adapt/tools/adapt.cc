@@ -13,7 +13,9 @@
 
 #include "adapt/adapt_job.h"
 #include "adapt/distributed.h"
+#include "adapt/encoder.h"
 #include "adapt/export.h"
+#include "adapt/latent_cache.h"
 #include "adapt/training.h"
 
 namespace {
@@ -74,7 +76,9 @@ int main(int argc, char** argv) {
          "Write the model at --out (predictor + dynamics of --embodiment) as TorchScript for torch.jit.load: PATH, or - for <out>/world_model.ts")
       ->expected(0, 1)
       ->default_str("-");
-  app.add_flag("--bench", bench, "Print training samples/s and GFLOP/s against a matrix-product peak");
+  app.add_flag(
+      "--bench", bench,
+      "Print training samples/s and GFLOP/s against a matrix-product peak (with --data: also window reads from the files vs kept in memory)");
   app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
   app.add_option("--decoder-steps", decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
@@ -97,7 +101,11 @@ int main(int argc, char** argv) {
                        " ranks)");
     }
     config.device = ResolveDevice(device, launch.local_rank).str();
-    if (bench) return BenchStageTwo(config, bench_steps);
+    if (bench && data_path.empty()) return BenchStageTwo(config, bench_steps);
+    if (bench) {  // and the reader, on that dataset's latent cache of --encoder
+      FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
+      return BenchStageTwo(config, bench_steps, data_path, EnsureLatentCache(encoder, data_path, job.camera, 64, true).path.string(), job.camera);
+    }
     if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
     if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
     if (out.empty()) out = "models/" + embodiment;

@@ -425,6 +425,21 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   EXPECT_EQ(0.0, tail.actions[1].slice(0, 7).abs().sum().item<double>());
   EXPECT_THROW(data.Read(ep, ep.frames - 4, 2, 4), AdaptError);  // frame n+3 does not exist
 
+  // Episodes are kept in memory once read (a tiny dataset fits); read from the files every time
+  // (keep_bytes 0) the windows are the same.
+  EXPECT_TRUE(data.keeps_episodes());
+  const StageTwoData unkept(*dir_ / "franka.h5", *cache_, "camera0", 0, false, /*keep_bytes=*/0);
+  EXPECT_FALSE(unkept.keeps_episodes());
+  const auto again = data.Read(ep, 1, 3, 4), from_files = unkept.Read(ep, 1, 3, 4);
+  for (const auto& [a, b] : {std::pair{skip.latents, again.latents},
+                             {skip.latents, from_files.latents},
+                             {skip.proprio, from_files.proprio},
+                             {skip.actions, from_files.actions},
+                             {skip.camera, from_files.camera},
+                             {skip.dyn_next, from_files.dyn_next}}) {
+    EXPECT_TRUE(torch::equal(a, b));
+  }
+
   const AdaptConfig config = Tiny();
   WorldModel model(config.predictor);
   torch::manual_seed(1);
