@@ -135,16 +135,16 @@ StageTwoData::Window StrideFrames(const torch::Tensor& latents, std::int64_t lat
 
 }  // namespace
 
-StageTwoData::Whole StageTwoData::ReadWhole(const Episode& ep) const {
+StageTwoData::Whole StageTwoData::ReadEpisode(const Episode& ep, std::int64_t first, std::int64_t count) const {
   std::vector<hsize_t> dims;
   std::vector<float> values;
   try {
-    values = h5::ReadRows<float>(cache_, ep.demo + "/latents", 0, ep.frames, &dims);
+    values = h5::ReadRows<float>(cache_, ep.demo + "/latents", first, count, &dims);
   } catch (const collect::DatasetError& e) {
     throw AdaptError(cache_path_.string() + ": " + ep.demo + ": " + e.what());
   }
   Whole whole;
-  whole.latents = F::layer_norm(torch::from_blob(values.data(), {ep.frames, tokens_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
+  whole.latents = F::layer_norm(torch::from_blob(values.data(), {count, tokens_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
                                 F::LayerNormFuncOptions({latent_dim_}));
   whole.proprio = Proprio(ep);
   whole.actions = Matrix(*dataset_, ep.demo, "actions");
@@ -152,14 +152,13 @@ StageTwoData::Whole StageTwoData::ReadWhole(const Episode& ep) const {
   return whole;
 }
 
-StageTwoData::Whole StageTwoData::Get(const Episode& ep) const {
-  if (!keep_) return ReadWhole(ep);
+StageTwoData::Whole StageTwoData::Kept(const Episode& ep) const {
   {
     std::lock_guard<std::mutex> lock(kept_mutex_);
     const auto it = kept_.find(ep.demo);
     if (it != kept_.end()) return it->second;
   }
-  Whole whole = ReadWhole(ep);  // outside the lock: HDF5 serializes itself
+  Whole whole = ReadEpisode(ep, 0, ep.frames);  // outside the lock: HDF5 serializes itself
   std::lock_guard<std::mutex> lock(kept_mutex_);
   return kept_.emplace(ep.demo, std::move(whole)).first->second;
 }
@@ -167,9 +166,10 @@ StageTwoData::Whole StageTwoData::Get(const Episode& ep) const {
 StageTwoData::Window StageTwoData::Read(const Episode& ep, std::int64_t first, std::int64_t count, int stride) const {
   const std::int64_t span = (count - 1) * stride + 1;
   if (first < 0 || count < 1 || stride < 1 || first + span > ep.frames) throw AdaptError(ep.demo + ": frames out of range");
-  // The windows share the kept tensors: nothing downstream writes into them.
-  const Whole whole = Get(ep);
-  Window w = StrideFrames(whole.latents, 0, whole.proprio, whole.actions, first, count, stride);
+  // Kept: the windows share the kept tensors (nothing downstream writes into them). Else only the
+  // window's latents are read (an episode of a large grid encoder's latents can take megabytes).
+  const Whole whole = keep_ ? Kept(ep) : ReadEpisode(ep, first, span);
+  Window w = StrideFrames(whole.latents, keep_ ? 0 : first, whole.proprio, whole.actions, first, count, stride);
   w.dyn_proprio = whole.proprio.slice(0, 0, -1);
   w.dyn_actions = whole.actions.slice(0, 0, -1);
   w.dyn_next = whole.proprio.slice(0, 1);

@@ -3,8 +3,9 @@
 // Data: a simcollect dataset of one embodiment plus its latent cache for the frozen encoder.
 // Each episode is read from the files on first use and kept in memory (its latents, proprio, actions
 // and camera), as long as the whole dataset would fit in StageTwoData::kKeepBytes; a larger one is
-// read window by window every time (memory then does not grow with it). Latents are layer-normalized per token, as V-JEPA 2-AC does with its encoder
-// outputs, and every error below is measured in that space, for the model and the copy-last baseline alike.
+// read window by window every time (memory then does not grow with it). Latents are
+// layer-normalized per token, as V-JEPA 2-AC does with its encoder outputs, and every error below
+// is measured in that space, for the model and the copy-last baseline alike.
 //
 // Includes torch: include it only from adapt/.
 #pragma once
@@ -94,14 +95,14 @@ class StageTwoData {
   std::vector<Episode> train_, valid_;
   int tokens_ = 0, latent_dim_ = 0, image_size_ = 0;
   double control_hz_ = 20;
-  /// A whole episode as Read uses it: layer-normalized latents (T, N, D), proprio (T, P), actions
-  /// (T, A), camera features (12).
+  /// An episode as Read uses it: layer-normalized latents of frames [first, first + count) (count,
+  /// N, D), and for the whole episode proprio (T, P), actions (T, A) and camera features (12).
   struct Whole {
     torch::Tensor latents, proprio, actions, camera;
   };
-  Whole ReadWhole(const Episode& episode) const;
-  /// The episode from memory (read on first use) when keep_, else from the files.
-  Whole Get(const Episode& episode) const;
+  Whole ReadEpisode(const Episode& episode, std::int64_t first, std::int64_t count) const;
+  /// The whole episode from memory (read from the files on first use).
+  Whole Kept(const Episode& episode) const;
   bool keep_ = false;
   mutable std::mutex kept_mutex_;
   mutable std::map<std::string, Whole> kept_;
