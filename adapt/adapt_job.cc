@@ -153,17 +153,12 @@ int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const 
     const StageTwoData d(data, cache, camera, 0, /*check_frames=*/false, kept ? StageTwoData::kKeepBytes : 0);
     if (kept && !d.keeps_episodes()) throw AdaptError(data + " is too large to keep in memory: nothing to compare");
     std::mt19937_64 rng(config.seed);
-    const auto& episodes = d.episodes("train");
-    const std::int64_t span = static_cast<std::int64_t>(c) * p.frame_skip + 1;
+    const auto drawn = d.DrawWindows("train", windows, c + 1, p.frame_skip, &rng);
     if (kept) {
-      for (const auto& ep : episodes) d.Read(ep, 0, 1);
+      for (const auto& ep : d.episodes("train")) d.Read(ep, 0, 1);
     }
     const auto t = Clock::now();
-    for (int i = 0; i < windows; ++i) {
-      const auto& ep = episodes[rng() % episodes.size()];
-      if (ep.frames < span) continue;
-      d.Read(ep, static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(ep.frames - span + 1)), c + 1, p.frame_skip);
-    }
+    for (const auto& w : drawn) d.Read(*w.episode, w.first, c + 1, p.frame_skip);
     per_window[kept] = Since(t) / windows;
   }
   std::printf("  reading:  %.0f us per window from the files, %.0f us kept in memory (%.1fx; %d windows of %s, %.1f ms of a step of %d read)\n",

@@ -23,7 +23,12 @@ double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c
 }  // namespace
 
 nlohmann::json LewmConfig::ToJson() const { return *this; }
-LewmConfig LewmConfig::FromJson(const nlohmann::json& j) { return j.get<LewmConfig>(); }
+LewmConfig LewmConfig::FromJson(const nlohmann::json& j) {
+  // A checkpoint from before the between-scene term was trained without it.
+  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4}, {"scene_queue", 0}};
+  full.update(j);
+  return full.get<LewmConfig>();
+}
 
 torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* generator, const DataParallel* group) {
   const auto n = z.size(0) * (group ? group->world_size() : 1), d = z.size(1);
@@ -46,6 +51,20 @@ torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* 
   }
   const auto error = (real - normal_cf).pow(2) + imaginary.pow(2);  // (M, K)
   return (error * normal_cf * weights).sum(1).mean() * static_cast<double>(n);
+}
+
+SceneQueueImpl::SceneQueueImpl(int size, int dim) {
+  entries = register_buffer("entries", torch::zeros({std::max(1, size), dim}));
+  episodes = register_buffer("episodes", torch::full({std::max(1, size)}, -1, torch::kLong));
+  filled = register_buffer("filled", torch::zeros({}, torch::kLong));
+}
+
+void SceneQueueImpl::Push(const torch::Tensor& projections, const torch::Tensor& ids) {
+  const auto n = std::min(projections.size(0), entries.size(0));
+  torch::NoGradGuard no_grad;
+  entries.copy_(torch::cat({entries.slice(0, n), projections.slice(0, 0, n).to(entries.device(), entries.scalar_type())}));
+  episodes.copy_(torch::cat({episodes.slice(0, n), ids.slice(0, 0, n).to(episodes.device())}));
+  filled.fill_(std::min<int64_t>(entries.size(0), filled.item<int64_t>() + n));
 }
 
 StepPredictorImpl::StepPredictorImpl(int dim, int condition_dim, int width) {
@@ -88,10 +107,17 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   encoder_ = ConvEncoder(config.encoder);
   encoder_->group = group;
   predictor_ = StepPredictor(config.encoder.dim, condition_dim_, config.predictor_width);
+  scene_head_ = torch::nn::Sequential(torch::nn::Linear(config.encoder.dim, 256), torch::nn::GELU(), torch::nn::Linear(256, 64));
   encoder_->to(device_);
   predictor_->to(device_);
+  scene_queue_ = SceneQueue(config.scene_queue, 64);
+  scene_head_->to(device_);
+  scene_queue_->to(device_);
   std::vector<torch::Tensor> params = encoder_->parameters();
   for (const auto& p : predictor_->parameters()) params.push_back(p);
+  if (config.scene_weight > 0) {
+    for (const auto& p : scene_head_->parameters()) params.push_back(p);
+  }
   optimizer_ = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
 
   std::error_code ec;
@@ -104,7 +130,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
     }
     archive.read("config", value);
     RequireSameRunOptions(LewmConfig::FromJson(nlohmann::json::parse(value.toStringRef())).ToJson(), config.ToJson(), out);
-    LoadTrainingState(archive, {{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}}, *optimizer_, &step_, &rng_);
+    LoadTrainingState(archive, Modules(), *optimizer_, &step_, &rng_);
   } else if (resume) {
     throw AdaptError("nothing to resume: no " + out.string());
   } else if (std::filesystem::exists(out, ec)) {
@@ -126,6 +152,9 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   const int count = end - first;
   std::vector<std::uint8_t> bytes;
   auto conditions = torch::zeros({count, length - 1, condition_dim_});
+  auto episodes = torch::zeros({config_.batch}, torch::kLong);  // the global batch's (every rank drew them all)
+  const EpisodeRef* split_first = data_.episodes(split).data();
+  for (int b = 0; b < config_.batch; ++b) episodes[b] = static_cast<int64_t>(clips[b].episode - split_first);
   for (int b = 0; b < count; ++b) {
     const VideoData::ClipRef& clip = clips[first + b];
     const auto frames = data_.ReadClip(clip, length, k);
@@ -142,7 +171,48 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
     }
   }
   auto frames = torch::from_blob(bytes.data(), {count, length, s, s, 3}, torch::kUInt8).to(device_, /*non_blocking=*/false, /*copy=*/true);
-  return {FramesToInput(frames), conditions.to(device_)};
+  return {FramesToInput(frames), conditions.to(device_), episodes.to(device_)};
+}
+
+std::vector<std::pair<std::string, torch::nn::Module*>> LewmTrainer::Modules() const {
+  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}};
+  if (config_.scene_weight > 0) modules.emplace_back("scene_head", scene_head_.ptr().get());
+  if (config_.scene_weight > 0 && config_.scene_queue > 0) modules.emplace_back("scene_queue", scene_queue_.ptr().get());
+  return modules;
+}
+
+torch::Tensor LewmTrainer::AlterViews(const torch::Tensor& frames, std::uint64_t seed) const {
+  // Drawn for the global batch, so that every rank alters its share as one process would.
+  const auto [first, end] = ShareOf(group_, config_.batch);
+  const int64_t all = config_.batch, s = frames.size(-1);
+  const int shift = config_.scene_shift;
+  auto generator = at::detail::createCPUGenerator(seed ^ 0x5ce4e5ce4eULL);
+  const auto options = torch::TensorOptions(frames.scalar_type());
+  const auto gain = (torch::rand({all, 3, 1, 1}, generator, options) * 0.8 + 0.6).slice(0, first, end).to(frames.device());
+  const auto offset = (torch::rand({all, 3, 1, 1}, generator, options) * 0.2 - 0.1).slice(0, first, end).to(frames.device());
+  auto altered = (frames * gain + offset).clamp(0, 1);
+  if (shift <= 0) return altered;
+  const auto padded =
+      torch::nn::functional::pad(altered, torch::nn::functional::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
+  const auto offsets = torch::randint(0, 2 * shift + 1, {all, 2}, generator, torch::TensorOptions(torch::kLong)).slice(0, first, end);
+  std::vector<torch::Tensor> views;
+  for (int64_t i = 0; i < frames.size(0); ++i) {
+    const auto dy = offsets[i][0].item<int64_t>(), dx = offsets[i][1].item<int64_t>();
+    views.push_back(padded[i].slice(1, dy, dy + s).slice(2, dx, dx + s));
+  }
+  return torch::stack(views);
+}
+
+torch::Tensor LewmTrainer::Gathered(const torch::Tensor& local) const {
+  if (!group_) return local;
+  // The global batch's rows on every rank. The gradient reaches this rank's rows only, scaled by the
+  // world size: averaging the ranks' gradients then gives the one-process gradient.
+  const auto [first, end] = ShareOf(group_, config_.batch);
+  auto all = torch::zeros({config_.batch, local.size(1)}, local.options().requires_grad(false));
+  all.slice(0, first, end).copy_(local.detach());
+  group_->AllReduceSum({all});
+  const double w = group_->world_size();
+  return torch::cat({all.slice(0, 0, first), local * w - local.detach() * (w - 1), all.slice(0, end)});
 }
 
 torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::uint64_t direction_seed) {
@@ -179,15 +249,36 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   auto generator = at::detail::createCPUGenerator(direction_seed);
   const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
   const auto contrastive = contrast.empty() ? torch::zeros({}, z.options()) : torch::stack(contrast).mean();
-  const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive;
+  auto scene = torch::zeros({}, z.options());
+  if (config_.scene_weight > 0 && config_.batch > 1) {
+    // The anchor: each clip's first frame as it is; the positive: its last frame altered (per clip,
+    // colours scaled and offset per channel, shifted by up to scene_shift px), encoded apart. Over the
+    // global batch (the ranks' projections gathered).
+    const auto positive = encode(AlterViews(batch.frames.select(1, length - 1), direction_seed).unsqueeze(1)).reshape({b, config_.encoder.dim});
+    const auto unit = torch::nn::functional::NormalizeFuncOptions().dim(1);
+    const auto ha = Gathered(torch::nn::functional::normalize(scene_head_->forward(z.select(1, 0)), unit));
+    const auto hp = Gathered(torch::nn::functional::normalize(scene_head_->forward(positive), unit));
+    auto logits = ha.mm(hp.t()) / config_.scene_temperature;
+    const auto filled = config_.scene_queue > 0 ? scene_queue_->filled.item<int64_t>() : 0;
+    if (filled > 0) {  // earlier positives of other episodes as further negatives
+      const auto queue = scene_queue_->entries.slice(0, scene_queue_->entries.size(0) - filled).to(ha.scalar_type());
+      const auto own = batch.episodes.unsqueeze(1) == scene_queue_->episodes.slice(0, scene_queue_->episodes.size(0) - filled).unsqueeze(0);
+      logits = torch::cat({logits, (ha.mm(queue.t()) / config_.scene_temperature).masked_fill(own, -1e9)}, 1);
+    }
+    scene = torch::nn::functional::cross_entropy(logits, torch::arange(logits.size(0), torch::TensorOptions(torch::kLong).device(z.device())));
+    last_positives_ = hp.detach();
+    last_episodes_ = batch.episodes;
+  }
+  const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive + config_.scene_weight * scene;
   if (stats) {  // the global batch's figures, in one reduction (SIGReg's already is global)
-    auto figures = torch::stack(
-        {contrastive.detach(), torch::stack(teacher).mean().detach(), (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach(), total.detach()});
+    auto figures = torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(),
+                                 (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach(), total.detach(), scene.detach()});
     if (group_) figures = group_->Mean(figures);
     stats->contrast = figures[0].item<double>();
     stats->prediction = figures[1].item<double>();
     stats->copy_last = figures[2].item<double>();
     stats->loss = figures[3].item<double>();
+    stats->scene = figures[4].item<double>();
     stats->sigreg = sigreg.item<double>();
   }
   return total;
@@ -211,15 +302,16 @@ double LewmTrainer::Validate() {
 void LewmTrainer::Save() const {
   if (group_ && !group_->is_root()) return;
   // "target" is where FrozenEncoder::Load reads the encoder.
-  SaveTrainingCheckpoint(out_, "embody-lewm-v1", config_.ToJson(), {{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}},
-                         *optimizer_, step_, rng_);
+  std::vector<std::pair<std::string, const torch::nn::Module*>> modules;
+  for (const auto& [name, module] : Modules()) modules.emplace_back(name, module);
+  SaveTrainingCheckpoint(out_, "embody-lewm-v1", config_.ToJson(), modules, *optimizer_, step_, rng_);
 }
 
 LewmStats LewmTrainer::Train(bool verbose) {
   LewmStats stats;
   const auto start = Clock::now();
   const int first = step_;
-  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0, contrast_sum = 0;
+  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0, contrast_sum = 0, scene_sum = 0;
   int count = 0;
   // The next batch is read on a thread while this step computes (the reader bounds a GPU). It draws
   // from a copy of rng_, which rng_ becomes when the batch is used: the same batches, and the same
@@ -252,12 +344,14 @@ LewmStats LewmTrainer::Train(bool verbose) {
     if (group_) group_->AverageGradients(optimizer_->param_groups()[0].params());
     torch::nn::utils::clip_grad_norm_(optimizer_->param_groups()[0].params(), 1.0);
     optimizer_->step();
+    if (config_.scene_weight > 0 && config_.scene_queue > 0 && last_positives_.defined()) scene_queue_->Push(last_positives_, last_episodes_);
     ++step_;
     loss_sum += value;
     pred_sum += s.prediction;
     sig_sum += s.sigreg;
     copy_sum += s.copy_last;
     contrast_sum += s.contrast;
+    scene_sum += s.scene;
     ++count;
     stats.step = step_;
     stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, SecondsSince(start));
@@ -267,13 +361,16 @@ LewmStats LewmTrainer::Train(bool verbose) {
       stats.sigreg = sig_sum / count;
       stats.copy_last = copy_sum / count;
       stats.contrast = contrast_sum / count;
-      loss_sum = pred_sum = sig_sum = copy_sum = contrast_sum = 0;
+      stats.scene = scene_sum / count;
+      loss_sum = pred_sum = sig_sum = copy_sum = contrast_sum = scene_sum = 0;
       count = 0;
       if (verbose && (!group_ || group_->is_root())) {
         const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
         std::fprintf(stderr,
-                     "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f, contrast %.3f)  %.1f clips/s  ETA %.0fs\n",
-                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.contrast, stats.clips_per_s, eta);
+                     "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f, contrast %.3f, scene %.3f)  %.1f clips/s  "
+                     "ETA %.0fs\n",
+                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.contrast, stats.scene,
+                     stats.clips_per_s, eta);
       }
     }
     if (step_ % config_.eval_every == 0 || step_ == config_.steps) {

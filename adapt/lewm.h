@@ -15,6 +15,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -37,6 +40,18 @@ struct LewmConfig {
   /// frames of one scene (the robot's motion), not only scenes (colours, camera, lighting). 0 = off.
   double contrast_weight = 0.1;
   double contrast_temperature = 0.01;  ///< in units of per-dimension squared distance
+  /// Weight of a between-scene contrastive term (InfoNCE): a clip's first frame must pick, among the
+  /// batch's clips, an altered view of its own last frame (colours scaled and offset per channel,
+  /// shifted by up to `scene_shift` px), through a small projection head. What still tells two scenes
+  /// apart is their layout: the camera's pose and where the objects stand, which the next-embedding
+  /// loss alone lets the encoder drop while they stand still. 0 = off.
+  double scene_weight = 0.2;
+  double scene_temperature = 0.1;  ///< of the cosine similarity
+  int scene_shift = 4;
+  /// Earlier steps' positives kept as further negatives (MoCo's queue; entries of the anchor's own
+  /// episode are left out): more scenes to tell apart than one batch holds. 0 = the batch's only
+  /// (measured: a queue of 256 made the encoder carry the objects less, see the README).
+  int scene_queue = 0;
   int batch = 32;
   int steps = 2000;
   double lr = 1e-3, weight_decay = 0.05;
@@ -51,7 +66,8 @@ struct LewmConfig {
   static LewmConfig FromJson(const nlohmann::json& j);
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
-                                   contrast_temperature, batch, steps, lr, weight_decay, seed)
+                                   contrast_temperature, scene_weight, scene_temperature, scene_shift, scene_queue, batch, steps, lr, weight_decay,
+                                   seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings z (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
@@ -72,14 +88,24 @@ TORCH_MODULE(StepPredictor);
 
 struct LewmStats {
   int step = 0;
-  double loss = 0, prediction = 0, sigreg = 0, contrast = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
+  double loss = 0, prediction = 0, sigreg = 0, contrast = 0, scene = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
 };
 
 /// One batch of clips: frames (B, L, 3, H, W) float, conditions (B, L - 1, C) (the step's actions,
 /// padded to the widest action space of the datasets, and the dataset's one-hot).
 struct LewmBatch {
   torch::Tensor frames, conditions;
+  torch::Tensor episodes;  ///< (global batch) int64: which episode of the split each clip is from (the between-scene term's queue)
 };
+
+/// The between-scene term's queue of earlier positives (buffers, so that checkpoints hold it).
+struct SceneQueueImpl : torch::nn::Module {
+  SceneQueueImpl(int size, int dim);
+  /// Appends (oldest first out) projections (B, dim) of episodes (B).
+  void Push(const torch::Tensor& projections, const torch::Tensor& episodes);
+  torch::Tensor entries, episodes, filled;  ///< (size, dim), (size) int64, () int64: how many are valid
+};
+TORCH_MODULE(SceneQueue);
 
 /// Trains (or resumes) the encoder and predictor; the checkpoint at `out` holds the encoder where
 /// FrozenEncoder::Load finds it (written atomically at every evaluation).
@@ -102,12 +128,20 @@ class LewmTrainer {
   ConvEncoder& encoder() { return encoder_; }
 
  private:
+  std::vector<std::pair<std::string, torch::nn::Module*>> Modules() const;  ///< what the checkpoint holds
+  /// The between-scene term's altered views of frames (B, 3, H, W): colours and position, per frame, from `seed`.
+  torch::Tensor AlterViews(const torch::Tensor& frames, std::uint64_t seed) const;
+  /// This rank's rows (B, d) -> the global batch's, the gradient through this rank's (see the .cc).
+  torch::Tensor Gathered(const torch::Tensor& local) const;
   LewmConfig config_;
   const VideoData& data_;
   std::filesystem::path out_;
   int action_dim_ = 0, condition_dim_ = 0;
   ConvEncoder encoder_{nullptr};
   StepPredictor predictor_{nullptr};
+  torch::nn::Sequential scene_head_{nullptr};  ///< the between-scene term's projection head
+  SceneQueue scene_queue_{nullptr};
+  torch::Tensor last_positives_, last_episodes_;  ///< the last Loss's, for the queue
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;
   int step_ = 0;

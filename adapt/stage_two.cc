@@ -112,7 +112,7 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
   std::int64_t bytes = 0;
   const std::int64_t per_frame = static_cast<std::int64_t>(tokens_) * latent_dim_ + spec_.proprio_dim() + spec_.action_dim;
   for (const auto* list : {&train_, &valid_}) {
-    for (const auto& ep : *list) bytes += ep.frames * per_frame * 4;
+    for (const auto& ep : *list) bytes += ep.frames * per_frame * static_cast<std::int64_t>(c10::elementSize(DefaultFloat()));
   }
   keep_ = bytes <= keep_bytes;
 }
@@ -186,6 +186,21 @@ StageTwoData::Window StageTwoData::Strided(const Window& episode, std::int64_t f
   return w;
 }
 
+std::vector<StageTwoData::Draw> StageTwoData::DrawWindows(const std::string& split, int n, int count, int stride, std::mt19937_64* rng) const {
+  const auto& list = episodes(split);
+  const std::int64_t span = static_cast<std::int64_t>(count - 1) * stride + 1;
+  std::vector<Draw> drawn;
+  for (int i = 0; i < n; ++i) {
+    const Episode& ep = list[(*rng)() % list.size()];
+    if (ep.frames < span) {
+      throw AdaptError(ep.demo + " has " + std::to_string(ep.frames) + " frames; a window of " + std::to_string(count) + " frames " +
+                       std::to_string(stride) + " control steps apart needs " + std::to_string(span));
+    }
+    drawn.push_back({&ep, static_cast<std::int64_t>((*rng)() % static_cast<std::uint64_t>(ep.frames - span + 1))});
+  }
+  return drawn;
+}
+
 torch::Tensor StageTwoData::Proprio(const Episode& ep) const {
   std::vector<torch::Tensor> parts = {Matrix(*dataset_, ep.demo, "obs/robot0_joint_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_joint_vel"),
                                       Matrix(*dataset_, ep.demo, "obs/robot0_eef_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_eef_quat")};
@@ -215,7 +230,7 @@ double StageTwoData::LatentDeltaScale(int stride, int max_episodes) const {
 Normalizer StageTwoData::ComputeNormalizer(int max_episodes) const {
   std::vector<torch::Tensor> p, d;
   for (size_t i = 0; i < train_.size() && static_cast<int>(i) < max_episodes; ++i) {
-    const auto prop = Proprio(train_[i]);
+    const auto prop = keep_ ? Kept(train_[i]).proprio : Proprio(train_[i]);
     p.push_back(prop);
     d.push_back(prop.slice(0, 1) - prop.slice(0, 0, -1));
   }
@@ -298,18 +313,12 @@ double StageTwoTrainer::LearningRate(int step) const {
 }
 
 StageTwoData::Window StageTwoTrainer::Batch(const std::string& split, std::mt19937_64* rng) const {
-  const auto& episodes = data_.episodes(split);
   const int length = config_.predictor.context + 1, k = config_.predictor.frame_skip;
-  const std::int64_t span = static_cast<std::int64_t>(length - 1) * k + 1;
   // Every rank draws the whole global batch (the same stream) and reads only its share.
-  std::vector<std::pair<const StageTwoData::Episode*, std::int64_t>> drawn;
-  for (int b = 0; b < config_.batch; ++b) {
-    const auto& ep = episodes[(*rng)() % episodes.size()];
-    drawn.emplace_back(&ep, static_cast<std::int64_t>((*rng)() % static_cast<std::uint64_t>(ep.frames - span + 1)));
-  }
+  const auto drawn = data_.DrawWindows(split, config_.batch, length, k, rng);
   const auto [first, end] = ShareOf(group_, config_.batch);
   std::vector<StageTwoData::Window> windows;
-  for (int b = first; b < end; ++b) windows.push_back(data_.Read(*drawn[b].first, drawn[b].second, length, k));
+  for (int b = first; b < end; ++b) windows.push_back(data_.Read(*drawn[b].episode, drawn[b].first, length, k));
   StageTwoData::Window w = Stack(windows);
   if (device_ != torch::kCPU) {
     for (torch::Tensor* t : {&w.latents, &w.proprio, &w.actions, &w.camera, &w.dyn_proprio, &w.dyn_actions, &w.dyn_next}) *t = t->to(device_);

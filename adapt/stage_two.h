@@ -32,7 +32,7 @@ namespace embody::adapt {
 class StageTwoData {
  public:
   /// Episodes are kept in memory once read while the dataset's latents, proprio and actions take at
-  /// most this many bytes (as float32) by default.
+  /// most this many bytes (in the training precision, DefaultFloat()) by default.
   static constexpr std::int64_t kKeepBytes = std::int64_t{1} << 30;
 
   struct Episode {
@@ -71,6 +71,14 @@ class StageTwoData {
   /// The same frames, model steps of `stride`, cut from a whole episode already read (`Read(episode,
   /// 0, frames)`): no file access. Leaves the dynamics fields empty.
   static Window Strided(const Window& episode, std::int64_t first, std::int64_t count, int stride);
+  /// A window's place: its episode and first frame.
+  struct Draw {
+    const Episode* episode = nullptr;
+    std::int64_t first = 0;
+  };
+  /// `n` windows of `count` frames `stride` apart drawn uniformly from `split` (an episode, then a
+  /// first frame): the training batches' draws. @throws AdaptError if an episode is too short.
+  std::vector<Draw> DrawWindows(const std::string& split, int n, int count, int stride, std::mt19937_64* rng) const;
   /// Proprio of a whole episode (frames, P): [joint_pos, joint_vel, eef_pos, eef_quat, gripper].
   torch::Tensor Proprio(const Episode& episode) const;
   /// Recorded frames [first, first + count) of the encoder's camera, (count, S, S, 3) uint8.

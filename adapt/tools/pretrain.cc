@@ -114,6 +114,18 @@ int main(int argc, char** argv) {
          "lewm: weight of the within-clip contrastive term (the predicted next embedding must pick the true next frame among the clip's frames)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--scene-weight", lewm.scene_weight,
+                 "lewm: weight of the between-scene contrastive term (a clip's first frame must pick an altered view of its own last "
+                 "frame among the batch's: colours and small shifts do not tell scenes apart, the objects do)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--scene-shift", lewm.scene_shift, "lewm: the between-scene term's altered views are shifted by up to this many pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 32));
+  app.add_option("--scene-queue", lewm.scene_queue,
+                 "lewm: earlier positives kept as the between-scene term's further negatives (0 = the batch's only)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65536));
   app.add_option("--mask-ratio", jepa.mask_ratio, "jepa: fraction of tokens hidden from the context encoder")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 0.95));

@@ -129,5 +129,65 @@ TEST_F(LewmTest, TinyRunTrainsAVectorEncoderAndResumes) {
   }
 }
 
+// Tests the between-scene term: the batch says which episode each clip is from; with the term the
+// loss includes it and it falls as the encoder learns to tell the scenes apart; the run is
+// deterministic; with a queue, earlier positives travel with the checkpoint (a resumed run
+// continues); with the weight at 0 the other scene options change nothing.
+TEST_F(LewmTest, SceneTermTellsEpisodesApartAndResumes) {
+  const VideoData data({*dir_ / "franka.h5"});
+  LewmConfig config = Tiny();
+  config.scene_weight = 0.5;
+  config.scene_shift = 2;
+  config.contrast_weight = 0;
+  config.log_every = 10;  // the stats below are the last 10 steps'
+  LewmStats first;
+  {
+    LewmTrainer look(config, data, *dir_ / "scene_look.pt", false);
+    std::mt19937_64 rng(1);
+    const LewmBatch batch = look.Batch("train", &rng);
+    ASSERT_EQ((std::vector<int64_t>{8}), batch.episodes.sizes().vec());
+    EXPECT_TRUE((batch.episodes >= 0).all().item<bool>());
+    EXPECT_TRUE((batch.episodes < static_cast<int64_t>(data.episodes("train").size())).all().item<bool>());
+    look.Loss(batch, &first, 0);
+    EXPECT_GT(first.scene, 1.0);  // chance among 8 clips is ln 8 = 2.1
+  }
+  const fs::path out = *dir_ / "scene.pt";
+  const LewmStats stats = LewmTrainer(config, data, out, false).Train(false);
+  EXPECT_TRUE(std::isfinite(stats.loss));
+  EXPECT_LT(stats.scene, 0.8 * first.scene);
+  const auto frames = torch::rand({2, 3, 3, 32, 32});
+  const auto z = FrozenEncoder::Load(out).Encode(frames);
+  LewmTrainer(config, data, *dir_ / "scene_again.pt", false).Train(false);
+  EXPECT_TRUE(torch::equal(z, FrozenEncoder::Load(*dir_ / "scene_again.pt").Encode(frames)));
+
+  LewmConfig queued = config;
+  queued.scene_queue = 16;
+  queued.steps = 10;
+  EXPECT_TRUE(std::isfinite(LewmTrainer(queued, data, *dir_ / "queued.pt", false).Train(false).scene));
+  queued.steps = 12;
+  EXPECT_EQ(12, LewmTrainer(queued, data, *dir_ / "queued.pt", true).Train(false).step);  // the head and the queue are read back
+
+  // With the weight at 0 the other scene options change nothing.
+  LewmConfig off = Tiny(), plain = Tiny();
+  off.steps = plain.steps = 10;
+  off.scene_weight = plain.scene_weight = 0;
+  off.scene_queue = 16;
+  off.scene_shift = 7;
+  LewmTrainer(off, data, *dir_ / "off.pt", false).Train(false);
+  LewmTrainer(plain, data, *dir_ / "plain.pt", false).Train(false);
+  EXPECT_TRUE(torch::equal(FrozenEncoder::Load(*dir_ / "off.pt").Encode(frames), FrozenEncoder::Load(*dir_ / "plain.pt").Encode(frames)));
+}
+
+// Tests the scene queue: oldest entries leave first, and `filled` counts the valid ones.
+TEST(SceneQueueTest, KeepsTheNewestEntries) {
+  SceneQueue queue(4, 2);
+  queue->Push(torch::tensor({{1.0, 1.0}, {2.0, 2.0}, {3.0, 3.0}}, torch::kDouble), torch::tensor({1, 2, 3}, torch::kLong));
+  EXPECT_EQ(3, queue->filled.item<int64_t>());
+  queue->Push(torch::tensor({{4.0, 4.0}, {5.0, 5.0}}, torch::kDouble), torch::tensor({4, 5}, torch::kLong));
+  EXPECT_EQ(4, queue->filled.item<int64_t>());
+  EXPECT_TRUE(torch::equal(torch::tensor({2, 3, 4, 5}, torch::kLong), queue->episodes));
+  EXPECT_TRUE(torch::allclose(torch::tensor({2.0, 3.0, 4.0, 5.0}, torch::kDouble), queue->entries.select(1, 0).to(torch::kDouble)));
+}
+
 }  // namespace
 }  // namespace embody::adapt
