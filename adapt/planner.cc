@@ -205,7 +205,18 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
         goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
       }
       if (!ok) continue;
-      DriveEeTo(end, 300, 0.3, true);
+      // Waypoints along the line: the states the push passes through at fractions 1/(n+1) ... n/(n+1)
+      // of it (recorded on the way, so the push and its goal are the same for every n).
+      const int n = push_waypoints_;
+      auto record = [&] {
+        const Vec3 ee = Ee();
+        const double along_ee = (ee[0] - pre[0]) * dir[0] + (ee[1] - pre[1]) * dir[1];
+        while (static_cast<int>(goal_.subgoals.size()) < 2 + n && along_ee >= dist * (goal_.subgoals.size() - 1) / (n + 1)) {
+          goal_.subgoals.push_back({world.GetState(), ee, Render()});
+        }
+      };
+      DriveEeTo(end, 300, 0.3, true, n > 0 ? std::function<void()>(record) : std::function<void()>());
+      while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
       const Vec3 moved_to = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
       const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
       if (moved < 0.08 || along < 0.9 * moved) continue;
@@ -253,7 +264,7 @@ std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) co
   return a;
 }
 
-void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, bool hold) {
+void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, bool hold, const std::function<void()>& each_step) {
   const auto& scale = embodiment().action_scale;
   auto toward = [&] {
     const Vec3 ee = Ee();
@@ -261,7 +272,10 @@ void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, b
     for (int k = 0; k < 3; ++k) planned[k] = std::clamp(0.6 * (target[k] - ee[k]) / scale.position, -max_speed, max_speed);
     return FullAction(planned);
   };
-  for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) Act(toward());
+  for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) {
+    Act(toward());
+    if (each_step) each_step();
+  }
   // Come to rest, so the goal image does not show a moving arm: zero actions (the arm settles where
   // its momentum takes it), or with `hold` still driven to the target (low over the table a
   // zero action lets the arm spring back up by centimetres).
@@ -523,6 +537,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   mpc.frame_skip = model.config().frame_skip;
   LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);  // refuses a model of another robot
   PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
+  scene.set_push_waypoints(o.push_waypoints);
   const EmbodimentSpec& spec = model.spec(o.embodiment);
   if (spec.action_dim != scene.embodiment().action_dim()) {
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
@@ -606,7 +621,8 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   out["seed"] = o.seed;
   out["randomization"] = o.randomization.ToJson();
   out["energy"] = o.energy;
-  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 subgoals; reach and pick none)
+  out["push_waypoints"] = o.push_waypoints;
+  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals; reach and pick none)
   out["cem"] = o.cem;
   out["frame_skip"] = mpc.frame_skip;
   out["max_steps"] = mpc.max_steps;

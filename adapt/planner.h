@@ -79,7 +79,8 @@ struct PlanGoal {
   std::array<double, 3> object_pos{};  ///< push, pick: its goal position (m)
   std::vector<std::uint8_t> image;     ///< the goal frame of camera 0, S*S*3 RGB
   /// push: the states the scripted push passed through before the goal (the arm above the point
-  /// behind the object, then down at it); planners given a subgoal schedule aim at these first.
+  /// behind the object, then down at it, then any waypoints along the push line: see
+  /// PlanScene::set_push_waypoints); planners given a subgoal schedule aim at these first.
   std::vector<PlanSubgoal> subgoals;
 };
 
@@ -97,6 +98,9 @@ class PlanScene {
   /// target) and puts the world in the start state. Deterministic in (seed, index, task, offset). A
   /// scene where the goal cannot be made is drawn again (up to 10 draws; then AdaptError).
   void Reset(std::int64_t index, PlanTask task, double camera_offset_deg = 0);
+  /// push: subgoals along the push line besides the two before it (the states the scripted push
+  /// passes through at 1/(n+1) ... n/(n+1) of the line; the goal itself is the same for every n).
+  void set_push_waypoints(int n) { push_waypoints_ = n; }
   /// Back to the start state of the current episode.
   void Restart();
 
@@ -135,7 +139,8 @@ class PlanScene {
 
  private:
   bool TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt);
-  void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false);
+  void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false,
+                 const std::function<void()>& each_step = {});
 
   collect::CollectConfig config_;
   std::unique_ptr<collect::EpisodeRunner> runner_;
@@ -144,6 +149,7 @@ class PlanScene {
   std::vector<double> start_;
   std::array<double, 4> start_quat_{};
   double object_rest_z_ = 0;
+  int push_waypoints_ = 0;
   PlanGoal goal_;
 };
 
@@ -294,6 +300,7 @@ struct PlanRunOptions {
   CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
   int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
   int subgoal_steps = 8;        ///< model steps per subgoal (push), for the model and the sim oracle; 0: the goal only
+  int push_waypoints = 0;       ///< push: subgoals along the push line (PlanScene::set_push_waypoints)
 };
 
 /// A model-planner episode traced for a replay.

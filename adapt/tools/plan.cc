@@ -209,6 +209,10 @@ int main(int argc, char** argv) {
                  "the goal image only")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--push-waypoints", o.push_waypoints,
+                 "push: further subgoal images along the push line (the scripted push at 1/(n+1) ... n/(n+1) of it), after the two before it")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
   app.add_option("--energy", o.energy, "final (last imagined step vs the goal latent) or mean (every step)")->capture_default_str();
   app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
   app.add_option("--oracle", o.oracle, "dynamics (CEM on the learned dynamics model, reach), sim (MuJoCo as the model), none, auto")

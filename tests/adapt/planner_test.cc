@@ -16,6 +16,8 @@ namespace {
 using ::testing::HasSubstr;
 
 collect::RandomizationConfig Light() { return collect::RandomizationConfig::All(collect::Level::kLight); }
+// Horizontal distance (m).
+double Norm2(const std::array<double, 3>& a, const std::array<double, 3>& b) { return std::hypot(a[0] - b[0], a[1] - b[1]); }
 
 TEST(CemTest, MinimizesAKnownQuadratic) {
   torch::manual_seed(1);
@@ -98,6 +100,31 @@ TEST(PlanSceneTest, GoalImageIsARenderOfTheGoalStateAndSuccessIsScoredFromState)
   EXPECT_EQ(1, SubgoalAt(4, 4, 2));
   EXPECT_EQ(2, SubgoalAt(50, 4, 2));
   EXPECT_EQ(2, SubgoalAt(0, 0, 2));
+  // With waypoints: the same push and goal, and two more subgoals on the way, the arm a third and two
+  // thirds along the line (in order), the object moved part of the way.
+  const auto push_goal = scene.goal();
+  scene.set_push_waypoints(2);
+  scene.Reset(0, PlanTask::kPush);
+  scene.set_push_waypoints(0);
+  ASSERT_EQ(4u, scene.goal().subgoals.size());
+  EXPECT_EQ(push_goal.state, scene.goal().state);
+  EXPECT_EQ(push_goal.image, scene.goal().image);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(push_goal.subgoals[i].state, scene.goal().subgoals[i].state);
+  const auto& line = scene.goal().subgoals;
+  const double full = Norm2(push_goal.ee, line[1].ee);
+  const double a1 = Norm2(line[2].ee, line[1].ee), a2 = Norm2(line[3].ee, line[1].ee);
+  EXPECT_GT(a1, full / 3 - 0.01);
+  EXPECT_LT(a1, full / 3 + 0.02);
+  EXPECT_GT(a2, 2 * full / 3 - 0.01);
+  EXPECT_LT(a2, full);
+  std::vector<double> gaps;
+  for (int i = 2; i < 4; ++i) {
+    scene.runner().world().SetState(line[i].state);
+    EXPECT_EQ(scene.Render(), line[i].image);
+    gaps.push_back(scene.Distance());
+  }
+  EXPECT_LT(gaps[1], gaps[0]);
+  EXPECT_GT(gaps[1], 0.0);
   // Pick: the scripted pick placed an object 10+ cm away (3-D distance, on the table again), the arm
   // lifted off it; the planner also chooses the gripper (closed where its fourth dim is >= 0).
   scene.Reset(0, PlanTask::kPick);
