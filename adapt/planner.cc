@@ -137,35 +137,54 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
       break;
     }
   } else if (task == PlanTask::kPick) {
-    // The scripted pick policy (simcollect's) grasps an object, carries it 10+ cm, places and
-    // releases it; the arm then rises off it. Its runs that fail are redrawn.
-    const auto& objects = runner_->scene().object_bodies;
-    if (objects.empty()) throw AdaptError("pick needs an object in the scene");
+    // The arm picks an object with the actions a planner has (the start orientation held, the
+    // gripper open or closed; simcollect's scripted pick turns the hand to a box's sides, which no
+    // planner here can): above it, down around it, close, lift 18 cm or so, carry it 10+ cm, set it
+    // down, open, rise off it. The goal is where object and arm ended; the subgoals are the arm above
+    // the object, around it (open), lifted with it, above the place and down there (closed). Draws
+    // whose grasp does not hold (a box turned against the fingers) or whose object does not stay
+    // where it was set are redrawn.
+    const auto& all = runner_->scene().object_bodies;
+    std::vector<int> objects;  // not a ball: it rolls out of the fingers
+    for (int b : all) {
+      if (world.model()->geom_type[world.model()->body_geomadr[b]] != mjGEOM_SPHERE) objects.push_back(b);
+    }
+    if (objects.empty()) throw AdaptError("pick needs an object that is not a ball in the scene");
     if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
     const mjData* d = world.data();
-    world.SetState(start_);
-    std::vector<std::array<double, 2>> rest;  // each object's start position on the table
-    for (int body : objects) rest.push_back({d->xpos[3 * body], d->xpos[3 * body + 1]});
+    auto pos = [&](int body) { return Vec3{d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]}; };
     for (int tries = 0;; ++tries) {
-      if (tries == 20) return false;
+      if (tries == 50) return false;
       world.SetState(start_);
-      auto policy = collect::MakePolicy(collect::Task::kPick, runner_->controller(), runner_->scene(), world, &goal_rng);
-      int done = -1;
-      for (int t = 0; t < 400 && (done < 0 || t < done + 25); ++t) {
-        Act(policy->Act(world));
-        if (done < 0 && policy->Success(world)) done = t;
-      }
-      if (done < 0 || !policy->Success(world)) continue;
-      // The object is the one that moved (the policy draws it).
-      double moved = 0;
-      for (size_t i = 0; i < objects.size(); ++i) {
-        const double m = std::hypot(d->xpos[3 * objects[i]] - rest[i][0], d->xpos[3 * objects[i] + 1] - rest[i][1]);
-        if (m > moved) {
-          moved = m;
-          goal_.object = objects[i];
-        }
-      }
-      goal_.object_pos = {d->xpos[3 * goal_.object], d->xpos[3 * goal_.object + 1], d->xpos[3 * goal_.object + 2]};
+      goal_.subgoals.clear();
+      const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
+      const Vec3 obj = pos(body), place = {goal_rng.Uniform(0.4, 0.7), goal_rng.Uniform(-0.25, 0.25), 0};
+      if (std::hypot(place[0] - obj[0], place[1] - obj[1]) < 0.1) continue;
+      const double grasp_z = std::max(obj[2], table + 0.015);
+      const Vec3 above = {obj[0], obj[1], table + 0.19}, at = {obj[0], obj[1], grasp_z}, up = {obj[0], obj[1], table + 0.2};
+      const Vec3 over = {place[0], place[1], table + 0.2}, down = {place[0], place[1], grasp_z + 0.01};
+      constexpr double kOpen = -1, kClosed = 1;
+      DriveEeTo(above, 200, 1.0, true, kOpen);
+      bool ok = Norm(Ee(), above) < 0.02;
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      DriveEeTo(at, 200, 0.6, true, kOpen);
+      ok = ok && Norm(Ee(), at) < 0.02;
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      if (!ok) continue;
+      DriveEeTo(at, 0, 0.6, true, kClosed);  // close, held there
+      DriveEeTo(up, 200, 0.6, true, kClosed);
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      if (pos(body)[2] - obj[2] < 0.1) continue;  // the grasp did not hold
+      DriveEeTo(over, 300, 0.6, true, kClosed);
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      DriveEeTo(down, 200, 0.5, true, kClosed);
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      DriveEeTo(down, 0, 0.5, true, kOpen);  // open, held there
+      DriveEeTo(over, 200, 1.0, true, kOpen);
+      const Vec3 placed = pos(body);
+      if (std::hypot(placed[0] - obj[0], placed[1] - obj[1]) < 0.1 || std::abs(placed[2] - obj[2]) > 0.01) continue;
+      goal_.object = body;
+      goal_.object_pos = placed;
       goal_.ee = Ee();
       break;
     }
@@ -215,7 +234,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
           goal_.subgoals.push_back({world.GetState(), ee, Render()});
         }
       };
-      DriveEeTo(end, 300, 0.3, true, n > 0 ? std::function<void()>(record) : std::function<void()>());
+      DriveEeTo(end, 300, 0.3, true, -1, n > 0 ? std::function<void()>(record) : std::function<void()>());
       while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
       const Vec3 moved_to = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
       const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
@@ -264,11 +283,11 @@ std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) co
   return a;
 }
 
-void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, bool hold, const std::function<void()>& each_step) {
+void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, bool hold, double gripper, const std::function<void()>& each_step) {
   const auto& scale = embodiment().action_scale;
   auto toward = [&] {
     const Vec3 ee = Ee();
-    std::vector<double> planned(planned_dims(), -1.0);  // pick: the gripper open
+    std::vector<double> planned(planned_dims(), gripper);  // pick's fourth dim: the gripper
     for (int k = 0; k < 3; ++k) planned[k] = std::clamp(0.6 * (target[k] - ee[k]) / scale.position, -max_speed, max_speed);
     return FullAction(planned);
   };
@@ -279,7 +298,9 @@ void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, b
   // Come to rest, so the goal image does not show a moving arm: zero actions (the arm settles where
   // its momentum takes it), or with `hold` still driven to the target (low over the table a
   // zero action lets the arm spring back up by centimetres).
-  for (int t = 0; t < (hold ? 25 : 10); ++t) Act(hold ? toward() : FullAction(std::vector<double>(planned_dims(), 0.0)));
+  std::vector<double> still(planned_dims(), 0.0);
+  if (still.size() > 3) still[3] = gripper;
+  for (int t = 0; t < (hold ? 25 : 10); ++t) Act(hold ? toward() : FullAction(still));
 }
 
 std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->world().data(), runner_->EeSite()).pos; }
@@ -296,7 +317,11 @@ double PlanScene::DistanceTo(int index) const {
 
 double PlanScene::StateDistanceTo(int index) const {
   const double d = DistanceTo(index);
-  return task_ == PlanTask::kReach || index < static_cast<int>(goal_.subgoals.size()) ? d : d + Norm(Ee(), goal_.ee);
+  if (task_ == PlanTask::kReach) return d;
+  if (index >= static_cast<int>(goal_.subgoals.size())) return d + Norm(Ee(), goal_.ee);
+  if (task_ != PlanTask::kPick) return d;
+  const double* p = runner_->world().data()->xpos + 3 * goal_.object;
+  return d + Norm({p[0], p[1], p[2]}, goal_.subgoals.at(index).object_pos);
 }
 
 int SubgoalAt(int step, int steps_per_subgoal, int subgoals) {
@@ -622,7 +647,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   out["randomization"] = o.randomization.ToJson();
   out["energy"] = o.energy;
   out["push_waypoints"] = o.push_waypoints;
-  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals; reach and pick none)
+  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals, pick 5, reach none)
   out["cem"] = o.cem;
   out["frame_skip"] = mpc.frame_skip;
   out["max_steps"] = mpc.max_steps;

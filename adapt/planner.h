@@ -69,6 +69,7 @@ struct PlanSubgoal {
   std::vector<double> state;
   std::array<double, 3> ee{};
   std::vector<std::uint8_t> image;
+  std::array<double, 3> object_pos{};  ///< pick: where the goal's object is in it (m)
 };
 
 /// What the planner must reach. Only the images are shown to the latent planner.
@@ -78,9 +79,10 @@ struct PlanGoal {
   int object = -1;                     ///< push, pick: the object's body id
   std::array<double, 3> object_pos{};  ///< push, pick: its goal position (m)
   std::vector<std::uint8_t> image;     ///< the goal frame of camera 0, S*S*3 RGB
-  /// push: the states the scripted push passed through before the goal (the arm above the point
-  /// behind the object, then down at it, then any waypoints along the push line: see
-  /// PlanScene::set_push_waypoints); planners given a subgoal schedule aim at these first.
+  /// push, pick: the states the scripted task passed through before the goal (push: the arm above
+  /// the point behind the object, then down at it, then any waypoints along the push line, see
+  /// PlanScene::set_push_waypoints; pick: above the object, around it, lifted with it, over the
+  /// place, set down there); planners given a subgoal schedule aim at these first.
   std::vector<PlanSubgoal> subgoals;
 };
 
@@ -122,8 +124,9 @@ class PlanScene {
   double Distance() const;
   /// Distance to goal `index` (a subgoal's ee position for index < subgoals, else Distance()).
   double DistanceTo(int index) const;
-  /// The same, for the goal itself of an object task, plus the ee's distance to the goal's ee: how far
-  /// the state is from the goal's true state (the sim oracle's energy; the goal image shows both).
+  /// The same, for the goal itself of an object task, plus the ee's distance to the goal's ee, and
+  /// for pick's subgoals plus the object's distance to where it is in them: how far the state is from
+  /// the (sub)goal's true state (the sim oracle's energy; the images show both).
   double StateDistanceTo(int index) const;
   /// How far the goal's object is above where it rested at the start (m; pick counts as a success
   /// only if it was lifted on the way).
@@ -139,7 +142,9 @@ class PlanScene {
 
  private:
   bool TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt);
-  void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false,
+  /// Drives the ee toward `target` (at most `max_speed` of the action range per axis), then comes to
+  /// rest (25 steps still driven there with `hold`); `gripper`: pick's fourth dim (open < 0 <= closed).
+  void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false, double gripper = -1,
                  const std::function<void()>& each_step = {});
 
   collect::CollectConfig config_;
@@ -250,8 +255,8 @@ class StillPlanner : public Planner {
 struct MpcOptions {
   int max_steps = 20;       ///< model steps per episode
   double success_m = 0.05;  ///< success: distance to the goal below this (pick: and the object lifted)
-  double lift_m = 0.03;     ///< pick: how far the object must have been lifted
   int frame_skip = 4;       ///< control steps per model step (the world model's)
+  double lift_m = 0.03;     ///< pick: how far the object must have been lifted (last: {steps, radius, skip} leaves it)
 };
 
 struct MpcResult {
@@ -299,7 +304,7 @@ struct PlanRunOptions {
   std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push, pick: sim)
   CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
   int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
-  int subgoal_steps = 8;        ///< model steps per subgoal (push), for the model and the sim oracle; 0: the goal only
+  int subgoal_steps = 8;        ///< model steps per subgoal (push, pick), for the model and the sim oracle; 0: the goal only
   int push_waypoints = 0;       ///< push: subgoals along the push line (PlanScene::set_push_waypoints)
 };
 

@@ -205,8 +205,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   app.add_option("--subgoal-steps", o.subgoal_steps,
-                 "push: model steps aimed at each subgoal image (above the point behind the object, then down at it) before the goal; 0 = "
-                 "the goal image only")
+                 "push, pick: model steps aimed at each subgoal image (push: above the point behind the object, down there; pick: above the "
+                 "object, around it, lifted, over the place, set down) before the goal; 0 = the goal image only")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--push-waypoints", o.push_waypoints,

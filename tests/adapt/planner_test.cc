@@ -140,9 +140,28 @@ TEST(PlanSceneTest, GoalImageIsARenderOfTheGoalStateAndSuccessIsScoredFromState)
   const double* obj = scene.runner().world().data()->xpos + 3 * scene.goal().object;
   EXPECT_GT(scene.Ee()[2] - obj[2], 0.05);  // the arm rose off it
   EXPECT_NE(scene.goal().image, start_image);
-  const MpcResult held = RunMpc(scene, still, {2, 0.05, 4});
+  const MpcOptions brief{2, 0.05, 4};  // as plan's options are written: the lift keeps its 3 cm
+  EXPECT_EQ(4, brief.frame_skip);
+  EXPECT_DOUBLE_EQ(0.03, brief.lift_m);
+  const MpcResult held = RunMpc(scene, still, brief);
   EXPECT_FALSE(held.success);
   EXPECT_LT(held.max_lift_m, 0.01);
+  // Its subgoals: the arm above the object, around it (the object still at rest), then lifted with it,
+  // carried over the place and set down there; the oracle's energy counts the object in them.
+  const auto& pick = scene.goal().subgoals;
+  ASSERT_EQ(5u, pick.size());
+  EXPECT_LT(Norm2(pick[3].object_pos, scene.goal().object_pos), 0.02);
+  EXPECT_GT(pick[3].object_pos[2], pick[4].object_pos[2] + 0.1);
+  EXPECT_LT(std::abs(pick[4].object_pos[2] - scene.goal().object_pos[2]), 0.02);
+  EXPECT_GT(pick[0].ee[2], pick[1].ee[2] + 0.1);
+  EXPECT_LT(Norm2(pick[0].ee, pick[1].ee), 0.02);
+  EXPECT_LT(std::abs(pick[1].ee[2] - pick[1].object_pos[2]), 0.03);
+  EXPECT_GT(pick[2].object_pos[2], pick[1].object_pos[2] + 0.1);
+  scene.runner().world().SetState(pick[2].state);
+  EXPECT_GT(scene.ObjectLift(), 0.1);
+  EXPECT_NEAR(scene.StateDistanceTo(2), 0.0, 1e-6);
+  scene.Restart();
+  EXPECT_GT(scene.StateDistanceTo(2), scene.DistanceTo(2) + 0.1);
   // A moved camera renders another goal image of the same goal.
   scene.Reset(0, PlanTask::kReach, 30);
   EXPECT_NE(scene.goal().image, image);
