@@ -151,8 +151,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
     }
     if (objects.empty()) throw AdaptError("pick needs an object that is not a ball in the scene");
     if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
-    const mjData* d = world.data();
-    auto pos = [&](int body) { return Vec3{d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]}; };
+    auto pos = [&](int body) { return sim::GetBodyPos(world.data(), body); };
     for (int tries = 0;; ++tries) {
       if (tries == 50) return false;
       world.SetState(start_);
@@ -200,14 +199,13 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
       if (world.model()->geom_type[world.model()->body_geomadr[b]] == mjGEOM_BOX) objects.push_back(b);
     }
     if (objects.empty()) throw AdaptError("push needs a box in the scene");
-    const mjData* d = world.data();
     for (int tries = 0;; ++tries) {
       if (tries == 50) return false;
       world.SetState(start_);
       goal_.subgoals.clear();
       const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
       const double angle = goal_rng.Uniform(-M_PI, M_PI), dist = goal_rng.Uniform(0.10, 0.20);
-      const Vec3 obj = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
+      const Vec3 obj = sim::GetBodyPos(world.data(), body);
       const Vec3 dir = {std::cos(angle), std::sin(angle), 0};
       const Vec3 pre = {obj[0] - 0.07 * dir[0], obj[1] - 0.07 * dir[1], table + 0.02};
       const Vec3 end = {pre[0] + dist * dir[0], pre[1] + dist * dir[1], pre[2]};
@@ -236,7 +234,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
       };
       DriveEeTo(end, 300, 0.3, true, -1, n > 0 ? std::function<void()>(record) : std::function<void()>());
       while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
-      const Vec3 moved_to = {d->xpos[3 * body], d->xpos[3 * body + 1], d->xpos[3 * body + 2]};
+      const Vec3 moved_to = sim::GetBodyPos(world.data(), body);
       const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
       if (moved < 0.08 || along < 0.9 * moved) continue;
       goal_.object = body;
@@ -248,7 +246,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
   goal_.state = world.GetState();
   goal_.image = Render();
   Restart();
-  object_rest_z_ = goal_.object >= 0 ? world.data()->xpos[3 * goal_.object + 2] : 0.0;
+  object_rest_z_ = goal_.object >= 0 ? sim::GetBodyPos(world.data(), goal_.object)[2] : 0.0;
   return true;
 }
 
@@ -307,8 +305,7 @@ std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->w
 
 double PlanScene::Distance() const {
   if (task_ == PlanTask::kReach) return Norm(Ee(), goal_.ee);
-  const double* p = runner_->world().data()->xpos + 3 * goal_.object;
-  return Norm({p[0], p[1], p[2]}, goal_.object_pos, task_ == PlanTask::kPick ? 3 : 2);
+  return Norm(ObjectPos(), goal_.object_pos, task_ == PlanTask::kPick ? 3 : 2);
 }
 
 double PlanScene::DistanceTo(int index) const {
@@ -320,15 +317,16 @@ double PlanScene::StateDistanceTo(int index) const {
   if (task_ == PlanTask::kReach) return d;
   if (index >= static_cast<int>(goal_.subgoals.size())) return d + Norm(Ee(), goal_.ee);
   if (task_ != PlanTask::kPick) return d;
-  const double* p = runner_->world().data()->xpos + 3 * goal_.object;
-  return d + Norm({p[0], p[1], p[2]}, goal_.subgoals.at(index).object_pos);
+  return d + Norm(ObjectPos(), goal_.subgoals.at(index).object_pos);
 }
 
 int SubgoalAt(int step, int steps_per_subgoal, int subgoals) {
   return steps_per_subgoal > 0 ? std::min(step / steps_per_subgoal, subgoals) : subgoals;
 }
 
-double PlanScene::ObjectLift() const { return goal_.object >= 0 ? runner_->world().data()->xpos[3 * goal_.object + 2] - object_rest_z_ : 0.0; }
+std::array<double, 3> PlanScene::ObjectPos() const { return sim::GetBodyPos(runner_->world().data(), goal_.object); }
+
+double PlanScene::ObjectLift() const { return goal_.object >= 0 ? ObjectPos()[2] - object_rest_z_ : 0.0; }
 
 // ---------------------------------------------------------------------------------------------------
 // Planners.

@@ -131,6 +131,8 @@ class PlanScene {
   /// How far the goal's object is above where it rested at the start (m; pick counts as a success
   /// only if it was lifted on the way).
   double ObjectLift() const;
+  /// Where the goal's object is now (world frame, m); push and pick only.
+  std::array<double, 3> ObjectPos() const;
   std::array<double, 3> Ee() const;
 
   collect::EpisodeRunner& runner() { return *runner_; }

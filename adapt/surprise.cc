@@ -10,6 +10,7 @@
 #include "adapt/video_data.h"
 #include "collect/collector.h"
 #include "collect/dataset.h"
+#include "sim/controller.h"
 
 namespace embody::adapt {
 namespace {
@@ -322,10 +323,8 @@ std::vector<double> ViolationGenerator::PhysicsSurprise(const collect::EpisodeDa
     }
     double error = 0;
     for (int s = 0; s < static_cast<int>(objects.size()); ++s) {
-      const double* p = world.data()->xpos + 3 * objects[s];
-      const BodyPose seen = RecordedPose(clip, s, t);
-      error += std::sqrt((p[0] - seen.pos[0]) * (p[0] - seen.pos[0]) + (p[1] - seen.pos[1]) * (p[1] - seen.pos[1]) +
-                         (p[2] - seen.pos[2]) * (p[2] - seen.pos[2]));
+      const Vec3 p = sim::GetBodyPos(world.data(), objects[s]), seen = RecordedPose(clip, s, t).pos;
+      error += std::hypot(p[0] - seen[0], p[1] - seen[1], p[2] - seen[2]);
     }
     surprise.push_back(error / static_cast<double>(objects.size()));
   }

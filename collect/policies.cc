@@ -18,11 +18,6 @@ constexpr double kSafeHeight = 0.19;
 double Clamp1(double x) { return std::clamp(x, -1.0, 1.0); }
 double Distance(const Vec3& a, const Vec3& b) { return std::hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]); }
 
-Vec3 BodyPos(const sim::World& w, int body) {
-  const double* p = w.data()->xpos + 3 * body;
-  return {p[0], p[1], p[2]};
-}
-
 double BodyYaw(const sim::World& w, int body) {
   const double* r = w.data()->xmat + 9 * body;
   return std::atan2(r[3], r[0]);
@@ -111,7 +106,7 @@ class PushPolicy : public ArmPolicy {
  public:
   PushPolicy(const sim::RobotController& c, const SceneRefs& s, const sim::World& w, Rng* rng) : ArmPolicy(c, s, w) {
     object_ = PickNonRolling(s, w, rng);
-    const Vec3 start = BodyPos(w, object_);
+    const Vec3 start = sim::GetBodyPos(w.data(), object_);
     // A goal 10-15 cm away whose push line starts and ends on the table, in reach.
     for (int tries = 0; tries < 50; ++tries) {
       const double angle = rng->Uniform(-kPi, kPi), dist = rng->Uniform(0.1, 0.15);
@@ -123,7 +118,7 @@ class PushPolicy : public ArmPolicy {
     }
   }
   std::vector<double> Act(const sim::World& w) override {
-    const Vec3 obj = BodyPos(w, object_);
+    const Vec3 obj = sim::GetBodyPos(w.data(), object_);
     double dx = goal_[0] - obj[0], dy = goal_[1] - obj[1];
     const double n = std::max(std::hypot(dx, dy), 1e-6);
     dx /= n;
@@ -158,7 +153,7 @@ class PushPolicy : public ArmPolicy {
     return Toward(w, target, down_, 1, 0.3);
   }
   bool Success(const sim::World& w) const override {
-    const Vec3 obj = BodyPos(w, object_);
+    const Vec3 obj = sim::GetBodyPos(w.data(), object_);
     return std::hypot(obj[0] - goal_[0], obj[1] - goal_[1]) < 0.04;
   }
 
@@ -178,7 +173,7 @@ class PickPolicy : public ArmPolicy {
     for (int b : s.object_bodies) {
       if (w.model()->geom_type[w.model()->body_geomadr[b]] == mjGEOM_BOX && rng->Bernoulli(0.8)) object_ = b;
     }
-    const Vec3 start = BodyPos(w, object_);
+    const Vec3 start = sim::GetBodyPos(w.data(), object_);
     for (int tries = 0; tries < 30; ++tries) {
       place_ = {rng->Uniform(0.4, 0.7), rng->Uniform(-0.25, 0.25), start[2]};
       if (std::hypot(place_[0] - start[0], place_[1] - start[1]) > 0.1) break;
@@ -196,7 +191,7 @@ class PickPolicy : public ArmPolicy {
     }
   }
   std::vector<double> Act(const sim::World& w) override {
-    const Vec3 obj = BodyPos(w, object_);
+    const Vec3 obj = sim::GetBodyPos(w.data(), object_);
     const double grasp_z = std::max(obj[2], scene_.table_top + 0.015);
     switch (phase_) {
       case 0: {  // above the object, open
@@ -236,7 +231,7 @@ class PickPolicy : public ArmPolicy {
     }
   }
   bool Success(const sim::World& w) const override {
-    const Vec3 obj = BodyPos(w, object_);
+    const Vec3 obj = sim::GetBodyPos(w.data(), object_);
     return phase_ >= 6 && std::hypot(obj[0] - place_[0], obj[1] - place_[1]) < 0.04 && std::abs(obj[2] - rest_height_) < 0.02;
   }
 

@@ -27,6 +27,11 @@ SitePose GetSitePose(const mjData* d, int site_id) {
   return pose;
 }
 
+std::array<double, 3> GetBodyPos(const mjData* d, int body_id) {
+  const double* p = d->xpos + 3 * body_id;
+  return {p[0], p[1], p[2]};
+}
+
 std::array<double, 3> OrientationError(const std::array<double, 4>& to, const std::array<double, 4>& from) {
   double inv[4], diff[4];
   mju_negQuat(inv, from.data());

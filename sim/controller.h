@@ -21,6 +21,8 @@ struct SitePose {
   std::array<double, 4> quat;
 };
 SitePose GetSitePose(const mjData* d, int site_id);
+/// Position of a body's frame in world coordinates (`xpos`).
+std::array<double, 3> GetBodyPos(const mjData* d, int body_id);
 
 /// The rotation taking orientation `from` to `to` (quaternions w,x,y,z), as a world-frame axis-angle
 /// vector: the `drot` that EeDeltaTargets needs to turn `from` into `to`.

@@ -189,6 +189,62 @@ TEST(MpcTest, PerfectModelReachesTheGoal) {
   EXPECT_FALSE(RunMpc(scene, random, {4, 0.05, 4}).success);
 }
 
+// Follows a pick's subgoals in turn with a proportional step toward each (as the pick was made): the
+// gripper open above and around the object, then closed and held a few model steps, closed while
+// lifting, carrying and setting down, then open and held, and open rising to the goal's arm pose.
+class SubgoalFollower : public Planner {
+ public:
+  explicit SubgoalFollower(bool grasp) : grasp_(grasp) {}
+  std::string name() const override { return "follower"; }
+  void Begin(PlanScene&) override { next_ = 0, holding_ = 0; }
+  std::vector<double> Next(PlanScene& scene, double* energy) override {
+    if (energy) *energy = std::nan("");
+    const auto& sub = scene.goal().subgoals;
+    const auto target = [&] { return next_ < sub.size() ? sub[next_].ee : scene.goal().ee; };
+    const auto off = [&] {
+      const auto ee = scene.Ee(), t = target();
+      return std::hypot(t[0] - ee[0], t[1] - ee[1], t[2] - ee[2]);
+    };
+    // At "around" (1) and "set down" (4) the gripper changes and is held there for 6 model steps.
+    if (holding_ > 0) {
+      if (--holding_ == 0) ++next_;
+    } else if (next_ <= sub.size() && off() < 0.02) {
+      if (next_ == 1 || next_ == 4)
+        holding_ = 6;
+      else
+        ++next_;
+    }
+    const bool closed = grasp_ && (next_ == 1 ? holding_ > 0 : next_ == 2 || next_ == 3 || (next_ == 4 && holding_ == 0));
+    const auto t = target(), ee = scene.Ee();
+    std::vector<double> planned(4, closed ? 1.0 : -1.0);
+    const double scale = scene.embodiment().action_scale.position;
+    for (int k = 0; k < 3; ++k) planned[k] = std::clamp(0.15 * (t[k] - ee[k]) / scale, -0.5, 0.5);
+    return planned;
+  }
+
+ private:
+  bool grasp_;
+  size_t next_ = 0;
+  int holding_ = 0;
+};
+
+TEST(MpcTest, FollowingThePicksSubgoalsScoresASuccessAndAnOpenHandDoesNot) {
+  // End to end through RunMpc's scoring (the placed distance and the lift on the way): following the
+  // pick's own subgoals with the planners' actions picks and places it; the same moves with the hand
+  // never closed leave the object where it was, never lifted.
+  PlanScene scene("franka", Light(), 32, 11);
+  scene.Reset(0, PlanTask::kPick);
+  const MpcOptions options{80, 0.05, 4};
+  SubgoalFollower follower(true), open_hand(false);
+  const MpcResult picked = RunMpc(scene, follower, options);
+  EXPECT_TRUE(picked.success) << picked.distance_m.front() << " m -> " << picked.final_distance_m << " m, lifted " << picked.max_lift_m << " m";
+  EXPECT_GT(picked.max_lift_m, 0.1);
+  const MpcResult missed = RunMpc(scene, open_hand, options);
+  EXPECT_FALSE(missed.success);
+  EXPECT_LT(missed.max_lift_m, options.lift_m);
+  EXPECT_GT(missed.final_distance_m, 0.09);
+}
+
 // An untrained world model on a random encoder: the whole run works end to end and says what it did;
 // mismatches are refused with both sides named.
 TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
