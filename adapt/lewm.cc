@@ -25,7 +25,8 @@ double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c
 nlohmann::json LewmConfig::ToJson() const { return *this; }
 LewmConfig LewmConfig::FromJson(const nlohmann::json& j) {
   // A checkpoint from before the between-scene term was trained without it.
-  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4}, {"scene_queue", 0}};
+  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4},
+                         {"scene_queue", 0},    {"scene_camera", ""},       {"scene_any_time", false}};
   full.update(j);
   return full.get<LewmConfig>();
 }
@@ -82,6 +83,12 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
+  if (config.scene_any_time && config.scene_camera.empty()) throw AdaptError("--scene-any-time needs --scene-camera");
+  if (!config.scene_camera.empty()) {
+    if (config.scene_weight <= 0) throw AdaptError("--scene-camera needs the between-scene term (--scene-weight > 0)");
+    if (config.scene_camera == data.camera()) throw AdaptError("--scene-camera must be another camera than the anchors' " + data.camera());
+    data.RequireCamera(config.scene_camera);
+  }
   if (data.image_size() != config.encoder.image_size) {
     throw AdaptError("the datasets have " + std::to_string(data.image_size()) + " px frames; the encoder is configured for " +
                      std::to_string(config.encoder.image_size));
@@ -148,9 +155,15 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   // Every rank draws the whole global batch (the same stream) and reads only its share.
   std::vector<VideoData::ClipRef> clips;
   for (int b = 0; b < config_.batch; ++b) clips.push_back(data_.DrawClip(split, length, k, rng));
+  // The between-scene positives' frames: the clip's last, or with scene_any_time any of its episode's.
+  std::vector<std::int64_t> view_frames;
+  for (const auto& clip : clips) {
+    const std::int64_t last = clip.start + static_cast<std::int64_t>(length - 1) * k;
+    view_frames.push_back(config_.scene_any_time ? std::uniform_int_distribution<std::int64_t>(0, clip.episode->frames - 1)(*rng) : last);
+  }
   const auto [first, end] = ShareOf(group_, config_.batch);
   const int count = end - first;
-  std::vector<std::uint8_t> bytes;
+  std::vector<std::uint8_t> bytes, views;
   auto conditions = torch::zeros({count, length - 1, condition_dim_});
   auto episodes = torch::zeros({config_.batch}, torch::kLong);  // the global batch's (every rank drew them all)
   const EpisodeRef* split_first = data_.episodes(split).data();
@@ -160,6 +173,10 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
     const auto frames = data_.ReadClip(clip, length, k);
     bytes.insert(bytes.end(), frames.begin(), frames.end());
     const EpisodeRef* ep = clip.episode;
+    if (!config_.scene_camera.empty()) {
+      const auto view = data_.Frames(*ep, view_frames[first + b], 1, config_.scene_camera);
+      views.insert(views.end(), view.begin(), view.end());
+    }
     std::vector<hsize_t> dims;
     auto actions = data_.dataset(ep->dataset).Read<float>(ep->demo, "actions", &dims);
     const auto a = torch::from_blob(actions.data(), {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat32);
@@ -171,7 +188,14 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
     }
   }
   auto frames = torch::from_blob(bytes.data(), {count, length, s, s, 3}, torch::kUInt8).to(device_, /*non_blocking=*/false, /*copy=*/true);
-  return {FramesToInput(frames), conditions.to(device_), episodes.to(device_)};
+  LewmBatch batch;
+  batch.frames = FramesToInput(frames);
+  batch.conditions = conditions.to(device_);
+  batch.episodes = episodes.to(device_);
+  if (!views.empty()) {
+    batch.views = FramesToInput(torch::from_blob(views.data(), {count, 1, s, s, 3}, torch::kUInt8).to(device_, false, true)).select(1, 0);
+  }
+  return batch;
 }
 
 std::vector<std::pair<std::string, torch::nn::Module*>> LewmTrainer::Modules() const {
@@ -251,10 +275,11 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   const auto contrastive = contrast.empty() ? torch::zeros({}, z.options()) : torch::stack(contrast).mean();
   auto scene = torch::zeros({}, z.options());
   if (config_.scene_weight > 0 && config_.batch > 1) {
-    // The anchor: each clip's first frame as it is; the positive: its last frame altered (per clip,
-    // colours scaled and offset per channel, shifted by up to scene_shift px), encoded apart. Over the
-    // global batch (the ranks' projections gathered).
-    const auto positive = encode(AlterViews(batch.frames.select(1, length - 1), direction_seed).unsqueeze(1)).reshape({b, config_.encoder.dim});
+    // The anchor: each clip's first frame as it is; the positive: its last frame (from scene_camera
+    // when set) altered (per clip, colours scaled and offset per channel, shifted by up to scene_shift
+    // px), encoded apart. Over the global batch (the ranks' projections gathered).
+    const auto& last = batch.views.defined() ? batch.views : batch.frames.select(1, length - 1);
+    const auto positive = encode(AlterViews(last, direction_seed).unsqueeze(1)).reshape({b, config_.encoder.dim});
     const auto unit = torch::nn::functional::NormalizeFuncOptions().dim(1);
     const auto ha = Gathered(torch::nn::functional::normalize(scene_head_->forward(z.select(1, 0)), unit));
     const auto hp = Gathered(torch::nn::functional::normalize(scene_head_->forward(positive), unit));

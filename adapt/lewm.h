@@ -52,6 +52,15 @@ struct LewmConfig {
   /// episode are left out): more scenes to tell apart than one batch holds. 0 = the batch's only
   /// (measured: a queue of 256 made the encoder carry the objects less, see the README).
   int scene_queue = 0;
+  /// The between-scene term's positive from this camera of the same episode (its view of the clip's
+  /// last frame, altered alike; time-contrastive networks' multi-view pairs): the camera's pose no
+  /// longer tells scenes apart, so what is left to match them by is the layout, arm and objects.
+  /// Empty: the anchor's own camera.
+  std::string scene_camera;
+  /// With scene_camera: the positive is that camera's view of any frame of the episode (drawn
+  /// uniformly), not of the clip's last: the arm's pose no longer matches them either, so what is
+  /// left is what stands still in the episode, the objects that are not moved.
+  bool scene_any_time = false;
   int batch = 32;
   int steps = 2000;
   double lr = 1e-3, weight_decay = 0.05;
@@ -66,8 +75,8 @@ struct LewmConfig {
   static LewmConfig FromJson(const nlohmann::json& j);
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
-                                   contrast_temperature, scene_weight, scene_temperature, scene_shift, scene_queue, batch, steps, lr, weight_decay,
-                                   seed)
+                                   contrast_temperature, scene_weight, scene_temperature, scene_shift, scene_queue, scene_camera, scene_any_time,
+                                   batch, steps, lr, weight_decay, seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings z (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
@@ -96,6 +105,7 @@ struct LewmStats {
 struct LewmBatch {
   torch::Tensor frames, conditions;
   torch::Tensor episodes;  ///< (global batch) int64: which episode of the split each clip is from (the between-scene term's queue)
+  torch::Tensor views;     ///< with LewmConfig::scene_camera: each clip's last frame from that camera, (B, 3, S, S)
 };
 
 /// The between-scene term's queue of earlier positives (buffers, so that checkpoints hold it).

@@ -40,8 +40,25 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
 
 const std::vector<EpisodeRef>& VideoData::episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }
 
-std::vector<std::uint8_t> VideoData::Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count) const {
-  return datasets_[episode.dataset]->ReadFrames(episode.demo, camera_, first, count);
+std::vector<std::uint8_t> VideoData::Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count, const std::string& camera) const {
+  return datasets_[episode.dataset]->ReadFrames(episode.demo, camera.empty() ? camera_ : camera, first, count);
+}
+
+void VideoData::RequireCamera(const std::string& camera) const {
+  for (const auto& ds : datasets_) {
+    std::vector<hsize_t> dims;
+    for (const auto& demo : ds->demos()) {  // collected together, so every episode of a dataset has the same cameras
+      try {
+        ds->ReadFrames(demo, camera, 0, 1, &dims);
+      } catch (const collect::DatasetError&) {
+        throw AdaptError(ds->path().string() + " has no obs/" + camera + "_image frames in " + demo + " (collect with --cameras 2 or more)");
+      }
+      if (static_cast<int>(dims[1]) != image_size_) {
+        throw AdaptError(ds->path().string() + ": " + camera + " has " + std::to_string(dims[1]) + " px frames, " + camera_ + " " +
+                         std::to_string(image_size_));
+      }
+    }
+  }
 }
 
 VideoData::ClipRef VideoData::DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const {

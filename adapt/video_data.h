@@ -41,8 +41,10 @@ class VideoData {
   int num_datasets() const { return static_cast<int>(datasets_.size()); }
   const std::string& camera() const { return camera_; }
 
-  /// Frames [first, first + count) of an episode as (count, H, W, 3) uint8.
-  std::vector<std::uint8_t> Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count) const;
+  /// Frames [first, first + count) of an episode as (count, H, W, 3) uint8, from `camera` (empty: camera()).
+  std::vector<std::uint8_t> Frames(const EpisodeRef& episode, std::int64_t first, std::int64_t count, const std::string& camera = "") const;
+  /// @throws AdaptError naming the first dataset without frames from `camera` (of camera()'s size).
+  void RequireCamera(const std::string& camera) const;
   /// Where a clip lies: an episode and its first frame.
   struct ClipRef {
     const EpisodeRef* episode = nullptr;

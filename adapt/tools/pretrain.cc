@@ -122,6 +122,12 @@ int main(int argc, char** argv) {
   app.add_option("--scene-shift", lewm.scene_shift, "lewm: the between-scene term's altered views are shifted by up to this many pixels")
       ->capture_default_str()
       ->check(CLI::Range(0, 32));
+  app.add_option("--scene-camera", lewm.scene_camera,
+                 "lewm: the between-scene term's positive from this camera of the same episode (e.g. camera1 of a simcollect --cameras 2 "
+                 "dataset): the camera's pose no longer tells scenes apart (empty: the anchor's camera)");
+  app.add_flag("--scene-any-time", lewm.scene_any_time,
+               "lewm: with --scene-camera, the positive is that camera's view of any frame of the episode (not of the clip's last): "
+               "what is left to match by is what stands still");
   app.add_option("--scene-queue", lewm.scene_queue,
                  "lewm: earlier positives kept as the between-scene term's further negatives (0 = the batch's only)")
       ->capture_default_str()

@@ -168,6 +168,78 @@ TEST_F(LewmTest, SceneTermTellsEpisodesApartAndResumes) {
   EXPECT_EQ(12, LewmTrainer(queued, data, *dir_ / "queued.pt", true).Train(false).step);  // the head and the queue are read back
 }
 
+// Tests the multi-view positive: with --scene-camera each clip's positive is that camera's view of
+// its last frame (not the anchors' camera's), the term trains; what cannot work is refused.
+TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
+  collect::CollectConfig c;
+  c.robot = "franka";
+  c.episodes = 6;
+  c.steps = 20;
+  c.image_size = 32;
+  c.cameras = 2;
+  c.seed = 8;
+  c.out = (*dir_ / "two_views.h5").string();
+  collect::Collect(c, {.enabled = false});
+  const VideoData two({*dir_ / "two_views.h5"}), one({*dir_ / "franka.h5"});
+  LewmConfig config = Tiny();
+  config.scene_weight = 0.5;
+  config.scene_camera = "camera1";
+  config.steps = 5;
+  LewmTrainer trainer(config, two, *dir_ / "views.pt", false);
+  std::mt19937_64 rng(3), replay = rng;
+  const LewmBatch batch = trainer.Batch("train", &rng);
+  ASSERT_EQ((std::vector<int64_t>{8, 3, 32, 32}), batch.views.sizes().vec());
+  const int length = config.clip_length(), k = config.frame_skip;
+  for (int b = 0; b < 8; ++b) {
+    const auto clip = two.DrawClip("train", length, k, &replay);
+    auto view = two.Frames(*clip.episode, clip.start + (length - 1) * k, 1, "camera1");
+    const auto expected = FramesToInput(torch::from_blob(view.data(), {1, 1, 32, 32, 3}, torch::kUInt8))[0][0];
+    EXPECT_TRUE(torch::equal(expected, batch.views[b])) << "clip " << b;
+    EXPECT_FALSE(torch::equal(batch.frames[b][length - 1], batch.views[b])) << "clip " << b;
+  }
+  LewmStats stats;
+  EXPECT_TRUE(std::isfinite(trainer.Loss(batch, &stats, 0).item<double>()));
+  EXPECT_GT(stats.scene, 0.0);
+  EXPECT_TRUE(std::isfinite(trainer.Train(false).scene));
+  // --scene-any-time: that camera's view of a frame drawn anywhere in the episode (after the clips).
+  LewmConfig any = config;
+  any.scene_any_time = true;
+  LewmTrainer anywhere(any, two, *dir_ / "views_any.pt", false);
+  std::mt19937_64 rng_any(4), replay_any = rng_any;
+  const LewmBatch spread = anywhere.Batch("train", &rng_any);
+  std::vector<VideoData::ClipRef> clips;
+  for (int b = 0; b < 8; ++b) clips.push_back(two.DrawClip("train", length, k, &replay_any));
+  int elsewhere = 0;
+  for (int b = 0; b < 8; ++b) {
+    const auto t = std::uniform_int_distribution<std::int64_t>(0, clips[b].episode->frames - 1)(replay_any);
+    elsewhere += t != clips[b].start + (length - 1) * k;
+    auto view = two.Frames(*clips[b].episode, t, 1, "camera1");
+    const auto expected = FramesToInput(torch::from_blob(view.data(), {1, 1, 32, 32, 3}, torch::kUInt8))[0][0];
+    EXPECT_TRUE(torch::equal(expected, spread.views[b])) << "clip " << b;
+  }
+  EXPECT_GE(elsewhere, 4);
+
+  auto refused = [&](const LewmConfig& bad, const VideoData& data, const std::string& says) {
+    try {
+      LewmTrainer(bad, data, *dir_ / "refused.pt", false);
+      ADD_FAILURE() << "not refused: " << says;
+    } catch (const AdaptError& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(says));
+    }
+  };
+  refused(config, one, "no obs/camera1_image");
+  LewmConfig same = config;
+  same.scene_camera = "camera0";
+  refused(same, two, "another camera");
+  LewmConfig off = config;
+  off.scene_weight = 0;
+  refused(off, two, "--scene-weight");
+  LewmConfig own = Tiny();
+  own.scene_weight = 0.5;
+  own.scene_any_time = true;
+  refused(own, two, "--scene-camera");
+}
+
 // Tests the scene queue: oldest entries leave first, and `filled` counts the valid ones.
 TEST(SceneQueueTest, KeepsTheNewestEntries) {
   SceneQueue queue(4, 2);
