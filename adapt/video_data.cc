@@ -47,7 +47,7 @@ std::vector<std::uint8_t> VideoData::Frames(const EpisodeRef& episode, std::int6
 void VideoData::RequireCamera(const std::string& camera) const {
   for (const auto& ds : datasets_) {
     std::vector<hsize_t> dims;
-    for (const auto& demo : ds->demos()) {  // collected together, so every episode of a dataset has the same cameras
+    for (const auto& demo : ds->demos()) {  // each episode: a dataset can link episode files written apart
       try {
         ds->ReadFrames(demo, camera, 0, 1, &dims);
       } catch (const collect::DatasetError&) {
