@@ -155,9 +155,11 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   // Every rank draws the whole global batch (the same stream) and reads only its share.
   std::vector<VideoData::ClipRef> clips;
   for (int b = 0; b < config_.batch; ++b) clips.push_back(data_.DrawClip(split, length, k, rng));
-  // The between-scene positives' frames: the clip's last, or with scene_any_time any of its episode's.
+  // The between-scene positives' frames, with scene_camera only: the clip's last, or with
+  // scene_any_time (which needs scene_camera) any of its episode's.
   std::vector<std::int64_t> view_frames;
   for (const auto& clip : clips) {
+    if (config_.scene_camera.empty()) break;
     const std::int64_t last = clip.start + static_cast<std::int64_t>(length - 1) * k;
     view_frames.push_back(config_.scene_any_time ? std::uniform_int_distribution<std::int64_t>(0, clip.episode->frames - 1)(*rng) : last);
   }

@@ -122,6 +122,14 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
   goal_ = PlanGoal{};
   const double table = runner_->scene().table_top;
   const Vec3 ee0 = Ee();
+  // The scene's objects whose (first) geom is of a type `keep` accepts.
+  auto objects_of_type = [&](auto keep) {
+    std::vector<int> objects;
+    for (int b : runner_->scene().object_bodies) {
+      if (keep(world.model()->geom_type[world.model()->body_geomadr[b]])) objects.push_back(b);
+    }
+    return objects;
+  };
   if (task == PlanTask::kReach) {
     // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
     // and the goal is where it got (the image shows exactly the state that is scored).
@@ -144,11 +152,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
     // the object, around it (open), lifted with it, above the place and down there (closed). Draws
     // whose grasp does not hold (a box turned against the fingers) or whose object does not stay
     // where it was set are redrawn.
-    const auto& all = runner_->scene().object_bodies;
-    std::vector<int> objects;  // not a ball: it rolls out of the fingers
-    for (int b : all) {
-      if (world.model()->geom_type[world.model()->body_geomadr[b]] != mjGEOM_SPHERE) objects.push_back(b);
-    }
+    const std::vector<int> objects = objects_of_type([](int type) { return type != mjGEOM_SPHERE; });  // not a ball: it rolls out of the fingers
     if (objects.empty()) throw AdaptError("pick needs an object that is not a ball in the scene");
     if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
     auto pos = [&](int body) { return sim::GetBodyPos(world.data(), body); };
@@ -194,10 +198,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
     // subgoals. Draws whose object slides off the line are redrawn.
     // A box: a ball rolls off the line, and the hand (its bottom 5 cm above the fingertips) hits the
     // top of the 10 cm cup when it comes down behind it.
-    std::vector<int> objects;
-    for (int b : runner_->scene().object_bodies) {
-      if (world.model()->geom_type[world.model()->body_geomadr[b]] == mjGEOM_BOX) objects.push_back(b);
-    }
+    const std::vector<int> objects = objects_of_type([](int type) { return type == mjGEOM_BOX; });
     if (objects.empty()) throw AdaptError("push needs a box in the scene");
     for (int tries = 0;; ++tries) {
       if (tries == 50) return false;
