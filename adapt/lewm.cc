@@ -158,10 +158,11 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   // The between-scene positives' frames, with scene_camera only: the clip's last, or with
   // scene_any_time (which needs scene_camera) any of its episode's.
   std::vector<std::int64_t> view_frames;
-  for (const auto& clip : clips) {
-    if (config_.scene_camera.empty()) break;
-    const std::int64_t last = clip.start + static_cast<std::int64_t>(length - 1) * k;
-    view_frames.push_back(config_.scene_any_time ? std::uniform_int_distribution<std::int64_t>(0, clip.episode->frames - 1)(*rng) : last);
+  if (!config_.scene_camera.empty()) {
+    for (const auto& clip : clips) {
+      const std::int64_t last = clip.start + static_cast<std::int64_t>(length - 1) * k;
+      view_frames.push_back(config_.scene_any_time ? std::uniform_int_distribution<std::int64_t>(0, clip.episode->frames - 1)(*rng) : last);
+    }
   }
   const auto [first, end] = ShareOf(group_, config_.batch);
   const int count = end - first;
