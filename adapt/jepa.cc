@@ -249,11 +249,12 @@ constexpr int kProbeColumns = 18;
 // pinhole intrinsics [fx 0 cx; 0 fy cy; 0 0 1] (OpenGL camera: looking along -z, y up; v grows down).
 // Points behind the camera or far outside the image (an object knocked off the table) would blow up
 // u and v and with them R^2 (-423 once): depth is clamped to >= 5 cm and u, v to 1.5 image widths.
-torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double>& k, int size) {
+// `in_view` (optional): whether the point projects into the image, in front of the camera.
+torch::Tensor ToImagePlane(const torch::Tensor& camera, const std::vector<double>& k, int size, torch::Tensor* in_view = nullptr) {
   const auto depth = (-camera.select(1, 2)).clamp_min(0.05);
-  const auto u = ((k[0] * camera.select(1, 0) / depth + k[2]) / size).clamp(-0.5, 1.5);
-  const auto v = ((k[5] - k[4] * camera.select(1, 1) / depth) / size).clamp(-0.5, 1.5);
-  return torch::stack({u, v, depth}, 1);
+  const auto u = (k[0] * camera.select(1, 0) / depth + k[2]) / size, v = (k[5] - k[4] * camera.select(1, 1) / depth) / size;
+  if (in_view) *in_view = (-camera.select(1, 2) > 0.05) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1);
+  return torch::stack({u.clamp(-0.5, 1.5), v.clamp(-0.5, 1.5), depth}, 1);
 }
 
 // Tokens (n, 1, N, D) of single frames -> the probes' features: averaged to a 4x4 grid, (n, 16 D).
@@ -337,12 +338,32 @@ torch::Tensor RidgeProbe(const std::vector<torch::Tensor>& xs, const std::vector
   return scored.gather(0, best.view({1, points, 1}).expand({1, points, 3})).reshape({-1});
 }
 
-ProbeResult ResultOf(const torch::Tensor& r2, int64_t train_frames, int64_t test_frames) {
+// The object's target columns (world frame, camera frame, image plane). Its probes fit and score only
+// the frames where it is in view: a cup knocked off the table and out of the image is 4 % of the demo's
+// frames but a third to a half of the variance of its image-plane position, which no encoder can read
+// from a frame that does not show it.
+torch::Tensor ObjectColumns() { return torch::tensor(std::vector<int64_t>{3, 4, 5, 9, 10, 11, 15, 16, 17}); }
+
+torch::Tensor InViewRows(const torch::Tensor& in_view) { return in_view.nonzero().squeeze(1); }
+
+// Per-column R^2 of predictions of a probe set's targets, the object's columns on its in-view rows.
+torch::Tensor ProbeR2(const torch::Tensor& truth, const torch::Tensor& prediction, const torch::Tensor& object_in_view) {
+  auto r2 = R2(truth, prediction);
+  const auto rows = InViewRows(object_in_view), columns = ObjectColumns();
+  r2.index_copy_(0, columns,
+                 rows.numel() > 0
+                     ? R2(truth.index_select(0, rows).index_select(1, columns), prediction.index_select(0, rows).index_select(1, columns))
+                     : torch::full({columns.numel()}, std::nan(""), r2.options()));
+  return r2;
+}
+
+ProbeResult ResultOf(const torch::Tensor& r2, const ProbeSet& train, const ProbeSet& test) {
   ProbeResult r;
   ProbeScore* scores[6] = {&r.ee_world, &r.object_world, &r.ee, &r.object, &r.ee_image, &r.object_image};
   for (int i = 0; i < 6; ++i) *scores[i] = ScoreOf(r2.slice(0, 3 * i, 3 * i + 3));
-  r.train_frames = train_frames;
-  r.test_frames = test_frames;
+  r.train_frames = train.size();
+  r.test_frames = test.size();
+  r.object_out_of_view = test.size() - torch::cat(test.object_in_view).sum().item<int64_t>();
   return r;
 }
 
@@ -382,7 +403,10 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
                                   .to(torch::kFloat64);
     const auto ee = to_camera(ee_world), object = to_camera(object_world);
     const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
-    set.targets.push_back(torch::cat({ee_world, object_world, ee, object, ToImagePlane(ee, k, s), ToImagePlane(object, k, s)}, 1));
+    torch::Tensor in_view;
+    const auto object_image = ToImagePlane(object, k, s, &in_view);
+    set.targets.push_back(torch::cat({ee_world, object_world, ee, object, ToImagePlane(ee, k, s), object_image}, 1));
+    set.object_in_view.push_back(in_view);
   }
   return set;
 }
@@ -391,7 +415,20 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const 
   std::vector<torch::Tensor> xs, xt;
   for (const auto& f : train.frames) xs.push_back(PooledFeatures(encoder, f));
   for (const auto& f : test.frames) xt.push_back(PooledFeatures(encoder, f));
-  return ResultOf(RidgeProbe(xs, train.targets, torch::cat(xt), torch::cat(test.targets)), train.size(), test.size());
+  const auto x_test = torch::cat(xt), y_test = torch::cat(test.targets);
+  auto r2 = RidgeProbe(xs, train.targets, x_test, y_test);
+  // The object's probes again, fit and scored on the frames where it is in view.
+  const auto columns = ObjectColumns(), rows = InViewRows(torch::cat(test.object_in_view));
+  std::vector<torch::Tensor> xs_in, ys_in;
+  for (size_t e = 0; e < xs.size(); ++e) {
+    const auto in_view = InViewRows(train.object_in_view[e]);
+    xs_in.push_back(xs[e].index_select(0, in_view));
+    ys_in.push_back(train.targets[e].index_select(0, in_view).index_select(1, columns));
+  }
+  r2.index_copy_(0, columns,
+                 rows.numel() > 0 ? RidgeProbe(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, columns))
+                                  : torch::full({columns.numel()}, std::nan(""), r2.options()));
+  return ResultOf(r2, train, test);
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
@@ -406,7 +443,12 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
   for (const auto& p : head->parameters()) params.push_back(p);
   torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
   const auto x = torch::cat(train.frames), y = torch::cat(train.targets).to(DefaultFloat());
-  const auto mean = y.mean(0), std = y.std(0).clamp_min(1e-6);
+  // Weight 0 on the object's columns where it is out of view (its statistics without those rows).
+  auto weight = torch::ones_like(y);
+  weight.index_copy_(1, ObjectColumns(),
+                     torch::cat(train.object_in_view).to(y.dtype()).unsqueeze(1).expand({-1, ObjectColumns().numel()}).contiguous());
+  const auto count = weight.sum(0).clamp_min(1), mean = (y * weight).sum(0) / count;
+  const auto std = ((y - mean).pow(2) * weight).sum(0).div(count).sqrt().clamp_min(1e-6);
   const auto y_norm = (y - mean) / std;
   auto predict = [&](const torch::Tensor& frames) { return head->forward(PoolTokens(encoder->forward(FramesToInput(frames.unsqueeze(1))))); };
   const int64_t batch = 64;
@@ -415,7 +457,7 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
     const auto order = torch::randperm(x.size(0));
     for (int64_t i = 0; i < x.size(0); i += batch) {
       const auto index = order.slice(0, i, std::min(x.size(0), i + batch));
-      const auto loss = (predict(x.index_select(0, index)) - y_norm.index_select(0, index)).pow(2).mean();
+      const auto loss = ((predict(x.index_select(0, index)) - y_norm.index_select(0, index)).pow(2) * weight.index_select(0, index)).mean();
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
@@ -427,7 +469,7 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
   const auto xt = torch::cat(test.frames);
   for (int64_t i = 0; i < xt.size(0); i += batch) predictions.push_back(predict(xt.slice(0, i, std::min(xt.size(0), i + batch))));
   const auto prediction = torch::cat(predictions).to(torch::kFloat64) * std.to(torch::kFloat64) + mean.to(torch::kFloat64);
-  return ResultOf(R2(torch::cat(test.targets), prediction), train.size(), test.size());
+  return ResultOf(ProbeR2(torch::cat(test.targets), prediction, torch::cat(test.object_in_view)), train, test);
 }
 
 }  // namespace embody::adapt

@@ -110,14 +110,16 @@ struct ProbeResult {
   ProbeScore ee, object;              ///< positions in the camera frame (x, y, z)
   ProbeScore ee_image, object_image;  ///< the same points in the image plane (u/W, v/H, depth)
   std::int64_t train_frames = 0, test_frames = 0;
+  std::int64_t object_out_of_view = 0;  ///< test frames where the object is out of view: left out of its probes
 };
 
 /// Frames and probe targets of a split's episodes (every `frame_stride`-th frame), read once and
 /// shared by the probes of several encoders and by the supervised ceiling.
 struct ProbeSet {
-  std::vector<torch::Tensor> frames;   ///< per episode: (n, H, W, 3) uint8
-  std::vector<torch::Tensor> targets;  ///< per episode: (n, 18) ee, object in the world frame, camera frame, image plane
-  std::int64_t size() const;           ///< frames in all episodes
+  std::vector<torch::Tensor> frames;          ///< per episode: (n, H, W, 3) uint8
+  std::vector<torch::Tensor> targets;         ///< per episode: (n, 18) ee, object in the world frame, camera frame, image plane
+  std::vector<torch::Tensor> object_in_view;  ///< per episode: (n) bool, the object projects into the image
+  std::int64_t size() const;                  ///< frames in all episodes
 };
 /// @throws AdaptError when the split has no episodes.
 ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_episodes, int frame_stride = 3);
@@ -125,7 +127,7 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
 /// Fits ridge probes from pooled latents (tokens averaged to a 4x4 grid per frame) to the end-effector
 /// position and the first object's position, in the world frame, the episode camera's frame and its
 /// image plane, on `train` (the ridge strength chosen on every fifth training episode), and scores them on
-/// `test`.
+/// `test`; the object's probes on the frames where it is in view only (`object_out_of_view` counts the rest).
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test);
 /// The same on the datasets' /mask/train and /mask/valid episodes.
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes = 1000, int frame_stride = 3);

@@ -8,7 +8,9 @@ on the rest. Factors: per frame, the end effector's and each object's world posi
 (the randomization draw the dataset stores), the camera's position and target, the colours of the
 materials, the lights and the ambient level. A factor that varies between episodes only is probed
 across held-out *episodes*, so a negative R^2 there means "not carried" (the read-out does worse
-than the held-out mean). Uses Debian's python3-h5py and numpy; nothing in the build depends on it.
+than the held-out mean). An object is probed on the frames where camera0 shows it (its position
+projects inside the image, in front of the camera; the share left out is printed), as `pretrain`'s
+probes do. Uses Debian's python3-h5py and numpy; nothing in the build depends on it.
 
   scripts/latent_factors.py data/demo_franka.h5 data/demo_franka.h5.latents/<encoder hash>.h5
 """
@@ -22,10 +24,22 @@ import numpy as np
 def main(data_path, cache_path, ridge=10.0):
     data, cache = h5py.File(data_path, "r")["data"], h5py.File(cache_path, "r")
     names = sorted(data.keys(), key=lambda s: int(s.split("_")[1]))
-    latents, episode_of, factors = [], [], {}
+    latents, episode_of, factors, in_view = [], [], {}, {}
 
-    def add(name, values):
+    def add(name, values, visible=None):
         factors.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
+        in_view.setdefault(name, []).append(np.ones(len(values), bool) if visible is None else visible)
+
+    def visible_in(demo, points):  # projects inside camera0's image, in front of it (OpenGL camera, looking along -z)
+        if "camera" not in demo or "camera0" not in demo["camera"]:
+            return None
+        pose, k = demo["camera/camera0/extrinsics"][:], demo["camera/camera0/intrinsics"][:]
+        size = demo["obs/camera0_image"].shape[1]
+        c = (points - pose[:3, 3]) @ pose[:3, :3]
+        depth = -c[:, 2]
+        u = k[0, 0] * c[:, 0] / np.maximum(depth, 1e-6) + k[0, 2]
+        v = k[1, 2] - k[1, 1] * c[:, 1] / np.maximum(depth, 1e-6)
+        return (depth > 0.05) & (u >= 0) & (u <= size) & (v >= 0) & (v <= size)
 
     for i, name in enumerate(names):
         z = cache[name]["latents"][:]
@@ -39,7 +53,7 @@ def main(data_path, cache_path, ridge=10.0):
         draw = json.loads(demo.attrs["randomization"]) if "randomization" in demo.attrs else {}
         bodies = [o["body"] for o in draw.get("objects", [])] or ["object%d" % j for j in range(objects.shape[1] // 7)]
         for j, body in enumerate(bodies[: objects.shape[1] // 7]):
-            add(body + " position", objects[:, 7 * j : 7 * j + 3])
+            add(body + " position", objects[:, 7 * j : 7 * j + 3], visible_in(demo, objects[:, 7 * j : 7 * j + 3]))
         for c, camera in enumerate(draw.get("cameras", [])):
             add("camera%d position" % c, np.tile(camera["position"], (frames, 1)))
             add("camera%d target" % c, np.tile(camera["target"], (frames, 1)))
@@ -62,11 +76,17 @@ def main(data_path, cache_path, ridge=10.0):
         y = np.concatenate(values)
         if len(y) != len(x):
             continue  # an episode lacked the factor
-        w = np.linalg.solve(gram, a[train].T @ y[train])
-        residual = ((y[test] - a[test] @ w) ** 2).sum(0)
-        total = ((y[test] - y[test].mean(0)) ** 2).sum(0)
+        shown = np.concatenate(in_view[name])
+        fit, score = train & shown, test & shown
+        if fit.all():
+            w = np.linalg.solve(gram, a[train].T @ y[train])
+        else:  # the factor's own in-view frames
+            w = np.linalg.solve(a[fit].T @ a[fit] + ridge * np.eye(a.shape[1]), a[fit].T @ y[fit])
+        residual = ((y[score] - a[score] @ w) ** 2).sum(0)
+        total = ((y[score] - y[score].mean(0)) ** 2).sum(0)
         r2 = np.where(total > 1e-12, 1 - residual / np.maximum(total, 1e-12), np.nan)
-        print("  %-28s %s   (std %.3g)" % (name, " ".join("%6.2f" % v for v in r2), y.std(0).mean()))
+        left_out = "" if shown.all() else ", %.1f %% of frames out of view left out" % (100 * (1 - shown.mean()))
+        print("  %-28s %s   (std %.3g%s)" % (name, " ".join("%6.2f" % v for v in r2), y[shown].std(0).mean(), left_out))
 
 
 if __name__ == "__main__":

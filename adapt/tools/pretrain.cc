@@ -64,7 +64,9 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
   }
   std::printf(
       "  world and camera axes x, y, z; image axes u/W, v/H, depth. ceiling: the same architecture trained supervised\n"
-      "  on these targets (pretrain --ceiling-epochs N), the most a probe of this architecture can show.\n");
+      "  on these targets (pretrain --ceiling-epochs N), the most a probe of this architecture can show.\n"
+      "  the object (the first of the scene's) on the %lld test frames where it is in view (%lld out of view left out).\n",
+      static_cast<long long>(trained.test_frames - trained.object_out_of_view), static_cast<long long>(trained.object_out_of_view));
   nlohmann::json j = ResultJson(trained);
   j["encoder"] = {{"kind", encoder.kind()}, {"hash", encoder.hash()}};
   j["random_encoder"] = ResultJson(baseline);
@@ -74,6 +76,7 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
   }
   j["train_frames"] = trained.train_frames;
   j["test_frames"] = trained.test_frames;
+  j["object_out_of_view_frames"] = trained.object_out_of_view;
   j["targets"] = {{"ee_position_r2", 0.9}, {"object_position_r2", 0.8}};
   return j;
 }

@@ -111,6 +111,8 @@ TEST_F(PretrainTest, ProbeSetAndSupervisedCeiling) {
   EXPECT_EQ(6 * static_cast<int64_t>(train.frames.size()), train.size());  // 12 steps, every 2nd
   EXPECT_EQ((std::vector<int64_t>{6, 32, 32, 3}), train.frames[0].sizes().vec());
   EXPECT_EQ((std::vector<int64_t>{6, 18}), train.targets[0].sizes().vec());
+  ASSERT_EQ(train.frames.size(), train.object_in_view.size());
+  EXPECT_EQ((std::vector<int64_t>{6}), train.object_in_view[0].sizes().vec());
   const auto y = torch::cat(train.targets);
   EXPECT_TRUE(torch::allclose(y.select(1, 14), -y.select(1, 8)));   // ee depth = -z (camera looks along -z)
   EXPECT_TRUE(torch::allclose(y.select(1, 17), -y.select(1, 11)));  // object depth = -z
@@ -190,6 +192,21 @@ TEST_F(PretrainTest, TorchScriptEncoderRunsThroughPipeline) {
   const ProbeResult probe = EvaluateProbes(good, data, 20, 4);
   EXPECT_TRUE(std::isfinite(probe.ee.r2));
   EXPECT_GT(probe.test_frames, 0);
+  // The object's probes leave out the frames where it is out of view: whatever its targets say there
+  // (a cup fallen off the table, far outside the image) changes nothing, and the frames are counted.
+  const ProbeSet train = LoadProbeSet(data, "train", 20, 4), test = LoadProbeSet(data, "valid", 20, 4);
+  ProbeSet hidden = test, corrupted = test;
+  for (ProbeSet* set : {&hidden, &corrupted}) {
+    set->object_in_view[0] = set->object_in_view[0].clone();
+    set->object_in_view[0][0] = false;
+    set->targets[0] = set->targets[0].clone();
+  }
+  corrupted.targets[0][0].slice(0, 3, 18).fill_(1e3);  // the object's columns (and the ee's camera/image ones)
+  const ProbeResult a = EvaluateProbes(good, train, hidden), b = EvaluateProbes(good, train, corrupted);
+  EXPECT_DOUBLE_EQ(a.object_image.r2, b.object_image.r2);
+  EXPECT_DOUBLE_EQ(a.object_world.r2, b.object_world.r2);
+  EXPECT_NE(a.ee_image.r2, b.ee_image.r2);  // the ee's columns still count that frame
+  EXPECT_EQ(probe.object_out_of_view + (test.object_in_view[0][0].item<bool>() ? 1 : 0), a.object_out_of_view);
   FrozenEncoder bad = FrozenEncoder::Load(*dir_ / "bad_rank.pt");
   try {
     bad.Encode(torch::rand({1, 2, 3, 32, 32}));
