@@ -276,8 +276,9 @@ torch::Tensor PooledFeatures(FrozenEncoder& encoder, const torch::Tensor& frames
   return torch::cat(out).to(torch::kFloat64);
 }
 
-// Per-column R^2 of predictions.
+// Per-column R^2 of predictions (NaN without rows: nothing was scored).
 torch::Tensor R2(const torch::Tensor& truth, const torch::Tensor& prediction) {
+  if (truth.size(0) == 0) return torch::full({truth.size(1)}, std::nan(""), truth.options());
   const auto sse = (truth - prediction).pow(2).sum(0), sst = (truth - truth.mean(0)).pow(2).sum(0).clamp_min(1e-12);
   return 1 - sse / sst;
 }
@@ -341,20 +342,25 @@ torch::Tensor RidgeProbe(const std::vector<torch::Tensor>& xs, const std::vector
 // The object's target columns (world frame, camera frame, image plane). Its probes fit and score only
 // the frames where it is in view: a cup knocked off the table and out of the image is 4 % of the demo's
 // frames but a third to a half of the variance of its image-plane position, which no encoder can read
-// from a frame that does not show it.
+// from a frame that does not show it. The ee's columns (the same three frames) count every frame.
 torch::Tensor ObjectColumns() { return torch::tensor(std::vector<int64_t>{3, 4, 5, 9, 10, 11, 15, 16, 17}); }
+torch::Tensor EeColumns() { return torch::tensor(std::vector<int64_t>{0, 1, 2, 6, 7, 8, 12, 13, 14}); }
 
 torch::Tensor InViewRows(const torch::Tensor& in_view) { return in_view.nonzero().squeeze(1); }
 
+// The 18 per-column R^2 from the ee's and the object's nine each.
+torch::Tensor Merged(const torch::Tensor& ee, const torch::Tensor& object) {
+  auto r2 = torch::empty({kProbeColumns}, ee.options());
+  r2.index_copy_(0, EeColumns(), ee);
+  r2.index_copy_(0, ObjectColumns(), object);
+  return r2;
+}
+
 // Per-column R^2 of predictions of a probe set's targets, the object's columns on its in-view rows.
 torch::Tensor ProbeR2(const torch::Tensor& truth, const torch::Tensor& prediction, const torch::Tensor& object_in_view) {
-  auto r2 = R2(truth, prediction);
-  const auto rows = InViewRows(object_in_view), columns = ObjectColumns();
-  r2.index_copy_(0, columns,
-                 rows.numel() > 0
-                     ? R2(truth.index_select(0, rows).index_select(1, columns), prediction.index_select(0, rows).index_select(1, columns))
-                     : torch::full({columns.numel()}, std::nan(""), r2.options()));
-  return r2;
+  const auto rows = InViewRows(object_in_view), ee = EeColumns(), object = ObjectColumns();
+  return Merged(R2(truth.index_select(1, ee), prediction.index_select(1, ee)),
+                R2(truth.index_select(0, rows).index_select(1, object), prediction.index_select(0, rows).index_select(1, object)));
 }
 
 ProbeResult ResultOf(const torch::Tensor& r2, const ProbeSet& train, const ProbeSet& test) {
@@ -416,19 +422,18 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const 
   for (const auto& f : train.frames) xs.push_back(PooledFeatures(encoder, f));
   for (const auto& f : test.frames) xt.push_back(PooledFeatures(encoder, f));
   const auto x_test = torch::cat(xt), y_test = torch::cat(test.targets);
-  auto r2 = RidgeProbe(xs, train.targets, x_test, y_test);
-  // The object's probes again, fit and scored on the frames where it is in view.
-  const auto columns = ObjectColumns(), rows = InViewRows(torch::cat(test.object_in_view));
-  std::vector<torch::Tensor> xs_in, ys_in;
+  // The ee's probes on every frame, the object's on the frames where it is in view.
+  const auto ee = EeColumns(), object = ObjectColumns(), rows = InViewRows(torch::cat(test.object_in_view));
+  std::vector<torch::Tensor> ys_ee, xs_in, ys_in;
   for (size_t e = 0; e < xs.size(); ++e) {
     const auto in_view = InViewRows(train.object_in_view[e]);
+    ys_ee.push_back(train.targets[e].index_select(1, ee));
     xs_in.push_back(xs[e].index_select(0, in_view));
-    ys_in.push_back(train.targets[e].index_select(0, in_view).index_select(1, columns));
+    ys_in.push_back(train.targets[e].index_select(0, in_view).index_select(1, object));
   }
-  r2.index_copy_(0, columns,
-                 rows.numel() > 0 ? RidgeProbe(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, columns))
-                                  : torch::full({columns.numel()}, std::nan(""), r2.options()));
-  return ResultOf(r2, train, test);
+  return ResultOf(Merged(RidgeProbe(xs, ys_ee, x_test, y_test.index_select(1, ee)),
+                         RidgeProbe(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, object))),
+                  train, test);
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {
@@ -445,8 +450,8 @@ ProbeResult SupervisedCeiling(const EncoderConfig& config, const ProbeSet& train
   const auto x = torch::cat(train.frames), y = torch::cat(train.targets).to(DefaultFloat());
   // Weight 0 on the object's columns where it is out of view (its statistics without those rows).
   auto weight = torch::ones_like(y);
-  weight.index_copy_(1, ObjectColumns(),
-                     torch::cat(train.object_in_view).to(y.dtype()).unsqueeze(1).expand({-1, ObjectColumns().numel()}).contiguous());
+  const auto object = ObjectColumns();
+  weight.index_copy_(1, object, torch::cat(train.object_in_view).to(y.dtype()).unsqueeze(1).expand({-1, object.numel()}).contiguous());
   const auto count = weight.sum(0).clamp_min(1), mean = (y * weight).sum(0) / count;
   const auto std = ((y - mean).pow(2) * weight).sum(0).div(count).sqrt().clamp_min(1e-6);
   const auto y_norm = (y - mean) / std;

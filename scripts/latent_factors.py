@@ -78,7 +78,7 @@ def main(data_path, cache_path, ridge=10.0):
             continue  # an episode lacked the factor
         shown = np.concatenate(in_view[name])
         fit, score = train & shown, test & shown
-        if fit.all():
+        if shown.all():
             w = np.linalg.solve(gram, a[train].T @ y[train])
         else:  # the factor's own in-view frames
             w = np.linalg.solve(a[fit].T @ a[fit] + ridge * np.eye(a.shape[1]), a[fit].T @ y[fit])
