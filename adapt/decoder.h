@@ -1,6 +1,7 @@
 // A pixel decoder on frozen latents, for visualization only: it shows imagined latents as images in
 // the viewer. It is trained after, and apart from, the predictor and never feeds back into it (no
-// pixel loss ever reaches the encoder or the predictor).
+// pixel loss reaches stage two's predictor or the frozen encoder). Stage one's optional pixel term
+// (LewmConfig::recon_weight) trains one of the same architecture with the encoder.
 //
 // Includes torch: include it only from adapt/.
 #pragma once

@@ -25,8 +25,8 @@ double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c
 nlohmann::json LewmConfig::ToJson() const { return *this; }
 LewmConfig LewmConfig::FromJson(const nlohmann::json& j) {
   // A checkpoint from before the between-scene term was trained without it.
-  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4},
-                         {"scene_queue", 0},    {"scene_camera", ""},       {"scene_any_time", false}};
+  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4},   {"scene_queue", 0},
+                         {"scene_camera", ""},  {"scene_any_time", false},  {"recon_weight", 0.0}};
   full.update(j);
   return full.get<LewmConfig>();
 }
@@ -120,10 +120,17 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   scene_queue_ = SceneQueue(config.scene_queue, 64);
   scene_head_->to(device_);
   scene_queue_->to(device_);
+  if (config.recon_weight > 0) {  // built only when used: it draws from torch's generator
+    recon_decoder_ = LatentDecoder(1, config.encoder.dim, config.encoder.image_size);
+    recon_decoder_->to(device_);
+  }
   std::vector<torch::Tensor> params = encoder_->parameters();
   for (const auto& p : predictor_->parameters()) params.push_back(p);
   if (config.scene_weight > 0) {
     for (const auto& p : scene_head_->parameters()) params.push_back(p);
+  }
+  if (config.recon_weight > 0) {
+    for (const auto& p : recon_decoder_->parameters()) params.push_back(p);
   }
   optimizer_ = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
 
@@ -205,6 +212,7 @@ std::vector<std::pair<std::string, torch::nn::Module*>> LewmTrainer::Modules() c
   std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}};
   if (config_.scene_weight > 0) modules.emplace_back("scene_head", scene_head_.ptr().get());
   if (config_.scene_weight > 0 && config_.scene_queue > 0) modules.emplace_back("scene_queue", scene_queue_.ptr().get());
+  if (config_.recon_weight > 0) modules.emplace_back("recon_decoder", recon_decoder_.ptr().get());
   return modules;
 }
 
@@ -297,16 +305,24 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
     last_positives_ = hp.detach();
     last_episodes_ = batch.episodes;
   }
-  const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive + config_.scene_weight * scene;
+  auto recon = torch::zeros({}, z.options());
+  if (config_.recon_weight > 0) {  // each clip's first frame redrawn from its embedding
+    AutocastBf16 autocast(z.device(), config_.bf16);
+    const auto drawn = recon_decoder_->forward(z.select(1, 0).unsqueeze(1)).to(z.scalar_type());
+    recon = (drawn - batch.frames.select(1, 0)).pow(2).mean();
+  }
+  const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive + config_.scene_weight * scene +
+                     config_.recon_weight * recon;
   if (stats) {  // the global batch's figures, in one reduction (SIGReg's already is global)
     auto figures = torch::stack({contrastive.detach(), torch::stack(teacher).mean().detach(),
-                                 (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach(), total.detach(), scene.detach()});
+                                 (z.slice(1, 2) - z.slice(1, 1, -1)).pow(2).mean().detach(), total.detach(), scene.detach(), recon.detach()});
     if (group_) figures = group_->Mean(figures);
     stats->contrast = figures[0].item<double>();
     stats->prediction = figures[1].item<double>();
     stats->copy_last = figures[2].item<double>();
     stats->loss = figures[3].item<double>();
     stats->scene = figures[4].item<double>();
+    stats->recon = figures[5].item<double>();
     stats->sigreg = sigreg.item<double>();
   }
   return total;
@@ -339,7 +355,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
   LewmStats stats;
   const auto start = Clock::now();
   const int first = step_;
-  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0, contrast_sum = 0, scene_sum = 0;
+  double loss_sum = 0, pred_sum = 0, sig_sum = 0, copy_sum = 0, contrast_sum = 0, scene_sum = 0, recon_sum = 0;
   int count = 0;
   // The next batch is read on a thread while this step computes (the reader bounds a GPU). It draws
   // from a copy of rng_, which rng_ becomes when the batch is used: the same batches, and the same
@@ -380,6 +396,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
     copy_sum += s.copy_last;
     contrast_sum += s.contrast;
     scene_sum += s.scene;
+    recon_sum += s.recon;
     ++count;
     stats.step = step_;
     stats.clips_per_s = (step_ - first) * config_.batch / std::max(1e-9, SecondsSince(start));
@@ -390,14 +407,16 @@ LewmStats LewmTrainer::Train(bool verbose) {
       stats.copy_last = copy_sum / count;
       stats.contrast = contrast_sum / count;
       stats.scene = scene_sum / count;
-      loss_sum = pred_sum = sig_sum = copy_sum = contrast_sum = scene_sum = 0;
+      stats.recon = recon_sum / count;
+      loss_sum = pred_sum = sig_sum = copy_sum = contrast_sum = scene_sum = recon_sum = 0;
       count = 0;
       if (verbose && (!group_ || group_->is_root())) {
         const double eta = (config_.steps - step_) * config_.batch / std::max(1e-9, stats.clips_per_s);
         std::fprintf(stderr,
-                     "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f, contrast %.3f, scene %.3f)  %.1f clips/s  "
+                     "pretrain: step %d/%d  loss %.4f (next-embedding %.4f vs copy-last %.4f, SIGReg %.3f, contrast %.3f, scene %.3f, pixels %.4f)  "
+                     "%.1f clips/s  "
                      "ETA %.0fs\n",
-                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.contrast, stats.scene,
+                     step_, config_.steps, stats.loss, stats.prediction, stats.copy_last, stats.sigreg, stats.contrast, stats.scene, stats.recon,
                      stats.clips_per_s, eta);
       }
     }

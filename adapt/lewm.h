@@ -6,7 +6,7 @@
 // an MLP predicts z_{t+1} = z_t + f(z_t, z_t - z_{t-1}, actions of the step, embodiment). Loss: MSE of
 // the next embedding, teacher-forced and over a `rollout`-step open-loop rollout, plus SIGReg (a test
 // statistic that pushes the batch of embeddings towards an isotropic Gaussian: no collapse without
-// EMA or stop-gradient). No pixel reconstruction, no labels. The predictor is discarded afterwards:
+// EMA or stop-gradient), optional contrastive terms and an optional pixel term. No labels. The predictor is discarded afterwards:
 // stage two trains its own, per robot, on the frozen encoder.
 //
 // Includes torch: include it only from adapt/.
@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "adapt/decoder.h"
 #include "adapt/distributed.h"
 #include "adapt/encoder.h"
 #include "adapt/video_data.h"
@@ -61,6 +62,11 @@ struct LewmConfig {
   /// uniformly), not of the clip's last: the arm's pose no longer matches them either, so what is
   /// left is what stands still in the episode, the objects that are not moved.
   bool scene_any_time = false;
+  /// Weight of a pixel term: a small decoder (the visualization decoder's architecture) must redraw
+  /// each clip's first frame from its embedding, MSE. Self-supervised (no labels), but unlike the
+  /// other terms it asks for everything the frame shows, in proportion to its pixels and contrast,
+  /// small objects that stand still included. The decoder is discarded with the predictor. 0 = off.
+  double recon_weight = 0;
   int batch = 32;
   int steps = 2000;
   double lr = 1e-3, weight_decay = 0.05;
@@ -76,7 +82,7 @@ struct LewmConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
                                    contrast_temperature, scene_weight, scene_temperature, scene_shift, scene_queue, scene_camera, scene_any_time,
-                                   batch, steps, lr, weight_decay, seed)
+                                   recon_weight, batch, steps, lr, weight_decay, seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings z (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
@@ -97,7 +103,7 @@ TORCH_MODULE(StepPredictor);
 
 struct LewmStats {
   int step = 0;
-  double loss = 0, prediction = 0, sigreg = 0, contrast = 0, scene = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
+  double loss = 0, prediction = 0, sigreg = 0, contrast = 0, scene = 0, recon = 0, copy_last = 0, val_ratio = 0, clips_per_s = 0;
 };
 
 /// One batch of clips: frames (B, L, 3, H, W) float, conditions (B, L - 1, C) (the step's actions,
@@ -151,6 +157,7 @@ class LewmTrainer {
   StepPredictor predictor_{nullptr};
   torch::nn::Sequential scene_head_{nullptr};  ///< the between-scene term's projection head
   SceneQueue scene_queue_{nullptr};
+  LatentDecoder recon_decoder_{nullptr};          ///< the pixel term's decoder, with recon_weight > 0
   torch::Tensor last_positives_, last_episodes_;  ///< the last Loss's, for the queue
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;

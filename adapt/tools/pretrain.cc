@@ -131,6 +131,11 @@ int main(int argc, char** argv) {
   app.add_flag("--scene-any-time", lewm.scene_any_time,
                "lewm: with --scene-camera, the positive is that camera's view of any frame of the episode (not of the clip's last): "
                "what is left to match by is what stands still");
+  app.add_option("--recon-weight", lewm.recon_weight,
+                 "lewm: weight of a pixel term: a small decoder redraws each clip's first frame from its embedding (MSE), so the "
+                 "encoder keeps what the frame shows, small objects that stand still included (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--scene-queue", lewm.scene_queue,
                  "lewm: earlier positives kept as the between-scene term's further negatives (0 = the batch's only)")
       ->capture_default_str()

@@ -168,6 +168,44 @@ TEST_F(LewmTest, SceneTermTellsEpisodesApartAndResumes) {
   EXPECT_EQ(12, LewmTrainer(queued, data, *dir_ / "queued.pt", true).Train(false).step);  // the head and the queue are read back
 }
 
+// Tests the pixel term: off, it adds nothing; on, the decoder's error on the clips' first frames
+// falls as it trains, the run is deterministic, and the decoder travels with the checkpoint (a
+// resumed run continues; one without the term is refused).
+TEST_F(LewmTest, PixelTermRedrawsFramesAndResumes) {
+  const VideoData data({*dir_ / "franka.h5"});
+  LewmConfig config = Tiny();
+  {
+    LewmTrainer off(config, data, *dir_ / "pixels_off.pt", false);
+    std::mt19937_64 rng(1);
+    LewmStats s;
+    off.Loss(off.Batch("train", &rng), &s, 0);
+    EXPECT_EQ(0.0, s.recon);
+  }
+  config.recon_weight = 1.0;
+  config.log_every = 10;  // the stats below are the last 10 steps'
+  LewmStats first;
+  {
+    LewmTrainer look(config, data, *dir_ / "pixels_look.pt", false);
+    std::mt19937_64 rng(1);
+    look.Loss(look.Batch("train", &rng), &first, 0);
+    EXPECT_GT(first.recon, 0.0);
+  }
+  const fs::path out = *dir_ / "pixels.pt";
+  const LewmStats stats = LewmTrainer(config, data, out, false).Train(false);
+  EXPECT_TRUE(std::isfinite(stats.loss));
+  EXPECT_LT(stats.recon, 0.8 * first.recon);
+  const auto frames = torch::rand({2, 3, 3, 32, 32});
+  const auto z = FrozenEncoder::Load(out).Encode(frames);
+  LewmTrainer(config, data, *dir_ / "pixels_again.pt", false).Train(false);
+  EXPECT_TRUE(torch::equal(z, FrozenEncoder::Load(*dir_ / "pixels_again.pt").Encode(frames)));
+  LewmConfig more = config;
+  more.steps = 32;
+  EXPECT_EQ(32, LewmTrainer(more, data, out, true).Train(false).step);
+  LewmConfig without = more;
+  without.recon_weight = 0;
+  EXPECT_THROW(LewmTrainer(without, data, out, true), AdaptError);
+}
+
 // Tests the multi-view positive: with --scene-camera each clip's positive is that camera's view of
 // its last frame (not the anchors' camera's), the term trains; what cannot work is refused.
 TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
