@@ -22,11 +22,20 @@ double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c
 
 }  // namespace
 
+torch::Tensor ReconTarget(const torch::Tensor& frames, const std::string& kind) {
+  if (kind == "rgb") return frames;
+  if (kind != "highpass") throw AdaptError("unknown pixel-term target '" + kind + "' (rgb or highpass)");
+  namespace F = torch::nn::functional;
+  const auto padded = F::pad(frames, F::PadFuncOptions({2, 2, 2, 2}).mode(torch::kReplicate));
+  const auto local_mean = F::avg_pool2d(padded, F::AvgPool2dFuncOptions(5).stride(1));
+  return (0.5 + 2 * (frames - local_mean)).clamp(0, 1);
+}
+
 nlohmann::json LewmConfig::ToJson() const { return *this; }
 LewmConfig LewmConfig::FromJson(const nlohmann::json& j) {
   // A checkpoint from before the between-scene term was trained without it.
-  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4},   {"scene_queue", 0},
-                         {"scene_camera", ""},  {"scene_any_time", false},  {"recon_weight", 0.0}};
+  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4},    {"scene_queue", 0},
+                         {"scene_camera", ""},  {"scene_any_time", false},  {"recon_weight", 0.0}, {"recon_target", "rgb"}};
   full.update(j);
   return full.get<LewmConfig>();
 }
@@ -83,6 +92,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
+  ReconTarget(torch::zeros({1, 3, 8, 8}), config.recon_target);  // refuses an unknown target
   if (config.scene_any_time && config.scene_camera.empty()) throw AdaptError("--scene-any-time needs --scene-camera");
   if (!config.scene_camera.empty()) {
     if (config.scene_weight <= 0) throw AdaptError("--scene-camera needs the between-scene term (--scene-weight > 0)");
@@ -309,7 +319,7 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   if (config_.recon_weight > 0) {  // each clip's first frame redrawn from its embedding
     AutocastBf16 autocast(z.device(), config_.bf16);
     const auto drawn = recon_decoder_->forward(z.select(1, 0).unsqueeze(1)).to(z.scalar_type());
-    recon = (drawn - batch.frames.select(1, 0)).pow(2).mean();
+    recon = (drawn - ReconTarget(batch.frames.select(1, 0), config_.recon_target)).pow(2).mean();
   }
   const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive + config_.scene_weight * scene +
                      config_.recon_weight * recon;

@@ -67,6 +67,9 @@ struct LewmConfig {
   /// other terms it asks for everything the frame shows, in proportion to its pixels and contrast,
   /// small objects that stand still included. The decoder is discarded with the predictor. 0 = off.
   double recon_weight = 0;
+  /// What the pixel term redraws: "rgb" (the frame) or "highpass" (the frame minus its 5x5 local mean,
+  /// scaled by 2 around 0.5: flat areas are all alike, edges and small objects are what is left).
+  std::string recon_target = "rgb";
   int batch = 32;
   int steps = 2000;
   double lr = 1e-3, weight_decay = 0.05;
@@ -82,7 +85,7 @@ struct LewmConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
                                    contrast_temperature, scene_weight, scene_temperature, scene_shift, scene_queue, scene_camera, scene_any_time,
-                                   recon_weight, batch, steps, lr, weight_decay, seed)
+                                   recon_weight, recon_target, batch, steps, lr, weight_decay, seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings z (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic
@@ -91,6 +94,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, pre
 /// With a data-parallel `group`, `z` is this rank's equal share and the statistic is the
 /// global batch's (characteristic functions averaged over the ranks; the gradient reaches this share).
 torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* generator = nullptr, const DataParallel* group = nullptr);
+
+/// The pixel term's target for frames (B, 3, H, W) in [0, 1]: LewmConfig::recon_target. @throws AdaptError.
+torch::Tensor ReconTarget(const torch::Tensor& frames, const std::string& kind);
 
 /// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
 struct StepPredictorImpl : torch::nn::Module {

@@ -136,6 +136,11 @@ int main(int argc, char** argv) {
                  "encoder keeps what the frame shows, small objects that stand still included (0 = off)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--recon-target", lewm.recon_target,
+                 "lewm: what the pixel term redraws: rgb (the frame) or highpass (the frame minus its 5x5 local mean: edges and "
+                 "small objects)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rgb", "highpass"}));
   app.add_option("--scene-queue", lewm.scene_queue,
                  "lewm: earlier positives kept as the between-scene term's further negatives (0 = the batch's only)")
       ->capture_default_str()

@@ -206,6 +206,21 @@ TEST_F(LewmTest, PixelTermRedrawsFramesAndResumes) {
   EXPECT_THROW(LewmTrainer(without, data, out, true), AdaptError);
 }
 
+// Tests the pixel term's high-pass target: a flat image is 0.5 everywhere, a bright dot on it stands
+// out (its ring a little below 0.5), the plain target is the frame; an unknown target is refused.
+TEST(ReconTargetTest, HighPassKeepsSmallThingsAndDropsFlatAreas) {
+  auto flat = torch::full({1, 3, 16, 16}, 0.3);
+  EXPECT_TRUE(torch::allclose(ReconTarget(flat, "highpass"), torch::full_like(flat, 0.5)));
+  auto dot = flat.clone();
+  dot.slice(2, 8, 9).slice(3, 8, 9).fill_(0.5);
+  const auto target = ReconTarget(dot, "highpass");
+  EXPECT_NEAR(0.5 + 2 * (0.5 - (0.3 * 24 + 0.5) / 25), target[0][0][8][8].item<double>(), 1e-5);
+  EXPECT_LT(target[0][0][7][8].item<double>(), 0.5);
+  EXPECT_NEAR(0.5, target[0][0][2][2].item<double>(), 1e-6);
+  EXPECT_TRUE(torch::equal(dot, ReconTarget(dot, "rgb")));
+  EXPECT_THROW(ReconTarget(dot, "edges"), AdaptError);
+}
+
 // Tests the multi-view positive: with --scene-camera each clip's positive is that camera's view of
 // its last frame (not the anchors' camera's), the term trains; what cannot work is refused.
 TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
