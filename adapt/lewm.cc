@@ -93,6 +93,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   ReconTarget(torch::zeros({1, 3, 8, 8}), config.recon_target);  // refuses an unknown target
+  if (config.recon_target != "rgb" && config.recon_weight <= 0) throw AdaptError("--recon-target needs the pixel term (--recon-weight > 0)");
   if (config.scene_any_time && config.scene_camera.empty()) throw AdaptError("--scene-any-time needs --scene-camera");
   if (!config.scene_camera.empty()) {
     if (config.scene_weight <= 0) throw AdaptError("--scene-camera needs the between-scene term (--scene-weight > 0)");

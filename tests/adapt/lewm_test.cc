@@ -204,6 +204,14 @@ TEST_F(LewmTest, PixelTermRedrawsFramesAndResumes) {
   LewmConfig without = more;
   without.recon_weight = 0;
   EXPECT_THROW(LewmTrainer(without, data, out, true), AdaptError);
+  LewmConfig target_alone = Tiny();
+  target_alone.recon_target = "highpass";  // without the term it would do nothing
+  try {
+    LewmTrainer(target_alone, data, *dir_ / "pixels_alone.pt", false);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--recon-weight"));
+  }
 }
 
 // Tests the pixel term's high-pass target: a flat image is 0.5 everywhere, a bright dot on it stands
