@@ -20,11 +20,15 @@ using Clock = std::chrono::steady_clock;
 // Warm up for the first 5 % of steps, then cosine decay to a tenth.
 double LearningRate(const LewmConfig& c, int step) { return WarmupCosine(c.lr, c.steps, step, 0.05); }
 
+void CheckReconTarget(const std::string& kind) {
+  if (kind != "rgb" && kind != "highpass") throw AdaptError("unknown pixel-term target '" + kind + "' (rgb or highpass)");
+}
+
 }  // namespace
 
 torch::Tensor ReconTarget(const torch::Tensor& frames, const std::string& kind) {
+  CheckReconTarget(kind);
   if (kind == "rgb") return frames;
-  if (kind != "highpass") throw AdaptError("unknown pixel-term target '" + kind + "' (rgb or highpass)");
   namespace F = torch::nn::functional;
   const auto padded = F::pad(frames, F::PadFuncOptions({2, 2, 2, 2}).mode(torch::kReplicate));
   const auto local_mean = F::avg_pool2d(padded, F::AvgPool2dFuncOptions(5).stride(1));
@@ -92,7 +96,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
-  ReconTarget(torch::zeros({1, 3, 8, 8}), config.recon_target);  // refuses an unknown target
+  CheckReconTarget(config.recon_target);
   if (config.recon_target != "rgb" && config.recon_weight <= 0) throw AdaptError("--recon-target needs the pixel term (--recon-weight > 0)");
   if (config.scene_any_time && config.scene_camera.empty()) throw AdaptError("--scene-any-time needs --scene-camera");
   if (!config.scene_camera.empty()) {

@@ -212,6 +212,9 @@ TEST_F(LewmTest, PixelTermRedrawsFramesAndResumes) {
   } catch (const AdaptError& e) {
     EXPECT_THAT(e.what(), HasSubstr("--recon-weight"));
   }
+  LewmConfig unknown = config;
+  unknown.recon_target = "edges";
+  EXPECT_THROW(LewmTrainer(unknown, data, *dir_ / "pixels_unknown.pt", false), AdaptError);
 }
 
 // Tests the pixel term's high-pass target: a flat image is 0.5 everywhere, a bright dot on it stands
