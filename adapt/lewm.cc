@@ -38,8 +38,8 @@ torch::Tensor ReconTarget(const torch::Tensor& frames, const std::string& kind) 
 nlohmann::json LewmConfig::ToJson() const { return *this; }
 LewmConfig LewmConfig::FromJson(const nlohmann::json& j) {
   // A checkpoint from before the between-scene term was trained without it.
-  nlohmann::json full = {{"scene_weight", 0.0}, {"scene_temperature", 0.1}, {"scene_shift", 4},    {"scene_queue", 0},
-                         {"scene_camera", ""},  {"scene_any_time", false},  {"recon_weight", 0.0}, {"recon_target", "rgb"}};
+  nlohmann::json full = {{"scene_weight", 0.0},     {"scene_temperature", 0.1}, {"scene_shift", 4},    {"scene_queue", 0},     {"scene_camera", ""},
+                         {"scene_any_time", false}, {"scene_groups", false},    {"recon_weight", 0.0}, {"recon_target", "rgb"}};
   full.update(j);
   return full.get<LewmConfig>();
 }
@@ -98,7 +98,13 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   CheckReconTarget(config.recon_target);
   if (config.recon_target != "rgb" && config.recon_weight <= 0) throw AdaptError("--recon-target needs the pixel term (--recon-weight > 0)");
-  if (config.scene_any_time && config.scene_camera.empty()) throw AdaptError("--scene-any-time needs --scene-camera");
+  if ((config.scene_any_time || config.scene_groups) && config.scene_weight <= 0) {
+    throw AdaptError(std::string(config.scene_groups ? "--scene-groups" : "--scene-any-time") + " needs the between-scene term (--scene-weight > 0)");
+  }
+  if (config.scene_groups && !data.HasSceneGroups()) {
+    throw AdaptError(
+        "--scene-groups needs episodes that share a scene: collect with simcollect --layouts-per-scene 2 (no episode here has a scene_group)");
+  }
   if (!config.scene_camera.empty()) {
     if (config.scene_weight <= 0) throw AdaptError("--scene-camera needs the between-scene term (--scene-weight > 0)");
     if (config.scene_camera == data.camera()) throw AdaptError("--scene-camera must be another camera than the anchors' " + data.camera());
@@ -176,11 +182,16 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   const int length = config_.clip_length(), k = config_.frame_skip, s = config_.encoder.image_size;
   // Every rank draws the whole global batch (the same stream) and reads only its share.
   std::vector<VideoData::ClipRef> clips;
-  for (int b = 0; b < config_.batch; ++b) clips.push_back(data_.DrawClip(split, length, k, rng));
-  // The between-scene positives' frames, with scene_camera only: the clip's last, or with
-  // scene_any_time (which needs scene_camera) any of its episode's.
+  for (int b = 0; b < config_.batch; ++b) {
+    // With scene_groups every second clip from a group mate of the clip before's episode (when the
+    // split holds one).
+    const EpisodeRef* mate = config_.scene_groups && b % 2 == 1 ? data_.DrawGroupMate(split, *clips[b - 1].episode, rng) : nullptr;
+    clips.push_back(mate ? data_.DrawClipIn(*mate, length, k, rng) : data_.DrawClip(split, length, k, rng));
+  }
+  // The between-scene positives' frames, with scene_camera or scene_any_time only: the clip's last
+  // (scene_camera's view of it), or with scene_any_time any of its episode's.
   std::vector<std::int64_t> view_frames;
-  if (!config_.scene_camera.empty()) {
+  if (!config_.scene_camera.empty() || config_.scene_any_time) {
     for (const auto& clip : clips) {
       const std::int64_t last = clip.start + static_cast<std::int64_t>(length - 1) * k;
       view_frames.push_back(config_.scene_any_time ? std::uniform_int_distribution<std::int64_t>(0, clip.episode->frames - 1)(*rng) : last);
@@ -198,7 +209,7 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
     const auto frames = data_.ReadClip(clip, length, k);
     bytes.insert(bytes.end(), frames.begin(), frames.end());
     const EpisodeRef* ep = clip.episode;
-    if (!config_.scene_camera.empty()) {
+    if (!view_frames.empty()) {
       const auto view = data_.Frames(*ep, view_frames[first + b], 1, config_.scene_camera);
       views.insert(views.end(), view.begin(), view.end());
     }

@@ -58,10 +58,15 @@ struct LewmConfig {
   /// longer tells scenes apart, so what is left to match them by is the layout, arm and objects.
   /// Empty: the anchor's own camera.
   std::string scene_camera;
-  /// With scene_camera: the positive is that camera's view of any frame of the episode (drawn
-  /// uniformly), not of the clip's last: the arm's pose no longer matches them either, so what is
-  /// left is what stands still in the episode, the objects that are not moved.
+  /// The positive is a view of any frame of the episode (drawn uniformly; from scene_camera when
+  /// set, else the anchor's camera), not of the clip's last: the arm's pose no longer matches them
+  /// either, so what is left is what stands still in the episode: the scene and the objects' layout.
   bool scene_any_time = false;
+  /// Half the batch's clips (every second one) from another episode of the clip before's scene group
+  /// (`simcollect --layouts-per-scene`: the same cameras, lighting, materials, dynamics and
+  /// embodiment, other object layouts): each anchor's hardest negative differs from its positive only
+  /// in where the objects stand, so the between-scene term is won only by carrying them.
+  bool scene_groups = false;
   /// Weight of a pixel term: a small decoder (the visualization decoder's architecture) must redraw
   /// each clip's first frame from its embedding, MSE. Self-supervised (no labels), but unlike the
   /// other terms it asks for everything the frame shows, in proportion to its pixels and contrast,
@@ -85,7 +90,7 @@ struct LewmConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LewmConfig, encoder, frame_skip, rollout, predictor_width, sigreg_weight, sigreg_projections, contrast_weight,
                                    contrast_temperature, scene_weight, scene_temperature, scene_shift, scene_queue, scene_camera, scene_any_time,
-                                   recon_weight, recon_target, batch, steps, lr, weight_decay, seed)
+                                   scene_groups, recon_weight, recon_target, batch, steps, lr, weight_decay, seed)
 
 /// SIGReg (Epps-Pulley form, as in LeJEPA/LeWM): embeddings z (n, D) are projected on `projections`
 /// random unit directions; for each, the squared distance between the empirical characteristic

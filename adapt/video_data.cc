@@ -31,7 +31,8 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
     }
     for (const std::string split : {"train", "valid"}) {
       for (const auto& demo : ds.Mask(split)) {
-        (split == "train" ? train_ : valid_).push_back({index, demo, ds.NumSamples(demo)});
+        const std::int64_t group = ds.HasAttr(demo, "scene_group") ? ds.IntAttr(demo, "scene_group") : -1;
+        (split == "train" ? train_ : valid_).push_back({index, demo, ds.NumSamples(demo), group});
       }
     }
   }
@@ -63,12 +64,33 @@ void VideoData::RequireCamera(const std::string& camera) const {
 
 VideoData::ClipRef VideoData::DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const {
   const auto& pool = episodes(split).empty() ? train_ : episodes(split);
-  const EpisodeRef& episode = pool[(*rng)() % pool.size()];
+  return DrawClipIn(pool[(*rng)() % pool.size()], length, stride, rng);
+}
+
+VideoData::ClipRef VideoData::DrawClipIn(const EpisodeRef& episode, int length, int stride, std::mt19937_64* rng) const {
   const std::int64_t span = static_cast<std::int64_t>(length - 1) * stride + 1;
   if (episode.frames < span) {
     throw AdaptError(episode.demo + " has " + std::to_string(episode.frames) + " frames, fewer than a clip of " + std::to_string(span));
   }
   return {&episode, static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1))};
+}
+
+bool VideoData::HasSceneGroups() const {
+  for (const auto* pool : {&train_, &valid_}) {
+    for (const auto& e : *pool) {
+      if (e.scene_group >= 0) return true;
+    }
+  }
+  return false;
+}
+
+const EpisodeRef* VideoData::DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng) const {
+  if (episode.scene_group < 0) return nullptr;
+  std::vector<const EpisodeRef*> mates;
+  for (const auto& e : episodes(split)) {
+    if (e.dataset == episode.dataset && e.scene_group == episode.scene_group && e.demo != episode.demo) mates.push_back(&e);
+  }
+  return mates.empty() ? nullptr : mates[(*rng)() % mates.size()];
 }
 
 std::vector<std::uint8_t> VideoData::ReadClip(const ClipRef& clip, int length, int stride) const {

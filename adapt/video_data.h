@@ -24,6 +24,7 @@ struct EpisodeRef {
   int dataset = 0;
   std::string demo;
   std::int64_t frames = 0;
+  std::int64_t scene_group = -1;  ///< the `scene_group` attribute (simcollect --layouts-per-scene), -1 without
 };
 
 /// One or more datasets, opened once, read lazily.
@@ -53,6 +54,13 @@ class VideoData {
   /// Draws a random clip of `length` frames `stride` apart from `split` without reading it (data-parallel
   /// ranks draw a whole batch alike and read only their share).
   ClipRef DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const;
+  /// A random clip of that episode. @throws AdaptError when it is shorter than a clip.
+  ClipRef DrawClipIn(const EpisodeRef& episode, int length, int stride, std::mt19937_64* rng) const;
+  /// Whether any episode has a scene group (shares its scene with others).
+  bool HasSceneGroups() const;
+  /// A random other episode of `split` from the same dataset and scene group as `episode`; nullptr when
+  /// it has no group or the split holds none of its mates.
+  const EpisodeRef* DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng) const;
   /// The frames of a drawn clip, (length, H, W, 3) uint8.
   std::vector<std::uint8_t> ReadClip(const ClipRef& clip, int length, int stride) const;
   /// DrawClip and ReadClip; clip_start receives its first frame.

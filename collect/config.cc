@@ -17,6 +17,9 @@ void CollectConfig::Validate() const {
     throw CollectError("--image-size must be in 16..256, got " + std::to_string(image_size));
   }
   if (cameras < 1 || cameras > 16) throw CollectError("--cameras must be in 1..16, got " + std::to_string(cameras));
+  if (layouts_per_scene < 1 || layouts_per_scene > 64) {
+    throw CollectError("--layouts-per-scene must be in 1..64, got " + std::to_string(layouts_per_scene));
+  }
   if (control_hz < 0 || control_hz > 500) throw CollectError("--control-hz must be in (0, 500]");
   if (workers < 0 || workers > 256) throw CollectError("--workers must be in 0..256 (0 = all cores)");
   if (shard_count < 1 || shard_index < 0 || shard_index >= shard_count) {
@@ -26,16 +29,19 @@ void CollectConfig::Validate() const {
 }
 
 nlohmann::json CollectConfig::Identity() const {
-  return {{"robot", robot},
-          {"task", task},
-          {"episodes", episodes},
-          {"steps", steps},
-          {"control_hz", control_hz},
-          {"image_size", image_size},
-          {"cameras", cameras},
-          {"seed", seed},
-          {"randomization", randomization.ToJson()},
-          {"shard", std::to_string(shard_index) + "/" + std::to_string(shard_count)}};
+  nlohmann::json j = {{"robot", robot},
+                      {"task", task},
+                      {"episodes", episodes},
+                      {"steps", steps},
+                      {"control_hz", control_hz},
+                      {"image_size", image_size},
+                      {"cameras", cameras},
+                      {"seed", seed},
+                      {"randomization", randomization.ToJson()},
+                      {"shard", std::to_string(shard_index) + "/" + std::to_string(shard_count)}};
+  // Only when set: the identity of every dataset collected before the option is unchanged.
+  if (layouts_per_scene != 1) j["layouts_per_scene"] = layouts_per_scene;
+  return j;
 }
 
 CollectConfig CollectConfig::FromIdentity(const nlohmann::json& identity) {
@@ -99,6 +105,8 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
         image_size = value.get<int>();
       else if (key == "cameras")
         cameras = value.get<int>();
+      else if (key == "layouts_per_scene")
+        layouts_per_scene = value.get<int>();
       else if (key == "workers")
         workers = value.get<int>();
       else if (key == "seed")

@@ -27,7 +27,12 @@ struct CollectConfig {
   double control_hz = 0;  ///< 0: the embodiment's rate
   int image_size = 64;    ///< square images, 16..256
   int cameras = 1;        ///< views per episode
-  int workers = 0;        ///< 0: one per core
+  /// Episodes in consecutive groups of this many share one scene (cameras, lighting, materials,
+  /// dynamics, embodiment), each with its own object layout; recorded as the `scene_group` attribute.
+  /// Twins that differ only in where the objects stand: stage one's between-scene term can then tell
+  /// them apart only by the objects (pretrain --scene-groups). 1 = every episode its own scene.
+  int layouts_per_scene = 1;
+  int workers = 0;  ///< 0: one per core
   std::uint64_t seed = 0;
   RandomizationConfig randomization;
   std::string out;  ///< default: data/<robot>.h5 (with a shard suffix when sharded)

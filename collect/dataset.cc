@@ -272,6 +272,7 @@ double Dataset::DoubleAttr(const std::string& demo, const std::string& name) con
   return Named(demo, [&] { return h5::GetDoubleAttr(Demo(demo), name); });
 }
 bool Dataset::HasDataset(const std::string& demo, const std::string& name) const { return h5::Exists(Demo(demo), name); }
+bool Dataset::HasAttr(const std::string& demo, const std::string& name) const { return h5::HasAttr(Demo(demo), name); }
 
 template <typename T>
 std::vector<T> Dataset::Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims) const {

@@ -90,6 +90,7 @@ class Dataset {
   std::int64_t IntAttr(const std::string& demo, const std::string& name) const;
   double DoubleAttr(const std::string& demo, const std::string& name) const;
   bool HasDataset(const std::string& demo, const std::string& name) const;
+  bool HasAttr(const std::string& demo, const std::string& name) const;
   /// A dataset under the demo group, e.g. "obs/robot0_eef_pos". dims receives its shape.
   template <typename T>
   std::vector<T> Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims = nullptr) const;

@@ -65,7 +65,17 @@ EpisodeData EpisodeRunner::Run(std::int64_t index) {
 
 EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   Rng rng = Rng::ForEpisode(config_.seed, index, attempt);
-  Prepare(randomizer_->Sample(config_.randomization, config_.cameras, &rng));
+  Draw draw = randomizer_->Sample(config_.randomization, config_.cameras, &rng);
+  const std::int64_t group = index / config_.layouts_per_scene;
+  if (config_.layouts_per_scene > 1) {
+    // The group's scene from a stream of its own (the same for every episode and attempt of the
+    // group: an unstable draw redraws only the layout), this episode's object layout kept.
+    Rng scene_rng = Rng::ForEpisode(config_.seed ^ 0x5CE9E5CE9E5CE9E5ull, group, 0);
+    Draw scene = randomizer_->Sample(config_.randomization, config_.cameras, &scene_rng);
+    scene.objects = draw.objects;
+    draw = scene;
+  }
+  Prepare(draw);
   // Let the objects settle on the table before the policy sees them.
   world_->Step(50);
 
@@ -87,6 +97,7 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   script.success = [&](const sim::World& world) { return policy->Success(world); };
   EpisodeData ep = RunScript(index, config_.steps, script);
   ep.noise = noise;
+  if (config_.layouts_per_scene > 1) ep.extra_attrs["scene_group"] = group;
   return ep;
 }
 

@@ -298,10 +298,78 @@ TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
   LewmConfig off = config;
   off.scene_weight = 0;
   refused(off, two, "--scene-weight");
+  // --scene-any-time without --scene-camera: the anchor's own camera, at a frame drawn anywhere.
   LewmConfig own = Tiny();
   own.scene_weight = 0.5;
   own.scene_any_time = true;
-  refused(own, two, "--scene-camera");
+  LewmTrainer own_camera(own, two, *dir_ / "views_own.pt", false);
+  std::mt19937_64 rng_own(5), replay_own = rng_own;
+  const LewmBatch own_views = own_camera.Batch("train", &rng_own);
+  clips.clear();
+  for (int b = 0; b < 8; ++b) clips.push_back(two.DrawClip("train", length, k, &replay_own));
+  for (int b = 0; b < 8; ++b) {
+    const auto t = std::uniform_int_distribution<std::int64_t>(0, clips[b].episode->frames - 1)(replay_own);
+    auto view = two.Frames(*clips[b].episode, t, 1, "camera0");
+    const auto expected = FramesToInput(torch::from_blob(view.data(), {1, 1, 32, 32, 3}, torch::kUInt8))[0][0];
+    EXPECT_TRUE(torch::equal(expected, own_views.views[b])) << "clip " << b;
+  }
+  own.scene_weight = 0;
+  refused(own, two, "--scene-weight");
+}
+
+// Tests --scene-groups: every second clip comes from another episode of the clip before's scene group
+// (simcollect --layouts-per-scene), and data without groups, or no between-scene term, is refused.
+TEST_F(LewmTest, SceneGroupsPairClipsOfOneScene) {
+  collect::CollectConfig c;
+  c.robot = "franka";
+  c.episodes = 8;
+  c.steps = 20;
+  c.image_size = 32;
+  c.layouts_per_scene = 2;
+  c.seed = 9;
+  c.out = (*dir_ / "twins.h5").string();
+  collect::Collect(c, {.enabled = false});
+  const VideoData twins({*dir_ / "twins.h5"}), plain({*dir_ / "franka.h5"});
+  ASSERT_TRUE(twins.HasSceneGroups());
+  ASSERT_FALSE(plain.HasSceneGroups());
+  LewmConfig config = Tiny();
+  config.scene_weight = 0.5;
+  config.scene_any_time = true;
+  config.scene_groups = true;
+  config.steps = 3;
+  LewmTrainer trainer(config, twins, *dir_ / "groups.pt", false);
+  std::mt19937_64 rng(6);
+  const LewmBatch batch = trainer.Batch("train", &rng);
+  const auto& train = twins.episodes("train");
+  int paired = 0;
+  for (int b = 1; b < 8; b += 2) {
+    const EpisodeRef& before = train.at(batch.episodes[b - 1].item<int64_t>());
+    const EpisodeRef& mate = train.at(batch.episodes[b].item<int64_t>());
+    // Episodes 0-7 make groups {0,1} ... {6,7}; an episode whose mate is held out has none in training.
+    int mates = 0;
+    for (const auto& e : train) mates += e.scene_group == before.scene_group && e.demo != before.demo;
+    if (mates == 0) continue;
+    EXPECT_EQ(before.scene_group, mate.scene_group) << "clip " << b;
+    EXPECT_NE(before.demo, mate.demo) << "clip " << b;
+    ++paired;
+  }
+  EXPECT_GE(paired, 1);
+  LewmStats stats;
+  EXPECT_TRUE(std::isfinite(trainer.Loss(batch, &stats, 0).item<double>()));
+  EXPECT_GT(stats.scene, 0.0);
+  try {
+    LewmTrainer(config, plain, *dir_ / "refused.pt", false);
+    ADD_FAILURE() << "data without scene groups not refused";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("--layouts-per-scene"));
+  }
+  config.scene_weight = 0;
+  try {
+    LewmTrainer(config, twins, *dir_ / "refused.pt", false);
+    ADD_FAILURE() << "--scene-groups without the between-scene term not refused";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("--scene-weight"));
+  }
 }
 
 // Tests the scene queue: oldest entries leave first, and `filled` counts the valid ones.

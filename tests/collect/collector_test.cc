@@ -63,6 +63,32 @@ void ExpectSameEpisodes(const Dataset& a, const Dataset& b) {
   }
 }
 
+// Tests --layouts-per-scene 2: episodes 2g and 2g+1 share the scene's draw (cameras, lighting,
+// materials, dynamics, embodiment) but not the objects' layout, and record their scene_group.
+TEST_F(CollectorTest, LayoutsPerSceneShareTheSceneButNotTheObjects) {
+  CollectConfig c = Small("twins.h5", 6);
+  c.layouts_per_scene = 2;
+  Run(c);
+  const Dataset d(c.out);
+  for (int g = 0; g < 3; ++g) {
+    const std::string a = "demo_" + std::to_string(2 * g), b = "demo_" + std::to_string(2 * g + 1);
+    EXPECT_EQ(g, d.IntAttr(a, "scene_group"));
+    EXPECT_EQ(g, d.IntAttr(b, "scene_group"));
+    auto ra = nlohmann::json::parse(d.StringAttr(a, "randomization")), rb = nlohmann::json::parse(d.StringAttr(b, "randomization"));
+    EXPECT_NE(ra.at("objects"), rb.at("objects")) << a;
+    ra.erase("objects");
+    rb.erase("objects");
+    EXPECT_EQ(ra, rb) << a;
+    EXPECT_EQ(d.Read<double>(a, "camera/camera1/extrinsics"), d.Read<double>(b, "camera/camera1/extrinsics")) << a;
+  }
+  const auto r0 = nlohmann::json::parse(d.StringAttr("demo_0", "randomization")), r2 = nlohmann::json::parse(d.StringAttr("demo_2", "randomization"));
+  EXPECT_NE(r0.at("cameras"), r2.at("cameras"));
+  // Without the option no episode has a group.
+  const CollectConfig plain = Small("plain.h5", 2);
+  Run(plain);
+  EXPECT_FALSE(Dataset(plain.out).HasAttr("demo_0", "scene_group"));
+}
+
 // Tests the robomimic layout, shapes and attributes of a collected dataset.
 TEST_F(CollectorTest, WritesRobomimicLayout) {
   const CollectConfig c = Small("layout.h5", 10);

@@ -170,6 +170,7 @@ TEST(ConfigTest, BadOptionsAreNamed) {
   EXPECT_THAT(error([](CollectConfig* c) { c->episodes = 0; }), HasSubstr("--episodes must be positive"));
   EXPECT_THAT(error([](CollectConfig* c) { c->image_size = 300; }), HasSubstr("--image-size must be in 16..256"));
   EXPECT_THAT(error([](CollectConfig* c) { c->resume = c->overwrite = true; }), HasSubstr("exclude each other"));
+  EXPECT_THAT(error([](CollectConfig* c) { c->layouts_per_scene = 0; }), HasSubstr("--layouts-per-scene must be in 1..64"));
   int index = 0, count = 0;
   ParseShard("2/5", &index, &count);
   EXPECT_EQ(2, index);
@@ -182,6 +183,11 @@ TEST(ConfigTest, BadOptionsAreNamed) {
   EXPECT_EQ(32, c.image_size);
   EXPECT_EQ(Level::kWide, c.randomization.lighting);
   EXPECT_EQ(Level::kNone, c.randomization.camera);
+  // --layouts-per-scene is part of the data's identity only when set: older datasets' identities hold.
+  EXPECT_FALSE(c.Identity().contains("layouts_per_scene"));
+  c.UpdateFromJson({{"layouts-per-scene", 2}});
+  EXPECT_EQ(2, c.Identity().at("layouts_per_scene").get<int>());
+  EXPECT_EQ(2, CollectConfig::FromIdentity(c.Identity()).layouts_per_scene);
   EXPECT_THROW(c.UpdateFromJson({{"episdoes", 5}}), CollectError);
   EXPECT_THROW(c.UpdateFromJson({{"steps", "many"}}), CollectError);
 }
