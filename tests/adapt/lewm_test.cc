@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <functional>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -42,6 +44,19 @@ class LewmTest : public ::testing::Test {
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);
     delete dir_;
+  }
+  // A small franka dataset of 32 px, 20-step episodes in the suite's folder, `change` applied to its options.
+  static fs::path Franka32(const std::string& name, int episodes, std::uint64_t seed, const std::function<void(collect::CollectConfig*)>& change) {
+    collect::CollectConfig c;
+    c.robot = "franka";
+    c.episodes = episodes;
+    c.steps = 20;
+    c.image_size = 32;
+    c.seed = seed;
+    c.out = (*dir_ / name).string();
+    change(&c);
+    collect::Collect(c, {.enabled = false});
+    return c.out;
   }
   static LewmConfig Tiny() {
     LewmConfig c;
@@ -235,16 +250,7 @@ TEST(ReconTargetTest, HighPassKeepsSmallThingsAndDropsFlatAreas) {
 // Tests the multi-view positive: with --scene-camera each clip's positive is that camera's view of
 // its last frame (not the anchors' camera's), the term trains; what cannot work is refused.
 TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
-  collect::CollectConfig c;
-  c.robot = "franka";
-  c.episodes = 6;
-  c.steps = 20;
-  c.image_size = 32;
-  c.cameras = 2;
-  c.seed = 8;
-  c.out = (*dir_ / "two_views.h5").string();
-  collect::Collect(c, {.enabled = false});
-  const VideoData two({*dir_ / "two_views.h5"}), one({*dir_ / "franka.h5"});
+  const VideoData two({Franka32("two_views.h5", 6, 8, [](collect::CollectConfig*c) { c->cameras = 2; })}), one({*dir_ / "franka.h5"});
   LewmConfig config = Tiny();
   config.scene_weight = 0.5;
   config.scene_camera = "camera1";
@@ -320,16 +326,7 @@ TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
 // Tests --scene-groups: every second clip comes from another episode of the clip before's scene group
 // (simcollect --layouts-per-scene), and data without groups, or no between-scene term, is refused.
 TEST_F(LewmTest, SceneGroupsPairClipsOfOneScene) {
-  collect::CollectConfig c;
-  c.robot = "franka";
-  c.episodes = 8;
-  c.steps = 20;
-  c.image_size = 32;
-  c.layouts_per_scene = 2;
-  c.seed = 9;
-  c.out = (*dir_ / "twins.h5").string();
-  collect::Collect(c, {.enabled = false});
-  const VideoData twins({*dir_ / "twins.h5"}), plain({*dir_ / "franka.h5"});
+  const VideoData twins({Franka32("twins.h5", 8, 9, [](collect::CollectConfig*c) { c->layouts_per_scene = 2; })}), plain({*dir_ / "franka.h5"});
   ASSERT_TRUE(twins.HasSceneGroups());
   ASSERT_FALSE(plain.HasSceneGroups());
   LewmConfig config = Tiny();
