@@ -98,15 +98,17 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   CheckReconTarget(config.recon_target);
   if (config.recon_target != "rgb" && config.recon_weight <= 0) throw AdaptError("--recon-target needs the pixel term (--recon-weight > 0)");
-  if ((config.scene_any_time || config.scene_groups) && config.scene_weight <= 0) {
-    throw AdaptError(std::string(config.scene_groups ? "--scene-groups" : "--scene-any-time") + " needs the between-scene term (--scene-weight > 0)");
-  }
+  // Every option of the between-scene term needs the term.
+  const char* scene_option = config.scene_groups            ? "--scene-groups"
+                             : config.scene_any_time        ? "--scene-any-time"
+                             : !config.scene_camera.empty() ? "--scene-camera"
+                                                            : nullptr;
+  if (scene_option && config.scene_weight <= 0) throw AdaptError(std::string(scene_option) + " needs the between-scene term (--scene-weight > 0)");
   if (config.scene_groups && !data.HasSceneGroups()) {
     throw AdaptError(
         "--scene-groups needs episodes that share a scene: collect with simcollect --layouts-per-scene 2 (no episode here has a scene_group)");
   }
   if (!config.scene_camera.empty()) {
-    if (config.scene_weight <= 0) throw AdaptError("--scene-camera needs the between-scene term (--scene-weight > 0)");
     if (config.scene_camera == data.camera()) throw AdaptError("--scene-camera must be another camera than the anchors' " + data.camera());
     data.RequireCamera(config.scene_camera);
   }
