@@ -203,8 +203,8 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   const int count = end - first;
   std::vector<std::uint8_t> bytes, views;
   auto conditions = torch::zeros({count, length - 1, condition_dim_});
-  auto episodes = torch::zeros({config_.batch}, torch::kLong);  // the global batch's (every rank drew them all)
-  const EpisodeRef* split_first = data_.episodes(split).data();
+  auto episodes = torch::zeros({config_.batch}, torch::kLong);   // the global batch's (every rank drew them all)
+  const EpisodeRef* split_first = data_.DrawPool(split).data();  // the clips' own pool (train when the split is empty)
   for (int b = 0; b < config_.batch; ++b) episodes[b] = static_cast<int64_t>(clips[b].episode - split_first);
   for (int b = 0; b < count; ++b) {
     const VideoData::ClipRef& clip = clips[first + b];

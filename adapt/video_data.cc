@@ -62,8 +62,10 @@ void VideoData::RequireCamera(const std::string& camera) const {
   }
 }
 
+const std::vector<EpisodeRef>& VideoData::DrawPool(const std::string& split) const { return episodes(split).empty() ? train_ : episodes(split); }
+
 VideoData::ClipRef VideoData::DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const {
-  const auto& pool = episodes(split).empty() ? train_ : episodes(split);
+  const auto& pool = DrawPool(split);
   return DrawClipIn(pool[(*rng)() % pool.size()], length, stride, rng);
 }
 
@@ -87,8 +89,8 @@ bool VideoData::HasSceneGroups() const {
 const EpisodeRef* VideoData::DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng) const {
   if (episode.scene_group < 0) return nullptr;
   std::vector<const EpisodeRef*> mates;
-  for (const auto& e : episodes(split)) {
-    if (e.dataset == episode.dataset && e.scene_group == episode.scene_group && e.demo != episode.demo) mates.push_back(&e);
+  for (const auto& e : DrawPool(split)) {
+    if (e.dataset == episode.dataset && e.scene_group == episode.scene_group && &e != &episode) mates.push_back(&e);
   }
   return mates.empty() ? nullptr : mates[(*rng)() % mates.size()];
 }

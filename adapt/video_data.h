@@ -37,6 +37,9 @@ class VideoData {
 
   /// Episodes of /mask/<split> ("train" or "valid") across all datasets.
   const std::vector<EpisodeRef>& episodes(const std::string& split) const;
+  /// The episodes clips of `split` are drawn from (DrawClip, DrawGroupMate): its own, or the training
+  /// episodes when it has none.
+  const std::vector<EpisodeRef>& DrawPool(const std::string& split) const;
   int image_size() const { return image_size_; }
   const collect::Dataset& dataset(int i) const { return *datasets_[i]; }
   int num_datasets() const { return static_cast<int>(datasets_.size()); }
@@ -58,8 +61,9 @@ class VideoData {
   ClipRef DrawClipIn(const EpisodeRef& episode, int length, int stride, std::mt19937_64* rng) const;
   /// Whether any episode has a scene group (shares its scene with others).
   bool HasSceneGroups() const;
-  /// A random other episode of `split` from the same dataset and scene group as `episode`; nullptr when
-  /// it has no group or the split holds none of its mates.
+  /// A random other episode of `split` (of the training episodes when `split` has none, as DrawClip)
+  /// from the same dataset and scene group as `episode`; nullptr when it has no group or the pool
+  /// holds none of its mates.
   const EpisodeRef* DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng) const;
   /// The frames of a drawn clip, (length, H, W, 3) uint8.
   std::vector<std::uint8_t> ReadClip(const ClipRef& clip, int length, int stride) const;

@@ -341,11 +341,15 @@ TEST_F(LewmTest, SceneGroupsPairClipsOfOneScene) {
   // out), so every second clip has a mate to come from.
   ASSERT_TRUE(twins.episodes("valid").empty());
   const auto& train = twins.episodes("train");
-  for (int b = 1; b < 8; b += 2) {
-    const EpisodeRef& before = train.at(batch.episodes[b - 1].item<int64_t>());
-    const EpisodeRef& mate = train.at(batch.episodes[b].item<int64_t>());
-    EXPECT_EQ(before.scene_group, mate.scene_group) << "clip " << b;
-    EXPECT_NE(before.demo, mate.demo) << "clip " << b;
+  // Validation batches of a split without episodes are drawn from the training episodes, mates too.
+  const LewmBatch valid = trainer.Batch("valid", &rng);
+  for (const LewmBatch* drawn : {&batch, &valid}) {
+    for (int b = 1; b < 8; b += 2) {
+      const EpisodeRef& before = train.at(drawn->episodes[b - 1].item<int64_t>());
+      const EpisodeRef& mate = train.at(drawn->episodes[b].item<int64_t>());
+      EXPECT_EQ(before.scene_group, mate.scene_group) << "clip " << b;
+      EXPECT_NE(before.demo, mate.demo) << "clip " << b;
+    }
   }
   LewmStats stats;
   EXPECT_TRUE(std::isfinite(trainer.Loss(batch, &stats, 0).item<double>()));
