@@ -105,7 +105,7 @@ int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const 
   w.latents = torch::randn({bsz, c + 1, p.tokens, p.latent_dim});
   w.proprio = torch::randn({bsz, c + 1, P});
   w.actions = torch::rand({bsz, c + 1, 7 * p.frame_skip}) * 2 - 1;
-  w.camera = torch::randn({bsz, 12});
+  w.camera = torch::randn({bsz, 12 * p.views()});
   w.dyn_proprio = torch::randn({bsz * kTransitions, P});
   w.dyn_actions = torch::rand({bsz * kTransitions, 7}) * 2 - 1;
   w.dyn_next = torch::randn({bsz * kTransitions, P});
@@ -181,15 +181,37 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   }
   torch::set_num_threads(ThreadsPerRank(job.config.threads, launch));
   const bool root = !group || group->is_root();
+  // The cameras: as given, else those of the model evaluated or started from, else camera0.
+  std::unique_ptr<WorldModel> from;  // --init: the model to transfer from, loaded once
+  std::string init_hash;
+  if (!job.init.empty()) from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
+  const fs::path existing = fs::path(job.out) / "model.pt";
+  if (job.cameras.empty()) {
+    if (from) {
+      job.cameras = from->config().cameras;
+    } else if (job.eval_only && fs::exists(existing, ec)) {
+      job.cameras = LoadWorldModel(job.out).config().cameras;
+    } else {
+      job.cameras = {"camera0"};
+    }
+  }
+  if (from && from->config().cameras != job.cameras) {
+    throw AdaptError(job.init + " reads cameras " + nlohmann::json(from->config().cameras).dump() + ", not " + nlohmann::json(job.cameras).dump() +
+                     " (a model transfers between robots with the same views)");
+  }
   FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
   encoder.To(torch::Device(job.config.device));
-  // The encoder runs once per frame, into the cache; training only reads the cache. With ranks,
-  // rank 0 builds it while the others wait, then they find it in place.
-  CacheStatus cache;
+  // The encoder runs once per frame, into the cache (one per camera); training only reads the
+  // caches. With ranks, rank 0 builds them while the others wait, then they find them in place.
+  std::vector<CacheStatus> caches;
+  auto ensure_caches = [&] {
+    caches.clear();
+    for (const auto& camera : job.cameras) caches.push_back(EnsureLatentCache(encoder, job.data, camera, 64, true));
+  };
   std::string cache_error;
   if (root) {
     try {
-      cache = EnsureLatentCache(encoder, job.data, job.camera, 64, true);
+      ensure_caches();
     } catch (const std::exception& e) {
       cache_error = e.what();
     }
@@ -200,10 +222,16 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
     if (failed.item<double>() > 0 && !root) throw AdaptError("rank 0 could not build the latent cache (its log says why)");
   }
   if (!cache_error.empty()) throw AdaptError(cache_error);
-  if (!root) cache = EnsureLatentCache(encoder, job.data, job.camera, 64, true);
-  if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
+  if (!root) ensure_caches();
+  std::vector<fs::path> cache_paths;
+  bool built = false;
+  for (const CacheStatus& cache : caches) {
+    if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
+    cache_paths.push_back(cache.path);
+    built = built || cache.built;
+  }
   // A cache built just now read (and checksummed) every frame: the data need not read them again.
-  const StageTwoData data(job.data, cache.path, job.camera, job.episodes, /*check_frames=*/!cache.built);
+  const StageTwoData data(job.data, cache_paths, job.cameras, job.episodes, /*check_frames=*/!built);
   if (data.spec().name != job.embodiment) {
     throw AdaptError(job.data + " holds " + data.spec().name + " episodes, not " + job.embodiment + " (pass --data data/" + job.embodiment + ".h5)");
   }
@@ -212,15 +240,13 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   if (!job.eval_only) {
     job.config.predictor.latent_dim = data.latent_dim();
     job.config.predictor.tokens = data.tokens();
+    job.config.predictor.cameras = job.cameras;
     if (job.overwrite && root) {
       fs::remove(fs::path(job.out) / "model.pt");
       fs::remove(fs::path(job.out) / "train_state.pt");
     }
     if (group) group->Barrier();
-    std::unique_ptr<WorldModel> from;  // --init: the model to transfer from, loaded once
-    if (!job.init.empty()) {
-      std::string init_hash;
-      from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
+    if (from) {
       if (init_hash != encoder.hash()) {
         throw AdaptError(job.init + " was trained on another encoder (" + init_hash + ", this one is " + encoder.hash() + ")");
       }
@@ -254,6 +280,9 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   WorldModel model = LoadWorldModel(job.out, &model_hash);
   if (model_hash != data.encoder_hash()) {
     throw AdaptError(job.out + " was trained on the latents of encoder " + model_hash + "; " + job.encoder + " is " + data.encoder_hash());
+  }
+  if (model.config().cameras != job.cameras) {
+    throw AdaptError(job.out + " reads cameras " + nlohmann::json(model.config().cameras).dump() + ", not " + nlohmann::json(job.cameras).dump());
   }
   model.spec(job.embodiment);
   torch::manual_seed(job.config.seed);

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "adapt/distributed.h"
 #include "adapt/stage_two.h"
@@ -19,7 +20,9 @@ struct AdaptJob {
   std::string encoder = "models/encoder.pt";  ///< the frozen encoder (ours or TorchScript)
   std::string out;                            ///< the model folder (models/<embodiment>)
   std::string init;                           ///< a model folder to start from (transfer), or empty
-  std::string camera = "camera0";
+  /// Cameras the model reads (its latents are each camera's in turn); empty: the model's own for
+  /// --eval and --init, else camera0.
+  std::vector<std::string> cameras;
   int episodes = 0;            ///< first N training episodes (0 = all)
   int encoder_image_size = 0;  ///< a TorchScript encoder's input size when it has no attribute
   AdaptConfig config;          ///< training (config.device: where)

@@ -33,11 +33,12 @@ std::pair<torch::Tensor, torch::Tensor> Pairs(const StageTwoData& data, const st
 
 LatentDecoderImpl::LatentDecoderImpl(int tokens, int latent_dim, int size, int width) : image_size(size) {
   grid = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens))));
-  if (grid * grid != tokens || grid > size) throw AdaptError("the decoder needs a square token grid no larger than the image");
-  if (tokens == 1) {
-    // One vector per frame: a linear layer lays it out on an 8x8 grid of `width` channels first.
+  if (grid > size) throw AdaptError("the decoder needs a token grid no larger than the image");
+  if (tokens == 1 || grid * grid != tokens) {
+    // One vector per frame (or per camera: a model of several views): a linear layer lays them out
+    // on an 8x8 grid of `width` channels first.
     grid = std::min(8, size);
-    spread = register_module("spread", torch::nn::Linear(latent_dim, width * grid * grid));
+    spread = register_module("spread", torch::nn::Linear(tokens * latent_dim, width * grid * grid));
     latent_dim = width;
   }
   net = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(latent_dim, width, 1)), torch::nn::GELU());
@@ -52,7 +53,7 @@ LatentDecoderImpl::LatentDecoderImpl(int tokens, int latent_dim, int size, int w
 
 torch::Tensor LatentDecoderImpl::forward(const torch::Tensor& tokens) {
   const auto b = tokens.size(0), d = tokens.size(2);
-  auto x = spread ? spread->forward(tokens.reshape({b, d})).reshape({b, -1, grid, grid}) : tokens.transpose(1, 2).reshape({b, d, grid, grid});
+  auto x = spread ? spread->forward(tokens.reshape({b, -1})).reshape({b, -1, grid, grid}) : tokens.transpose(1, 2).reshape({b, d, grid, grid});
   x = torch::sigmoid(net->forward(x));
   if (x.size(-1) != image_size)
     x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()

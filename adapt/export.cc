@@ -132,7 +132,7 @@ double ExportWorldModel(WorldModel& model, const std::string& embodiment, const 
   const int64_t b = 3, t = c.context, p = s.proprio_dim();
   const auto& n = model.normalizer(embodiment);
   const auto latents = torch::randn({b, t, c.tokens, c.latent_dim}), proprio = n.mean + n.std * torch::randn({b, t, p});
-  const auto actions = torch::rand({b, t, c.frame_skip * s.action_dim}) * 2 - 1, camera = torch::randn({b, 12});
+  const auto actions = torch::rand({b, t, c.frame_skip * s.action_dim}) * 2 - 1, camera = torch::randn({b, 12 * c.views()});
   const auto mine = model.Predict(embodiment, latents, proprio, actions, camera);
   const auto scripted = m.run_method("predict", latents, proprio, actions, camera).toTensor();
   const auto step = model.StepDynamics(embodiment, proprio.select(1, 0), actions.select(1, 0).slice(-1, 0, s.action_dim));

@@ -25,8 +25,11 @@ class TorchImaginer : public Imaginer {
     if (encoder.hash() != hash) {
       throw AdaptError(model.string() + " was trained on the latents of encoder " + hash + "; " + encoder_path.string() + " is " + encoder.hash());
     }
-    const CacheStatus cache = EnsureLatentCache(encoder, dataset, camera);
-    data_ = std::make_unique<StageTwoData>(dataset, cache.path, camera);
+    // A model of several views reads its own cameras; one of a single view the camera shown.
+    const std::vector<std::string> cameras = model_.config().views() > 1 ? model_.config().cameras : std::vector<std::string>{camera};
+    std::vector<fs::path> caches;
+    for (const auto& c : cameras) caches.push_back(EnsureLatentCache(encoder, dataset, c).path);
+    data_ = std::make_unique<StageTwoData>(dataset, caches, cameras);
     embodiment_ = data_->spec().name;
     if (!model_.Has(embodiment_)) {
       std::string known;

@@ -57,13 +57,13 @@ LatentCacheInfo ReadLatentCacheInfo(const fs::path& cache) {
   }
 }
 
-fs::path LatentCachePath(const fs::path& dataset, const std::string& encoder_hash) {
-  return fs::path(dataset.string() + ".latents") / (encoder_hash + ".h5");
+fs::path LatentCachePath(const fs::path& dataset, const std::string& encoder_hash, const std::string& camera) {
+  return fs::path(dataset.string() + ".latents") / (encoder_hash + (camera == "camera0" ? "" : "." + camera) + ".h5");
 }
 
 CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, const std::string& camera, int batch, bool verbose) {
   CacheStatus status;
-  status.path = LatentCachePath(dataset, encoder.hash());
+  status.path = LatentCachePath(dataset, encoder.hash(), camera);
   const std::string fingerprint = DatasetFingerprint(dataset);
   std::error_code ec;
   if (fs::exists(status.path, ec)) {

@@ -2,7 +2,7 @@
 // stored in HDF5 beside the dataset, keyed by the encoder's hash, so stage two never runs the frozen
 // encoder twice on the same frame.
 //
-//   data/ur5.h5.latents/<encoder hash>.h5     /demo_N/latents (frames, N, D) float32
+//   data/ur5.h5.latents/<encoder hash>[.<camera>].h5   /demo_N/latents (frames, N, D) float32 (camera0's without the suffix)
 //                                               attrs: encoder_hash, dataset_fingerprint, camera
 //
 // A cache whose dataset fingerprint (episode names, lengths, episode file sizes and times, options)
@@ -19,8 +19,9 @@ namespace embody::adapt {
 /// Fingerprint of a dataset's content as stage two sees it. @throws AdaptError.
 std::string DatasetFingerprint(const std::filesystem::path& dataset);
 
-/// Where the cache of `encoder_hash` for `dataset` lives.
-std::filesystem::path LatentCachePath(const std::filesystem::path& dataset, const std::string& encoder_hash);
+/// Where the cache of `encoder_hash` for `dataset`'s `camera` lives (camera0: <hash>.h5, another:
+/// <hash>.<camera>.h5, so that a world model reading several cameras finds each view's cache).
+std::filesystem::path LatentCachePath(const std::filesystem::path& dataset, const std::string& encoder_hash, const std::string& camera = "camera0");
 
 /// What a cache was built from: its attributes, read in one place. @throws AdaptError when the file is
 /// not a readable latent cache.

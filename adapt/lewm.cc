@@ -212,7 +212,8 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
     bytes.insert(bytes.end(), frames.begin(), frames.end());
     const EpisodeRef* ep = clip.episode;
     if (!view_frames.empty()) {
-      const auto view = data_.Frames(*ep, view_frames[first + b], 1, config_.scene_camera);
+      const auto view =
+          data_.Frames(*ep, view_frames[first + b], 1, config_.scene_camera.empty() ? data_.clip_cameras().at(clip.camera) : config_.scene_camera);
       views.insert(views.end(), view.begin(), view.end());
     }
     std::vector<hsize_t> dims;

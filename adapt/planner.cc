@@ -105,12 +105,18 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
   // The scene as simcollect draws episode `index` of this seed (attempt `attempt`); the goal from a stream of its own.
   collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, attempt);
   collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
+  if (views_ > 1) {  // further cameras from a stream of their own: the scene stays the one-camera scene
+    collect::Rng views_rng = collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt);
+    const collect::Draw more = runner_->randomizer().Sample(config_.randomization, views_, &views_rng);
+    draw.cameras.insert(draw.cameras.end(), more.cameras.begin() + 1, more.cameras.end());
+  }
   if (camera_offset_deg != 0) {
-    sim::Camera& cam = draw.cameras.at(0);
-    if (!cam.name.empty()) throw AdaptError("--camera-offset needs a free camera; camera 0 is the model's '" + cam.name + "'");
-    const double a = camera_offset_deg * M_PI / 180.0, dx = cam.position[0] - cam.target[0], dy = cam.position[1] - cam.target[1];
-    cam.position[0] = cam.target[0] + std::cos(a) * dx - std::sin(a) * dy;
-    cam.position[1] = cam.target[1] + std::sin(a) * dx + std::cos(a) * dy;
+    for (sim::Camera& cam : draw.cameras) {
+      if (!cam.name.empty()) throw AdaptError("--camera-offset needs free cameras; this one is the model's '" + cam.name + "'");
+      const double a = camera_offset_deg * M_PI / 180.0, dx = cam.position[0] - cam.target[0], dy = cam.position[1] - cam.target[1];
+      cam.position[0] = cam.target[0] + std::cos(a) * dx - std::sin(a) * dy;
+      cam.position[1] = cam.target[1] + std::sin(a) * dx + std::cos(a) * dy;
+    }
   }
   runner_->Prepare(draw);
   sim::World& world = runner_->world();
@@ -169,19 +175,19 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
       constexpr double kOpen = -1, kClosed = 1;
       DriveEeTo(above, 200, 1.0, true, kOpen);
       bool ok = Norm(Ee(), above) < 0.02;
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
       DriveEeTo(at, 200, 0.6, true, kOpen);
       ok = ok && Norm(Ee(), at) < 0.02;
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
       if (!ok) continue;
       DriveEeTo(at, 0, 0.6, true, kClosed);  // close, held there
       DriveEeTo(up, 200, 0.6, true, kClosed);
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
       if (pos(body)[2] - obj[2] < 0.1) continue;  // the grasp did not hold
       DriveEeTo(over, 300, 0.6, true, kClosed);
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
       DriveEeTo(down, 200, 0.5, true, kClosed);
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body)});
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
       DriveEeTo(down, 0, 0.5, true, kOpen);  // open, held there
       DriveEeTo(over, 200, 1.0, true, kOpen);
       const Vec3 placed = pos(body);
@@ -220,7 +226,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
       for (const Vec3& waypoint : {above, pre}) {
         DriveEeTo(waypoint, 200, waypoint == above ? 1.0 : 0.6, true);
         ok = ok && Norm(Ee(), waypoint) < 0.02;
-        goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
+        goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
       }
       if (!ok) continue;
       // Waypoints along the line: the states the push passes through at fractions 1/(n+1) ... n/(n+1)
@@ -230,11 +236,11 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
         const Vec3 ee = Ee();
         const double along_ee = (ee[0] - pre[0]) * dir[0] + (ee[1] - pre[1]) * dir[1];
         while (static_cast<int>(goal_.subgoals.size()) < 2 + n && along_ee >= dist * (goal_.subgoals.size() - 1) / (n + 1)) {
-          goal_.subgoals.push_back({world.GetState(), ee, Render()});
+          goal_.subgoals.push_back({world.GetState(), ee, Render(), {}, {}});
         }
       };
       DriveEeTo(end, 300, 0.3, true, -1, n > 0 ? std::function<void()>(record) : std::function<void()>());
-      while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render()});
+      while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
       const Vec3 moved_to = sim::GetBodyPos(world.data(), body);
       const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
       if (moved < 0.08 || along < 0.9 * moved) continue;
@@ -245,7 +251,16 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
     }
   }
   goal_.state = world.GetState();
-  goal_.image = Render();
+  goal_.views = RenderViews();
+  goal_.image = goal_.views[0];
+  for (PlanSubgoal& sub : goal_.subgoals) {  // every camera's image of each subgoal's state
+    if (views_ == 1) {
+      sub.views = {sub.image};
+      continue;
+    }
+    world.SetState(sub.state);
+    sub.views = RenderViews();
+  }
   Restart();
   object_rest_z_ = goal_.object >= 0 ? sim::GetBodyPos(world.data(), goal_.object)[2] : 0.0;
   return true;
@@ -253,15 +268,30 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
 
 void PlanScene::Restart() { runner_->world().SetState(start_); }
 
-std::vector<std::uint8_t> PlanScene::Render() {
+void PlanScene::set_views(int n) {
+  if (n < 1 || n > 16) throw AdaptError("a planning scene renders 1 to 16 cameras, not " + std::to_string(n));
+  views_ = n;
+}
+
+std::vector<std::uint8_t> PlanScene::Render(int camera) {
   sim::Image image;
-  runner_->renderer()->Render(runner_->world().data(), runner_->draw().cameras.at(0), &image);
+  runner_->renderer()->Render(runner_->world().data(), runner_->draw().cameras.at(camera), &image);
   return image.rgb;
 }
 
+std::vector<std::vector<std::uint8_t>> PlanScene::RenderViews() {
+  std::vector<std::vector<std::uint8_t>> views;
+  for (int c = 0; c < views_; ++c) views.push_back(Render(c));
+  return views;
+}
+
 std::vector<double> PlanScene::CameraExtrinsics() const {
-  const auto pose = sim::CameraPose(runner_->world().model(), runner_->world().data(), runner_->draw().cameras.at(0));
-  return std::vector<double>(pose.begin(), pose.end());
+  std::vector<double> all;
+  for (int c = 0; c < views_; ++c) {
+    const auto pose = sim::CameraPose(runner_->world().model(), runner_->world().data(), runner_->draw().cameras.at(c));
+    all.insert(all.end(), pose.begin(), pose.end());
+  }
+  return all;
 }
 
 void PlanScene::Act(const std::vector<double>& action) {
@@ -337,7 +367,22 @@ LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const st
     : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context), subgoal_steps_(subgoal_steps) {
   model_.RequireEmbodiment(embodiment);
+  const auto& cameras = model.config().cameras;
+  for (size_t c = 0; c < cameras.size(); ++c) {
+    if (cameras[c] != "camera" + std::to_string(c)) {
+      throw AdaptError("plan renders cameras camera0, camera1, ... in order; the model reads " + nlohmann::json(cameras).dump());
+    }
+  }
   model_.Train(false);
+}
+
+torch::Tensor LatentPlanner::EncodeViews(const std::vector<std::vector<std::uint8_t>>& views, int size) {
+  if (static_cast<int>(views.size()) != model_.config().views()) {
+    throw AdaptError("the model reads " + std::to_string(model_.config().views()) + " cameras; the scene rendered " + std::to_string(views.size()));
+  }
+  std::vector<torch::Tensor> z;
+  for (const auto& v : views) z.push_back(EncodeFrame(v, size));
+  return z.size() == 1 ? z[0] : torch::cat(z, 0);
 }
 
 torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, int size) {
@@ -348,8 +393,8 @@ torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, i
 
 void LatentPlanner::Begin(PlanScene& scene) {
   targets_.clear();  // on the model's device, where the energy compares them
-  for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeFrame(sub.image, scene.image_size()).to(model_.device()));
-  targets_.push_back(EncodeFrame(scene.goal().image, scene.image_size()).to(model_.device()));
+  for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeViews(sub.views, scene.image_size()).to(model_.device()));
+  targets_.push_back(EncodeViews(scene.goal().views, scene.image_size()).to(model_.device()));
   step_ = 0;
   camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
   latents_.clear();
@@ -362,7 +407,7 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
   torch::NoGradGuard no_grad;
   const auto t0 = std::chrono::steady_clock::now();
   const int k = model_.config().frame_skip;
-  latents_.push_back(EncodeFrame(scene.Render(), scene.image_size()));
+  latents_.push_back(EncodeViews(scene.RenderViews(), scene.image_size()));
   const auto p = scene.runner().Proprio();
   proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
   const int c = std::min<int>(context_, static_cast<int>(latents_.size()));
@@ -562,6 +607,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);  // refuses a model of another robot
   PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
   scene.set_push_waypoints(o.push_waypoints);
+  scene.set_views(model.config().views());
   const EmbodimentSpec& spec = model.spec(o.embodiment);
   if (spec.action_dim != scene.embodiment().action_dim()) {
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
@@ -645,6 +691,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   out["seed"] = o.seed;
   out["randomization"] = o.randomization.ToJson();
   out["energy"] = o.energy;
+  out["cameras"] = model.config().cameras;
   out["push_waypoints"] = o.push_waypoints;
   out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals, pick 5, reach none)
   out["cem"] = o.cem;

@@ -69,16 +69,18 @@ struct PlanSubgoal {
   std::vector<double> state;
   std::array<double, 3> ee{};
   std::vector<std::uint8_t> image;
-  std::array<double, 3> object_pos{};  ///< pick: where the goal's object is in it (m)
+  std::array<double, 3> object_pos{};            ///< pick: where the goal's object is in it (m)
+  std::vector<std::vector<std::uint8_t>> views;  ///< every camera's image of it (PlanScene::views(); views[0] is `image`)
 };
 
 /// What the planner must reach. Only the images are shown to the latent planner.
 struct PlanGoal {
-  std::vector<double> state;           ///< the goal scene's full MuJoCo state (re-rendering, tests)
-  std::array<double, 3> ee{};          ///< the goal's end-effector position (m; what reach scores)
-  int object = -1;                     ///< push, pick: the object's body id
-  std::array<double, 3> object_pos{};  ///< push, pick: its goal position (m)
-  std::vector<std::uint8_t> image;     ///< the goal frame of camera 0, S*S*3 RGB
+  std::vector<double> state;                     ///< the goal scene's full MuJoCo state (re-rendering, tests)
+  std::array<double, 3> ee{};                    ///< the goal's end-effector position (m; what reach scores)
+  int object = -1;                               ///< push, pick: the object's body id
+  std::array<double, 3> object_pos{};            ///< push, pick: its goal position (m)
+  std::vector<std::uint8_t> image;               ///< the goal frame of camera 0, S*S*3 RGB
+  std::vector<std::vector<std::uint8_t>> views;  ///< every camera's goal frame (PlanScene::views(); views[0] is `image`)
   /// push, pick: the states the scripted task passed through before the goal (push: the arm above
   /// the point behind the object, then down at it, then any waypoints along the push line, see
   /// PlanScene::set_push_waypoints; pick: above the object, around it, lifted with it, over the
@@ -96,19 +98,26 @@ class PlanScene {
   /// @throws AdaptError for an embodiment that is not an arm; CollectError/SimError from the scene.
   PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed);
 
-  /// Draws episode `index` (scene and goal; camera 0's azimuth turned by `camera_offset_deg` about its
-  /// target) and puts the world in the start state. Deterministic in (seed, index, task, offset). A
+  /// Draws episode `index` (scene and goal; every camera's azimuth turned by `camera_offset_deg` about
+  /// its target) and puts the world in the start state. Deterministic in (seed, index, task, offset). A
   /// scene where the goal cannot be made is drawn again (up to 10 draws; then AdaptError).
   void Reset(std::int64_t index, PlanTask task, double camera_offset_deg = 0);
+  /// Cameras rendered (camera0 .. camera<n-1>, as simcollect --cameras n places them), for a world
+  /// model that reads several views; 1 by default. The scene itself (objects, lights, materials,
+  /// camera 0) is the same for every n: further cameras are drawn from a stream of their own.
+  void set_views(int n);
+  int views() const { return views_; }
   /// push: subgoals along the push line besides the two before it (the states the scripted push
   /// passes through at 1/(n+1) ... n/(n+1) of the line; the goal itself is the same for every n).
   void set_push_waypoints(int n) { push_waypoints_ = n; }
   /// Back to the start state of the current episode.
   void Restart();
 
-  /// Camera 0's frame of the current state, S*S*3 RGB.
-  std::vector<std::uint8_t> Render();
-  /// Camera 0's extrinsics (camera-to-world 4x4, row-major).
+  /// A camera's frame of the current state (camera 0 by default), S*S*3 RGB.
+  std::vector<std::uint8_t> Render(int camera = 0);
+  /// Every camera's frame (views() of them).
+  std::vector<std::vector<std::uint8_t>> RenderViews();
+  /// Every camera's extrinsics (camera-to-world 4x4, row-major), one after the other.
   std::vector<double> CameraExtrinsics() const;
   /// Applies one normalized action for one control step (the controller, then the physics substeps).
   void Act(const std::vector<double>& action);
@@ -156,7 +165,7 @@ class PlanScene {
   std::vector<double> start_;
   std::array<double, 4> start_quat_{};
   double object_rest_z_ = 0;
-  int push_waypoints_ = 0;
+  int push_waypoints_ = 0, views_ = 1;
   PlanGoal goal_;
 };
 
@@ -189,6 +198,9 @@ class LatentPlanner : public Planner {
   std::vector<double> Next(PlanScene& scene, double* energy) override;
   /// Layer-normalized latents of one frame (N, D), as stage two sees them.
   torch::Tensor EncodeFrame(const std::vector<std::uint8_t>& rgb, int size);
+  /// The same for every camera's frame of one moment, each camera's tokens in turn (views x N, D):
+  /// the latents of a model that reads several cameras.
+  torch::Tensor EncodeViews(const std::vector<std::vector<std::uint8_t>>& views, int size);
   /// Imagined model steps per second in the last Next (samples x iterations x horizon / seconds).
   double imagined_steps_per_s() const { return imagined_steps_per_s_; }
   /// The chosen plan's imagined latents (the CEM mean, rolled out once more).

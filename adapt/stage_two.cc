@@ -52,7 +52,12 @@ StageTwoData::Window Stack(const std::vector<StageTwoData::Window>& w) {
 
 StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const std::string& camera, int max_train_episodes, bool check_frames,
                            std::int64_t keep_bytes)
-    : path_(dataset), cache_path_(cache), camera_(camera) {
+    : StageTwoData(dataset, std::vector<fs::path>{cache}, std::vector<std::string>{camera}, max_train_episodes, check_frames, keep_bytes) {}
+
+StageTwoData::StageTwoData(const fs::path& dataset, const std::vector<fs::path>& caches, const std::vector<std::string>& cameras,
+                           int max_train_episodes, bool check_frames, std::int64_t keep_bytes)
+    : path_(dataset), cache_paths_(caches), cameras_(cameras) {
+  if (cameras.empty() || caches.size() != cameras.size()) throw AdaptError("stage two needs one latent cache per camera");
   std::error_code ec;
   if (!fs::exists(dataset, ec)) throw AdaptError("no " + dataset.string());
   try {
@@ -78,22 +83,36 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
                      std::to_string(spec_.action_dim));
   }
 
-  if (!fs::exists(cache, ec)) throw AdaptError("no latent cache " + cache.string() + " — run: encode --data " + dataset.string());
-  try {
-    const LatentCacheInfo info = ReadLatentCacheInfo(cache);
-    encoder_hash_ = info.encoder_hash;
-    if (!info.Matches(DatasetFingerprint(dataset), encoder_hash_, camera)) {
-      throw AdaptError("latent cache " + cache.string() + " is stale (the dataset or camera changed) — run: encode --data " + dataset.string());
+  const std::string fingerprint = DatasetFingerprint(dataset);
+  for (size_t v = 0; v < caches.size(); ++v) {
+    const fs::path& cache = caches[v];
+    const std::string encode = "encode --data " + dataset.string() + (cameras[v] == "camera0" ? "" : " --camera " + cameras[v]);
+    if (!fs::exists(cache, ec)) throw AdaptError("no latent cache " + cache.string() + " — run: " + encode);
+    try {
+      const LatentCacheInfo info = ReadLatentCacheInfo(cache);
+      if (v == 0) encoder_hash_ = info.encoder_hash;
+      if (info.encoder_hash != encoder_hash_) {
+        throw AdaptError("latent caches " + caches[0].string() + " and " + cache.string() + " are of different encoders");
+      }
+      if (!info.Matches(fingerprint, encoder_hash_, cameras[v])) {
+        throw AdaptError("latent cache " + cache.string() + " is stale (the dataset or camera changed) — run: " + encode);
+      }
+      caches_.push_back(h5::OpenFile(cache.string()));
+      std::vector<hsize_t> dims;
+      h5::ReadRows<float>(caches_.back(), first + "/latents", 0, 1, &dims);
+      if (dims.size() != 3) throw AdaptError(cache.string() + ": latents must be (frames, N, D)");
+      if (v > 0 && (static_cast<int>(dims[1]) != tokens_per_view_ || static_cast<int>(dims[2]) != latent_dim_)) {
+        throw AdaptError(cache.string() + ": its latents are not the same shape as " + caches[0].string() + "'s");
+      }
+      if (v == 0) {
+        tokens_per_view_ = static_cast<int>(dims[1]);
+        latent_dim_ = static_cast<int>(dims[2]);
+      }
+    } catch (const collect::DatasetError& e) {
+      throw AdaptError(cache.string() + " is not a latent cache: " + e.what());
     }
-    cache_ = h5::OpenFile(cache.string());
-    std::vector<hsize_t> dims;
-    h5::ReadRows<float>(cache_, first + "/latents", 0, 1, &dims);
-    if (dims.size() != 3) throw AdaptError(cache.string() + ": latents must be (frames, N, D)");
-    tokens_ = static_cast<int>(dims[1]);
-    latent_dim_ = static_cast<int>(dims[2]);
-  } catch (const collect::DatasetError& e) {
-    throw AdaptError(cache.string() + " is not a latent cache: " + e.what());
   }
+  tokens_ = tokens_per_view_ * static_cast<int>(caches.size());
 
   for (const std::string split : {"train", "valid"}) {
     auto& list = split == "train" ? train_ : valid_;
@@ -136,19 +155,26 @@ StageTwoData::Window StrideFrames(const torch::Tensor& latents, std::int64_t lat
 }  // namespace
 
 StageTwoData::Whole StageTwoData::ReadEpisode(const Episode& ep, std::int64_t first, std::int64_t count) const {
-  std::vector<hsize_t> dims;
-  std::vector<float> values;
-  try {
-    values = h5::ReadRows<float>(cache_, ep.demo + "/latents", first, count, &dims);
-  } catch (const collect::DatasetError& e) {
-    throw AdaptError(cache_path_.string() + ": " + ep.demo + ": " + e.what());
+  std::vector<torch::Tensor> views;
+  std::vector<double> extrinsics;
+  for (size_t v = 0; v < caches_.size(); ++v) {
+    std::vector<hsize_t> dims;
+    std::vector<float> values;
+    try {
+      values = h5::ReadRows<float>(caches_[v], ep.demo + "/latents", first, count, &dims);
+    } catch (const collect::DatasetError& e) {
+      throw AdaptError(cache_paths_[v].string() + ": " + ep.demo + ": " + e.what());
+    }
+    views.push_back(F::layer_norm(torch::from_blob(values.data(), {count, tokens_per_view_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
+                                  F::LayerNormFuncOptions({latent_dim_})));
+    const auto e = dataset_->Read<double>(ep.demo, "camera/" + cameras_[v] + "/extrinsics");
+    extrinsics.insert(extrinsics.end(), e.begin(), e.end());
   }
   Whole whole;
-  whole.latents = F::layer_norm(torch::from_blob(values.data(), {count, tokens_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
-                                F::LayerNormFuncOptions({latent_dim_}));
+  whole.latents = views.size() == 1 ? views[0] : torch::cat(views, 1);
   whole.proprio = Proprio(ep);
   whole.actions = Matrix(*dataset_, ep.demo, "actions");
-  whole.camera = CameraFeatures(dataset_->Read<double>(ep.demo, "camera/" + camera_ + "/extrinsics"));
+  whole.camera = CameraFeatures(extrinsics);
   return whole;
 }
 
@@ -210,7 +236,7 @@ torch::Tensor StageTwoData::Proprio(const Episode& ep) const {
 
 std::vector<std::uint8_t> StageTwoData::Frames(const Episode& ep, std::int64_t first, std::int64_t count, int* image_size) const {
   std::vector<hsize_t> dims;
-  auto frames = dataset_->ReadFrames(ep.demo, camera_, static_cast<hsize_t>(first), static_cast<hsize_t>(count), &dims);
+  auto frames = dataset_->ReadFrames(ep.demo, camera(), static_cast<hsize_t>(first), static_cast<hsize_t>(count), &dims);
   if (image_size) *image_size = static_cast<int>(dims[1]);
   return frames;
 }

@@ -55,10 +55,16 @@ class StageTwoData {
   /// `keep_bytes`: the most the episodes may take in memory (kKeepBytes; 0 = read every window from the files).
   StageTwoData(const std::filesystem::path& dataset, const std::filesystem::path& cache, const std::string& camera = "camera0",
                int max_train_episodes = 0, bool check_frames = true, std::int64_t keep_bytes = kKeepBytes);
+  /// Several cameras (a model that reads several views): one latent cache per camera, in the same
+  /// order; a frame's latents are every camera's tokens in turn (N = cameras x each one's tokens) and
+  /// a window's camera features every camera's 12 numbers. The first camera is camera(): its frames
+  /// are Frames() and the read-outs' image plane.
+  StageTwoData(const std::filesystem::path& dataset, const std::vector<std::filesystem::path>& caches, const std::vector<std::string>& cameras,
+               int max_train_episodes = 0, bool check_frames = true, std::int64_t keep_bytes = kKeepBytes);
 
   const EmbodimentSpec& spec() const { return spec_; }
   const std::vector<Episode>& episodes(const std::string& split) const { return split == "valid" ? valid_ : train_; }
-  int tokens() const { return tokens_; }
+  int tokens() const { return tokens_; }          ///< N per frame, all cameras together
   int image_size() const { return image_size_; }  ///< side of the encoder camera's frames, in pixels
   int latent_dim() const { return latent_dim_; }
   const std::string& encoder_hash() const { return encoder_hash_; }
@@ -88,20 +94,23 @@ class StageTwoData {
   /// Control steps per second (the dataset's control_hz).
   double control_hz() const { return control_hz_; }
   const collect::Dataset& dataset() const { return *dataset_; }
-  const std::string& camera() const { return camera_; }
+  const std::string& camera() const { return cameras_.front(); }
+  const std::vector<std::string>& cameras() const { return cameras_; }
   /// Proprio and proprio-change statistics over (up to `max_episodes`) training episodes.
   Normalizer ComputeNormalizer(int max_episodes = 200) const;
   /// Whether this dataset's episodes are kept in memory (see the constructor's keep_bytes).
   bool keeps_episodes() const { return keep_; }
 
  private:
-  std::filesystem::path path_, cache_path_;
+  std::filesystem::path path_;
+  std::vector<std::filesystem::path> cache_paths_;
   std::unique_ptr<collect::Dataset> dataset_;
-  collect::h5::Handle cache_;
-  std::string camera_, encoder_hash_;
+  std::vector<collect::h5::Handle> caches_;
+  std::vector<std::string> cameras_;
+  std::string encoder_hash_;
   EmbodimentSpec spec_;
   std::vector<Episode> train_, valid_;
-  int tokens_ = 0, latent_dim_ = 0, image_size_ = 0;
+  int tokens_ = 0, tokens_per_view_ = 0, latent_dim_ = 0, image_size_ = 0;
   double control_hz_ = 20;
   /// An episode as Read uses it: layer-normalized latents of frames [first, first + count) (count,
   /// N, D), and for the whole episode proprio (T, P), actions (T, A) and camera features (12).

@@ -338,6 +338,10 @@ SurpriseScorer::SurpriseScorer(WorldModel& model, FrozenEncoder& encoder, const 
     : model_(model), encoder_(encoder), embodiment_(embodiment),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
   model_.RequireEmbodiment(embodiment);
+  if (model.config().views() != 1) {
+    throw AdaptError("surprise renders one camera; this model reads " + std::to_string(model.config().views()) + " (" +
+                     nlohmann::json(model.config().cameras).dump() + "): test a single-camera model");
+  }
   model_.Train(false);
 }
 

@@ -2,7 +2,8 @@
 
 namespace embody::adapt {
 
-VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera, bool check_frames) : camera_(camera) {
+VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera, bool check_frames)
+    : camera_(camera), clip_cameras_{camera} {
   if (files.empty()) throw AdaptError("no dataset given (--data FILE.h5 ...)");
   for (const auto& file : files) {
     std::error_code ec;
@@ -74,7 +75,17 @@ VideoData::ClipRef VideoData::DrawClipIn(const EpisodeRef& episode, int length, 
   if (episode.frames < span) {
     throw AdaptError(episode.demo + " has " + std::to_string(episode.frames) + " frames, fewer than a clip of " + std::to_string(span));
   }
-  return {&episode, static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1))};
+  ClipRef clip{&episode, static_cast<std::int64_t>((*rng)() % (episode.frames - span + 1))};
+  if (clip_cameras_.size() > 1) clip.camera = static_cast<int>((*rng)() % clip_cameras_.size());
+  return clip;
+}
+
+void VideoData::SetClipCameras(const std::vector<std::string>& cameras) {
+  if (cameras.empty()) throw AdaptError("clips need at least one camera");
+  for (const auto& c : cameras) {
+    if (c != camera_) RequireCamera(c);
+  }
+  clip_cameras_ = cameras;
 }
 
 bool VideoData::HasSceneGroups() const {
@@ -97,7 +108,7 @@ const EpisodeRef* VideoData::DrawGroupMate(const std::string& split, const Episo
 
 std::vector<std::uint8_t> VideoData::ReadClip(const ClipRef& clip, int length, int stride) const {
   // Only the clip's frames: a strided read touches `length` of the span's compressed chunks.
-  return datasets_[clip.episode->dataset]->ReadFrames(clip.episode->demo, camera_, clip.start, length, nullptr, stride);
+  return datasets_[clip.episode->dataset]->ReadFrames(clip.episode->demo, clip_cameras_.at(clip.camera), clip.start, length, nullptr, stride);
 }
 
 std::vector<std::uint8_t> VideoData::RandomClip(const std::string& split, int length, int stride, std::mt19937_64* rng, const EpisodeRef** episode,

@@ -53,7 +53,13 @@ class VideoData {
   struct ClipRef {
     const EpisodeRef* episode = nullptr;
     std::int64_t start = 0;
+    int camera = 0;  ///< which of clip_cameras() it is read from
   };
+  /// Cameras clips are read from, one drawn per clip (stage one on every view of a simcollect
+  /// --cameras N dataset); by default camera() alone, and no draw. @throws AdaptError when a
+  /// dataset lacks one (RequireCamera).
+  void SetClipCameras(const std::vector<std::string>& cameras);
+  const std::vector<std::string>& clip_cameras() const { return clip_cameras_; }
   /// Draws a random clip of `length` frames `stride` apart from `split` without reading it (data-parallel
   /// ranks draw a whole batch alike and read only their share).
   ClipRef DrawClip(const std::string& split, int length, int stride, std::mt19937_64* rng) const;
@@ -75,6 +81,7 @@ class VideoData {
   std::vector<std::unique_ptr<collect::Dataset>> datasets_;
   std::vector<EpisodeRef> train_, valid_;
   std::string camera_;
+  std::vector<std::string> clip_cameras_;
   int image_size_ = 0;
 };
 

@@ -44,10 +44,12 @@ nlohmann::json EmbodimentSpec::ToJson() const { return *this; }
 EmbodimentSpec EmbodimentSpec::FromJson(const nlohmann::json& j) { return j.get<EmbodimentSpec>(); }
 nlohmann::json PredictorConfig::ToJson() const { return *this; }
 PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) {
-  if (j.contains("frame_skip")) return j.get<PredictorConfig>();
-  std::fprintf(stderr, "note: this stage-two model predates model steps: loaded with frame skip 1 (one control step per prediction)\n");
   nlohmann::json older = j;
-  older["frame_skip"] = 1;
+  if (!j.contains("cameras")) older["cameras"] = {"camera0"};
+  if (!j.contains("frame_skip")) {
+    std::fprintf(stderr, "note: this stage-two model predates model steps: loaded with frame skip 1 (one control step per prediction)\n");
+    older["frame_skip"] = 1;
+  }
   return older.get<PredictorConfig>();
 }
 
@@ -72,7 +74,11 @@ TrunkImpl::TrunkImpl(const PredictorConfig& c) : config(c) {
   if (c.dim % c.heads != 0) throw AdaptError("predictor width " + std::to_string(c.dim) + " is not a multiple of its heads");
   latent_in = register_module("latent_in", torch::nn::Linear(c.latent_dim, c.dim));
   ee_in = register_module("ee_in", torch::nn::Linear(8, c.dim));
-  camera_in = register_module("camera_in", torch::nn::Linear(12, c.dim));
+  if (c.cameras.empty() || c.tokens % c.views() != 0) {
+    throw AdaptError("a predictor reads one or more cameras with the same tokens each (" + std::to_string(c.tokens) + " tokens, " +
+                     std::to_string(c.views()) + " cameras)");
+  }
+  camera_in = register_module("camera_in", torch::nn::Linear(12 * c.views(), c.dim));
   spatial_pos = register_parameter("spatial_pos", torch::randn({1, 1, c.tokens, c.dim}) * 0.02);
   frame_pos = register_parameter("frame_pos", torch::randn({1, kMaxFrames, 1, c.dim}) * 0.02);
   kind_pos = register_parameter("kind_pos", torch::randn({1, 1, kConditionTokens, c.dim}) * 0.02);
@@ -326,8 +332,12 @@ WorldModel WorldModel::Load(torch::serialize::InputArchive& archive) {
 }
 
 torch::Tensor CameraFeatures(const std::vector<double>& e) {
-  if (e.size() != 16) throw AdaptError("camera extrinsics must be 4x4");
-  return torch::tensor({e[0], e[1], e[2], e[4], e[5], e[6], e[8], e[9], e[10], e[3], e[7], e[11]}, DefaultFloat());
+  if (e.empty() || e.size() % 16 != 0) throw AdaptError("camera extrinsics must be 4x4 (one per camera)");
+  std::vector<double> f;
+  for (size_t at = 0; at < e.size(); at += 16) {
+    for (size_t i : {0, 1, 2, 4, 5, 6, 8, 9, 10, 3, 7, 11}) f.push_back(e[at + i]);
+  }
+  return torch::tensor(f, DefaultFloat());
 }
 
 torch::Tensor LatentL1(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().mean({0, 2, 3}); }

@@ -51,11 +51,17 @@ struct PredictorConfig {
   /// Control steps per model step: the predictor maps frame t to frame t + frame_skip, conditioned on
   /// the frame_skip actions between them (concatenated). Models from before it have 1.
   int frame_skip = 4;
+  /// The cameras whose frames the model reads, in order: a frame's N tokens are each camera's
+  /// encoder tokens in turn (tokens / cameras per view), its camera token sees every camera's
+  /// extrinsics (12 numbers each). Models from before it read camera0 alone.
+  std::vector<std::string> cameras = {"camera0"};
+  int views() const { return static_cast<int>(cameras.size()); }
   nlohmann::json ToJson() const;
-  /// A config without frame_skip (a model from before it) loads with frame_skip 1, said on stderr.
+  /// A config without frame_skip (a model from before it) loads with frame_skip 1, said on stderr;
+  /// one without cameras reads camera0.
   static PredictorConfig FromJson(const nlohmann::json& j);
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictorConfig, latent_dim, tokens, dim, depth, heads, context, frame_skip)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictorConfig, latent_dim, tokens, dim, depth, heads, context, frame_skip, cameras)
 
 /// Per-embodiment dynamics: MLP on [normalized proprio, action] -> normalized proprio change.
 struct DynamicsModelImpl : torch::nn::Module {
@@ -177,7 +183,8 @@ inline torch::Tensor EePositionOf(const torch::Tensor& proprio, const Embodiment
   return proprio.slice(-1, spec.layout().ee_pos(), spec.layout().ee_pos() + 3);
 }
 
-/// Camera extrinsics (4x4 camera-to-world, row-major) as the 12 numbers the camera token sees.
+/// Camera extrinsics (4x4 camera-to-world, row-major) as the 12 numbers the camera token sees; several
+/// cameras' extrinsics one after the other (16 numbers each) give 12 per camera, concatenated.
 torch::Tensor CameraFeatures(const std::vector<double>& extrinsics);
 
 /// Latent L1 error per horizon: mean |a - b| over tokens and dims, (B, H, N, D) -> (H).

@@ -12,7 +12,7 @@ namespace {
 using nlohmann::json;
 constexpr double kPi = 3.14159265358979323846;
 // The arms' framed camera (none and light levels): degrees above the table, metres from the workspace.
-constexpr double kArmElevation = 55, kArmDistance = 1.1, kArmAzimuth = 30;
+constexpr double kArmElevation = 55, kArmDistance = 1.1, kArmAzimuth = 30, kArmSideElevation = 30;
 
 // A range per level: {none, light, default, wide}; `none` is the nominal value.
 struct Range {
@@ -191,10 +191,16 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   const Range elevation = humanoid ? Range{15, 5, 30, 0, 45, 12, 18} : Range{kArmElevation, 20, 50, 10, 65, kArmElevation - 4, kArmElevation + 4};
   const Range distance =
       humanoid ? Range{2.3, 2.0, 2.6, 1.7, 3.2, 2.25, 2.35} : Range{kArmDistance, 1.15, 1.6, 0.9, 2.0, kArmDistance - 0.04, kArmDistance + 0.04};
+  // A framed arm's second camera looks from the robot's right, lower (30 degrees above the table,
+  // 90 degrees of azimuth from the first): what moves along the first camera's line of sight (toward
+  // it and up) moves across this one's image. Further cameras look from 35, 70, ... degrees to either
+  // side of the first.
+  const Range side_elevation{kArmSideElevation, 20, 50, 10, 65, kArmSideElevation - 4, kArmSideElevation + 4};
   for (int c = 0; c < num_cameras; ++c) {
-    // Further cameras of one episode look from other sides (the first one is the framed view).
-    const double side = framed && !humanoid ? kArmAzimuth + 35.0 * ((c + 1) / 2) * (c % 2 == 1 ? 1 : -1) : 0.0;
-    const double az = (azimuth.Draw(config.camera, rng) + side) * kPi / 180, el = elevation.Draw(config.camera, rng) * kPi / 180;
+    const bool arm_side = framed && !humanoid && c == 1;
+    const double side = !framed || humanoid ? 0.0 : arm_side ? kArmAzimuth - 90.0 : kArmAzimuth + 35.0 * (c / 2) * (c % 2 == 1 ? 1 : -1);
+    const double az = (azimuth.Draw(config.camera, rng) + side) * kPi / 180;
+    const double el = (arm_side ? side_elevation : elevation).Draw(config.camera, rng) * kPi / 180;
     const double dist = distance.Draw(config.camera, rng);
     std::array<double, 3> target = center;
     for (double& t : target) t += jitter.Draw(config.camera, rng);

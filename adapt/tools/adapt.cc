@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   CLI::App app{"adapt: stage two, per-robot dynamics and interaction predictors on a frozen encoder"};
   AdaptJob job;  // the options bind to it directly (adapt/adapt_job.h)
   std::string &embodiment = job.embodiment, &data_path = job.data, &encoder_path = job.encoder, &out = job.out, &init = job.init,
-              &camera = job.camera, precision = "float32", export_path;
+              precision = "float32", export_path;
   AdaptConfig& config = job.config;
   EvalOptions& eval = job.eval;
   bool &eval_only = job.eval_only, &resume = job.resume, &overwrite = job.overwrite, &train_decoder = job.train_decoder, bench = false;
@@ -59,7 +59,10 @@ int main(int argc, char** argv) {
   app.add_option("--patience", config.patience, "Validations without improvement before stopping")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
-  app.add_option("--camera", camera, "Camera whose frames the encoder sees")->capture_default_str();
+  app.add_option("--camera", job.cameras,
+                 "Cameras whose frames the model reads, e.g. --camera camera0 camera1 (a simcollect --cameras 2 dataset): each camera's "
+                 "latents become tokens of one frame (default: the model's for --eval and --init, else camera0)")
+      ->expected(1, -1);
   app.add_option("--eval-context", eval.context, "True model steps before an open-loop rollout (0 = the predictor's context)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
@@ -104,7 +107,8 @@ int main(int argc, char** argv) {
     if (bench && data_path.empty()) return BenchStageTwo(config, bench_steps);
     if (bench) {  // and the reader, on that dataset's latent cache of --encoder
       FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
-      return BenchStageTwo(config, bench_steps, data_path, EnsureLatentCache(encoder, data_path, job.camera, 64, true).path.string(), job.camera);
+      const std::string camera = job.cameras.empty() ? "camera0" : job.cameras.front();
+      return BenchStageTwo(config, bench_steps, data_path, EnsureLatentCache(encoder, data_path, camera, 64, true).path.string(), camera);
     }
     if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
     if (data_path.empty()) data_path = "data/" + embodiment + ".h5";

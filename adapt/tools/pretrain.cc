@@ -85,7 +85,7 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
 
 int main(int argc, char** argv) {
   CLI::App app{"pretrain: stage one, a self-supervised video encoder (LeWM's recipe by default, or a masked-latent JEPA)"};
-  std::vector<std::string> data_files;
+  std::vector<std::string> data_files, clip_cameras;
   std::string out = "models/encoder.pt", encoder_path, recipe = "lewm", precision = "float32";
   JepaConfig jepa;
   LewmConfig lewm;
@@ -125,6 +125,10 @@ int main(int argc, char** argv) {
   app.add_option("--scene-shift", lewm.scene_shift, "lewm: the between-scene term's altered views are shifted by up to this many pixels")
       ->capture_default_str()
       ->check(CLI::Range(0, 32));
+  app.add_option("--camera", clip_cameras,
+                 "Cameras the training clips are read from, one drawn per clip (e.g. --camera camera0 camera1 on simcollect --cameras 2 "
+                 "data, for a world model that reads both views; the probes read the first dataset camera, camera0)")
+      ->expected(1, -1);
   app.add_option("--scene-camera", lewm.scene_camera,
                  "lewm: the between-scene term's positive from this camera of the same episode (e.g. camera1 of a simcollect --cameras 2 "
                  "dataset): the camera's pose no longer tells scenes apart (empty: the anchor's camera)");
@@ -203,7 +207,8 @@ int main(int argc, char** argv) {
     lewm.device = jepa.device = dev.str();
     if (dev.is_cuda() && (!group || group->is_root())) std::fprintf(stderr, "pretrain: training on %s\n", lewm.device.c_str());
     std::vector<fs::path> files(data_files.begin(), data_files.end());
-    const VideoData data(files);
+    VideoData data(files);
+    if (!clip_cameras.empty()) data.SetClipCameras(clip_cameras);
     const EncoderConfig architecture = recipe == "lewm" ? lewm.encoder : jepa.encoder;
     if (eval_only) {
       if (encoder_path.empty()) throw AdaptError("--eval-only needs --encoder PATH");

@@ -323,6 +323,37 @@ TEST_F(LewmTest, SceneCameraTakesThePositiveFromTheOtherView) {
   refused(own, two, "--scene-weight");
 }
 
+// Tests clips drawn from several cameras (pretrain --camera camera0 camera1): each clip is one
+// camera's frames, both cameras are drawn, one camera draws exactly as before, and a camera the data
+// lacks is refused.
+TEST_F(LewmTest, ClipCamerasDrawEachClipFromOneOfThem) {
+  VideoData two({Franka32("clip_views.h5", 6, 8, [](collect::CollectConfig* c) { c->cameras = 2; })});
+  const VideoData plain({*dir_ / "clip_views.h5"});
+  EXPECT_EQ(two.clip_cameras(), std::vector<std::string>{"camera0"});
+  std::mt19937_64 a(7), b(7);
+  for (int i = 0; i < 5; ++i) {  // one camera: no draw of a camera, the same clips as before
+    const auto x = two.DrawClip("train", 3, 2, &a), y = plain.DrawClip("train", 3, 2, &b);
+    EXPECT_EQ(x.episode->demo, y.episode->demo);
+    EXPECT_EQ(x.start, y.start);
+    EXPECT_EQ(x.camera, 0);
+  }
+  two.SetClipCameras({"camera0", "camera1"});
+  std::mt19937_64 rng(8);
+  int seen[2] = {0, 0};
+  for (int i = 0; i < 24; ++i) {
+    const auto clip = two.DrawClip("train", 3, 2, &rng);
+    ASSERT_GE(clip.camera, 0);
+    ASSERT_LT(clip.camera, 2);
+    ++seen[clip.camera];
+    EXPECT_EQ(two.ReadClip(clip, 3, 2),
+              plain.dataset(0).ReadFrames(clip.episode->demo, clip.camera == 0 ? "camera0" : "camera1", clip.start, 3, nullptr, 2));
+  }
+  EXPECT_GT(seen[0], 0);
+  EXPECT_GT(seen[1], 0);
+  EXPECT_THROW(two.SetClipCameras({"camera0", "camera2"}), AdaptError);
+  EXPECT_THROW(two.SetClipCameras({}), AdaptError);
+}
+
 // Tests --scene-groups: every second clip comes from another episode of the clip before's scene group
 // (simcollect --layouts-per-scene), and data without groups, or no between-scene term, is refused.
 TEST_F(LewmTest, SceneGroupsPairClipsOfOneScene) {

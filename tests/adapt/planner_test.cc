@@ -365,6 +365,72 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   o.task = PlanTask::kPush;
   o.oracle = "dynamics";
   EXPECT_THROW(RunPlanning(model, encoder.hash(), encoder, o), AdaptError);
+
+  // A model of two views: the planner encodes both cameras (tokens of one frame), the run says which
+  // cameras; a model whose cameras the scene cannot render in order is refused.
+  PredictorConfig two = pc;
+  two.tokens = 2;
+  two.cameras = {"camera0", "camera1"};
+  torch::manual_seed(3);
+  WorldModel model2(two);
+  model2.AddEmbodiment(spec, {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})});
+  o.task = PlanTask::kReach;
+  o.oracle = "none";
+  o.camera_offsets = {0};
+  o.replay_episodes = 1;
+  traces.clear();
+  const auto r2 = RunPlanning(model2, encoder.hash(), encoder, o, {}, &traces);
+  EXPECT_EQ(r2["cameras"], nlohmann::json({"camera0", "camera1"}));
+  EXPECT_EQ(r2["per_episode"][0]["model"]["steps"], 2);
+  ASSERT_EQ(traces.size(), 1u);
+  EXPECT_EQ(traces[0].trace.imagined[0].sizes().vec(), (std::vector<int64_t>{2, 2, 16}));  // horizon x (2 cameras x 1 token) x latent
+  EXPECT_EQ(traces[0].trace.frames[0], t.trace.frames[0]);                                 // the same scene as the one-camera run, camera 0 recorded
+  two.cameras = {"camera1", "camera0"};
+  WorldModel swapped(two);
+  swapped.AddEmbodiment(spec, {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})});
+  try {
+    RunPlanning(swapped, encoder.hash(), encoder, o);
+    FAIL() << "a model of cameras out of order was accepted";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("plan renders cameras camera0, camera1, ... in order"));
+  }
+}
+
+// Tests a scene of two cameras: the same scene and goal as with one (camera 0 pixel for pixel), a
+// second view that differs, every goal and subgoal image a re-render of its state from each camera,
+// both cameras' extrinsics, and a camera offset that turns both.
+TEST(PlanSceneTest, SecondCameraViewsTheSameScene) {
+  PlanScene one("franka", Light(), 32, 11), two("franka", Light(), 32, 11);
+  two.set_views(2);
+  EXPECT_THROW(two.set_views(0), AdaptError);
+  for (PlanTask task : {PlanTask::kReach, PlanTask::kPush}) {
+    one.Reset(1, task);
+    two.Reset(1, task);
+    EXPECT_EQ(one.goal().ee, two.goal().ee);
+    EXPECT_EQ(one.goal().state, two.goal().state);
+    EXPECT_EQ(one.goal().image, two.goal().image);
+    ASSERT_EQ(two.goal().views.size(), 2u);
+    EXPECT_EQ(two.goal().views[0], two.goal().image);
+    EXPECT_NE(two.goal().views[1], two.goal().image);
+    ASSERT_EQ(one.goal().views.size(), 1u);
+    EXPECT_EQ(one.Render(), two.Render());
+    two.runner().world().SetState(two.goal().state);
+    EXPECT_EQ(two.RenderViews(), two.goal().views);
+    for (const PlanSubgoal& sub : two.goal().subgoals) {
+      two.runner().world().SetState(sub.state);
+      EXPECT_EQ(two.RenderViews(), sub.views);
+      EXPECT_EQ(sub.views[0], sub.image);
+    }
+    EXPECT_EQ(two.goal().subgoals.size(), task == PlanTask::kPush ? 2u : 0u);
+  }
+  EXPECT_EQ(one.CameraExtrinsics().size(), 16u);
+  const auto extrinsics = two.CameraExtrinsics();
+  ASSERT_EQ(extrinsics.size(), 32u);
+  EXPECT_EQ(std::vector<double>(extrinsics.begin(), extrinsics.begin() + 16), one.CameraExtrinsics());
+  two.Reset(1, PlanTask::kReach, 30);
+  const auto turned = two.CameraExtrinsics();
+  EXPECT_NE(turned[3], extrinsics[3]);    // camera 0's position moved
+  EXPECT_NE(turned[19], extrinsics[19]);  // and camera 1's
 }
 
 }  // namespace

@@ -327,7 +327,9 @@ TEST(WorldModelTest, InitFromCopiesTrunkAndSharedActionEmbedding) {
 TEST(WorldModelTest, ConfigWithoutFrameSkipLoadsAsOneControlStep) {
   nlohmann::json old = TinyPredictor().ToJson();
   old.erase("frame_skip");
+  old.erase("cameras");  // older still: one camera, camera0
   EXPECT_EQ(1, PredictorConfig::FromJson(old).frame_skip);
+  EXPECT_EQ(PredictorConfig::FromJson(old).cameras, std::vector<std::string>{"camera0"});
   EXPECT_EQ(2, PredictorConfig::FromJson(TinyPredictor().ToJson()).frame_skip);
 }
 
@@ -608,6 +610,88 @@ TEST_F(AdaptTest, DecoderLearnsFramesFromLatents) {
 
 // Tests the adapt program's answers to bad input: missing data or encoder name the command that
 // makes them, data of another embodiment and a model of another encoder are refused, nothing is written.
+// Tests a model that reads two cameras: each camera's latent cache lies apart, a frame's latents are
+// camera0's tokens then camera1's (each layer-normalized as one camera's alone), the camera features
+// are both cameras' 12 numbers, an untrained two-view predictor is copy-last, and the adapt program
+// trains and evaluates one (`--camera camera0 camera1`), keeps the cameras with the model and
+// refuses to start a one-camera model from it.
+TEST_F(AdaptTest, TwoCamerasAreTheTokensOfOneFrame) {
+  const fs::path data = *dir_ / "franka2.h5";
+  collect::CollectConfig c;
+  c.robot = "franka";
+  c.episodes = 12;
+  c.steps = 20;
+  c.image_size = 32;
+  c.cameras = 2;
+  c.seed = 4;
+  c.out = data.string();
+  collect::Collect(c, {.enabled = false});
+  FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
+  const fs::path c0 = EnsureLatentCache(encoder, data, "camera0").path, c1 = EnsureLatentCache(encoder, data, "camera1").path;
+  EXPECT_NE(c0, c1);
+  EXPECT_EQ(c1, LatentCachePath(data, encoder.hash(), "camera1"));
+  EXPECT_EQ(c0, LatentCachePath(data, encoder.hash()));
+  EXPECT_TRUE(fs::exists(c0) && fs::exists(c1));  // building camera1's left camera0's in place
+
+  const StageTwoData one(data, c0, "camera0"), other(data, c1, "camera1");
+  const StageTwoData both(data, std::vector<fs::path>{c0, c1}, std::vector<std::string>{"camera0", "camera1"});
+  EXPECT_EQ(both.tokens(), 2 * one.tokens());
+  EXPECT_EQ(both.camera(), "camera0");
+  const auto& ep = both.episodes("train")[1];
+  const auto w = both.Read(ep, 2, 3, 2), w0 = one.Read(ep, 2, 3, 2), w1 = other.Read(ep, 2, 3, 2);
+  EXPECT_TRUE(torch::equal(w.latents.slice(1, 0, one.tokens()), w0.latents));
+  EXPECT_TRUE(torch::equal(w.latents.slice(1, one.tokens()), w1.latents));
+  EXPECT_FALSE(torch::allclose(w0.latents, w1.latents));  // the views differ
+  ASSERT_EQ(w.camera.numel(), 24);
+  EXPECT_TRUE(torch::equal(w.camera.slice(0, 0, 12), w0.camera));
+  EXPECT_TRUE(torch::equal(w.camera.slice(0, 12), w1.camera));
+  EXPECT_TRUE(torch::equal(w.actions, w0.actions));
+  // A cache given for the wrong camera is stale; caches and cameras must pair up.
+  EXPECT_THROW(StageTwoData(data, std::vector<fs::path>{c0, c0}, std::vector<std::string>{"camera0", "camera1"}), AdaptError);
+  EXPECT_THROW(StageTwoData(data, std::vector<fs::path>{c0}, std::vector<std::string>{"camera0", "camera1"}), AdaptError);
+
+  // An untrained two-view predictor is copy-last; its camera token takes 24 numbers.
+  PredictorConfig pc = Tiny().predictor;
+  pc.tokens = both.tokens();
+  pc.cameras = {"camera0", "camera1"};
+  torch::manual_seed(2);
+  WorldModel model(pc);
+  model.AddEmbodiment(both.spec(), both.ComputeNormalizer());
+  model.Train(false);
+  const auto x = both.Read(ep, 0, 3, 2);
+  const auto pred = model.Predict("franka", x.latents.unsqueeze(0), x.proprio.unsqueeze(0), x.actions.unsqueeze(0), x.camera.unsqueeze(0));
+  EXPECT_TRUE(torch::allclose(pred[0], x.latents, 1e-5, 1e-5));
+  EXPECT_EQ(PredictorConfig::FromJson(pc.ToJson()).cameras, pc.cameras);
+  PredictorConfig odd = pc;
+  odd.tokens = one.tokens() * 2 + 1;  // tokens that do not split evenly between the cameras
+  EXPECT_THROW(WorldModel{odd}, AdaptError);
+
+  // The program, end to end.
+  const std::string bin = ADAPT_BIN, out = (*dir_ / "two_views").string(), log = (*dir_ / "two_views.log").string();
+  auto run = [&](const std::string& args) {
+    const int rc = std::system((bin + " " + args + " > " + log + " 2>&1").c_str());
+    std::ifstream in(log);
+    return std::make_pair(rc, std::string(std::istreambuf_iterator<char>(in), {}));
+  };
+  const std::string common = "--embodiment franka --data " + data.string() + " --encoder " + (*dir_ / "enc.pt").string() +
+                             " --steps 20 --eval-every 10 --width 16 --depth 1 --frame-skip 2 --threads 2 --eval-seconds 0.4 --readout-episodes 4";
+  auto [rc, msg] = run(common + " --camera camera0 camera1 --out " + out);
+  ASSERT_EQ(0, rc) << msg;
+  std::string hash;
+  const WorldModel trained = LoadWorldModel(out, &hash);
+  EXPECT_EQ(trained.config().cameras, (std::vector<std::string>{"camera0", "camera1"}));
+  EXPECT_EQ(trained.config().tokens, both.tokens());
+  EXPECT_TRUE(fs::exists(fs::path(out) / "metrics.json"));
+  auto [rc_eval, msg_eval] = run(common + " --eval --out " + out);  // the model's cameras, without --camera
+  EXPECT_EQ(0, rc_eval) << msg_eval;
+  auto [rc_init, msg_init] = run(common + " --camera camera0 --init " + out + " --out " + (*dir_ / "one_view").string());
+  EXPECT_NE(0, rc_init);
+  EXPECT_THAT(msg_init, HasSubstr("a model transfers between robots with the same views"));
+  auto [rc_mix, msg_mix] = run(common + " --eval --camera camera1 --out " + out);
+  EXPECT_NE(0, rc_mix);
+  EXPECT_THAT(msg_mix, HasSubstr("reads cameras [\"camera0\",\"camera1\"], not [\"camera1\"]"));
+}
+
 TEST_F(AdaptTest, ProgramRefusesBadInputsClearly) {
   const std::string bin = ADAPT_BIN, data = (*dir_ / "franka.h5").string(), out = (*dir_ / "cli_out").string();
   auto run = [&](const std::string& args) {
