@@ -20,4 +20,12 @@ std::unique_ptr<collect::EpisodeRunner> MakeArmSceneRunner(const std::string& ro
   return runner;
 }
 
+void AddCameras(const collect::SceneRandomizer& randomizer, const collect::RandomizationConfig& randomization, int views, collect::Rng rng,
+                collect::Draw* draw) {
+  if (views <= 1) return;
+  const collect::Draw more = randomizer.Sample(randomization, views, &rng);
+  draw->cameras.resize(1);
+  draw->cameras.insert(draw->cameras.end(), more.cameras.begin() + 1, more.cameras.end());
+}
+
 }  // namespace embody::adapt

@@ -1,5 +1,5 @@
-// The scene runner shared by `plan` and `surprise`: one arm, one camera, episodes drawn as
-// `simcollect` draws them for a seed of their own. Torch-free.
+// The scene runner shared by `plan` and `surprise`: one arm, one camera (more for a world model of
+// several views), episodes drawn as `simcollect` draws them for a seed of their own. Torch-free.
 #pragma once
 
 #include <cstdint>
@@ -17,5 +17,11 @@ namespace embody::adapt {
 std::unique_ptr<collect::EpisodeRunner> MakeArmSceneRunner(const std::string& robot, const collect::RandomizationConfig& randomization,
                                                            int image_size, std::uint64_t seed, const std::string& program,
                                                            collect::CollectConfig* config);
+
+/// Gives a one-camera draw `views` cameras: cameras 1.. placed as simcollect --cameras `views` places
+/// them, drawn from `rng`, a stream of their own, so that the scene (camera 0 included) stays the
+/// one-camera scene. No-op for views <= 1.
+void AddCameras(const collect::SceneRandomizer& randomizer, const collect::RandomizationConfig& randomization, int views, collect::Rng rng,
+                collect::Draw* draw);
 
 }  // namespace embody::adapt

@@ -105,11 +105,8 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
   // The scene as simcollect draws episode `index` of this seed (attempt `attempt`); the goal from a stream of its own.
   collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, attempt);
   collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
-  if (views_ > 1) {  // further cameras from a stream of their own: the scene stays the one-camera scene
-    collect::Rng views_rng = collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt);
-    const collect::Draw more = runner_->randomizer().Sample(config_.randomization, views_, &views_rng);
-    draw.cameras.insert(draw.cameras.end(), more.cameras.begin() + 1, more.cameras.end());
-  }
+  AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
+             &draw);
   if (camera_offset_deg != 0) {
     for (sim::Camera& cam : draw.cameras) {
       if (!cam.name.empty()) throw AdaptError("--camera-offset needs free cameras; this one is the model's '" + cam.name + "'");

@@ -147,6 +147,11 @@ ViolationGenerator::ViolationGenerator(const std::string& robot, const collect::
   if (runner_->scene().object_bodies.empty()) throw AdaptError("surprise needs objects in the scene; " + robot + "'s has none");
 }
 
+void ViolationGenerator::set_views(int n) {
+  if (n < 1 || n > 16) throw AdaptError("surprise clips record 1 to 16 cameras, not " + std::to_string(n));
+  config_.cameras = n;
+}
+
 SurprisePair ViolationGenerator::Generate(std::int64_t index, Violation type) {
   constexpr int kMaxAttempts = 20;
   SurprisePair pair;
@@ -169,7 +174,10 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
   sim::World& world = r.world();
   // Pair streams are apart from simcollect's episodes of the same seed: the type is mixed in.
   collect::Rng rng = collect::Rng::ForEpisode(config_.seed ^ (0x51ED270B27u * (static_cast<std::uint64_t>(type) + 1)), index, attempt);
-  r.Prepare(r.randomizer().Sample(config_.randomization, 1, &rng));
+  collect::Draw draw = r.randomizer().Sample(config_.randomization, 1, &rng);
+  AddCameras(r.randomizer(), config_.randomization, config_.cameras,
+             collect::Rng::ForEpisode(config_.seed ^ (0x2545F4914F6CDD1Dull * (static_cast<std::uint64_t>(type) + 1)), index, attempt), &draw);
+  r.Prepare(draw);
   world.Step(50);  // the objects settle, as in simcollect
   const auto start = world.GetState();
   const auto& objects = r.scene().object_bodies;
@@ -338,9 +346,11 @@ SurpriseScorer::SurpriseScorer(WorldModel& model, FrozenEncoder& encoder, const 
     : model_(model), encoder_(encoder), embodiment_(embodiment),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
   model_.RequireEmbodiment(embodiment);
-  if (model.config().views() != 1) {
-    throw AdaptError("surprise renders one camera; this model reads " + std::to_string(model.config().views()) + " (" +
-                     nlohmann::json(model.config().cameras).dump() + "): test a single-camera model");
+  const auto& cameras = model.config().cameras;
+  for (size_t c = 0; c < cameras.size(); ++c) {
+    if (cameras[c] != "camera" + std::to_string(c)) {
+      throw AdaptError("surprise records cameras camera0, camera1, ... in order; the model reads " + nlohmann::json(cameras).dump());
+    }
   }
   model_.Train(false);
 }
@@ -358,10 +368,30 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
   const int k = model_.config().frame_skip, S = clip.image_size, A = clip.action_dim, J = clip.num_joints, G = clip.gripper_dim;
   const int M = (clip.steps - 1) / k + 1;  // model frames at control steps 0, k, 2k, ...
   if (M < 2) throw AdaptError("a clip of " + std::to_string(clip.steps) + " steps has fewer than two model steps");
-  const auto video = torch::from_blob(const_cast<std::uint8_t*>(clip.images.at(0).data()), {clip.steps, S, S, 3}, torch::kUInt8)
-                         .index_select(0, torch::arange(0, static_cast<int64_t>(M) * k, k));
-  auto z = encoder_.Encode(FramesToInput(video.unsqueeze(0)))[0];  // (M, N, D)
-  z = F::layer_norm(z, F::LayerNormFuncOptions({z.size(-1)}));
+  const int views = model_.config().views();
+  if (clip.num_cameras < views || static_cast<int>(clip.images.size()) < views || static_cast<int>(clip.extrinsics.size()) < views) {
+    throw AdaptError("the clip records " + std::to_string(clip.num_cameras) + " cameras; the model reads " + std::to_string(views));
+  }
+  for (int v = 0; v < views; ++v) {
+    if (clip.images[v].size() != static_cast<size_t>(clip.steps) * S * S * 3) {
+      throw AdaptError("the clip's camera" + std::to_string(v) + " has " + std::to_string(clip.images[v].size()) + " bytes of frames, not " +
+                       std::to_string(clip.steps) + " frames of " + std::to_string(S) + " px");
+    }
+  }
+  // Model frames of every camera the model reads, encoded, each camera's tokens in turn (M, views N, D).
+  auto frames_of = [&](int camera) {
+    return torch::from_blob(const_cast<std::uint8_t*>(clip.images.at(camera).data()), {clip.steps, S, S, 3}, torch::kUInt8)
+        .index_select(0, torch::arange(0, static_cast<int64_t>(M) * k, k));
+  };
+  const auto video = frames_of(0);
+  std::vector<torch::Tensor> per_view;
+  std::vector<double> extrinsics;
+  for (int v = 0; v < views; ++v) {
+    const auto zv = encoder_.Encode(FramesToInput((v == 0 ? video : frames_of(v)).unsqueeze(0)))[0];  // (M, N, D)
+    per_view.push_back(F::layer_norm(zv, F::LayerNormFuncOptions({zv.size(-1)})));
+    extrinsics.insert(extrinsics.end(), clip.extrinsics[v].begin(), clip.extrinsics[v].end());
+  }
+  const auto z = views == 1 ? per_view[0] : torch::cat(per_view, 1);
   std::vector<float> proprio;
   for (int i = 0; i < M; ++i) {
     const size_t t = static_cast<size_t>(i) * k;
@@ -377,13 +407,12 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
     const int64_t from = static_cast<int64_t>(i) * k * A, to = std::min<int64_t>(from + k * A, all.size(0));
     if (to > from) actions[i].slice(0, 0, to - from).copy_(all.slice(0, from, to));
   }
-  const auto& e = clip.extrinsics.at(0);
-  const auto pixels = video.to(torch::kFloat32) / 255.0;
+  const auto pixels = video.to(torch::kFloat32) / 255.0;  // camera 0's: the pixel baseline
 
   // The model's inputs moved to its device once; copy-last and pixel change stay on the CPU.
   const torch::Device dev = model_.device();
   const auto z_dev = z.to(dev), q_dev = q.to(dev), actions_dev = actions.to(dev);
-  const auto camera = CameraFeatures(std::vector<double>(e.begin(), e.end())).unsqueeze(0).to(dev);
+  const auto camera = CameraFeatures(extrinsics).unsqueeze(0).to(dev);
   SurpriseCurves curves;
   for (int t = 1; t < M; ++t) {
     const int c = std::min(context_, t);
@@ -478,6 +507,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   SurpriseScorer scorer(model, encoder, o.embodiment, o.context);  // refuses a model of another robot
   const int k = model.config().frame_skip;
   ViolationGenerator generator(o.embodiment, o.randomization, encoder.image_size(), o.seed, o.steps, k);
+  generator.set_views(model.config().views());
   const robots::Embodiment& robot = generator.runner().embodiment();
   if (model.spec(o.embodiment).action_dim != robot.action_dim()) {
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(model.spec(o.embodiment).action_dim) +

@@ -61,7 +61,7 @@ struct SurprisePair {
   collect::EpisodeData possible, impossible;
 };
 
-/// Renders pairs in scenes drawn like simcollect's (one camera, a seed of its own).
+/// Renders pairs in scenes drawn like simcollect's (one camera unless set_views, a seed of its own).
 class ViolationGenerator {
  public:
   /// `model_step`: control steps per model step (violations start at least three model steps in and
@@ -80,8 +80,12 @@ class ViolationGenerator {
   /// knows the physics the violations break, so it tells every pair apart: the test is well posed.
   std::vector<double> PhysicsSurprise(const collect::EpisodeData& clip, int k);
 
+  /// Cameras each clip records (camera0 .. camera<n-1>, placed as simcollect --cameras n places
+  /// them), for a world model of several views; 1 by default. The scenes are the same for every n
+  /// (further cameras come from a stream of their own); the violations are matched on camera 0.
+  void set_views(int n);
   collect::EpisodeRunner& runner() { return *runner_; }
-  /// The scenes' configuration (robot, image size, one camera, seed, randomization, clip steps).
+  /// The scenes' configuration (robot, image size, cameras, seed, randomization, clip steps).
   const collect::CollectConfig& config() const { return config_; }
   int steps() const { return config_.steps; }
   double table_top() const { return runner_->scene().table_top; }

@@ -157,7 +157,7 @@ void EpisodeRunner::Record(EpisodeData* ep) {
   const mjData* d = world_->data();
   if (renderer_) {
     sim::Image image;
-    for (int c = 0; c < config_.cameras; ++c) {
+    for (size_t c = 0; c < draw_.cameras.size(); ++c) {  // every camera of the draw (EpisodeData::num_cameras)
       renderer_->Render(d, draw_.cameras[c], &image);
       ep->images[c].insert(ep->images[c].end(), image.rgb.begin(), image.rgb.end());
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole pipeline on a small default (about 15 minutes on 2 cores): render each robot, collect
-# action-labeled episodes at the world model's randomization level (light), pretrain the video
-# encoder (stage one, LeWM's recipe), adapt it to franka and then to ur5 starting from franka with 50
-# episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
+# action-labeled episodes at the world model's randomization level (light) from two cameras, pretrain
+# the video encoder on both views (stage one, LeWM's recipe), adapt world models that read both views
+# to franka and then to ur5 starting from franka with 50 episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
 # episode, plan toward goal images with the franka model (10 reach episodes against baselines), and
 # test it for surprise at impossible events (40 matched clip pairs).
 # Frames, the view and the planning results land in out/, datasets in data/, models in models/.
@@ -11,16 +11,20 @@ bin=${BUILD_DIR:-build}/bin
 export LP_NUM_THREADS=0
 start=$(date +%s)
 "$bin/sim-demo" --out out
-"$bin/simcollect" --robot franka --episodes 300 --steps 60 --out data/demo_franka.h5 --overwrite
-"$bin/simcollect" --robot ur5 --episodes 100 --steps 60 --out data/demo_ur5.h5 --overwrite
+# Two cameras: camera0 framed from the front right, camera1 from the robot's right and lower, so that
+# what moves along one camera's line of sight moves across the other's image.
+"$bin/simcollect" --robot franka --episodes 300 --steps 60 --cameras 2 --out data/demo_franka.h5 --overwrite
+"$bin/simcollect" --robot ur5 --episodes 100 --steps 60 --cameras 2 --out data/demo_ur5.h5 --overwrite
 "$bin/simcollect" --robot humanoid --episodes 20 --steps 60 --out data/demo_humanoid.h5 --overwrite
 "$bin/simcollect" info data/demo_franka.h5
-# Stage one: encoder + action-conditioned next-embedding predictor with SIGReg, on both arms' video.
+# Stage one: encoder + action-conditioned next-embedding predictor with SIGReg, on both arms' video
+# from both cameras (each clip from one of them).
 "$bin/pretrain" --data data/demo_franka.h5 data/demo_ur5.h5 --out models/demo_encoder.pt --steps ${DEMO_PRETRAIN_STEPS:-1500} \
-  --overwrite --probe-episodes 300 | tee out/demo_pretrain.txt
-# Stage two: franka from scratch (with the viewer's decoder), then ur5 from franka's trunk on 50 episodes.
+  --camera camera0 camera1 --overwrite --probe-episodes 300 | tee out/demo_pretrain.txt
+# Stage two: franka from scratch (with the viewer's decoder), then ur5 from franka's trunk on 50 episodes;
+# both read camera0 and camera1 (each frame's latents: both views' vectors), ur5 as franka does.
 "$bin/adapt" --embodiment franka --data data/demo_franka.h5 --encoder models/demo_encoder.pt --out models/demo_franka \
-  --overwrite --train-decoder | tee out/demo_franka.txt
+  --camera camera0 camera1 --overwrite --train-decoder | tee out/demo_franka.txt
 "$bin/adapt" --embodiment ur5 --data data/demo_ur5.h5 --encoder models/demo_encoder.pt --out models/demo_ur5 \
   --init models/demo_franka --episodes 50 --overwrite --train-decoder | tee out/demo_ur5.txt
 # The franka model as TorchScript for Python users (torch.jit.load), checked against the C++ model.

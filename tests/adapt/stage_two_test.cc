@@ -606,6 +606,9 @@ TEST_F(AdaptTest, DecoderLearnsFramesFromLatents) {
   EXPECT_EQ((std::vector<int64_t>{3, 3, 32, 32}), images.sizes().vec());
   EXPECT_TRUE(torch::equal(images, LoadDecoder(out)->forward(latents)));
   EXPECT_THROW(LoadDecoder(*dir_ / "franka.h5"), AdaptError);
+  // Tokens that are no square grid (one vector per camera of a two-view model) are laid out together.
+  LatentDecoder two_views(2, 16, 32);
+  EXPECT_EQ((std::vector<int64_t>{3, 3, 32, 32}), two_views->forward(torch::randn({3, 2, 16})).sizes().vec());
 }
 
 // Tests the adapt program's answers to bad input: missing data or encoder name the command that

@@ -222,6 +222,44 @@ TEST(SurpriseRunTest, UntrainedModelIsCopyLastAndTheClipsAreADataset) {
   EXPECT_THROW(RunSurprise(model, encoder.hash(), encoder, o), AdaptError);
   EXPECT_THROW(ViolationGenerator("humanoid", Light(), 64, 1), AdaptError);
   EXPECT_THROW(ParseViolation("levitation"), AdaptError);
+
+  // A model of two cameras: the clips record both, the same pairs on camera 0 (the scenes and the
+  // violations unchanged), the untrained model is copy-last over both views' tokens, and the pixel
+  // baseline stays camera 0's. Cameras out of order are refused.
+  o.score = "max";
+  o.pairs = 2;
+  o.clips = dir / "clips2.h5";
+  PredictorConfig two = pc;
+  two.tokens = 2;
+  two.cameras = {"camera0", "camera1"};
+  torch::manual_seed(3);
+  WorldModel model2(two);
+  model2.AddEmbodiment(spec, {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})});
+  const auto r2 = RunSurprise(model2, encoder.hash(), encoder, o);
+  for (int i = 0; i < 2; ++i) {
+    const auto& pair = r2["per_pair"][i];
+    EXPECT_EQ(pair["type"], r["per_pair"][i]["type"]);
+    EXPECT_EQ(pair["violation_frame"], r["per_pair"][i]["violation_frame"]);
+    for (const char* clip : {"possible", "impossible"}) {
+      EXPECT_EQ(pair[clip]["pixel"], r["per_pair"][i][clip]["pixel"]) << clip;  // camera 0 pixel for pixel
+      const auto model_curve = pair[clip]["model"].get<std::vector<double>>(), copy_curve = pair[clip]["copy_last"].get<std::vector<double>>();
+      for (size_t t = 0; t < model_curve.size(); ++t) EXPECT_NEAR(model_curve[t], copy_curve[t], 1e-5) << clip << " step " << t;
+      EXPECT_NE(pair[clip]["copy_last"], r["per_pair"][i][clip]["copy_last"]) << clip;  // camera 1's tokens count too
+    }
+  }
+  const collect::Dataset clips2(o.clips);
+  std::vector<hsize_t> dims;
+  clips2.ReadFrames(collect::DemoName(0), "camera1", 0, 1, &dims);
+  EXPECT_EQ(dims[1], 64u);
+  two.cameras = {"camera1", "camera0"};
+  WorldModel swapped(two);
+  swapped.AddEmbodiment(spec, {torch::zeros({p}), torch::ones({p}), torch::zeros({p}), torch::ones({p})});
+  try {
+    RunSurprise(swapped, encoder.hash(), encoder, o);
+    FAIL() << "a model of cameras out of order was accepted";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("surprise records cameras camera0, camera1, ... in order"));
+  }
   fs::remove_all(dir);
 }
 
