@@ -181,24 +181,22 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   }
   torch::set_num_threads(ThreadsPerRank(job.config.threads, launch));
   const bool root = !group || group->is_root();
-  // The cameras: as given, else those of the model evaluated or started from, else camera0.
-  std::unique_ptr<WorldModel> from;  // --init: the model to transfer from, loaded once
-  std::string init_hash;
+  // The models read before any cache is built (each once): --init's, and --eval's. The cameras: as
+  // given, else those of the model evaluated or started from, else camera0; a model of other
+  // cameras is refused here, before their caches are encoded.
+  std::unique_ptr<WorldModel> from, evaluated;
+  std::string init_hash, model_hash;
   if (!job.init.empty()) from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
-  const fs::path existing = fs::path(job.out) / "model.pt";
-  if (job.cameras.empty()) {
-    if (from) {
-      job.cameras = from->config().cameras;
-    } else if (job.eval_only && fs::exists(existing, ec)) {
-      job.cameras = LoadWorldModel(job.out).config().cameras;
-    } else {
-      job.cameras = {"camera0"};
-    }
-  }
+  if (job.eval_only) evaluated = std::make_unique<WorldModel>(LoadWorldModel(job.out, &model_hash));
+  if (job.cameras.empty())
+    job.cameras = from ? from->config().cameras : evaluated ? evaluated->config().cameras : std::vector<std::string>{"camera0"};
+  auto cameras_differ = [&](const WorldModel& m, const std::string& path) {
+    return AdaptError(path + " reads cameras " + nlohmann::json(m.config().cameras).dump() + ", not " + nlohmann::json(job.cameras).dump());
+  };
   if (from && from->config().cameras != job.cameras) {
-    throw AdaptError(job.init + " reads cameras " + nlohmann::json(from->config().cameras).dump() + ", not " + nlohmann::json(job.cameras).dump() +
-                     " (a model transfers between robots with the same views)");
+    throw AdaptError(std::string(cameras_differ(*from, job.init).what()) + " (a model transfers between robots with the same views)");
   }
+  if (evaluated && evaluated->config().cameras != job.cameras) throw cameras_differ(*evaluated, job.out);
   FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
   encoder.To(torch::Device(job.config.device));
   // The encoder runs once per frame, into the cache (one per camera); training only reads the
@@ -276,13 +274,9 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
     std::fprintf(stderr, "adapt: best validation loss %.4f at step %d of %d%s, %.1f samples/s\n", stats.best_val, stats.best_step, stats.step,
                  stats.early_stopped ? " (early stop)" : "", stats.samples_per_s);
   }
-  std::string model_hash;
-  WorldModel model = LoadWorldModel(job.out, &model_hash);
+  WorldModel model = evaluated ? std::move(*evaluated) : LoadWorldModel(job.out, &model_hash);  // trained: its cameras are job.cameras
   if (model_hash != data.encoder_hash()) {
     throw AdaptError(job.out + " was trained on the latents of encoder " + model_hash + "; " + job.encoder + " is " + data.encoder_hash());
-  }
-  if (model.config().cameras != job.cameras) {
-    throw AdaptError(job.out + " reads cameras " + nlohmann::json(model.config().cameras).dump() + ", not " + nlohmann::json(job.cameras).dump());
   }
   model.spec(job.embodiment);
   torch::manual_seed(job.config.seed);

@@ -364,12 +364,7 @@ LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const st
     : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context), subgoal_steps_(subgoal_steps) {
   model_.RequireEmbodiment(embodiment);
-  const auto& cameras = model.config().cameras;
-  for (size_t c = 0; c < cameras.size(); ++c) {
-    if (cameras[c] != "camera" + std::to_string(c)) {
-      throw AdaptError("plan renders cameras camera0, camera1, ... in order; the model reads " + nlohmann::json(cameras).dump());
-    }
-  }
+  model.config().RequireNumberedCameras("plan renders");
   model_.Train(false);
 }
 

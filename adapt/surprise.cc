@@ -346,12 +346,7 @@ SurpriseScorer::SurpriseScorer(WorldModel& model, FrozenEncoder& encoder, const 
     : model_(model), encoder_(encoder), embodiment_(embodiment),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context) {
   model_.RequireEmbodiment(embodiment);
-  const auto& cameras = model.config().cameras;
-  for (size_t c = 0; c < cameras.size(); ++c) {
-    if (cameras[c] != "camera" + std::to_string(c)) {
-      throw AdaptError("surprise records cameras camera0, camera1, ... in order; the model reads " + nlohmann::json(cameras).dump());
-    }
-  }
+  model.config().RequireNumberedCameras("surprise records");
   model_.Train(false);
 }
 

@@ -53,6 +53,14 @@ PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) {
   return older.get<PredictorConfig>();
 }
 
+void PredictorConfig::RequireNumberedCameras(const std::string& who) const {
+  for (size_t c = 0; c < cameras.size(); ++c) {
+    if (cameras[c] != "camera" + std::to_string(c)) {
+      throw AdaptError(who + " cameras camera0, camera1, ... in order; the model reads " + nlohmann::json(cameras).dump());
+    }
+  }
+}
+
 DynamicsModelImpl::DynamicsModelImpl(int proprio_dim, int action_dim, int hidden) {
   net = register_module("net", torch::nn::Sequential(torch::nn::Linear(proprio_dim + action_dim, hidden), torch::nn::GELU(),
                                                      torch::nn::Linear(hidden, hidden), torch::nn::GELU(), torch::nn::Linear(hidden, proprio_dim)));

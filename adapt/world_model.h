@@ -56,6 +56,9 @@ struct PredictorConfig {
   /// extrinsics (12 numbers each). Models from before it read camera0 alone.
   std::vector<std::string> cameras = {"camera0"};
   int views() const { return static_cast<int>(cameras.size()); }
+  /// @throws AdaptError unless the cameras are camera0, camera1, ... in that order, the cameras a
+  /// scene renders for the model (`who`, e.g. "plan renders", starts the message).
+  void RequireNumberedCameras(const std::string& who) const;
   nlohmann::json ToJson() const;
   /// A config without frame_skip (a model from before it) loads with frame_skip 1, said on stderr;
   /// one without cameras reads camera0.
