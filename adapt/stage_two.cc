@@ -310,8 +310,14 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
   }
   model_.To(device_);
   if (group) group->Broadcast(model_.Parameters(data.spec().name, false));  // rank 0's start (seeded alike anyway)
-  optimizer_ = std::make_unique<torch::optim::AdamW>(model_.Parameters(data.spec().name, config.freeze_trunk),
-                                                     torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  // Two groups: the trunk (unless frozen), at trunk_lr_scale of the rate, and the embodiment's own parts.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  const auto options = [&] {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  };
+  if (!config.freeze_trunk) groups.emplace_back(model_.TrunkParameters(), options());
+  groups.emplace_back(model_.Parameters(data.spec().name, /*freeze_trunk=*/true), options());
+  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   if (resuming) {
     torch::serialize::InputArchive sub;
     c10::IValue value;
@@ -447,7 +453,11 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
   }
   while (stats_.step < config_.steps && !stats_.early_stopped) {
     model_.Train(true);
-    for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(stats_.step));
+    auto& groups = optimizer_->param_groups();
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const bool trunk = !config_.freeze_trunk && g == 0;
+      static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(LearningRate(stats_.step) * (trunk ? config_.trunk_lr_scale : 1.0));
+    }
     const auto losses = Losses(Batch("train", &rng_));
     auto loss = losses.total();
     const double value = (group_ ? group_->Mean(loss) : loss).item<double>();

@@ -162,6 +162,8 @@ std::vector<torch::Tensor> WorldModel::DynamicsParameters(const std::string& emb
   return dynamics_.at(embodiment)->parameters();
 }
 
+std::vector<torch::Tensor> WorldModel::TrunkParameters() const { return trunk_->parameters(); }
+
 std::vector<torch::Tensor> WorldModel::Parameters(const std::string& embodiment, bool freeze_trunk) const {
   auto params = PredictorParameters(embodiment, freeze_trunk);
   for (const auto& p : DynamicsParameters(embodiment)) params.push_back(p);

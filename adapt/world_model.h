@@ -130,6 +130,8 @@ class WorldModel {
   /// The interaction predictor's parameters (trunk unless frozen, adapters) and the dynamics model's.
   std::vector<torch::Tensor> PredictorParameters(const std::string& embodiment, bool freeze_trunk) const;
   std::vector<torch::Tensor> DynamicsParameters(const std::string& embodiment) const;
+  /// The trunk's parameters alone (shared by every embodiment).
+  std::vector<torch::Tensor> TrunkParameters() const;
   void Train(bool on);
   /// Moves every part (trunk, adapters, dynamics, normalizers) to `device`; embodiments added later go
   /// there too. Inputs must be on device() (the planners and the surprise scorer move theirs).

@@ -19,7 +19,7 @@ start=$(date +%s)
 "$bin/simcollect" info data/demo_franka.h5
 # Stage one: encoder + action-conditioned next-embedding predictor with SIGReg, on both arms' video
 # from both cameras (each clip from one of them).
-"$bin/pretrain" --data data/demo_franka.h5 data/demo_ur5.h5 --out models/demo_encoder.pt --steps ${DEMO_PRETRAIN_STEPS:-1500} \
+"$bin/pretrain" --data data/demo_franka.h5 data/demo_ur5.h5 --out models/demo_encoder.pt --steps ${DEMO_PRETRAIN_STEPS:-1250} \
   --camera camera0 camera1 --overwrite --probe-episodes 300 | tee out/demo_pretrain.txt
 # Stage two: franka from scratch (with the viewer's decoder), then ur5 from franka's trunk on 50 episodes;
 # both read camera0 and camera1 (each frame's latents: both views' vectors), ur5 as franka does.

@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--init", init, "Start from another trained model folder (transfer), e.g. models/franka");
   app.add_option("--episodes", episodes, "Use only the first N training episodes (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_flag("--freeze-trunk", config.freeze_trunk, "Train only the per-embodiment parts (adapters, dynamics)");
+  auto* trunk_lr_scale = app.add_option("--trunk-lr-scale", config.trunk_lr_scale,
+                                        "The shared trunk's learning rate as a fraction of --lr (the per-robot parts keep --lr): default 1, "
+                                        "or 0.1 with --init (a start from another robot keeps more of its trunk)")
+                             ->check(CLI::Range(0.0, 1.0));
   app.add_option("--steps", config.steps, "Optimization steps")->capture_default_str()->check(CLI::Range(1, 10000000));
   app.add_option("--batch", config.batch, "Windows per step")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--lr", config.lr, "Peak learning rate (AdamW, warmup-constant-decay)")->capture_default_str()->check(CLI::PositiveNumber);
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", resume, "Continue training the model at --out");
   app.add_flag("--overwrite", overwrite, "Replace the model at --out");
   CLI11_PARSE(app, argc, argv);
+  if (!job.init.empty() && trunk_lr_scale->count() == 0) config.trunk_lr_scale = kInitTrunkLrScale;
   try {
     config.bf16 = SetPrecision(precision);
     const LaunchInfo launch = ReadLaunchInfo();

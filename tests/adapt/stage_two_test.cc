@@ -488,6 +488,35 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   EXPECT_THROW(StageTwoTrainer(config, data, WorldModel(config.predictor), out, false), AdaptError);  // would overwrite
 }
 
+// Tests --trunk-lr-scale: at 0 the trunk keeps its start while the robot's own parts learn, at 1 (the
+// default) every part learns; a run recorded before the option existed reads as 1.
+TEST_F(AdaptTest, TrunkLearningRateScaleKeepsTheTrunk) {
+  const StageTwoData data(*dir_ / "franka.h5", *cache_);
+  const auto trained = [&](double scale, const std::string& name) {
+    AdaptConfig config = Tiny();
+    config.steps = 20;
+    config.trunk_lr_scale = scale;
+    torch::manual_seed(1);
+    WorldModel model(config.predictor);
+    model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+    model.SetLatentDeltaScale(data.LatentDeltaScale(config.predictor.frame_skip));
+    std::vector<torch::Tensor> start;
+    for (const auto& p : model.Parameters(data.spec().name, false)) start.push_back(p.detach().clone());
+    StageTwoTrainer trainer(config, data, std::move(model), *dir_ / name, /*resume=*/false);
+    trainer.Train(false);
+    const auto trunk = trainer.model().TrunkParameters().size();
+    const auto now = trainer.model().Parameters(data.spec().name, false);
+    bool trunk_moved = false, own_moved = false;
+    for (std::size_t i = 0; i < now.size(); ++i) (i < trunk ? trunk_moved : own_moved) |= !torch::equal(start[i], now[i]);
+    return std::pair{trunk_moved, own_moved};
+  };
+  EXPECT_EQ(std::pair(false, true), trained(0.0, "scale0"));
+  EXPECT_EQ(std::pair(true, true), trained(1.0, "scale1"));
+  nlohmann::json old = Tiny().ToJson();
+  old.erase("trunk_lr_scale");
+  EXPECT_DOUBLE_EQ(1.0, AdaptConfig::FromJson(old).trunk_lr_scale);
+}
+
 // Tests the evaluation of a robot with several sites of interest (the humanoid's two hands): the
 // metrics name the dataset's sites, keep each site's read-out on its own (ee_px_*_site<i> and its gap
 // closed), and the "ee" figures average them (between the sites' own values at every horizon); an
@@ -690,6 +719,17 @@ TEST_F(AdaptTest, TwoCamerasAreTheTokensOfOneFrame) {
   auto [rc_init, msg_init] = run(common + " --camera camera0 --init " + out + " --out " + (*dir_ / "one_view").string());
   EXPECT_NE(0, rc_init);
   EXPECT_THAT(msg_init, HasSubstr("a model transfers between robots with the same views"));
+  // Started from a model (its cameras), the trunk learns at kInitTrunkLrScale of --lr unless told.
+  const auto scale_of = [](const std::string& dir) {
+    return nlohmann::json::parse(std::ifstream(fs::path(dir) / "metrics.json"))["train"]["config"]["trunk_lr_scale"].get<double>();
+  };
+  const std::string from = (*dir_ / "from_two_views").string();
+  auto [rc_from, msg_from] = run(common + " --init " + out + " --out " + from);
+  ASSERT_EQ(0, rc_from) << msg_from;
+  EXPECT_DOUBLE_EQ(kInitTrunkLrScale, scale_of(from));
+  auto [rc_told, msg_told] = run(common + " --init " + out + " --trunk-lr-scale 1 --overwrite --out " + from);
+  ASSERT_EQ(0, rc_told) << msg_told;
+  EXPECT_DOUBLE_EQ(1.0, scale_of(from));
   auto [rc_mix, msg_mix] = run(common + " --eval --camera camera1 --out " + out);
   EXPECT_NE(0, rc_mix);
   EXPECT_THAT(msg_mix, HasSubstr("reads cameras [\"camera0\",\"camera1\"], not [\"camera1\"]"));
