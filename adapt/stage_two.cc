@@ -322,7 +322,13 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
     torch::serialize::InputArchive sub;
     c10::IValue value;
     archive.read("optimizer", sub);
-    optimizer_->load(sub);
+    try {
+      optimizer_->load(sub);
+    } catch (const c10::Error&) {  // before --trunk-lr-scale the optimizer held one group, not two
+      throw AdaptError(state.string() +
+                       " was written by an older adapt (its optimizer state does not fit this one's); start the run again "
+                       "with --overwrite");
+    }
     archive.read("rng", value);
     std::istringstream(value.toStringRef()) >> rng_;
     archive.read("stats", value);
