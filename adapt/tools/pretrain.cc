@@ -171,8 +171,10 @@ int main(int argc, char** argv) {
                  "checks (slower)")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "bf16", "float64"}));
-  bool no_prefetch = false;
-  app.add_flag("--no-prefetch", no_prefetch, "lewm: read each batch in turn (default: the next one is read on a thread while a step computes)");
+  bool prefetch = false;
+  auto* prefetch_flag = app.add_flag("--prefetch,!--no-prefetch", prefetch,
+                                     "lewm: read the next batch on a thread while a step computes (default: on a GPU only; on CPU cores the "
+                                     "reader's thread takes from the step's)");
   app.add_flag("--resume", resume, "Continue training the checkpoint at --out");
   app.add_flag("--overwrite", overwrite, "Replace the checkpoint at --out");
   app.add_flag("--eval-only", eval_only, "Only evaluate --encoder with the probes");
@@ -188,7 +190,6 @@ int main(int argc, char** argv) {
     jepa.threads = lewm.threads = threads;
     jepa.seed = lewm.seed = seed;
     lewm.bf16 = SetPrecision(precision);
-    lewm.prefetch = !no_prefetch;
     // Data-parallel ranks when launched as several processes (torchrun's or Slurm's variables).
     const LaunchInfo launch = ReadLaunchInfo();
     std::unique_ptr<DataParallel> group;
@@ -205,6 +206,7 @@ int main(int argc, char** argv) {
     const torch::Device dev = ResolveDevice(device, launch.local_rank);
     if (lewm.bf16 && recipe != "lewm") throw AdaptError("--recipe " + recipe + " trains in float32; --precision bf16 is for the lewm recipe");
     lewm.device = jepa.device = dev.str();
+    lewm.prefetch = prefetch_flag->count() > 0 ? prefetch : dev.is_cuda();
     if (dev.is_cuda() && (!group || group->is_root())) std::fprintf(stderr, "pretrain: training on %s\n", lewm.device.c_str());
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     VideoData data(files);
