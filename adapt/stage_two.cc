@@ -310,13 +310,15 @@ StageTwoTrainer::StageTwoTrainer(const AdaptConfig& config, const StageTwoData& 
   }
   model_.To(device_);
   if (group) group->Broadcast(model_.Parameters(data.spec().name, false));  // rank 0's start (seeded alike anyway)
-  // Two groups: the trunk (unless frozen), at trunk_lr_scale of the rate, and the embodiment's own parts.
+  // Two groups (each with the optimizer's options): the trunk unless frozen, at trunk_lr_scale of the
+  // rate, and the embodiment's own parts at the rate.
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  const auto options = [&] {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
-  };
-  if (!config.freeze_trunk) groups.emplace_back(model_.TrunkParameters(), options());
-  groups.emplace_back(model_.Parameters(data.spec().name, /*freeze_trunk=*/true), options());
+  if (!config.freeze_trunk) {
+    groups.emplace_back(model_.TrunkParameters());
+    group_lr_scales_.push_back(config.trunk_lr_scale);
+  }
+  groups.emplace_back(model_.Parameters(data.spec().name, /*freeze_trunk=*/true));
+  group_lr_scales_.push_back(1.0);
   optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   if (resuming) {
     torch::serialize::InputArchive sub;
@@ -461,8 +463,7 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
     model_.Train(true);
     auto& groups = optimizer_->param_groups();
     for (std::size_t g = 0; g < groups.size(); ++g) {
-      const bool trunk = !config_.freeze_trunk && g == 0;
-      static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(LearningRate(stats_.step) * (trunk ? config_.trunk_lr_scale : 1.0));
+      static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(LearningRate(stats_.step) * group_lr_scales_[g]);
     }
     const auto losses = Losses(Batch("train", &rng_));
     auto loss = losses.total();

@@ -202,6 +202,7 @@ class StageTwoTrainer {
   WorldModel model_;
   std::filesystem::path out_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<double> group_lr_scales_;  ///< per optimizer group, its share of the scheduled rate
   std::mt19937_64 rng_;
   TrainStats stats_;
   const DataParallel* group_ = nullptr;
