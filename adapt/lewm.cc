@@ -108,6 +108,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
     throw AdaptError(
         "--scene-groups needs episodes that share a scene: collect with simcollect --layouts-per-scene 2 (no episode here has a scene_group)");
   }
+  if (config.scene_groups) scene_group_size_ = std::min(data.SceneGroupSize(), config.batch);
   if (!config.scene_camera.empty()) {
     if (config.scene_camera == data.camera()) throw AdaptError("--scene-camera must be another camera than the anchors' " + data.camera());
     data.RequireCamera(config.scene_camera);
@@ -184,11 +185,19 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
   const int length = config_.clip_length(), k = config_.frame_skip, s = config_.encoder.image_size;
   // Every rank draws the whole global batch (the same stream) and reads only its share.
   std::vector<VideoData::ClipRef> clips;
+  std::vector<const EpisodeRef*> group;  // the episodes of the batch's current run of group mates
   for (int b = 0; b < config_.batch; ++b) {
-    // With scene_groups every second clip from a group mate of the clip before's episode (when the
-    // split holds one).
-    const EpisodeRef* mate = config_.scene_groups && b % 2 == 1 ? data_.DrawGroupMate(split, *clips[b - 1].episode, rng) : nullptr;
+    // With scene_groups the batch comes in runs of scene_group_size_ clips (2 for twins): the first of
+    // a run from any episode, the others each from another episode of its scene group, while the
+    // split holds one.
+    const EpisodeRef* mate = nullptr;
+    if (config_.scene_groups && b % scene_group_size_ != 0) {
+      mate = data_.DrawGroupMate(split, *group.front(), rng, group);
+    } else {
+      group.clear();
+    }
     clips.push_back(mate ? data_.DrawClipIn(*mate, length, k, rng) : data_.DrawClip(split, length, k, rng));
+    group.push_back(clips.back().episode);
   }
   // The between-scene positives' frames, with scene_camera or scene_any_time only: the clip's last
   // (scene_camera's view of it), or with scene_any_time any of its episode's.

@@ -173,6 +173,7 @@ class LewmTrainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;
   int step_ = 0;
+  int scene_group_size_ = 1;  ///< clips per run of group mates in a batch (scene_groups: the data's group size)
   const DataParallel* group_ = nullptr;
   torch::Device device_ = torch::kCPU;
 };

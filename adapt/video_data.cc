@@ -1,5 +1,8 @@
 #include "adapt/video_data.h"
 
+#include <algorithm>
+#include <map>
+
 namespace embody::adapt {
 
 VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera, bool check_frames)
@@ -97,11 +100,26 @@ bool VideoData::HasSceneGroups() const {
   return false;
 }
 
-const EpisodeRef* VideoData::DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng) const {
+int VideoData::SceneGroupSize() const {
+  std::map<std::pair<int, std::int64_t>, int> sizes;
+  int most = 1;
+  for (const auto* pool : {&train_, &valid_}) {
+    for (const auto& e : *pool) {
+      if (e.scene_group >= 0) most = std::max(most, ++sizes[{e.dataset, e.scene_group}]);
+    }
+  }
+  return most;
+}
+
+const EpisodeRef* VideoData::DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng,
+                                           const std::vector<const EpisodeRef*>& taken) const {
   if (episode.scene_group < 0) return nullptr;
   std::vector<const EpisodeRef*> mates;
   for (const auto& e : DrawPool(split)) {
-    if (e.dataset == episode.dataset && e.scene_group == episode.scene_group && &e != &episode) mates.push_back(&e);
+    if (e.dataset == episode.dataset && e.scene_group == episode.scene_group && &e != &episode &&
+        std::find(taken.begin(), taken.end(), &e) == taken.end()) {
+      mates.push_back(&e);
+    }
   }
   return mates.empty() ? nullptr : mates[(*rng)() % mates.size()];
 }

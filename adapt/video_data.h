@@ -67,10 +67,14 @@ class VideoData {
   ClipRef DrawClipIn(const EpisodeRef& episode, int length, int stride, std::mt19937_64* rng) const;
   /// Whether any episode has a scene group (shares its scene with others).
   bool HasSceneGroups() const;
+  /// The most episodes of one dataset that share a scene group (simcollect --layouts-per-scene), 1
+  /// without groups.
+  int SceneGroupSize() const;
   /// A random other episode of `split` (of the training episodes when `split` has none, as DrawClip)
-  /// from the same dataset and scene group as `episode`; nullptr when it has no group or the pool
-  /// holds none of its mates.
-  const EpisodeRef* DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng) const;
+  /// from the same dataset and scene group as `episode` and none of `taken`; nullptr when it has no
+  /// group or the pool holds no such mate.
+  const EpisodeRef* DrawGroupMate(const std::string& split, const EpisodeRef& episode, std::mt19937_64* rng,
+                                  const std::vector<const EpisodeRef*>& taken = {}) const;
   /// The frames of a drawn clip, (length, H, W, 3) uint8.
   std::vector<std::uint8_t> ReadClip(const ClipRef& clip, int length, int stride) const;
   /// DrawClip and ReadClip; clip_start receives its first frame.

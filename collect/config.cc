@@ -20,6 +20,8 @@ void CollectConfig::Validate() const {
   if (layouts_per_scene < 1 || layouts_per_scene > 64) {
     throw CollectError("--layouts-per-scene must be in 1..64, got " + std::to_string(layouts_per_scene));
   }
+  if (layout_change != "all" && layout_change != "one") throw CollectError("--layout-change must be all or one, got " + layout_change);
+  if (layout_change != "all" && layouts_per_scene == 1) throw CollectError("--layout-change needs --layouts-per-scene 2 or more");
   if (control_hz < 0 || control_hz > 500) throw CollectError("--control-hz must be in (0, 500]");
   if (workers < 0 || workers > 256) throw CollectError("--workers must be in 0..256 (0 = all cores)");
   if (shard_count < 1 || shard_index < 0 || shard_index >= shard_count) {
@@ -41,6 +43,7 @@ nlohmann::json CollectConfig::Identity() const {
                       {"shard", std::to_string(shard_index) + "/" + std::to_string(shard_count)}};
   // Only when set: the identity of every dataset collected before the option is unchanged.
   if (layouts_per_scene != 1) j["layouts_per_scene"] = layouts_per_scene;
+  if (layout_change != "all") j["layout_change"] = layout_change;
   return j;
 }
 
@@ -107,6 +110,8 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
         cameras = value.get<int>();
       else if (key == "layouts_per_scene")
         layouts_per_scene = value.get<int>();
+      else if (key == "layout_change")
+        layout_change = value.get<std::string>();
       else if (key == "workers")
         workers = value.get<int>();
       else if (key == "seed")

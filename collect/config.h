@@ -32,6 +32,11 @@ struct CollectConfig {
   /// Twins that differ only in where the objects stand: stage one's between-scene term can then tell
   /// them apart only by the objects (pretrain --scene-groups). 1 = every episode its own scene.
   int layouts_per_scene = 1;
+  /// How the episodes of a scene group differ (with layouts_per_scene > 1): "all", each its own layout
+  /// of every object; "one", the group's first episode has the group's layout and each other moves one
+  /// object of it (the second the first object, the third the second, ..., in turn), so that telling
+  /// the group's episodes apart needs every object, not any one.
+  std::string layout_change = "all";
   int workers = 0;  ///< 0: one per core
   std::uint64_t seed = 0;
   RandomizationConfig randomization;

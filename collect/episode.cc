@@ -5,6 +5,12 @@
 #include <memory>
 
 namespace embody::collect {
+namespace {
+
+/// How far --layout-change one moves a group's object at least (m).
+constexpr double kLayoutMinMove = 0.08;
+
+}  // namespace
 
 EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render) : config_(config), embodiment_(robots::FindEmbodiment(config.robot)) {
   if (config.control_hz > 0) embodiment_.control_hz = config.control_hz;
@@ -72,7 +78,17 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
     // group: an unstable draw redraws only the layout), this episode's object layout kept.
     Rng scene_rng = Rng::ForEpisode(config_.seed ^ 0x5CE9E5CE9E5CE9E5ull, group, 0);
     Draw scene = randomizer_->Sample(config_.randomization, config_.cameras, &scene_rng);
-    scene.objects = draw.objects;
+    const std::int64_t place = index % config_.layouts_per_scene;
+    if (config_.layout_change == "one") {
+      // The group's layout; the group's n-th episode (n >= 1) moves object (n - 1) mod #objects of it,
+      // by at least 8 cm (4-8 px at 64 px), drawn from this episode's stream.
+      if (place > 0 && !scene.objects.empty()) {
+        const std::size_t moved = static_cast<std::size_t>(place - 1) % scene.objects.size();
+        randomizer_->MoveObject(config_.randomization, moved, kLayoutMinMove, &scene, &rng);
+      }
+    } else {
+      scene.objects = draw.objects;
+    }
     draw = scene;
   }
   Prepare(draw);

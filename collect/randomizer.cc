@@ -273,16 +273,7 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     o.x = x0;
     o.y = y0;
     if (config.objects != Level::kNone) {
-      const double spread = humanoid ? 0.1 : 0.0;
-      // `light` keeps the objects in the middle of the framed view.
-      const bool light = config.objects == Level::kLight;
-      for (int tries = 0; tries < 50; ++tries) {
-        o.x = humanoid ? x0 + rng->Uniform(-spread, spread) : light ? rng->Uniform(0.42, 0.65) : rng->Uniform(0.4, 0.7);
-        o.y = humanoid ? y0 + rng->Uniform(-spread, spread) : light ? rng->Uniform(-0.2, 0.2) : rng->Uniform(-0.25, 0.25);
-        bool apart = true;
-        for (const auto& other : draw.objects) apart = apart && std::hypot(other.x - o.x, other.y - o.y) > 0.12;
-        if (apart) break;
-      }
+      PlaceApart(config.objects, b, draw.objects, &o, rng);
       o.yaw = rng->Uniform(-kPi, kPi);
     }
     o.size_scale = size.Draw(config.objects, rng);
@@ -290,6 +281,35 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     draw.objects.push_back(o);
   }
   return draw;
+}
+
+void SceneRandomizer::PlaceApart(Level level, int b, const std::vector<ObjectDraw>& others, ObjectDraw* o, Rng* rng) const {
+  const mjModel* m = nominal_;
+  const bool humanoid = embodiment_.kind == robots::EmbodimentKind::kHumanoid;
+  const int jnt = m->body_jntadr[b];
+  const double x0 = m->qpos0[m->jnt_qposadr[jnt]], y0 = m->qpos0[m->jnt_qposadr[jnt] + 1];
+  const double spread = humanoid ? 0.1 : 0.0;
+  // `light` keeps the objects in the middle of the framed view.
+  const bool light = level == Level::kLight;
+  for (int tries = 0; tries < 50; ++tries) {
+    o->x = humanoid ? x0 + rng->Uniform(-spread, spread) : light ? rng->Uniform(0.42, 0.65) : rng->Uniform(0.4, 0.7);
+    o->y = humanoid ? y0 + rng->Uniform(-spread, spread) : light ? rng->Uniform(-0.2, 0.2) : rng->Uniform(-0.25, 0.25);
+    bool apart = true;
+    for (const auto& other : others) apart = apart && (&other == o || std::hypot(other.x - o->x, other.y - o->y) > 0.12);
+    if (apart) break;
+  }
+}
+
+void SceneRandomizer::MoveObject(const RandomizationConfig& config, std::size_t index, double min_move, Draw* draw, Rng* rng) const {
+  if (index >= draw->objects.size() || index >= object_bodies_.size()) throw std::out_of_range("MoveObject: no object " + std::to_string(index));
+  if (config.objects == Level::kNone) return;  // the objects stand where the model puts them
+  ObjectDraw& o = draw->objects[index];
+  const double x = o.x, y = o.y;
+  for (int tries = 0; tries < 20; ++tries) {
+    PlaceApart(config.objects, object_bodies_[index], draw->objects, &o, rng);
+    if (std::hypot(o.x - x, o.y - y) >= min_move) break;
+  }
+  o.yaw = rng->Uniform(-kPi, kPi);
 }
 
 void SceneRandomizer::ApplyToModel(const Draw& draw, mjModel* m) const {

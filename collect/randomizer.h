@@ -74,6 +74,10 @@ class SceneRandomizer {
   SceneRandomizer(const mjModel* nominal, const robots::Embodiment& embodiment);
 
   Draw Sample(const RandomizationConfig& config, int num_cameras, Rng* rng) const;
+  /// Moves object `index` of `draw` to a new place on the table drawn as Sample draws it (apart from
+  /// the other objects), at least `min_move` m from where it stood when the level lets it move that far;
+  /// its yaw redrawn, its size and mass kept.
+  void MoveObject(const RandomizationConfig& config, std::size_t index, double min_move, Draw* draw, Rng* rng) const;
   /// Copies the nominal model into `m` (same sizes), then applies the model part of `draw`.
   void ApplyToModel(const Draw& draw, mjModel* m) const;
   /// Places the objects of `draw` (poses are state, not model). Call after reset, before mj_forward.
@@ -85,6 +89,8 @@ class SceneRandomizer {
  private:
   double TableTop(const mjModel* m) const;
   double ObjectHalfHeight(const mjModel* m, int body) const;
+  /// Draws a place for object body `b` apart (12 cm) from `others`, as the level `level` places objects.
+  void PlaceApart(Level level, int b, const std::vector<ObjectDraw>& others, ObjectDraw* o, Rng* rng) const;
 
   const mjModel* nominal_;
   robots::Embodiment embodiment_;

@@ -136,8 +136,8 @@ int main(int argc, char** argv) {
                "lewm: the between-scene term's positive is a view (--scene-camera's, else the anchor's camera) of any frame of the "
                "episode, not of the clip's last: what is left to match by is what stands still");
   app.add_flag("--scene-groups", lewm.scene_groups,
-               "lewm: every second clip of a batch from another episode of the clip before's scene group (data from simcollect "
-               "--layouts-per-scene 2): scenes alike but for the objects' layout, so the between-scene term is won only by carrying the objects");
+               "lewm: the batch in runs of clips from the episodes of one scene group (data from simcollect --layouts-per-scene N: runs of N "
+               "clips): scenes alike but for the objects' layout, so the between-scene term is won only by carrying the objects");
   app.add_option("--recon-weight", lewm.recon_weight,
                  "lewm: weight of a pixel term: a small decoder redraws each clip's first frame from its embedding (MSE), so the "
                  "encoder keeps what the frame shows, small objects that stand still included (0 = off)")

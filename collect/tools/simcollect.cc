@@ -43,6 +43,10 @@ void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, st
                   "Episodes in groups of this many share one scene (cameras, lighting, materials, dynamics, embodiment), each with its own "
                   "object layout (attribute scene_group); for pretrain --scene-groups")
       ->capture_default_str();
+  app->add_option("--layout-change", c->layout_change,
+                  "How a scene group's episodes differ: all (each its own layout) or one (the first has the group's layout, each other "
+                  "moves one object of it, the objects in turn)")
+      ->capture_default_str();
   app->add_option("--workers", c->workers, "Worker threads (0 = all cores)")->capture_default_str();
   app->add_option("--seed", c->seed, "Random seed")->capture_default_str();
   app->add_option("--randomize", (*levels)["all"],
@@ -84,6 +88,7 @@ void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::st
     keep("--image-size", &CollectConfig::image_size);
     keep("--cameras", &CollectConfig::cameras);
     keep("--layouts-per-scene", &CollectConfig::layouts_per_scene);
+    keep("--layout-change", &CollectConfig::layout_change);
     keep("--workers", &CollectConfig::workers);
     keep("--seed", &CollectConfig::seed);
     keep("--resume", &CollectConfig::resume);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -382,6 +383,8 @@ TEST_F(LewmTest, SceneGroupsPairClipsOfOneScene) {
       EXPECT_NE(before.demo, mate.demo) << "clip " << b;
     }
   }
+  EXPECT_EQ(twins.SceneGroupSize(), 2);
+  EXPECT_EQ(plain.SceneGroupSize(), 1);
   LewmStats stats;
   EXPECT_TRUE(std::isfinite(trainer.Loss(batch, &stats, 0).item<double>()));
   EXPECT_GT(stats.scene, 0.0);
@@ -397,6 +400,34 @@ TEST_F(LewmTest, SceneGroupsPairClipsOfOneScene) {
     ADD_FAILURE() << "--scene-groups without the between-scene term not refused";
   } catch (const AdaptError& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("--scene-weight"));
+  }
+}
+
+// Tests --scene-groups on groups of four (simcollect --layouts-per-scene 4): the batch comes in runs of
+// four clips from four different episodes of one scene group, so each anchor meets three layouts of
+// its own scene among the negatives.
+TEST_F(LewmTest, SceneGroupsOfFourMakeRunsOfFour) {
+  const VideoData quads({Franka32("quads.h5", 8, 10, [](collect::CollectConfig* c) { c->layouts_per_scene = 4; })});
+  ASSERT_EQ(quads.SceneGroupSize(), 4);
+  LewmConfig config = Tiny();
+  config.scene_weight = 0.5;
+  config.scene_any_time = true;
+  config.scene_groups = true;
+  LewmTrainer trainer(config, quads, *dir_ / "quads.pt", false);
+  std::mt19937_64 rng(3);
+  const auto& train = quads.episodes("train");
+  ASSERT_EQ(train.size(), 8u);  // groups {0..3} and {4..7}, all training episodes
+  for (int draw = 0; draw < 3; ++draw) {
+    const LewmBatch batch = trainer.Batch("train", &rng);
+    for (int run = 0; run < config.batch; run += 4) {
+      std::set<std::string> demos;
+      for (int b = run; b < run + 4; ++b) {
+        const EpisodeRef& e = train.at(batch.episodes[b].item<int64_t>());
+        EXPECT_EQ(e.scene_group, train.at(batch.episodes[run].item<int64_t>()).scene_group) << "clip " << b;
+        demos.insert(e.demo);
+      }
+      EXPECT_EQ(demos.size(), 4u) << "run at " << run << " repeats an episode";
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -87,6 +88,41 @@ TEST_F(CollectorTest, LayoutsPerSceneShareTheSceneButNotTheObjects) {
   const CollectConfig plain = Small("plain.h5", 2);
   Run(plain);
   EXPECT_FALSE(Dataset(plain.out).HasAttr("demo_0", "scene_group"));
+}
+
+// Tests --layout-change one: a group's first episode has the group's layout and its n-th moves object
+// n - 1 of it, by at least 8 cm, its size and mass kept; everything else is the group's.
+TEST_F(CollectorTest, LayoutChangeOneMovesOneObjectAtATime) {
+  CollectConfig c = Small("one.h5", 8);
+  c.layouts_per_scene = 4;
+  c.layout_change = "one";
+  Run(c);
+  const Dataset d(c.out);
+  for (int g = 0; g < 2; ++g) {
+    auto base = nlohmann::json::parse(d.StringAttr("demo_" + std::to_string(4 * g), "randomization"));
+    const nlohmann::json base_objects = base.at("objects");
+    ASSERT_EQ(base_objects.size(), 3u);
+    base.erase("objects");
+    for (int n = 1; n < 4; ++n) {
+      const std::string demo = "demo_" + std::to_string(4 * g + n);
+      EXPECT_EQ(g, d.IntAttr(demo, "scene_group"));
+      auto r = nlohmann::json::parse(d.StringAttr(demo, "randomization"));
+      const nlohmann::json objects = r.at("objects");
+      r.erase("objects");
+      EXPECT_EQ(r, base) << demo;
+      for (int o = 0; o < 3; ++o) {
+        const auto &a = base_objects[o], &b = objects[o];
+        EXPECT_EQ(a.at("size_scale"), b.at("size_scale")) << demo;
+        EXPECT_EQ(a.at("mass_scale"), b.at("mass_scale")) << demo;
+        const double moved = std::hypot(a.at("x").get<double>() - b.at("x").get<double>(), a.at("y").get<double>() - b.at("y").get<double>());
+        if (o == n - 1) {
+          EXPECT_GE(moved, 0.08) << demo << " object " << o;
+        } else {
+          EXPECT_EQ(a, b) << demo << " object " << o;
+        }
+      }
+    }
+  }
 }
 
 // Tests the robomimic layout, shapes and attributes of a collected dataset.

@@ -171,6 +171,12 @@ TEST(ConfigTest, BadOptionsAreNamed) {
   EXPECT_THAT(error([](CollectConfig* c) { c->image_size = 300; }), HasSubstr("--image-size must be in 16..256"));
   EXPECT_THAT(error([](CollectConfig* c) { c->resume = c->overwrite = true; }), HasSubstr("exclude each other"));
   EXPECT_THAT(error([](CollectConfig* c) { c->layouts_per_scene = 0; }), HasSubstr("--layouts-per-scene must be in 1..64"));
+  EXPECT_THAT(error([](CollectConfig* c) {
+                c->layouts_per_scene = 2;
+                c->layout_change = "some";
+              }),
+              HasSubstr("--layout-change must be all or one"));
+  EXPECT_THAT(error([](CollectConfig* c) { c->layout_change = "one"; }), HasSubstr("--layout-change needs --layouts-per-scene"));
   int index = 0, count = 0;
   ParseShard("2/5", &index, &count);
   EXPECT_EQ(2, index);
@@ -188,6 +194,9 @@ TEST(ConfigTest, BadOptionsAreNamed) {
   c.UpdateFromJson({{"layouts-per-scene", 2}});
   EXPECT_EQ(2, c.Identity().at("layouts_per_scene").get<int>());
   EXPECT_EQ(2, CollectConfig::FromIdentity(c.Identity()).layouts_per_scene);
+  EXPECT_FALSE(c.Identity().contains("layout_change"));
+  c.UpdateFromJson({{"layout-change", "one"}});
+  EXPECT_EQ("one", CollectConfig::FromIdentity(c.Identity()).layout_change);
   EXPECT_THROW(c.UpdateFromJson({{"episdoes", 5}}), CollectError);
   EXPECT_THROW(c.UpdateFromJson({{"steps", "many"}}), CollectError);
 }
