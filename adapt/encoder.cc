@@ -12,6 +12,7 @@ EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) {
   nlohmann::json full = j;
   if (!full.contains("head")) full["head"] = "grid";  // checkpoints from before the vector head
   if (!full.contains("hidden")) full["hidden"] = EncoderConfig{}.hidden;
+  if (!full.contains("keypoints")) full["keypoints"] = 0;  // checkpoints from before keypoints
   return full.get<EncoderConfig>();
 }
 
@@ -33,21 +34,56 @@ ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
   // The vector head flattens a narrow feature map (width channels on the grid) into its projector.
   layers->push_back(nn::Conv2d(nn::Conv2dOptions(4 * c.width, vector ? c.width : c.dim, 1)));
   net = register_module("net", layers);
+  if (c.keypoints < 0 || (c.keypoints > 0 && (!vector || 2 * c.keypoints >= c.dim))) {
+    throw AdaptError("encoder keypoints need the vector head and 2 x keypoints < dim, got " + std::to_string(c.keypoints) + " keypoints, dim " +
+                     std::to_string(c.dim));
+  }
   if (vector) {
     projector = register_module("projector", nn::Sequential(nn::Linear(c.width * c.grid() * c.grid(), c.hidden), nn::BatchNorm1d(c.hidden),
-                                                            nn::GELU(), nn::Linear(c.hidden, c.dim)));
+                                                            nn::GELU(), nn::Linear(c.hidden, c.dim - 2 * c.keypoints)));
   }
+  if (c.keypoints > 0) keypoint_maps = register_module("keypoint_maps", nn::Conv2d(nn::Conv2dOptions(2 * c.width, c.keypoints, 1)));
 }
+
+namespace {
+
+/// Modules of `net` up to the stride-4 features: two conv stages of conv, GroupNorm and GELU.
+constexpr int kStride4Modules = 6;
+
+/// (N, K, H, W) maps -> (N, 2K): each map's softmax-weighted mean x (K numbers), then y, in [-1, 1].
+torch::Tensor SpatialSoftmax(const torch::Tensor& maps) {
+  const auto n = maps.size(0), k = maps.size(1), h = maps.size(2), w = maps.size(3);
+  const auto p = torch::softmax(maps.reshape({n, k, h * w}), -1).reshape({n, k, h, w});
+  const auto xs = torch::linspace(-1, 1, w, maps.options()), ys = torch::linspace(-1, 1, h, maps.options());
+  return torch::cat({(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)}, 1);
+}
+
+}  // namespace
 
 torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& frames) {
   const auto b = frames.size(0), t = frames.size(1);
-  auto x = net->forward(frames.reshape({b * t, 3, frames.size(3), frames.size(4)}) - 0.5);
-  if (projector && group && is_training()) {  // the same layers, the norm over every rank's share
-    const auto h = projector[0]->as<torch::nn::Linear>()->forward(x.flatten(1));
-    const auto n = SyncBatchNorm(h, *projector[1]->as<torch::nn::BatchNorm1d>(), *group);
-    return projector[3]->as<torch::nn::Linear>()->forward(torch::gelu(n)).reshape({b, t, 1, config.dim});
+  auto x = frames.reshape({b * t, 3, frames.size(3), frames.size(4)}) - 0.5;
+  torch::Tensor points;  // (B*T, 2K) with keypoints
+  if (keypoint_maps) {
+    auto layer = net->begin();
+    for (int i = 0; i < kStride4Modules; ++i, ++layer) x = layer->forward(x);
+    points = SpatialSoftmax(keypoint_maps->forward(x));
+    for (; layer != net->end(); ++layer) x = layer->forward(x);
+  } else {
+    x = net->forward(x);
   }
-  if (projector) return projector->forward(x.flatten(1)).reshape({b, t, 1, config.dim});
+  if (projector) {
+    torch::Tensor z;
+    if (group && is_training()) {  // the same layers, the norm over every rank's share
+      const auto h = projector[0]->as<torch::nn::Linear>()->forward(x.flatten(1));
+      const auto n = SyncBatchNorm(h, *projector[1]->as<torch::nn::BatchNorm1d>(), *group);
+      z = projector[3]->as<torch::nn::Linear>()->forward(torch::gelu(n));
+    } else {
+      z = projector->forward(x.flatten(1));
+    }
+    if (points.defined()) z = torch::cat({z, points}, 1);
+    return z.reshape({b, t, 1, config.dim});
+  }
   // (B*T, D, g, g) -> (B, T, g*g, D)
   return x.flatten(2).transpose(1, 2).reshape({b, t, -1, config.dim});
 }

@@ -25,6 +25,10 @@ struct EncoderConfig {
   /// conv features flattened through an MLP projector with BatchNorm (LeWM's compact latent).
   std::string head = "grid";
   int hidden = 512;  ///< the vector head's projector width
+  /// Vector head only: the last 2K of the D numbers are the expected image coordinates (x then y, in
+  /// [-1, 1]) of K spatial-softmax keypoints on the stride-4 features (0 = none), so that where a
+  /// small thing a map fires on stands is linear in the latent.
+  int keypoints = 0;
   /// Tokens per side: the encoder downsamples by 8.
   int grid() const { return image_size / 8; }
   int tokens() const { return head == "vector" ? 1 : grid() * grid(); }
@@ -33,7 +37,7 @@ struct EncoderConfig {
   static EncoderConfig FromJson(const nlohmann::json& j);
 };
 /// JSON keys = field names (one list for writing and reading).
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EncoderConfig, image_size, width, dim, head, hidden)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EncoderConfig, image_size, width, dim, head, hidden, keypoints)
 
 /// Four conv stages (stride 2, 2, 2, 1) with GroupNorm and GELU, applied to every frame; with the
 /// vector head, a projector (flattened features -> hidden -> BatchNorm -> GELU -> D) after them.
@@ -44,6 +48,7 @@ struct ConvEncoderImpl : torch::nn::Module {
   EncoderConfig config;
   torch::nn::Sequential net{nullptr};
   torch::nn::Sequential projector{nullptr};  ///< vector head only
+  torch::nn::Conv2d keypoint_maps{nullptr};  ///< config.keypoints > 0 only
   /// Set while data-parallel training: the projector's batch norm then uses the global batch's statistics.
   const class DataParallel* group = nullptr;
 };

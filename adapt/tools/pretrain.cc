@@ -107,6 +107,10 @@ int main(int argc, char** argv) {
   app.add_option("--lr", lr, "Peak learning rate, AdamW (lewm and jepa 1e-3)")->check(CLI::PositiveNumber);
   app.add_option("--width", width, "Encoder width, first conv channels (32)")->check(CLI::Range(8, 512));
   app.add_option("--dim", dim, "Latent size per token (lewm 192, jepa 128)")->check(CLI::Range(8, 2048));
+  app.add_option("--keypoints", lewm.encoder.keypoints,
+                 "lewm: the last 2K numbers of the vector are the image coordinates of K spatial-softmax keypoints (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 512));
   app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", seed, "Random seed")->capture_default_str();
   app.add_option("--frame-skip", lewm.frame_skip, "lewm: control steps per model step")->capture_default_str()->check(CLI::Range(1, 64));

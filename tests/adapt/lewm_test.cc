@@ -145,6 +145,49 @@ TEST_F(LewmTest, TinyRunTrainsAVectorEncoderAndResumes) {
   }
 }
 
+// Tests --keypoints: the vector's last 2K numbers are the expected image coordinates of K
+// spatial-softmax maps (in [-1, 1]), a bright dot's place moves them the way it moves, the encoder
+// trains, saves and loads with them, and a checkpoint without the field reads as 0 keypoints.
+TEST_F(LewmTest, KeypointsAreImageCoordinatesInTheVector) {
+  EncoderConfig c = Tiny().encoder;
+  c.keypoints = 3;
+  ConvEncoder encoder(c);
+  encoder->eval();
+  auto frames = torch::zeros({2, 1, 3, 32, 32});
+  frames.index_put_({0, 0, torch::indexing::Slice(), torch::indexing::Slice(4, 8), torch::indexing::Slice(4, 8)}, 1.0);      // top left
+  frames.index_put_({1, 0, torch::indexing::Slice(), torch::indexing::Slice(24, 28), torch::indexing::Slice(24, 28)}, 1.0);  // bottom right
+  {  // maps that fire on brightness: each keypoint goes to the dot
+    torch::NoGradGuard no_grad;
+    encoder->keypoint_maps->weight.fill_(0);
+    encoder->keypoint_maps->bias.fill_(0);
+  }
+  const auto z = encoder->forward(frames);
+  ASSERT_EQ((std::vector<int64_t>{2, 1, 1, c.dim}), z.sizes().vec());
+  const auto points = z.flatten(0, 2).slice(1, c.dim - 6);
+  EXPECT_TRUE((points.abs() <= 1.0 + 1e-6).all().item<bool>());
+  // Uniform maps (zero weights): every keypoint at the image's centre, whatever the frame.
+  EXPECT_TRUE(torch::allclose(points, torch::zeros_like(points), 1e-5, 1e-5));
+  {
+    torch::NoGradGuard no_grad;
+    encoder->keypoint_maps->weight.fill_(5.0);  // every map fires where the features are large
+  }
+  const auto moved = encoder->forward(frames).flatten(0, 2).slice(1, c.dim - 6);
+  // The frames differ only in where the dot is: its x and y, read from the keypoints, differ.
+  EXPECT_FALSE(torch::allclose(moved[0], moved[1], 1e-3, 1e-3));
+  LewmConfig config = Tiny();
+  config.encoder.keypoints = 3;
+  config.steps = 5;
+  const VideoData data({*dir_ / "franka.h5"});
+  LewmTrainer(config, data, *dir_ / "keypoints.pt", false).Train(false);
+  FrozenEncoder loaded = FrozenEncoder::Load(*dir_ / "keypoints.pt");
+  const auto code = loaded.Encode(torch::rand({1, 2, 3, 32, 32}));
+  EXPECT_EQ((std::vector<int64_t>{1, 2, 1, c.dim}), code.sizes().vec());
+  EXPECT_TRUE((code.flatten().slice(0, c.dim - 6, c.dim).abs() <= 1.0 + 1e-6).all().item<bool>());
+  EXPECT_EQ(0, EncoderConfig::FromJson({{"image_size", 32}, {"width", 8}, {"dim", 16}, {"head", "vector"}, {"hidden", 64}}).keypoints);
+  c.keypoints = 8;  // 2 x 8 = dim: no room left for the projector
+  EXPECT_THROW(ConvEncoder{c}, AdaptError);
+}
+
 // Tests the between-scene term: the batch says which episode each clip is from; with the term the
 // loss includes it and it falls as the encoder learns to tell the scenes apart; the run is
 // deterministic; with a queue, earlier positives travel with the checkpoint (a resumed run
