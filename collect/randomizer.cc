@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
 
 #include "sim/world.h"
 
@@ -268,10 +269,7 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   for (int b : object_bodies_) {
     ObjectDraw o;
     o.body = mj_id2name(m, mjOBJ_BODY, b);
-    const int jnt = m->body_jntadr[b];
-    const double x0 = m->qpos0[m->jnt_qposadr[jnt]], y0 = m->qpos0[m->jnt_qposadr[jnt] + 1];
-    o.x = x0;
-    o.y = y0;
+    std::tie(o.x, o.y) = NominalPlace(b);
     if (config.objects != Level::kNone) {
       PlaceApart(config.objects, b, draw.objects, &o, rng);
       o.yaw = rng->Uniform(-kPi, kPi);
@@ -283,11 +281,14 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
   return draw;
 }
 
+std::pair<double, double> SceneRandomizer::NominalPlace(int b) const {
+  const int adr = nominal_->jnt_qposadr[nominal_->body_jntadr[b]];
+  return {nominal_->qpos0[adr], nominal_->qpos0[adr + 1]};
+}
+
 void SceneRandomizer::PlaceApart(Level level, int b, const std::vector<ObjectDraw>& others, ObjectDraw* o, Rng* rng) const {
-  const mjModel* m = nominal_;
   const bool humanoid = embodiment_.kind == robots::EmbodimentKind::kHumanoid;
-  const int jnt = m->body_jntadr[b];
-  const double x0 = m->qpos0[m->jnt_qposadr[jnt]], y0 = m->qpos0[m->jnt_qposadr[jnt] + 1];
+  const auto [x0, y0] = NominalPlace(b);
   const double spread = humanoid ? 0.1 : 0.0;
   // `light` keeps the objects in the middle of the framed view.
   const bool light = level == Level::kLight;

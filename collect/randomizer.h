@@ -6,6 +6,7 @@
 #include <array>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <mujoco/mujoco.h>
@@ -89,6 +90,8 @@ class SceneRandomizer {
  private:
   double TableTop(const mjModel* m) const;
   double ObjectHalfHeight(const mjModel* m, int body) const;
+  /// Where the model puts free body `b` (x, y of its joint's qpos0).
+  std::pair<double, double> NominalPlace(int b) const;
   /// Draws a place for object body `b` apart (12 cm) from `others`, as the level `level` places objects.
   void PlaceApart(Level level, int b, const std::vector<ObjectDraw>& others, ObjectDraw* o, Rng* rng) const;
 
