@@ -7,14 +7,21 @@
 
 namespace embody::adapt {
 
-nlohmann::json EncoderConfig::ToJson() const { return *this; }
-EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) {
-  nlohmann::json full = j;
-  if (!full.contains("head")) full["head"] = "grid";  // checkpoints from before the vector head
-  if (!full.contains("hidden")) full["hidden"] = EncoderConfig{}.hidden;
-  if (!full.contains("keypoints")) full["keypoints"] = 0;  // checkpoints from before keypoints
-  return full.get<EncoderConfig>();
+void to_json(nlohmann::json& j, const EncoderConfig& c) {
+  j = {{"image_size", c.image_size}, {"width", c.width}, {"dim", c.dim}, {"head", c.head}, {"hidden", c.hidden}, {"keypoints", c.keypoints}};
 }
+
+void from_json(const nlohmann::json& j, EncoderConfig& c) {
+  j.at("image_size").get_to(c.image_size);
+  j.at("width").get_to(c.width);
+  j.at("dim").get_to(c.dim);
+  c.head = j.value("head", std::string("grid"));  // checkpoints from before the vector head
+  c.hidden = j.value("hidden", EncoderConfig{}.hidden);
+  c.keypoints = j.value("keypoints", 0);  // from before keypoints
+}
+
+nlohmann::json EncoderConfig::ToJson() const { return *this; }
+EncoderConfig EncoderConfig::FromJson(const nlohmann::json& j) { return j.get<EncoderConfig>(); }
 
 ConvEncoderImpl::ConvEncoderImpl(const EncoderConfig& c) : config(c) {
   if (c.image_size % 8 != 0 || c.image_size < 16) {

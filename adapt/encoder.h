@@ -33,11 +33,14 @@ struct EncoderConfig {
   int grid() const { return image_size / 8; }
   int tokens() const { return head == "vector" ? 1 : grid() * grid(); }
   nlohmann::json ToJson() const;
-  /// Checkpoints from before the vector head have no "head": they are grid encoders.
+  /// Checkpoints from before the vector head have no "head": they are grid encoders (see from_json).
   static EncoderConfig FromJson(const nlohmann::json& j);
 };
-/// JSON keys = field names (one list for writing and reading).
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EncoderConfig, image_size, width, dim, head, hidden, keypoints)
+/// JSON keys = field names, also inside the stage-one configs that hold one (LewmConfig, JepaConfig):
+/// reading fills what older checkpoints lack (head "grid", hidden 512, keypoints 0), so that
+/// `pretrain --resume` reads them too.
+void to_json(nlohmann::json& j, const EncoderConfig& c);
+void from_json(const nlohmann::json& j, EncoderConfig& c);
 
 /// Four conv stages (stride 2, 2, 2, 1) with GroupNorm and GELU, applied to every frame; with the
 /// vector head, a projector (flattened features -> hidden -> BatchNorm -> GELU -> D) after them.

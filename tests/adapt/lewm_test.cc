@@ -147,7 +147,8 @@ TEST_F(LewmTest, TinyRunTrainsAVectorEncoderAndResumes) {
 
 // Tests --keypoints: the vector's last 2K numbers are the expected image coordinates of K
 // spatial-softmax maps (in [-1, 1]), a bright dot's place moves them the way it moves, the encoder
-// trains, saves and loads with them, and a checkpoint without the field reads as 0 keypoints.
+// trains, saves and loads with them, and a checkpoint without the field reads as 0 keypoints (also
+// where a stage-one config holds it: resuming a checkpoint from before keypoints).
 TEST_F(LewmTest, KeypointsAreImageCoordinatesInTheVector) {
   EncoderConfig c = Tiny().encoder;
   c.keypoints = 3;
@@ -184,6 +185,10 @@ TEST_F(LewmTest, KeypointsAreImageCoordinatesInTheVector) {
   EXPECT_EQ((std::vector<int64_t>{1, 2, 1, c.dim}), code.sizes().vec());
   EXPECT_TRUE((code.flatten().slice(0, c.dim - 6, c.dim).abs() <= 1.0 + 1e-6).all().item<bool>());
   EXPECT_EQ(0, EncoderConfig::FromJson({{"image_size", 32}, {"width", 8}, {"dim", 16}, {"head", "vector"}, {"hidden", 64}}).keypoints);
+  // Likewise inside a stage-one config (what `pretrain --resume` reads from a checkpoint).
+  nlohmann::json before = Tiny().ToJson();
+  before["encoder"].erase("keypoints");
+  EXPECT_EQ(Tiny().ToJson(), LewmConfig::FromJson(before).ToJson());
   c.keypoints = 8;  // 2 x 8 = dim: no room left for the projector
   EXPECT_THROW(ConvEncoder{c}, AdaptError);
 }
