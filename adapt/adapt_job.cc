@@ -167,6 +167,26 @@ int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const 
   return 0;
 }
 
+namespace {
+
+// A predictor option the user gave that the loaded model (`role`: the model --init starts from, or
+// the one --eval evaluates) would override: refused, naming both values.
+void RefusePredictorOverrides(const AdaptJob& job, const PredictorConfig& loaded, const std::string& path, const std::string& role,
+                              const std::string& remedy) {
+  const std::map<std::string, std::pair<const char*, int>> of_model = {{"--context", {"context", loaded.context}},
+                                                                       {"--frame-skip", {"frame skip", loaded.frame_skip}},
+                                                                       {"--width", {"width", loaded.dim}},
+                                                                       {"--depth", {"depth", loaded.depth}}};
+  for (const auto& [flag, value] : job.predictor_flags) {
+    const auto& [name, theirs] = of_model.at(flag);
+    if (value == theirs) continue;
+    throw AdaptError(flag + " " + std::to_string(value) + " conflicts with " + path + ", " + role + " (" + name + " " + std::to_string(theirs) +
+                     "): its predictor keeps its own shape; drop " + flag + remedy);
+  }
+}
+
+}  // namespace
+
 void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group) {
   std::error_code ec;
   if (!fs::exists(job.data, ec)) {
@@ -181,13 +201,21 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   }
   torch::set_num_threads(ThreadsPerRank(job.config.threads, launch));
   const bool root = !group || group->is_root();
+  // One writer per model folder: a second adapt on it (--overwrite, --resume, --eval too) is refused.
+  const auto lock = LockOutputOnRoot(job.out, "adapt", group);
   // The models read before any cache is built (each once): --init's, and --eval's. The cameras: as
   // given, else those of the model evaluated or started from, else camera0; a model of other
   // cameras is refused here, before their caches are encoded.
   std::unique_ptr<WorldModel> from, evaluated;
   std::string init_hash, model_hash;
-  if (!job.init.empty()) from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
-  if (job.eval_only) evaluated = std::make_unique<WorldModel>(LoadWorldModel(job.out, &model_hash));
+  if (!job.init.empty()) {
+    from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
+    RefusePredictorOverrides(job, from->config(), job.init, "the model --init starts from", ", or train from scratch without --init");
+  }
+  if (job.eval_only) {
+    evaluated = std::make_unique<WorldModel>(LoadWorldModel(job.out, &model_hash));
+    RefusePredictorOverrides(job, evaluated->config(), job.out, "the model --eval evaluates", "");
+  }
   if (job.cameras.empty())
     job.cameras = from ? from->config().cameras : evaluated ? evaluated->config().cameras : std::vector<std::string>{"camera0"};
   auto cameras_differ = [&](const WorldModel& m, const std::string& path) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct AdaptJob {
   int episodes = 0;            ///< first N training episodes (0 = all)
   int encoder_image_size = 0;  ///< a TorchScript encoder's input size when it has no attribute
   AdaptConfig config;          ///< training (config.device: where)
+  /// The predictor's shape options the user gave (--context, --frame-skip, --width, --depth) and
+  /// their values: a loaded model (--init's, --eval's) that differs refuses them, never drops them.
+  std::map<std::string, int> predictor_flags;
   EvalOptions eval;
   bool eval_only = false, resume = false, overwrite = false;
   bool train_decoder = false;

@@ -247,4 +247,23 @@ torch::Tensor SyncBatchNorm(const torch::Tensor& x, torch::nn::BatchNorm1dImpl& 
   return SyncBatchNormFunction::apply(x, bn.weight, bn.bias, mean, invstd, count, reinterpret_cast<std::int64_t>(&group));
 }
 
+std::optional<sim::OutputLock> LockOutputOnRoot(const std::filesystem::path& output, const std::string& program, const DataParallel* group) {
+  std::optional<sim::OutputLock> lock;
+  std::string refused;
+  if (!group || group->is_root()) {
+    try {
+      lock.emplace(sim::OutputLock::Acquire(output, program));
+    } catch (const std::runtime_error& e) {
+      refused = e.what();
+    }
+  }
+  if (group) {  // the other ranks stop too, instead of waiting in the first collective
+    auto failed = torch::full({1}, refused.empty() ? 0.0 : 1.0);
+    group->AllReduceSum({failed});
+    if (failed.item<double>() > 0 && !group->is_root()) throw AdaptError("rank 0 could not take " + output.string() + " (its log says why)");
+  }
+  if (!refused.empty()) throw AdaptError(refused);
+  return lock;
+}
+
 }  // namespace embody::adapt

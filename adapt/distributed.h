@@ -12,13 +12,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <torch/torch.h>
+
+#include "sim/output_lock.h"
 
 namespace embody::adapt {
 
@@ -84,5 +88,10 @@ inline std::pair<int, int> ShareOf(const DataParallel* group, int n) { return gr
 /// on the whole batch), with `bn`'s affine parameters, and its running statistics updated in training.
 /// Gradients flow to all ranks' inputs through the reduced statistics.
 torch::Tensor SyncBatchNorm(const torch::Tensor& x, torch::nn::BatchNorm1dImpl& bn, const DataParallel& group);
+
+/// The one-writer lock of `output` (sim/output_lock.h) for `program`, taken by the rank that writes
+/// (rank 0; without a group, this process). With a group every rank calls it, and the others learn
+/// when rank 0 was refused. @throws AdaptError naming the live holder ("... is being written by pid N ...").
+std::optional<sim::OutputLock> LockOutputOnRoot(const std::filesystem::path& output, const std::string& program, const DataParallel* group);
 
 }  // namespace embody::adapt

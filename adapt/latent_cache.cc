@@ -1,11 +1,13 @@
 #include "adapt/latent_cache.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "adapt/video_data.h"
 #include "collect/dataset.h"
 #include "collect/hdf5_util.h"
 #include "sim/atomic_file.h"
+#include "sim/output_lock.h"
 
 namespace embody::adapt {
 namespace {
@@ -61,24 +63,44 @@ fs::path LatentCachePath(const fs::path& dataset, const std::string& encoder_has
   return fs::path(dataset.string() + ".latents") / (encoder_hash + (camera == "camera0" ? "" : "." + camera) + ".h5");
 }
 
+namespace {
+
+// The frames of an up-to-date cache at `path`, or -1 (missing, unreadable or stale: *stale says which).
+std::int64_t FreshFrames(const fs::path& path, const std::string& fingerprint, const std::string& encoder_hash, const std::string& camera,
+                         bool* stale) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return -1;
+  try {
+    const LatentCacheInfo info = ReadLatentCacheInfo(path);
+    if (info.Matches(fingerprint, encoder_hash, camera)) return info.frames;
+  } catch (const AdaptError&) {
+    // unreadable: rebuilt
+  }
+  *stale = true;
+  return -1;
+}
+
+}  // namespace
+
 CacheStatus EnsureLatentCache(FrozenEncoder& encoder, const fs::path& dataset, const std::string& camera, int batch, bool verbose) {
   CacheStatus status;
   status.path = LatentCachePath(dataset, encoder.hash(), camera);
   const std::string fingerprint = DatasetFingerprint(dataset);
-  std::error_code ec;
-  if (fs::exists(status.path, ec)) {
-    try {
-      const LatentCacheInfo info = ReadLatentCacheInfo(status.path);
-      if (info.Matches(fingerprint, encoder.hash(), camera)) {
-        status.frames = info.frames;
-        return status;
-      }
-    } catch (const AdaptError&) {
-      // unreadable: rebuilt below
-    }
-    status.stale = true;
-    if (verbose) std::fprintf(stderr, "encode: %s is stale (the dataset or options changed); rebuilding\n", status.path.c_str());
+  if ((status.frames = FreshFrames(status.path, fingerprint, encoder.hash(), camera, &status.stale)) >= 0) return status;
+  // One encoder per cache: a second program that needs the same cache waits for the first, then
+  // finds it in place (the cache is renamed into place whole, so it is never read half-written).
+  std::optional<sim::OutputLock> lock;
+  try {
+    lock.emplace(sim::OutputLock::Wait(status.path, "encode", [&](const std::string& holder) {
+      std::fprintf(stderr, "encode: waiting for %s to finish encoding %s\n", holder.c_str(), status.path.c_str());
+    }));
+  } catch (const std::runtime_error& e) {
+    throw AdaptError(e.what());
   }
+  status.stale = false;
+  if ((status.frames = FreshFrames(status.path, fingerprint, encoder.hash(), camera, &status.stale)) >= 0) return status;
+  status.frames = 0;
+  if (status.stale && verbose) std::fprintf(stderr, "encode: %s is stale (the dataset or options changed); rebuilding\n", status.path.c_str());
   // Every frame is read (and its checksum verified) while encoding, before the cache is renamed into
   // place: the frames need no separate check.
   const VideoData data({dataset}, camera, /*check_frames=*/false);

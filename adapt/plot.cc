@@ -55,6 +55,15 @@ std::string Format(double v) {
 
 }  // namespace
 
+std::vector<double> AxisTicks(double lo, double hi, int target, bool integer) {
+  double step = TickStep(hi - lo, target);
+  if (integer) step = std::max(1.0, std::round(step));
+  std::vector<double> ticks;
+  const double first = std::ceil(lo / step - 1e-9), slack = 1e-9 * std::max(1.0, std::abs(hi));
+  for (int k = 0; k < 1000 && (first + k) * step <= hi + slack; ++k) ticks.push_back((first + k) * step);
+  return ticks;
+}
+
 void DrawText(sim::Image* image, int x, int y, const std::string& text, Color color, int scale) {
   static thread_local std::vector<char> buffer(200000);
   const int quads = stb_easy_font_print(0, 0, const_cast<char*>(text.c_str()), nullptr, buffer.data(), static_cast<int>(buffer.size()));
@@ -98,13 +107,12 @@ sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& o)
   auto px = [&](double x) { return left + (x - xmin) / (xmax - xmin) * pw; };
   auto py = [&](double y) { return top + (1 - (y - ymin) / (ymax - ymin)) * ph; };
   const Color grid{225, 225, 225}, axis{60, 60, 60}, text{20, 20, 20};
-  const double ystep = TickStep(ymax - ymin, 5), xstep = TickStep(xmax - xmin, 8);
-  for (double y = std::ceil(ymin / ystep) * ystep; y <= ymax + 1e-12; y += ystep) {
+  for (double y : AxisTicks(ymin, ymax, 5)) {
     Line(&im, left, py(y), left + pw, py(y), grid);
     const std::string label = Format(y);
     DrawText(&im, left - 6 - TextWidth(label, 1), static_cast<int>(py(y)) - 4, label, text);
   }
-  for (double x = std::ceil(xmin / xstep) * xstep; x <= xmax + 1e-12; x += xstep) {
+  for (double x : AxisTicks(xmin, xmax, 8, o.integer_x)) {
     Line(&im, px(x), top, px(x), top + ph, grid);
     const std::string label = Format(x);
     DrawText(&im, static_cast<int>(px(x)) - TextWidth(label, 1) / 2, top + static_cast<int>(ph) + 6, label, text);

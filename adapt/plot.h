@@ -22,7 +22,12 @@ struct PlotOptions {
   std::string title, xlabel, ylabel;
   int width = 640, height = 400;
   bool y_from_zero = true;
+  bool integer_x = false;  ///< x counts whole things (model steps): ticks only at integers
 };
+
+/// Tick positions on [lo, hi]: about `target` of them, 1, 2 or 5 times a power of ten apart; with
+/// `integer`, at whole numbers only (at least 1 apart).
+std::vector<double> AxisTicks(double lo, double hi, int target, bool integer = false);
 
 /// Renders the series into an image.
 sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& options);

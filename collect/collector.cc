@@ -168,6 +168,14 @@ std::map<std::int64_t, EpisodeEntry> PrepareOutput(const CollectConfig& config, 
 
 }  // namespace
 
+sim::OutputLock LockOutput(const fs::path& out, const std::string& program) {
+  try {
+    return sim::OutputLock::Acquire(out, program);
+  } catch (const std::runtime_error& e) {
+    throw CollectError(e.what());
+  }
+}
+
 nlohmann::json EnvArgs(const CollectConfig& config) {
   const robots::Embodiment e = robots::FindEmbodiment(config.robot);
   nlohmann::json cameras = nlohmann::json::array();
@@ -214,6 +222,8 @@ CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progr
   const EpisodeRunner probe(config, /*render=*/false);
   const robots::Embodiment& embodiment = probe.embodiment();
   const fs::path out = config.OutPath();
+  // One writer per output: a second run on it (--overwrite and --resume included) is refused here.
+  const sim::OutputLock lock = LockOutput(out, "simcollect");
   std::map<std::int64_t, EpisodeEntry> episodes = PrepareOutput(config, out);
   const fs::path parts = PartsDir(out);
 

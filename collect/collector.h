@@ -9,6 +9,7 @@
 
 #include "collect/config.h"
 #include "robots/embodiment.h"
+#include "sim/output_lock.h"
 
 namespace embody::collect {
 
@@ -31,6 +32,10 @@ struct ProgressOptions {
 /// Runs the collection described by `config`. @throws CollectError for bad input or an existing
 /// dataset made with other options; DatasetError when writing fails.
 CollectSummary Collect(const CollectConfig& config, const ProgressOptions& progress = {});
+
+/// Takes the one-writer lock of an output for `program` (see sim/output_lock.h), held while the
+/// result lives. @throws CollectError naming the live holder ("... is being written by pid N ...").
+sim::OutputLock LockOutput(const std::filesystem::path& out, const std::string& program);
 
 /// The env_args JSON (robomimic) of a run.
 nlohmann::json EnvArgs(const CollectConfig& config);

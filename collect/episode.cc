@@ -14,11 +14,6 @@ constexpr double kLayoutMinMove = 0.08;
 
 EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render) : config_(config), embodiment_(robots::FindEmbodiment(config.robot)) {
   if (config.control_hz > 0) embodiment_.control_hz = config.control_hz;
-  try {
-    tasks_ = TasksFor(embodiment_, config.task);
-  } catch (const std::invalid_argument& e) {
-    throw CollectError(e.what());
-  }
   nominal_ = sim::LoadModelFile(embodiment_.mjcf);
   world_ = std::make_unique<sim::World>(sim::MjModelPtr(mj_copyModel(nullptr, nominal_.get())));
   controller_ = std::make_unique<sim::RobotController>(world_->model(), embodiment_);
@@ -39,6 +34,13 @@ EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render) : config_
   }
   if (embodiment_.ee_sites.size() > 1) {  // recorded as obs/robot0_sites_pos (a humanoid's hands)
     for (const std::string& site : embodiment_.ee_sites) site_ids_.push_back(sim::RequireId(m, mjOBJ_SITE, site));
+  }
+  // The tasks last: the MJCF's own problems (a broken file, no actuators, a missing site) are
+  // reported before the roles a task needs.
+  try {
+    tasks_ = TasksFor(embodiment_, config.task);
+  } catch (const std::invalid_argument& e) {
+    throw CollectError(e.what());
   }
 }
 

@@ -69,6 +69,12 @@ std::string DescribeDataset(const std::filesystem::path& file) {
   const size_t n = ds.demos().size();
   Append(&out, "file:        %s\n", file.string().c_str());
   Append(&out, "episodes:    %zu (train %zu, valid %zu)\n", n, ds.Mask("train").size(), ds.Mask("valid").size());
+  // The held-out episodes (what evaluations use, and what to look at in the viewer), the first few.
+  const std::vector<std::string> valid = ds.Mask("valid");
+  std::string held_out;
+  for (size_t i = 0; i < valid.size() && i < 8; ++i) held_out += (i ? ", " : "") + valid[i];
+  if (valid.size() > 8) held_out += ", ... (" + std::to_string(valid.size()) + " in all)";
+  Append(&out, "held out:    %s\n", held_out.empty() ? "(none: collect at least 10 episodes)" : held_out.c_str());
   Append(&out, "frames:      %lld (per camera; /data total attr %lld)\n", static_cast<long long>(frames), static_cast<long long>(ds.total()));
   std::string names;
   for (const auto& e : embodiments) names += (names.empty() ? "" : ", ") + e;
@@ -92,6 +98,7 @@ std::string DescribeDataset(const std::filesystem::path& file) {
 }
 
 std::int64_t MergeShards(const std::filesystem::path& out, const std::vector<std::filesystem::path>& shards, bool overwrite) {
+  const sim::OutputLock lock = LockOutput(out, "simcollect merge");
   if (fs::exists(out) && !overwrite) throw CollectError(out.string() + " already exists; pass --overwrite to replace it");
   std::map<std::int64_t, EpisodeEntry> episodes;
   nlohmann::json config, env_args, meta;

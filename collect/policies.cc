@@ -441,17 +441,32 @@ std::vector<Task> TasksFor(const robots::Embodiment& embodiment, const std::stri
   std::vector<Task> tasks = TasksNamed(embodiment, task);
   if (embodiment.kind != robots::EmbodimentKind::kHumanoid) return tasks;
   // Every joint a task moves must play its role on this robot: never run a task with joints missing.
-  for (Task t : tasks) {
+  // The refusal says what every task lacks and which tasks would run, so one edit of the descriptor
+  // fixes them all.
+  auto missing_roles = [&](Task t) {
     std::string missing;
     for (const auto& role : HumanoidRoles(t)) {
       if (embodiment.JointForRole(role) < 0) missing += (missing.empty() ? "" : ", ") + role;
     }
-    if (!missing.empty()) {
-      throw std::invalid_argument("task \"" + TaskName(t) + "\" moves joints that " + embodiment.name + " does not map: " + missing +
-                                  "; add \"roles\": {\"<role>\": \"<your joint>\", ...} to its descriptor (or use --task wander)");
+    return missing;
+  };
+  std::string refused;
+  for (Task t : tasks) {
+    if (!missing_roles(t).empty()) refused += (refused.empty() ? "" : ", ") + TaskName(t);
+  }
+  if (refused.empty()) return tasks;
+  std::string needs, runnable;
+  for (Task t : TasksNamed(embodiment, "mix")) {
+    const std::string missing = missing_roles(t);
+    if (missing.empty()) {
+      runnable += (runnable.empty() ? "" : ", ") + TaskName(t);
+    } else {
+      needs += (needs.empty() ? "" : "; ") + TaskName(t) + ": " + missing;
     }
   }
-  return tasks;
+  throw std::invalid_argument("--task " + task + ": " + embodiment.name + " lacks joint roles that " + refused +
+                              " needs. Roles it lacks, per task: " + needs + ". Tasks that run with the roles given: " + runnable +
+                              ". Add \"roles\": {\"<role>\": \"<your joint>\", ...} to its descriptor, or pick a task that runs");
 }
 
 std::unique_ptr<Policy> MakePolicy(Task task, const sim::RobotController& controller, const SceneRefs& scene, const sim::World& world, Rng* rng) {

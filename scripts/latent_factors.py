@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What does a frozen encoder's latent carry? Ridge probes to every factor a scene records.
 
-A diagnostic for stage one (README, "pretrain"): fits one linear (ridge) read-out per factor from
+A diagnostic for stage one (docs/pretrain.md): fits one linear (ridge) read-out per factor from
 the latents of a latent cache (written by `encode` or `adapt`, one vector per frame, or tokens
 averaged) to that factor, on the first 80 % of the dataset's episodes, and prints its R^2 per axis
 on the rest. Factors: per frame, the end effector's and each object's world position; per episode

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """How predictable is the frame-to-frame change of a frozen encoder's latents?
 
-A diagnostic for stage two (README, "adapt"): trains a one-step predictor z_t -> z_{t+1} on a
+A diagnostic for stage two (docs/adapt.md): trains a one-step predictor z_t -> z_{t+1} on a
 latent cache written by `encode`/`adapt` and prints its held-out L1 error as a ratio to copy-last
 (1 = no better than copying the last frame), measured the way `adapt` measures it (latents
 layer-normalized per token, L1 over tokens and dimensions). Uses Debian's python3-torch and

@@ -6,6 +6,8 @@
 
 #include <GLFW/glfw3.h>
 
+#include "adapt/plot.h"
+
 namespace embody::viewer {
 
 void SetupTexture(unsigned int tex) {
@@ -34,7 +36,7 @@ void DrawYAxis(ImDrawList* draw, float x0, float left, float right, float top, f
 // A line plot on ImGui's draw list (Debian has no ImPlot): every series on one set of axes, y ticks
 // with numbers from 0, x in seconds ahead (one value per imagined frame), and a legend.
 void SeriesPlot(const std::vector<Series>& series, double x_per_value, const char* y_label, float height, int* box, const char* x_unit, int marker,
-                bool from_zero) {
+                bool from_zero, bool integer_x) {
   const ImVec2 origin = ImGui::GetCursorScreenPos();
   const float width = ImGui::GetContentRegionAvail().x;
   ImGui::Dummy(ImVec2(width, height));
@@ -56,11 +58,11 @@ void SeriesPlot(const std::vector<Series>& series, double x_per_value, const cha
   // Value k sits at x = (k + 1) * step (values ahead of now) or, from_zero, at k * step.
   const double first = from_zero ? 0.0 : 1.0, span = std::max(1e-9, (n - 1 + first) * x_per_value);
   auto x_of = [&](double k) { return left + (right - left) * static_cast<float>((k + first) * x_per_value / span); };
-  for (int i = 0; i <= 4; ++i) {  // x ticks
-    const float x = left + (right - left) * i / 4.0f;
-    std::snprintf(text, sizeof text, "%.2g%s", span * i / 4, x_unit);
+  for (double tick : adapt::AxisTicks(0, span, 4, integer_x)) {
+    const float x = left + (right - left) * static_cast<float>(tick / span);
+    std::snprintf(text, sizeof text, "%.3g%s", tick, x_unit);
     const float text_width = ImGui::CalcTextSize(text).x;
-    draw->AddText(ImVec2(i == 4 ? x - text_width : x - 10, bottom + 2), axis, text);
+    draw->AddText(ImVec2(std::min(x - 10, right - text_width), bottom + 2), axis, text);
   }
   draw->AddText(ImVec2(left + 4, top + 2), axis, y_label);
   if (marker >= 0 && static_cast<size_t>(marker) < n) {  // the current value's position

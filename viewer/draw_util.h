@@ -28,8 +28,9 @@ void DrawYAxis(ImDrawList* draw, float x0, float left, float right, float top, f
 /// of axes, y ticks with numbers from 0, x ticks in units of `x_per_value` per value with `x_unit`, a
 /// legend. `box` (optional) receives the axes box x, y, w, h (and, with `marker` >= 0, a fifth int: the
 /// marker's x); `marker` >= 0 draws a vertical line at that value's position. Value k is drawn at
-/// x = (k + 1) * x_per_value (values ahead of now), or at k * x_per_value with `from_zero`.
+/// x = (k + 1) * x_per_value (values ahead of now), or at k * x_per_value with `from_zero`. With
+/// `integer_x` (x counts whole model steps) the x ticks sit at whole numbers only.
 void SeriesPlot(const std::vector<Series>& series, double x_per_value, const char* y_label, float height, int* box = nullptr,
-                const char* x_unit = "s", int marker = -1, bool from_zero = false);
+                const char* x_unit = "s", int marker = -1, bool from_zero = false, bool integer_x = false);
 
 }  // namespace embody::viewer

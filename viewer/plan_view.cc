@@ -154,10 +154,10 @@ void PlanView::Draw(int width, int height) {
   std::vector<double> energy(e.energy.begin(), e.energy.end());
   energy.push_back(std::nan(""));
   SeriesPlot({{"energy of the chosen plan (L1 to the goal latent)", &energy, IM_COL32(31, 119, 180, 255)}}, 1.0, "energy", plot_height, energy_plot_,
-             " step", step_ < e.steps ? step_ : -1, true);
+             " step", step_ < e.steps ? step_ : -1, true, /*integer_x=*/true);
   const std::vector<double> radius(e.distance_cm.size(), replay_.success_cm);
   SeriesPlot({{"distance to the goal (cm)", &e.distance_cm, IM_COL32(255, 127, 14, 255)}, {"success radius", &radius, IM_COL32(44, 160, 44, 255)}},
-             1.0, "cm", plot_height, distance_plot_, " step", step_, true);
+             1.0, "cm", plot_height, distance_plot_, " step", step_, true, /*integer_x=*/true);
   ImGui::End();
 }
 

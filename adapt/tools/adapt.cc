@@ -101,6 +101,13 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite", overwrite, "Replace the model at --out");
   CLI11_PARSE(app, argc, argv);
   if (!job.init.empty() && trunk_lr_scale->count() == 0) config.trunk_lr_scale = kInitTrunkLrScale;
+  const std::map<std::string, int> shape = {{"--context", config.predictor.context},
+                                            {"--frame-skip", config.predictor.frame_skip},
+                                            {"--width", config.predictor.dim},
+                                            {"--depth", config.predictor.depth}};
+  for (const auto& [flag, value] : shape) {
+    if (app.count(flag) > 0) job.predictor_flags[flag] = value;
+  }
   try {
     config.bf16 = SetPrecision(precision);
     const LaunchInfo launch = ReadLaunchInfo();

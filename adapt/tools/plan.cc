@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "adapt/decoder.h"
+#include "adapt/distributed.h"
 #include "adapt/plan_replay.h"
 #include "adapt/planner.h"
 #include "adapt/plot.h"
@@ -86,9 +87,10 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
     dist.push_back(MeanOverEpisodes(r["per_episode"], "random", "distance_cm", "random", {214, 39, 40}));
     dist.push_back(MeanOverEpisodes(r["per_episode"], "still", "distance_cm", "still", {127, 127, 127}));
   }
-  WriteLinePlot(stem.string() + "_distance.png", dist, {title + ": distance to the goal (episodes still running)", "model step", "cm"});
+  WriteLinePlot(stem.string() + "_distance.png", dist,
+                {title + ": distance to the goal (episodes still running)", "model step", "cm", 640, 400, true, /*integer_x=*/true});
   WriteLinePlot(stem.string() + "_energy.png", {MeanOverEpisodes(r["per_episode"], "model", "energy", "model plan", {31, 119, 180})},
-                {title + ": latent energy of the executed plan", "model step", "L1 to the goal latent"});
+                {title + ": latent energy of the executed plan", "model step", "L1 to the goal latent", 640, 400, true, /*integer_x=*/true});
   PlotSeries success{"model", {}, {}, {31, 119, 180}};
   for (const auto& [offset, rate] : r["by_camera_offset"].items()) {
     success.x.push_back(std::stod(offset));
@@ -242,6 +244,9 @@ int main(int argc, char** argv) {
     if (!video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
     if (out.empty()) out = "out/plan_" + o.embodiment + "_" + task + ".json";
     if (threads > 0) torch::set_num_threads(threads);
+    // One writer per output: a second plan on the same results (or --video) is refused.
+    const auto out_lock = LockOutputOnRoot(out, "plan", nullptr);
+    const auto video_lock = video.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(video, "plan", nullptr);
     std::string hash;
     WorldModel model = LoadWorldModel(model_path, &hash);
     FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);

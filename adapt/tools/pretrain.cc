@@ -223,10 +223,13 @@ int main(int argc, char** argv) {
         throw AdaptError("encoder " + encoder_path + " takes " + std::to_string(encoder.image_size()) + " px frames; the data has " +
                          std::to_string(data.image_size()) + " px");
       }
+      const auto lock = LockOutputOnRoot(encoder_path + ".eval.json", "pretrain --eval-only", nullptr);
       embody::collect::WriteJsonFileAtomically(encoder_path + ".eval.json", Probe(encoder, data, architecture, seed, probe_episodes, ceiling_epochs));
       return 0;
     }
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
+    // One writer per checkpoint: a second pretrain on it (--overwrite, --resume too) is refused.
+    const auto lock = LockOutputOnRoot(out, "pretrain", group.get());
     if (overwrite && (!group || group->is_root())) fs::remove(out);
     if (group) group->Barrier();
     nlohmann::json train;

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/distributed.h"
 #include "adapt/plot.h"
 #include "adapt/stage_two.h"
 #include "adapt/surprise.h"
@@ -71,7 +72,7 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
                    series("copy_last_impossible", "copy-last, impossible", {255, 152, 150}),
                    series("copy_last_possible", "copy-last, possible", {174, 199, 232})},
                   {r["embodiment"].get<std::string>() + " " + type + ": mean surprise around the violation",
-                   "model steps from the first differing frame", "latent L1"});
+                   "model steps from the first differing frame", "latent L1", 640, 400, true, /*integer_x=*/true});
   }
 }
 
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
     if (model_path.empty()) model_path = "models/" + o.embodiment;
     if (out.empty()) out = "out/surprise_" + o.embodiment + ".json";
     if (threads > 0) torch::set_num_threads(threads);
+    // One writer per output: a second surprise on the same results or clips (--overwrite too) is refused.
+    const auto out_lock = LockOutputOnRoot(out, "surprise", nullptr);
+    const auto clips_lock = clips.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(clips, "surprise", nullptr);
     std::error_code ec;
     if (!clips.empty()) {
       if (fs::exists(clips, ec) || fs::exists(embody::collect::PartsDir(clips), ec)) {

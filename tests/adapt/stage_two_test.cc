@@ -346,6 +346,16 @@ TEST(PlotTest, WritesNonUniformPng) {
   fs::remove(file);
 }
 
+// Tests that an axis of whole model steps gets whole-number ticks (was "0.5 step", "1.5 step"),
+// and that a continuous axis keeps its fractional ticks.
+TEST(PlotTest, IntegerAxisTicksAtWholeNumbers) {
+  EXPECT_EQ(AxisTicks(0, 3, 8, /*integer=*/true), (std::vector<double>{0, 1, 2, 3}));
+  EXPECT_EQ(AxisTicks(0, 3, 8, /*integer=*/false), (std::vector<double>{0, 0.5, 1, 1.5, 2, 2.5, 3}));
+  EXPECT_EQ(AxisTicks(0, 1, 4, /*integer=*/true), (std::vector<double>{0, 1}));
+  EXPECT_EQ(AxisTicks(0, 40, 4, /*integer=*/true), (std::vector<double>{0, 10, 20, 30, 40}));
+  for (double t : AxisTicks(0.3, 17.2, 8, true)) EXPECT_EQ(t, std::round(t));
+}
+
 // A tiny real dataset, a briefly pretrained encoder and its latent cache.
 class AdaptTest : public ::testing::Test {
  protected:
@@ -730,6 +740,18 @@ TEST_F(AdaptTest, TwoCamerasAreTheTokensOfOneFrame) {
   auto [rc_told, msg_told] = run(common + " --init " + out + " --trunk-lr-scale 1 --overwrite --out " + from);
   ASSERT_EQ(0, rc_told) << msg_told;
   EXPECT_DOUBLE_EQ(1.0, scale_of(from));
+  // A predictor flag the loaded model overrides is refused, naming both values (was: silently dropped).
+  std::string skip4 = common;
+  skip4.replace(skip4.find("--frame-skip 2"), 14, "--frame-skip 4");
+  auto [rc_skip, msg_skip] = run(skip4 + " --init " + out + " --overwrite --out " + from);
+  EXPECT_NE(0, rc_skip);
+  EXPECT_THAT(msg_skip, HasSubstr("--frame-skip 4 conflicts with " + out + ", the model --init starts from (frame skip 2)"));
+  std::string wide = common;
+  wide.replace(wide.find("--width 16"), 10, "--width 32");
+  auto [rc_wide, msg_wide] = run(wide + " --eval --out " + out);
+  EXPECT_NE(0, rc_wide);
+  EXPECT_THAT(msg_wide, HasSubstr("--width 32 conflicts with " + out + ", the model --eval evaluates (width 16)"));
+  EXPECT_DOUBLE_EQ(1.0, scale_of(from));  // the refused run left the model it would have replaced
   auto [rc_mix, msg_mix] = run(common + " --eval --camera camera1 --out " + out);
   EXPECT_NE(0, rc_mix);
   EXPECT_THAT(msg_mix, HasSubstr("reads cameras [\"camera0\",\"camera1\"], not [\"camera1\"]"));

@@ -39,6 +39,7 @@ rm resumed.h5 resumed.h5.parts/episode_000000[2579].h5
 /usr/bin/python3 "$here/check_layout.py" resumed.h5 10 6 32 2 || { echo "FAIL: resumed layout"; fail=1; }
 "$bin" info ds.h5 > info.txt || { echo "FAIL: info"; fail=1; }
 grep -q "episodes:    10 (train 9, valid 1)" info.txt || { echo "FAIL: info output"; cat info.txt; fail=1; }
+grep -q "^held out:    demo_9$" info.txt || { echo "FAIL: info does not list the held-out episode"; cat info.txt; fail=1; }
 grep -q "dynamics.mass_scale" info.txt || { echo "FAIL: info lacks randomization ranges"; fail=1; }
 # --config: every option from JSON, flags win.
 echo '{"robot": "ur5", "episodes": 2, "steps": 4, "image_size": 16, "out": "cfg.h5", "randomize": "wide"}' > cfg.json

@@ -1,4 +1,4 @@
-// A user's own robot (README "Bring your own robot"): third-party-style MJCF written here, refused
+// A user's own robot (docs/robots.md, "Bring your own robot"): third-party-style MJCF written here, refused
 // with one clear message per problem and nothing left behind, and one accepted robot (the humanoid
 // with its joints renamed, mapped through "roles") that collects moving, successful episodes.
 #include <cstdlib>
@@ -19,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class OwnRobotTest : public ::testing::Test {
  protected:
@@ -142,10 +143,18 @@ TEST_F(ForeignHumanoidTest, TasksWithUnmappedRolesAreRefusedAndMappedOnesMove) {
   // Without roles: the scripted motions would find none of their joints; refused, the roles listed.
   const auto bare = Write("foreign.json", descriptor_ + "}");
   std::string error = CollectError(bare, "wave");
-  EXPECT_THAT(error, HasSubstr("task \"wave\" moves joints that foreign does not map: right_shoulder_x, right_elbow, left_shoulder_x, left_elbow"));
+  EXPECT_THAT(error, HasSubstr("--task wave: foreign lacks joint roles that wave needs"));
+  // Every task's missing roles in one message, and the tasks that would run.
+  EXPECT_THAT(error, HasSubstr("reach: right_shoulder_y, right_shoulder_x, right_elbow, left_shoulder_y, left_shoulder_x, left_elbow, abdomen_z, "
+                               "abdomen_y; squat: right_hip_y, right_knee, right_ankle_y, right_shoulder_y, left_hip_y, left_knee, "
+                               "left_ankle_y, left_shoulder_y, abdomen_y; turn: abdomen_z, neck_z; "
+                               "wave: right_shoulder_x, right_elbow, left_shoulder_x, left_elbow."));
+  EXPECT_THAT(error, HasSubstr("Tasks that run with the roles given: wander."));
   EXPECT_THAT(error, HasSubstr("\"roles\""));
+  EXPECT_EQ(error.find('\n'), std::string::npos) << "one line: " << error;
   EXPECT_FALSE(LeftOutput());
-  EXPECT_THAT(CollectError(bare, "mix"), HasSubstr("does not map"));  // mix includes the role tasks
+  // mix includes the role tasks: every one that lacks roles is named at once.
+  EXPECT_THAT(CollectError(bare, "mix"), HasSubstr("--task mix: foreign lacks joint roles that reach, squat, turn, wave needs"));
   // wander needs no roles: it runs.
   EXPECT_EQ(CollectError(bare, "wander", 1), "");
   fs::remove_all(dir_ / "out.h5.parts");
@@ -157,6 +166,11 @@ TEST_F(ForeignHumanoidTest, TasksWithUnmappedRolesAreRefusedAndMappedOnesMove) {
     roles += std::string(roles.empty() ? "" : ", ") + "\"" + role + "\": \"x_" + role + "\"";
   }
   const auto mapped = Write("foreign_mapped.json", descriptor_ + ", \"roles\": {" + roles + "}}");
+  // With wave's roles only, mix names the three tasks still lacking and says wave now runs.
+  error = CollectError(mapped, "mix");
+  EXPECT_THAT(error, HasSubstr("lacks joint roles that reach, squat, turn needs"));
+  EXPECT_THAT(error, HasSubstr("Tasks that run with the roles given: wave, wander."));
+  EXPECT_THAT(error, Not(HasSubstr("wave: ")));
   ASSERT_EQ(CollectError(mapped, "wave", 2, 150), "");  // a wave takes up to ~6 keyframes of <= 35 steps
   const Dataset ds(dir_ / "out.h5");
   ASSERT_EQ(ds.demos().size(), 2u);
@@ -178,6 +192,16 @@ TEST_F(ForeignHumanoidTest, TasksWithUnmappedRolesAreRefusedAndMappedOnesMove) {
   }
   // A role mapped to a joint the robot does not control is refused at load.
   EXPECT_THROW(robots::EmbodimentFromJson(descriptor_ + R"(, "roles": {"right_elbow": "no_such_joint"}})", dir_), robots::EmbodimentError);
+}
+
+// Tests that the MJCF's own problems are reported before the roles a task lacks.
+TEST_F(ForeignHumanoidTest, MjcfProblemsComeBeforeMissingRoles) {
+  std::string d = descriptor_;
+  d.replace(d.find("humanoid_left_hand"), std::string("humanoid_left_hand").size(), "no_such_hand");
+  const std::string error = CollectError(Write("badsite.json", d + "}"), "wave");
+  EXPECT_THAT(error, HasSubstr("no_such_hand"));
+  EXPECT_THAT(error, Not(HasSubstr("lacks joint roles")));
+  EXPECT_FALSE(LeftOutput());
 }
 
 TEST_F(ForeignHumanoidTest, HumanoidWithoutSitesIsRefusedAtLoad) {
