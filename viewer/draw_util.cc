@@ -6,7 +6,7 @@
 
 #include <GLFW/glfw3.h>
 
-#include "adapt/plot.h"
+#include "adapt/core/plot.h"
 
 namespace embody::viewer {
 

@@ -1,4 +1,4 @@
-// rollout-viewer --plan: replays planning episodes that `plan` recorded (adapt/plan_replay.h): the goal
+// rollout-viewer --plan: replays planning episodes that `plan` recorded (adapt/plan/plan_replay.h): the goal
 // image, the frame before each model step, the plan the model imagined there (decoded, when the model
 // had a decoder.pt), and the energy and distance curves with the current step marked.
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "adapt/plan_replay.h"
+#include "adapt/plan/plan_replay.h"
 #include "viewer/screen.h"
 
 namespace embody::viewer {

@@ -15,7 +15,7 @@
 #include <imgui.h>
 #include <mujoco/mujoco.h>
 
-#include "adapt/imagine.h"
+#include "adapt/world_model/imagine.h"
 #include "collect/dataset.h"
 #include "collect/episode.h"
 #include "viewer/screen.h"

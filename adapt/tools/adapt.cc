@@ -11,12 +11,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "adapt/adapt_job.h"
-#include "adapt/distributed.h"
-#include "adapt/encoder.h"
-#include "adapt/export.h"
-#include "adapt/latent_cache.h"
-#include "adapt/training.h"
+#include "adapt/core/distributed.h"
+#include "adapt/core/training.h"
+#include "adapt/encoder/encoder.h"
+#include "adapt/encoder/latent_cache.h"
+#include "adapt/world_model/adapt_job.h"
+#include "adapt/world_model/export.h"
 
 namespace {
 
@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
   CLI::App app{"adapt: stage two, per-robot dynamics and interaction predictors on a frozen encoder"};
-  AdaptJob job;  // the options bind to it directly (adapt/adapt_job.h)
+  AdaptJob job;  // the options bind to it directly (adapt/world_model/adapt_job.h)
   std::string &embodiment = job.embodiment, &data_path = job.data, &encoder_path = job.encoder, &out = job.out, &init = job.init,
               precision = "float32", export_path;
   AdaptConfig& config = job.config;

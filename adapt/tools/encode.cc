@@ -6,9 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "adapt/latent_cache.h"
-#include "adapt/training.h"
-#include "adapt/video_data.h"
+#include "adapt/core/error.h"
+#include "adapt/core/training.h"
+#include "adapt/encoder/latent_cache.h"
 
 int main(int argc, char** argv) {
   using namespace embody::adapt;

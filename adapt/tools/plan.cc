@@ -9,14 +9,14 @@
 
 #include <CLI/CLI.hpp>
 
-#include "adapt/decoder.h"
-#include "adapt/distributed.h"
-#include "adapt/plan_replay.h"
-#include "adapt/planner.h"
-#include "adapt/plot.h"
-#include "adapt/stage_two.h"
-#include "adapt/training.h"
-#include "adapt/video_data.h"
+#include "adapt/core/distributed.h"
+#include "adapt/core/error.h"
+#include "adapt/core/plot.h"
+#include "adapt/core/training.h"
+#include "adapt/encoder/decoder.h"
+#include "adapt/plan/plan_replay.h"
+#include "adapt/plan/planner.h"
+#include "adapt/world_model/stage_two.h"
 #include "collect/config.h"
 #include "sim/video.h"
 

@@ -10,10 +10,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "adapt/distributed.h"
-#include "adapt/jepa.h"
-#include "adapt/lewm.h"
-#include "adapt/training.h"
+#include "adapt/core/distributed.h"
+#include "adapt/core/training.h"
+#include "adapt/encoder/jepa.h"
+#include "adapt/encoder/lewm.h"
 #include "collect/config.h"
 
 namespace {

@@ -8,12 +8,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "adapt/distributed.h"
-#include "adapt/plot.h"
-#include "adapt/stage_two.h"
-#include "adapt/surprise.h"
-#include "adapt/training.h"
-#include "adapt/video_data.h"
+#include "adapt/core/distributed.h"
+#include "adapt/core/error.h"
+#include "adapt/core/plot.h"
+#include "adapt/core/training.h"
+#include "adapt/surprise/surprise.h"
+#include "adapt/world_model/stage_two.h"
 #include "collect/config.h"
 #include "collect/dataset.h"
 

@@ -1,0 +1,709 @@
+#include "adapt/plan/planner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "adapt/core/error.h"
+#include "adapt/plan/arm_scene.h"
+#include "sim/controller.h"
+
+namespace embody::adapt {
+namespace {
+
+namespace F = torch::nn::functional;
+using Vec3 = std::array<double, 3>;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double Norm(const Vec3& a, const Vec3& b, int dims = 3) {
+  double s = 0;
+  for (int i = 0; i < dims; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+  return std::sqrt(s);
+}
+
+// Whether an energy name means the last imagined step only ("final") or every step ("mean").
+bool FinalOnly(const std::string& energy) {
+  if (energy != "final" && energy != "mean") throw AdaptError("unknown energy '" + energy + "' (final or mean)");
+  return energy == "final";
+}
+
+// The previous plan shifted by one model step (the last step repeated): MPC's warm start.
+torch::Tensor Shifted(const torch::Tensor& plan) {
+  if (!plan.defined()) return plan;
+  return torch::cat({plan.slice(0, 1), plan.slice(0, -1)}, 0);
+}
+
+std::vector<double> ToVector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kFloat64).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+// Full actions for a batch of plans: (S, H, planned dims) -> (S, H, A), the rest as FullAction fills it.
+torch::Tensor FullActions(const PlanScene& scene, const torch::Tensor& plans) {
+  const auto fixed = torch::tensor(scene.FullAction(std::vector<double>(scene.planned_dims(), 0.0)), torch::kFloat64).to(torch::kFloat32);
+  auto full = fixed.expand({plans.size(0), plans.size(1), fixed.size(0)}).clone();
+  full.slice(2, 0, 3).copy_(plans.slice(2, 0, 3));
+  if (plans.size(2) > 3 && full.size(2) > 6) full.select(2, 6).copy_(torch::where(plans.select(2, 3) >= 0, 1.0, -1.0));
+  return full;
+}
+
+}  // namespace
+
+CemResult Cem(const EnergyFn& energy, int dims, const CemOptions& o, const torch::Tensor& init) {
+  if (o.samples < 2 || o.elites < 1 || o.elites > o.samples || o.iterations < 1 || o.horizon < 1) {
+    throw AdaptError("CEM needs samples >= 2, 1 <= elites <= samples, iterations >= 1 and horizon >= 1");
+  }
+  torch::NoGradGuard no_grad;
+  auto mean = init.defined() ? init.to(torch::kFloat32).clone() : torch::zeros({o.horizon, dims});
+  auto std = torch::full({o.horizon, dims}, o.init_std);
+  CemResult result;
+  for (int it = 0; it < o.iterations; ++it) {
+    auto samples = (mean.unsqueeze(0) + std.unsqueeze(0) * torch::randn({o.samples, o.horizon, dims})).clamp(-o.bound, o.bound);
+    samples[0] = mean;  // the current plan competes with its perturbations
+    const auto e = energy(samples).to(torch::kFloat32);
+    const auto top = std::get<1>(e.topk(o.elites, 0, /*largest=*/false));
+    const auto elites = samples.index_select(0, top);
+    mean = elites.mean(0);
+    std = elites.std(0, /*unbiased=*/false).clamp_min(o.min_std);
+    result.elite_energy.push_back(e.index_select(0, top).mean().item<double>());
+  }
+  result.mean = mean;
+  result.mean_energy = energy(mean.unsqueeze(0)).item<double>();
+  return result;
+}
+
+PlanTask ParsePlanTask(const std::string& name) {
+  if (name == "reach") return PlanTask::kReach;
+  if (name == "push") return PlanTask::kPush;
+  if (name == "pick") return PlanTask::kPick;
+  throw AdaptError("unknown planning task '" + name + "' (reach, push or pick)");
+}
+
+std::string PlanTaskName(PlanTask task) { return task == PlanTask::kReach ? "reach" : task == PlanTask::kPush ? "push" : "pick"; }
+
+// ---------------------------------------------------------------------------------------------------
+// The scene.
+
+PlanScene::PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed)
+    : image_size_(image_size) {
+  runner_ = MakeArmSceneRunner(robot, randomization, image_size, seed, "plan", &config_);
+}
+
+void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_deg) {
+  // A scene where the task's goal cannot be made (an object out of the arm's reach low on the table)
+  // is drawn again, as simcollect redraws an unstable episode.
+  for (int draw = 0; draw < 10; ++draw) {
+    if (TryReset(index, task, camera_offset_deg, draw)) return;
+  }
+  throw AdaptError("no " + PlanTaskName(task) + " goal found for episode " + std::to_string(index) + " in 10 scene draws");
+}
+
+bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt) {
+  task_ = task;
+  // The scene as simcollect draws episode `index` of this seed (attempt `attempt`); the goal from a stream of its own.
+  collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, attempt);
+  collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
+  AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
+             &draw);
+  if (camera_offset_deg != 0) {
+    for (sim::Camera& cam : draw.cameras) {
+      if (!cam.name.empty()) throw AdaptError("--camera-offset needs free cameras; this one is the model's '" + cam.name + "'");
+      const double a = camera_offset_deg * M_PI / 180.0, dx = cam.position[0] - cam.target[0], dy = cam.position[1] - cam.target[1];
+      cam.position[0] = cam.target[0] + std::cos(a) * dx - std::sin(a) * dy;
+      cam.position[1] = cam.target[1] + std::sin(a) * dx + std::cos(a) * dy;
+    }
+  }
+  runner_->Prepare(draw);
+  sim::World& world = runner_->world();
+  world.Step(50);  // the objects settle, as in simcollect
+  start_ = world.GetState();
+  start_quat_ = sim::GetSitePose(world.data(), runner_->EeSite()).quat;
+
+  collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, attempt);
+  goal_ = PlanGoal{};
+  const double table = runner_->scene().table_top;
+  const Vec3 ee0 = Ee();
+  // The scene's objects whose (first) geom is of a type `keep` accepts.
+  auto objects_of_type = [&](auto keep) {
+    std::vector<int> objects;
+    for (int b : runner_->scene().object_bodies) {
+      if (keep(world.model()->geom_type[world.model()->body_geomadr[b]])) objects.push_back(b);
+    }
+    return objects;
+  };
+  if (task == PlanTask::kReach) {
+    // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
+    // and the goal is where it got (the image shows exactly the state that is scored).
+    for (int tries = 0;; ++tries) {
+      if (tries == 50) return false;
+      Vec3 target = {goal_rng.Uniform(0.3, 0.65), goal_rng.Uniform(-0.3, 0.3), table + goal_rng.Uniform(0.08, 0.4)};
+      const double d = Norm(target, ee0);
+      if (d < 0.10 || d > 0.30) continue;
+      world.SetState(start_);
+      DriveEeTo(target, 200);
+      if (Norm(Ee(), target) > 0.02 || Norm(Ee(), ee0) < 0.10) continue;
+      goal_.ee = Ee();
+      break;
+    }
+  } else if (task == PlanTask::kPick) {
+    // The arm picks an object with the actions a planner has (the start orientation held, the
+    // gripper open or closed; simcollect's scripted pick turns the hand to a box's sides, which no
+    // planner here can): above it, down around it, close, lift 18 cm or so, carry it 10+ cm, set it
+    // down, open, rise off it. The goal is where object and arm ended; the subgoals are the arm above
+    // the object, around it (open), lifted with it, above the place and down there (closed). Draws
+    // whose grasp does not hold (a box turned against the fingers) or whose object does not stay
+    // where it was set are redrawn.
+    const std::vector<int> objects = objects_of_type([](int type) { return type != mjGEOM_SPHERE; });  // not a ball: it rolls out of the fingers
+    if (objects.empty()) throw AdaptError("pick needs an object that is not a ball in the scene");
+    if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
+    auto pos = [&](int body) { return sim::GetBodyPos(world.data(), body); };
+    for (int tries = 0;; ++tries) {
+      if (tries == 50) return false;
+      world.SetState(start_);
+      goal_.subgoals.clear();
+      const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
+      const Vec3 obj = pos(body), place = {goal_rng.Uniform(0.4, 0.7), goal_rng.Uniform(-0.25, 0.25), 0};
+      if (std::hypot(place[0] - obj[0], place[1] - obj[1]) < 0.1) continue;
+      const double grasp_z = std::max(obj[2], table + 0.015);
+      const Vec3 above = {obj[0], obj[1], table + 0.19}, at = {obj[0], obj[1], grasp_z}, up = {obj[0], obj[1], table + 0.2};
+      const Vec3 over = {place[0], place[1], table + 0.2}, down = {place[0], place[1], grasp_z + 0.01};
+      constexpr double kOpen = -1, kClosed = 1;
+      DriveEeTo(above, 200, 1.0, true, kOpen);
+      bool ok = Norm(Ee(), above) < 0.02;
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+      DriveEeTo(at, 200, 0.6, true, kOpen);
+      ok = ok && Norm(Ee(), at) < 0.02;
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+      if (!ok) continue;
+      DriveEeTo(at, 0, 0.6, true, kClosed);  // close, held there
+      DriveEeTo(up, 200, 0.6, true, kClosed);
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+      if (pos(body)[2] - obj[2] < 0.1) continue;  // the grasp did not hold
+      DriveEeTo(over, 300, 0.6, true, kClosed);
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+      DriveEeTo(down, 200, 0.5, true, kClosed);
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+      DriveEeTo(down, 0, 0.5, true, kOpen);  // open, held there
+      DriveEeTo(over, 200, 1.0, true, kOpen);
+      const Vec3 placed = pos(body);
+      if (std::hypot(placed[0] - obj[0], placed[1] - obj[1]) < 0.1 || std::abs(placed[2] - obj[2]) > 0.01) continue;
+      goal_.object = body;
+      goal_.object_pos = placed;
+      goal_.ee = Ee();
+      break;
+    }
+  } else {
+    // The arm pushes an object 10-20 cm along the table, as the scripted push does: above
+    // the point 7 cm behind it, down there, then along the line. The goal is where the object and the
+    // arm ended (the image shows exactly the state that is scored); the two first poses are its
+    // subgoals. Draws whose object slides off the line are redrawn.
+    // A box: a ball rolls off the line, and the hand (its bottom 5 cm above the fingertips) hits the
+    // top of the 10 cm cup when it comes down behind it.
+    const std::vector<int> objects = objects_of_type([](int type) { return type == mjGEOM_BOX; });
+    if (objects.empty()) throw AdaptError("push needs a box in the scene");
+    for (int tries = 0;; ++tries) {
+      if (tries == 50) return false;
+      world.SetState(start_);
+      goal_.subgoals.clear();
+      const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
+      const double angle = goal_rng.Uniform(-M_PI, M_PI), dist = goal_rng.Uniform(0.10, 0.20);
+      const Vec3 obj = sim::GetBodyPos(world.data(), body);
+      const Vec3 dir = {std::cos(angle), std::sin(angle), 0};
+      const Vec3 pre = {obj[0] - 0.07 * dir[0], obj[1] - 0.07 * dir[1], table + 0.02};
+      const Vec3 end = {pre[0] + dist * dir[0], pre[1] + dist * dir[1], pre[2]};
+      const Vec3 above = {pre[0], pre[1], table + 0.19};
+      // Not toward the robot: coming down on the far side of the object, the arm reaches over it.
+      if (dir[0] < -0.3 || end[0] + 0.07 * dir[0] < 0.35 || end[0] + 0.07 * dir[0] > 0.7 || std::abs(end[1] + 0.07 * dir[1]) > 0.25 || pre[0] < 0.3 ||
+          pre[0] > 0.6 || end[0] > 0.6 || std::abs(pre[1]) > 0.3) {
+        continue;
+      }
+      bool ok = true;
+      for (const Vec3& waypoint : {above, pre}) {
+        DriveEeTo(waypoint, 200, waypoint == above ? 1.0 : 0.6, true);
+        ok = ok && Norm(Ee(), waypoint) < 0.02;
+        goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
+      }
+      if (!ok) continue;
+      // Waypoints along the line: the states the push passes through at fractions 1/(n+1) ... n/(n+1)
+      // of it (recorded on the way, so the push and its goal are the same for every n).
+      const int n = push_waypoints_;
+      auto record = [&] {
+        const Vec3 ee = Ee();
+        const double along_ee = (ee[0] - pre[0]) * dir[0] + (ee[1] - pre[1]) * dir[1];
+        while (static_cast<int>(goal_.subgoals.size()) < 2 + n && along_ee >= dist * (goal_.subgoals.size() - 1) / (n + 1)) {
+          goal_.subgoals.push_back({world.GetState(), ee, Render(), {}, {}});
+        }
+      };
+      DriveEeTo(end, 300, 0.3, true, -1, n > 0 ? std::function<void()>(record) : std::function<void()>());
+      while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
+      const Vec3 moved_to = sim::GetBodyPos(world.data(), body);
+      const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
+      if (moved < 0.08 || along < 0.9 * moved) continue;
+      goal_.object = body;
+      goal_.object_pos = moved_to;
+      goal_.ee = Ee();
+      break;
+    }
+  }
+  goal_.state = world.GetState();
+  goal_.views = RenderViews();
+  goal_.image = goal_.views[0];
+  for (PlanSubgoal& sub : goal_.subgoals) {  // every camera's image of each subgoal's state
+    if (views_ == 1) {
+      sub.views = {sub.image};
+      continue;
+    }
+    world.SetState(sub.state);
+    sub.views = RenderViews();
+  }
+  Restart();
+  object_rest_z_ = goal_.object >= 0 ? sim::GetBodyPos(world.data(), goal_.object)[2] : 0.0;
+  return true;
+}
+
+void PlanScene::Restart() { runner_->world().SetState(start_); }
+
+void PlanScene::set_views(int n) {
+  if (n < 1 || n > 16) throw AdaptError("a planning scene renders 1 to 16 cameras, not " + std::to_string(n));
+  views_ = n;
+}
+
+std::vector<std::uint8_t> PlanScene::Render(int camera) {
+  sim::Image image;
+  runner_->renderer()->Render(runner_->world().data(), runner_->draw().cameras.at(camera), &image);
+  return image.rgb;
+}
+
+std::vector<std::vector<std::uint8_t>> PlanScene::RenderViews() {
+  std::vector<std::vector<std::uint8_t>> views;
+  for (int c = 0; c < views_; ++c) views.push_back(Render(c));
+  return views;
+}
+
+std::vector<double> PlanScene::CameraExtrinsics() const {
+  std::vector<double> all;
+  for (int c = 0; c < views_; ++c) {
+    const auto pose = sim::CameraPose(runner_->world().model(), runner_->world().data(), runner_->draw().cameras.at(c));
+    all.insert(all.end(), pose.begin(), pose.end());
+  }
+  return all;
+}
+
+void PlanScene::Act(const std::vector<double>& action) {
+  sim::World& world = runner_->world();
+  runner_->controller().ApplyAction(world.model(), world.mutable_data(), action);
+  world.Step(runner_->substeps());
+}
+
+std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) const {
+  const auto& scale = embodiment().action_scale;
+  std::vector<double> a(embodiment().action_dim(), 0.0);
+  for (int k = 0; k < 3; ++k) a[k] = std::clamp(planned.at(k), -1.0, 1.0);
+  const auto rot = sim::OrientationError(start_quat_, sim::GetSitePose(runner_->world().data(), runner_->EeSite()).quat);
+  // The correction is held for a model step's control steps: a per-step gain of 0.6 (the scripted
+  // policies') held for 4 steps overshoots and the hand starts to oscillate, so a quarter of it.
+  for (int k = 0; k < 3; ++k) a[3 + k] = std::clamp(0.15 * rot[k] / scale.rotation, -1.0, 1.0);
+  if (a.size() > 6) a[6] = task_ == PlanTask::kPick ? (planned.at(3) >= 0 ? 1.0 : -1.0) : task_ == PlanTask::kPush ? 1.0 : -1.0;
+  return a;
+}
+
+void PlanScene::DriveEeTo(const Vec3& target, int max_steps, double max_speed, bool hold, double gripper, const std::function<void()>& each_step) {
+  const auto& scale = embodiment().action_scale;
+  auto toward = [&] {
+    const Vec3 ee = Ee();
+    std::vector<double> planned(planned_dims(), gripper);  // pick's fourth dim: the gripper
+    for (int k = 0; k < 3; ++k) planned[k] = std::clamp(0.6 * (target[k] - ee[k]) / scale.position, -max_speed, max_speed);
+    return FullAction(planned);
+  };
+  for (int t = 0; t < max_steps && Norm(Ee(), target) > 0.005; ++t) {
+    Act(toward());
+    if (each_step) each_step();
+  }
+  // Come to rest, so the goal image does not show a moving arm: zero actions (the arm settles where
+  // its momentum takes it), or with `hold` still driven to the target (low over the table a
+  // zero action lets the arm spring back up by centimetres).
+  std::vector<double> still(planned_dims(), 0.0);
+  if (still.size() > 3) still[3] = gripper;
+  for (int t = 0; t < (hold ? 25 : 10); ++t) Act(hold ? toward() : FullAction(still));
+}
+
+std::array<double, 3> PlanScene::Ee() const { return sim::GetSitePose(runner_->world().data(), runner_->EeSite()).pos; }
+
+double PlanScene::Distance() const {
+  if (task_ == PlanTask::kReach) return Norm(Ee(), goal_.ee);
+  return Norm(ObjectPos(), goal_.object_pos, task_ == PlanTask::kPick ? 3 : 2);
+}
+
+double PlanScene::DistanceTo(int index) const {
+  return index < static_cast<int>(goal_.subgoals.size()) ? Norm(Ee(), goal_.subgoals.at(index).ee) : Distance();
+}
+
+double PlanScene::StateDistanceTo(int index) const {
+  const double d = DistanceTo(index);
+  if (task_ == PlanTask::kReach) return d;
+  if (index >= static_cast<int>(goal_.subgoals.size())) return d + Norm(Ee(), goal_.ee);
+  if (task_ != PlanTask::kPick) return d;
+  return d + Norm(ObjectPos(), goal_.subgoals.at(index).object_pos);
+}
+
+int SubgoalAt(int step, int steps_per_subgoal, int subgoals) {
+  return steps_per_subgoal > 0 ? std::min(step / steps_per_subgoal, subgoals) : subgoals;
+}
+
+std::array<double, 3> PlanScene::ObjectPos() const { return sim::GetBodyPos(runner_->world().data(), goal_.object); }
+
+double PlanScene::ObjectLift() const { return goal_.object >= 0 ? ObjectPos()[2] - object_rest_z_ : 0.0; }
+
+// ---------------------------------------------------------------------------------------------------
+// Planners.
+
+LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
+                             const std::string& energy, int context, int subgoal_steps)
+    : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
+      context_(context > 0 ? std::min(context, model.config().context) : model.config().context), subgoal_steps_(subgoal_steps) {
+  model_.RequireEmbodiment(embodiment);
+  model.config().RequireNumberedCameras("plan renders");
+  model_.Train(false);
+}
+
+torch::Tensor LatentPlanner::EncodeViews(const std::vector<std::vector<std::uint8_t>>& views, int size) {
+  if (static_cast<int>(views.size()) != model_.config().views()) {
+    throw AdaptError("the model reads " + std::to_string(model_.config().views()) + " cameras; the scene rendered " + std::to_string(views.size()));
+  }
+  std::vector<torch::Tensor> z;
+  for (const auto& v : views) z.push_back(EncodeFrame(v, size));
+  return z.size() == 1 ? z[0] : torch::cat(z, 0);
+}
+
+torch::Tensor LatentPlanner::EncodeFrame(const std::vector<std::uint8_t>& rgb, int size) {
+  auto frame = torch::from_blob(const_cast<std::uint8_t*>(rgb.data()), {1, 1, size, size, 3}, torch::kUInt8);
+  const auto z = encoder_.Encode(FramesToInput(frame))[0][0];  // (N, D)
+  return F::layer_norm(z, F::LayerNormFuncOptions({z.size(-1)}));
+}
+
+void LatentPlanner::Begin(PlanScene& scene) {
+  targets_.clear();  // on the model's device, where the energy compares them
+  for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeViews(sub.views, scene.image_size()).to(model_.device()));
+  targets_.push_back(EncodeViews(scene.goal().views, scene.image_size()).to(model_.device()));
+  step_ = 0;
+  camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
+  latents_.clear();
+  proprio_.clear();
+  actions_.clear();
+  warm_ = torch::Tensor();
+}
+
+std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
+  torch::NoGradGuard no_grad;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int k = model_.config().frame_skip;
+  latents_.push_back(EncodeViews(scene.RenderViews(), scene.image_size()));
+  const auto p = scene.runner().Proprio();
+  proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
+  const int c = std::min<int>(context_, static_cast<int>(latents_.size()));
+  const int first = static_cast<int>(latents_.size()) - c;
+  // The model's inputs on its device (CEM itself runs on the CPU: its tensors are (S, H, dims)).
+  const torch::Device dev = model_.device();
+  const auto z = torch::stack(std::vector<torch::Tensor>(latents_.begin() + first, latents_.end())).to(dev);  // (c, N, D)
+  const auto q = torch::stack(std::vector<torch::Tensor>(proprio_.begin() + first, proprio_.end())).to(dev);  // (c, P)
+  // Executed actions between the context frames (c - 1 model steps of k A).
+  const torch::Tensor past = first < static_cast<int>(actions_.size())
+                                 ? torch::stack(std::vector<torch::Tensor>(actions_.begin() + first, actions_.end())).unsqueeze(0).to(dev)
+                                 : torch::Tensor();
+  const auto camera = camera_.to(dev);
+  const int h = cem_.horizon;
+  const auto& target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1));
+  auto rollout = [&](const torch::Tensor& plans) {  // (S, H, dims) on the CPU -> (S, H, N, D) on dev
+    const int64_t s = plans.size(0);
+    torch::Tensor acts = FullActions(scene, plans).repeat({1, 1, k}).to(dev);  // (S, H, k A): each held k control steps
+    if (past.defined()) acts = torch::cat({past.expand({s, c - 1, acts.size(2)}), acts}, 1);
+    return model_.Rollout(embodiment_, z.unsqueeze(0).expand({s, c, z.size(1), z.size(2)}), q.unsqueeze(0).expand({s, c, q.size(1)}), acts,
+                          camera.expand({s, camera.size(1)}), h);
+  };
+  auto fn = [&](const torch::Tensor& plans) {
+    const auto diff = (rollout(plans) - target.unsqueeze(0).unsqueeze(0)).abs().mean({2, 3});  // (S, H)
+    return (final_only_ ? diff.select(1, h - 1) : diff.mean(1)).to(torch::kCPU);
+  };
+  const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
+  warm_ = r.mean;
+  if (energy) *energy = r.mean_energy;
+  imagined_ = rollout(r.mean.unsqueeze(0))[0].to(torch::kCPU);  // the chosen plan's imagination, for replays (no random draws)
+  const auto action = ToVector(r.mean[0]);
+  const auto full = torch::tensor(scene.FullAction(action), torch::kFloat64).to(torch::kFloat32);
+  actions_.push_back(full.repeat({k}));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  imagined_steps_per_s_ = static_cast<double>(cem_.samples) * cem_.iterations * h / std::max(seconds, 1e-9);
+  return action;
+}
+
+DynamicsPlanner::DynamicsPlanner(WorldModel& model, const std::string& embodiment, const CemOptions& cem, const std::string& energy)
+    : model_(model), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)) {
+  if (!model_.Has(embodiment)) throw AdaptError("the world model has no dynamics model for " + embodiment);
+  model_.Train(false);
+}
+
+void DynamicsPlanner::Begin(PlanScene& scene) {
+  if (scene.task() != PlanTask::kReach) throw AdaptError("the dynamics oracle plans reach only (it does not model objects)");
+  warm_ = torch::Tensor();
+}
+
+std::vector<double> DynamicsPlanner::Next(PlanScene& scene, double* energy) {
+  torch::NoGradGuard no_grad;
+  const int k = model_.config().frame_skip;
+  const EmbodimentSpec& spec = model_.spec(embodiment_);
+  const auto p = scene.runner().Proprio();
+  const torch::Device dev = model_.device();
+  const auto p0 = torch::tensor(std::vector<float>(p.begin(), p.end())).to(dev);
+  const auto goal = torch::tensor({scene.goal().ee[0], scene.goal().ee[1], scene.goal().ee[2]}, torch::kFloat32).to(dev);
+  auto fn = [&](const torch::Tensor& plans) {
+    const auto acts = FullActions(scene, plans).to(dev);  // (S, H, A)
+    auto q = p0.unsqueeze(0).expand({plans.size(0), p0.size(0)}).contiguous();
+    torch::Tensor sum = torch::zeros({plans.size(0)}, q.options());
+    for (int step = 0; step < plans.size(1); ++step) {
+      for (int i = 0; i < k; ++i) q = model_.StepDynamics(embodiment_, q, acts.select(1, step));
+      const auto d = (EePositionOf(q, spec) - goal).norm(2, 1);
+      sum = final_only_ ? d : sum + d / static_cast<double>(plans.size(1));
+    }
+    return sum.to(torch::kCPU);
+  };
+  const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
+  warm_ = r.mean;
+  if (energy) *energy = r.mean_energy;
+  return ToVector(r.mean[0]);
+}
+
+SimPlanner::SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy, int subgoal_steps)
+    : cem_(cem), frame_skip_(frame_skip), subgoal_steps_(subgoal_steps), final_only_(FinalOnly(energy)) {}
+
+void SimPlanner::Begin(PlanScene&) {
+  warm_ = torch::Tensor();
+  step_ = 0;
+}
+
+std::vector<double> SimPlanner::Next(PlanScene& scene, double* energy) {
+  const int k = frame_skip_;
+  sim::World& world = scene.runner().world();
+  const auto now = world.GetState();
+  const int target = SubgoalAt(step_++, subgoal_steps_, static_cast<int>(scene.goal().subgoals.size()));
+  auto fn = [&](const torch::Tensor& plans) {
+    std::vector<float> e(plans.size(0));
+    const auto acc = plans.to(torch::kFloat64).contiguous();
+    for (int64_t s = 0; s < plans.size(0); ++s) {
+      world.SetState(now);
+      try {
+        double sum = 0;
+        for (int step = 0; step < plans.size(1); ++step) {
+          const double* a = acc.data_ptr<double>() + (s * plans.size(1) + step) * plans.size(2);
+          const auto full = scene.FullAction(std::vector<double>(a, a + plans.size(2)));
+          for (int i = 0; i < k; ++i) scene.Act(full);
+          sum += scene.StateDistanceTo(target);
+        }
+        e[s] = static_cast<float>(final_only_ ? scene.StateDistanceTo(target) : sum / static_cast<double>(plans.size(1)));
+      } catch (const sim::UnstableError&) {
+        e[s] = 1e3f;  // a sample that breaks the simulation is the worst plan
+      }
+    }
+    return torch::tensor(e);
+  };
+  const CemResult r = Cem(fn, scene.planned_dims(), cem_, Shifted(warm_));
+  world.SetState(now);
+  warm_ = r.mean;
+  if (energy) *energy = r.mean_energy;
+  return ToVector(r.mean[0]);
+}
+
+std::vector<double> RandomPlanner::Next(PlanScene& scene, double* energy) {
+  if (energy) *energy = kNaN;
+  return ToVector(torch::rand({scene.planned_dims()}) * 2 - 1);
+}
+
+std::vector<double> StillPlanner::Next(PlanScene& scene, double* energy) {
+  if (energy) *energy = kNaN;
+  return std::vector<double>(scene.planned_dims(), 0.0);
+}
+
+MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, MpcTrace* trace) {
+  scene.Restart();
+  planner.Begin(scene);
+  MpcResult r;
+  if (trace) *trace = MpcTrace{};
+  const bool pick = scene.task() == PlanTask::kPick;
+  auto reached = [&](double d) { return d < options.success_m && (!pick || r.max_lift_m >= options.lift_m); };
+  for (int step = 0; step < options.max_steps; ++step) {
+    const double d = scene.Distance();
+    r.distance_m.push_back(d);
+    if (trace) trace->frames.push_back(scene.Render());
+    if (reached(d)) break;
+    double energy = kNaN;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto planned = planner.Next(scene, &energy);
+    r.plan_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.energy.push_back(energy);
+    if (trace) trace->imagined.push_back(planner.imagined());
+    // The rotation correction is recomputed from the same state the planner saw: FullAction before acting.
+    const auto action = scene.FullAction(planned);
+    for (int i = 0; i < options.frame_skip; ++i) {
+      scene.Act(action);
+      if (pick) r.max_lift_m = std::max(r.max_lift_m, scene.ObjectLift());
+    }
+    ++r.steps;
+  }
+  r.final_distance_m = scene.Distance();
+  if (r.distance_m.size() == static_cast<size_t>(r.steps)) {
+    r.distance_m.push_back(r.final_distance_m);
+    if (trace) trace->frames.push_back(scene.Render());
+  }
+  r.success = reached(r.final_distance_m);
+  return r;
+}
+
+}  // namespace embody::adapt
+
+namespace embody::adapt {
+namespace {
+
+nlohmann::json Summarize(const std::vector<MpcResult>& runs) {
+  double successes = 0, final_cm = 0, steps = 0, seconds = 0;
+  for (const auto& r : runs) {
+    successes += r.success;
+    final_cm += 100 * r.final_distance_m;
+    steps += r.steps;
+    seconds += r.plan_seconds;
+  }
+  const double n = std::max<double>(1, runs.size());
+  return {{"success_rate", successes / n},
+          {"final_distance_cm", final_cm / n},
+          {"mean_steps", steps / n},
+          {"seconds_per_action", steps > 0 ? seconds / steps : 0.0}};
+}
+
+nlohmann::json Detail(const MpcResult& r) {
+  nlohmann::json energy = nlohmann::json::array();
+  for (double e : r.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
+  std::vector<double> cm;
+  for (double d : r.distance_m) cm.push_back(100 * d);
+  return {{"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
+          {"distance_cm", cm},    {"energy", energy}};
+}
+
+}  // namespace
+
+nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
+                           const std::function<void(const std::string&)>& log, std::vector<PlanTrace>* traces) {
+  if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
+  encoder.RequireHash(model_encoder_hash);
+  MpcOptions mpc = o.mpc;
+  mpc.frame_skip = model.config().frame_skip;
+  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);  // refuses a model of another robot
+  PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
+  scene.set_push_waypoints(o.push_waypoints);
+  scene.set_views(model.config().views());
+  const EmbodimentSpec& spec = model.spec(o.embodiment);
+  if (spec.action_dim != scene.embodiment().action_dim()) {
+    throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
+                     std::to_string(scene.embodiment().action_dim()));
+  }
+  std::string oracle_kind = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;  // objects: sim
+  if (oracle_kind == "dynamics" && o.task != PlanTask::kReach) throw AdaptError("--oracle dynamics plans reach only (use sim)");
+  std::unique_ptr<Planner> oracle;
+  if (oracle_kind == "dynamics")
+    oracle = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
+  else if (oracle_kind == "sim")
+    oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy, o.subgoal_steps);
+  else if (oracle_kind != "none")
+    throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
+  RandomPlanner random;
+  StillPlanner still;
+
+  std::vector<double> offsets = o.camera_offsets;
+  if (std::find(offsets.begin(), offsets.end(), 0.0) == offsets.end()) offsets.insert(offsets.begin(), 0.0);
+  std::map<double, std::vector<MpcResult>> by_offset;
+  std::vector<MpcResult> random_runs, still_runs, oracle_runs;
+  nlohmann::json episodes = nlohmann::json::array();
+  double imagined_per_s = 0;
+  int imagined_n = 0;
+  for (int e = 0; e < o.episodes; ++e) {
+    nlohmann::json detail;
+    for (double offset : offsets) {
+      scene.Reset(e, o.task, offset);
+      const std::array<double, 3> start_ee = scene.Ee();
+      torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
+      const bool traced = traces && offset == 0 && e < o.replay_episodes;
+      MpcTrace trace;
+      const MpcResult r = RunMpc(scene, latent, mpc, traced ? &trace : nullptr);
+      if (traced) {
+        std::vector<std::uint8_t> targets;  // what each step aimed at: kept only when that was not always the goal
+        const auto& subgoals = scene.goal().subgoals;
+        for (int t = 0; t < r.steps && o.subgoal_steps > 0 && !subgoals.empty(); ++t) {
+          const int i = SubgoalAt(t, o.subgoal_steps, static_cast<int>(subgoals.size()));
+          const auto& image = i < static_cast<int>(subgoals.size()) ? subgoals[i].image : scene.goal().image;
+          targets.insert(targets.end(), image.begin(), image.end());
+        }
+        traces->push_back({e, r, std::move(trace), scene.goal().image, std::move(targets)});
+      }
+      by_offset[offset].push_back(r);
+      if (r.steps > 0) imagined_per_s += latent.imagined_steps_per_s(), ++imagined_n;
+      detail[offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)))] = Detail(r);
+      if (offset != 0) continue;
+      detail["episode"] = e;
+      detail["start_distance_cm"] = 100 * r.distance_m.front();
+      detail["start_ee"] = start_ee;  // m, world frame: where the arm started and where the goal image has it
+      detail["goal_ee"] = scene.goal().ee;
+      if (o.baselines) {
+        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 7);
+        random_runs.push_back(RunMpc(scene, random, mpc));
+        still_runs.push_back(RunMpc(scene, still, mpc));
+        detail["random"] = Detail(random_runs.back());
+        detail["still"] = Detail(still_runs.back());
+      }
+      if (oracle) {
+        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 11);
+        oracle_runs.push_back(RunMpc(scene, *oracle, mpc));
+        detail["oracle"] = Detail(oracle_runs.back());
+      }
+    }
+    if (log) {
+      char line[256];
+      const auto& m = detail["model"];
+      std::snprintf(
+          line, sizeof line, "episode %d: start %.1f cm -> model %.1f cm (%s, %d steps)%s", e, detail["start_distance_cm"].get<double>(),
+          m["final_distance_cm"].get<double>(), m["success"].get<bool>() ? "success" : "miss", m["steps"].get<int>(),
+          oracle ? (", oracle " + std::to_string(static_cast<int>(std::lround(detail["oracle"]["final_distance_cm"].get<double>()))) + " cm").c_str()
+                 : "");
+      log(line);
+    }
+    episodes.push_back(detail);
+  }
+  nlohmann::json out = Summarize(by_offset[0.0]);
+  out["embodiment"] = o.embodiment;
+  out["task"] = PlanTaskName(o.task);
+  out["episodes"] = o.episodes;
+  out["seed"] = o.seed;
+  out["randomization"] = o.randomization.ToJson();
+  out["energy"] = o.energy;
+  out["cameras"] = model.config().cameras;
+  out["push_waypoints"] = o.push_waypoints;
+  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals, pick 5, reach none)
+  out["cem"] = o.cem;
+  out["frame_skip"] = mpc.frame_skip;
+  out["max_steps"] = mpc.max_steps;
+  out["success_cm"] = 100 * mpc.success_m;
+  out["imagined_steps_per_s"] = imagined_n > 0 ? imagined_per_s / imagined_n : 0.0;
+  if (o.baselines) out["baselines"] = {{"random", Summarize(random_runs)}, {"still", Summarize(still_runs)}};
+  if (oracle) {
+    out["oracle"] = Summarize(oracle_runs);
+    out["oracle"]["kind"] = oracle_kind;
+  }
+  out["by_camera_offset"] = nlohmann::json::object();
+  for (const auto& [offset, runs] : by_offset) {
+    char key[32];
+    std::snprintf(key, sizeof key, "%g", offset);
+    out["by_camera_offset"][key] = Summarize(runs)["success_rate"];
+  }
+  out["per_episode"] = episodes;
+  return out;
+}
+
+}  // namespace embody::adapt

@@ -1,0 +1,342 @@
+// Goal-image planning in latent space (`plan`): model-predictive control with the cross-entropy
+// method (CEM) over the world model's imagined latents, closed loop in MuJoCo (V-JEPA 2-AC's
+// evaluation, scaled to a CPU).
+//
+// An episode: a scene drawn as simcollect draws one (its own seed, so held out from the training
+// data), a goal rendered from the same scene and camera (reach: the arm driven to an end-effector
+// position 10-30 cm away; push: an object moved 10-20 cm on the table; pick: an object grasped, carried
+// and placed 10+ cm away by the scripted pick policy, the arm lifted off it), the goal's state kept only to
+// score success. At every model step a Planner chooses one normalized action, which is held for the
+// model step's k control steps; the loop stops at success or after the step budget.
+//
+// Planners: LatentPlanner (CEM on the world model: encode the frame, imagine `horizon` model steps
+// for every sample in one batch, energy = L1 between the imagined and the goal latent), and for
+// comparison DynamicsPlanner (the same CEM on the learned dynamics model toward the goal's true ee
+// position: what a perfect latent model could reach), SimPlanner (the same CEM with MuJoCo itself as
+// the model), RandomPlanner and StillPlanner.
+//
+// Includes torch: include it only from adapt/.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "adapt/encoder/encoder.h"
+#include "adapt/world_model/world_model.h"
+#include "collect/episode.h"
+
+namespace embody::adapt {
+
+struct CemOptions {
+  int samples = 256;
+  int iterations = 4;
+  int elites = 32;
+  int horizon = 3;        ///< model steps planned ahead
+  double init_std = 0.6;  ///< initial spread, in normalized action units
+  double min_std = 0.05;
+  double bound = 1.0;  ///< samples are clipped to [-bound, bound]
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CemOptions, samples, iterations, elites, horizon, init_std, min_std, bound)
+
+/// Energies of a batch of action sequences: (S, H, dims) -> (S).
+using EnergyFn = std::function<torch::Tensor(const torch::Tensor& plans)>;
+
+struct CemResult {
+  torch::Tensor mean;                ///< (H, dims): the final distribution's mean, the plan executed
+  double mean_energy = 0;            ///< the energy of that mean
+  std::vector<double> elite_energy;  ///< mean energy of the elites, per iteration
+};
+/// Minimizes `energy` over sequences (H, dims): samples around `init` (zeros when undefined), keeps
+/// the elites, refits mean and spread, `iterations` times; the current mean is always one of the
+/// samples. Random draws come from torch's generator (seed it for determinism).
+CemResult Cem(const EnergyFn& energy, int dims, const CemOptions& options, const torch::Tensor& init = {});
+
+enum class PlanTask { kReach, kPush, kPick };
+/// "reach" | "push" | "pick". @throws AdaptError naming the bad value.
+PlanTask ParsePlanTask(const std::string& name);
+std::string PlanTaskName(PlanTask task);
+
+/// An intermediate goal on the way (V-JEPA 2-AC gives sub-goal images for multi-stage tasks): the
+/// state, its end-effector position and camera 0's image of it.
+struct PlanSubgoal {
+  std::vector<double> state;
+  std::array<double, 3> ee{};
+  std::vector<std::uint8_t> image;
+  std::array<double, 3> object_pos{};            ///< pick: where the goal's object is in it (m)
+  std::vector<std::vector<std::uint8_t>> views;  ///< every camera's image of it (PlanScene::views(); views[0] is `image`)
+};
+
+/// What the planner must reach. Only the images are shown to the latent planner.
+struct PlanGoal {
+  std::vector<double> state;                     ///< the goal scene's full MuJoCo state (re-rendering, tests)
+  std::array<double, 3> ee{};                    ///< the goal's end-effector position (m; what reach scores)
+  int object = -1;                               ///< push, pick: the object's body id
+  std::array<double, 3> object_pos{};            ///< push, pick: its goal position (m)
+  std::vector<std::uint8_t> image;               ///< the goal frame of camera 0, S*S*3 RGB
+  std::vector<std::vector<std::uint8_t>> views;  ///< every camera's goal frame (PlanScene::views(); views[0] is `image`)
+  /// push, pick: the states the scripted task passed through before the goal (push: the arm above
+  /// the point behind the object, then down at it, then any waypoints along the push line, see
+  /// PlanScene::set_push_waypoints; pick: above the object, around it, lifted with it, over the
+  /// place, set down there); planners given a subgoal schedule aim at these first.
+  std::vector<PlanSubgoal> subgoals;
+};
+
+/// Which goal a planner aims at in model step `step`: subgoal i for steps [i n, (i + 1) n), then the
+/// goal (index = subgoals); n = 0 means the goal throughout.
+int SubgoalAt(int step, int steps_per_subgoal, int subgoals);
+
+/// A planning scene: one arm, episodes drawn like simcollect's, and their goals.
+class PlanScene {
+ public:
+  /// @throws AdaptError for an embodiment that is not an arm; CollectError/SimError from the scene.
+  PlanScene(const std::string& robot, const collect::RandomizationConfig& randomization, int image_size, std::uint64_t seed);
+
+  /// Draws episode `index` (scene and goal; every camera's azimuth turned by `camera_offset_deg` about
+  /// its target) and puts the world in the start state. Deterministic in (seed, index, task, offset). A
+  /// scene where the goal cannot be made is drawn again (up to 10 draws; then AdaptError).
+  void Reset(std::int64_t index, PlanTask task, double camera_offset_deg = 0);
+  /// Cameras rendered (camera0 .. camera<n-1>, as simcollect --cameras n places them), for a world
+  /// model that reads several views; 1 by default. The scene itself (objects, lights, materials,
+  /// camera 0) is the same for every n: further cameras are drawn from a stream of their own.
+  void set_views(int n);
+  int views() const { return views_; }
+  /// push: subgoals along the push line besides the two before it (the states the scripted push
+  /// passes through at 1/(n+1) ... n/(n+1) of the line; the goal itself is the same for every n).
+  void set_push_waypoints(int n) { push_waypoints_ = n; }
+  /// Back to the start state of the current episode.
+  void Restart();
+
+  /// A camera's frame of the current state (camera 0 by default), S*S*3 RGB.
+  std::vector<std::uint8_t> Render(int camera = 0);
+  /// Every camera's frame (views() of them).
+  std::vector<std::vector<std::uint8_t>> RenderViews();
+  /// Every camera's extrinsics (camera-to-world 4x4, row-major), one after the other.
+  std::vector<double> CameraExtrinsics() const;
+  /// Applies one normalized action for one control step (the controller, then the physics substeps).
+  void Act(const std::vector<double>& action);
+  /// The full action for planned dims: [dx dy dz] as planned, the rotation that holds the start
+  /// orientation (a P-correction, as the scripted policies do), the task's gripper (reach open, push
+  /// closed, pick planned: a fourth dim, closed where >= 0).
+  std::vector<double> FullAction(const std::vector<double>& planned) const;
+  /// Dims a planner chooses: 3 (ee translation), 4 for pick (and the gripper).
+  int planned_dims() const { return task_ == PlanTask::kPick ? 4 : 3; }
+
+  /// Distance to the goal now (m): the ee for reach, the object (horizontal) for push, the object
+  /// (3-D) for pick.
+  double Distance() const;
+  /// Distance to goal `index` (a subgoal's ee position for index < subgoals, else Distance()).
+  double DistanceTo(int index) const;
+  /// The same, for the goal itself of an object task, plus the ee's distance to the goal's ee, and
+  /// for pick's subgoals plus the object's distance to where it is in them: how far the state is from
+  /// the (sub)goal's true state (the sim oracle's energy; the images show both).
+  double StateDistanceTo(int index) const;
+  /// How far the goal's object is above where it rested at the start (m; pick counts as a success
+  /// only if it was lifted on the way).
+  double ObjectLift() const;
+  /// Where the goal's object is now (world frame, m); push and pick only.
+  std::array<double, 3> ObjectPos() const;
+  std::array<double, 3> Ee() const;
+
+  collect::EpisodeRunner& runner() { return *runner_; }
+  const collect::EpisodeRunner& runner() const { return *runner_; }
+  const robots::Embodiment& embodiment() const { return runner_->embodiment(); }
+  const PlanGoal& goal() const { return goal_; }
+  PlanTask task() const { return task_; }
+  int image_size() const { return image_size_; }
+
+ private:
+  bool TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt);
+  /// Drives the ee toward `target` (at most `max_speed` of the action range per axis), then comes to
+  /// rest (25 steps still driven there with `hold`); `gripper`: pick's fourth dim (open < 0 <= closed).
+  void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false, double gripper = -1,
+                 const std::function<void()>& each_step = {});
+
+  collect::CollectConfig config_;
+  std::unique_ptr<collect::EpisodeRunner> runner_;
+  int image_size_ = 0;
+  PlanTask task_ = PlanTask::kReach;
+  std::vector<double> start_;
+  std::array<double, 4> start_quat_{};
+  double object_rest_z_ = 0;
+  int push_waypoints_ = 0, views_ = 1;
+  PlanGoal goal_;
+};
+
+/// Chooses one normalized action (the planned dims, PlanScene::planned_dims()) per model step.
+class Planner {
+ public:
+  virtual ~Planner() = default;
+  virtual std::string name() const = 0;
+  /// Called once per episode, with the scene at its start state.
+  virtual void Begin(PlanScene& scene) = 0;
+  /// The next model step's planned action; `energy` receives the plan's energy (NaN if none).
+  virtual std::vector<double> Next(PlanScene& scene, double* energy) = 0;
+  /// What the last Next imagined for the plan it chose, (horizon, N, D) latents; undefined for a
+  /// planner that does not imagine in latent space.
+  virtual torch::Tensor imagined() const { return {}; }
+};
+
+/// CEM on the world model in latent space toward the goal image.
+class LatentPlanner : public Planner {
+ public:
+  /// `energy`: "final" (the last imagined step against the goal, V-JEPA 2-AC's) or "mean" (every step;
+  /// the same choice for every CEM planner: distances to the goal instead of latent L1 for the oracles).
+  /// @throws AdaptError when the model has no such embodiment or the encoder is not the model's.
+  /// `context`: true model steps the predictor sees (0: the model's own context).
+  /// `subgoal_steps`: model steps spent on each of the goal's subgoals before the goal (0: the goal only).
+  LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem, const std::string& energy = "final",
+                int context = 0, int subgoal_steps = 0);
+  std::string name() const override { return "model"; }
+  void Begin(PlanScene& scene) override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+  /// Layer-normalized latents of one frame (N, D), as stage two sees them.
+  torch::Tensor EncodeFrame(const std::vector<std::uint8_t>& rgb, int size);
+  /// The same for every camera's frame of one moment, each camera's tokens in turn (views x N, D):
+  /// the latents of a model that reads several cameras.
+  torch::Tensor EncodeViews(const std::vector<std::vector<std::uint8_t>>& views, int size);
+  /// Imagined model steps per second in the last Next (samples x iterations x horizon / seconds).
+  double imagined_steps_per_s() const { return imagined_steps_per_s_; }
+  /// The chosen plan's imagined latents (the CEM mean, rolled out once more).
+  torch::Tensor imagined() const override { return imagined_; }
+
+ private:
+  WorldModel& model_;
+  FrozenEncoder& encoder_;
+  std::string embodiment_;
+  CemOptions cem_;
+  bool final_only_ = true;
+  int context_ = 0, subgoal_steps_ = 0, step_ = 0;
+  torch::Tensor camera_, warm_, imagined_;
+  std::vector<torch::Tensor> targets_;                      ///< the subgoals' latents, then the goal's
+  std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
+  double imagined_steps_per_s_ = 0;
+};
+
+/// CEM on the learned dynamics model toward the goal's true ee position (reach only): the oracle.
+class DynamicsPlanner : public Planner {
+ public:
+  DynamicsPlanner(WorldModel& model, const std::string& embodiment, const CemOptions& cem, const std::string& energy = "final");
+  std::string name() const override { return "oracle"; }
+  void Begin(PlanScene& scene) override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+
+ private:
+  WorldModel& model_;
+  std::string embodiment_;
+  CemOptions cem_;
+  bool final_only_ = true;
+  torch::Tensor warm_;
+};
+
+/// CEM with MuJoCo itself as the model (each sample simulated from the current state) toward the
+/// goal's true state (StateDistanceTo): a perfect model. Costly (one simulation per sample); tests and small runs.
+class SimPlanner : public Planner {
+ public:
+  SimPlanner(const CemOptions& cem, int frame_skip, const std::string& energy = "final", int subgoal_steps = 0);
+  std::string name() const override { return "sim"; }
+  void Begin(PlanScene& scene) override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+
+ private:
+  CemOptions cem_;
+  int frame_skip_, subgoal_steps_ = 0, step_ = 0;
+  bool final_only_ = true;
+  torch::Tensor warm_;
+};
+
+/// Uniform actions over the whole normalized range [-1, 1] (not the CEM bound).
+class RandomPlanner : public Planner {
+ public:
+  std::string name() const override { return "random"; }
+  void Begin(PlanScene&) override {}
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+};
+
+class StillPlanner : public Planner {
+ public:
+  std::string name() const override { return "still"; }
+  void Begin(PlanScene&) override {}
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+};
+
+struct MpcOptions {
+  int max_steps = 20;       ///< model steps per episode
+  double success_m = 0.05;  ///< success: distance to the goal below this (pick: and the object lifted)
+  int frame_skip = 4;       ///< control steps per model step (the world model's)
+  double lift_m = 0.03;     ///< pick: how far the object must have been lifted (last: {steps, radius, skip} leaves it)
+};
+
+struct MpcResult {
+  bool success = false;
+  int steps = 0;          ///< model steps executed
+  double max_lift_m = 0;  ///< pick: the object's highest lift above its start over the executed steps
+  double final_distance_m = 0;
+  std::vector<double> distance_m;  ///< before each model step, and at the end
+  std::vector<double> energy;      ///< the plan's energy at each model step
+  double plan_seconds = 0;         ///< total time spent choosing actions
+};
+
+/// What an episode looked like, for replays and videos: camera 0's frame before every model step and
+/// at the end (steps + 1 frames, S*S*3), and per model step the planner's imagined plan (its
+/// imagined(): (horizon, N, D), undefined for planners that do not imagine).
+struct MpcTrace {
+  std::vector<std::vector<std::uint8_t>> frames;
+  std::vector<torch::Tensor> imagined;
+};
+
+/// Runs one closed-loop episode from the scene's start state (it restarts the scene first); with a
+/// `trace`, also records it (rendering costs a frame per model step; the actions are unchanged).
+MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, MpcTrace* trace = nullptr);
+
+}  // namespace embody::adapt
+
+namespace embody::adapt {
+
+/// A whole `plan` run: the model planner, the baselines and the oracle on the same episodes, and the
+/// model planner again per camera offset.
+struct PlanRunOptions {
+  std::string embodiment = "franka";
+  PlanTask task = PlanTask::kReach;
+  int episodes = 50;
+  std::uint64_t seed = 1000;  ///< scene seed: keep it apart from the training data's
+  collect::RandomizationConfig randomization = collect::RandomizationConfig::All(collect::Level::kLight);
+  /// Actions bounded to 0.2 (1 cm of ee target per control step): measured on the demo model, larger
+  /// bounds let CEM find actions the world model mispredicts (success 45 % at 1.0, 70 % at 0.5, 90 % at 0.2).
+  CemOptions cem{256, 4, 32, 3, 0.6, 0.05, 0.2};
+  std::string energy = "mean";
+  int context = 0;              ///< the latent planner's (0: the model's)
+  MpcOptions mpc{30, 0.05, 4};  ///< frame_skip is taken from the model
+  std::vector<double> camera_offsets = {0};
+  bool baselines = true;
+  std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push, pick: sim)
+  CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
+  int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
+  int subgoal_steps = 8;        ///< model steps per subgoal (push, pick), for the model and the sim oracle; 0: the goal only
+  int push_waypoints = 0;       ///< push: subgoals along the push line (PlanScene::set_push_waypoints)
+};
+
+/// A model-planner episode traced for a replay.
+struct PlanTrace {
+  int episode = 0;
+  MpcResult result;
+  MpcTrace trace;
+  std::vector<std::uint8_t> goal_image;
+  std::vector<std::uint8_t> target_images;  ///< per executed model step, the image it aimed at (a subgoal's or the goal's)
+};
+
+/// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action,
+/// baselines.{random,still}.success_rate, oracle.success_rate, by_camera_offset, per-episode detail).
+/// `model_encoder_hash` is the encoder the model was trained on (LoadWorldModel's). `log` receives one
+/// line per episode. @throws AdaptError on a model/encoder/embodiment mismatch, naming both sides.
+/// `traces` receives the first options.replay_episodes episodes' model runs.
+nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& options,
+                           const std::function<void(const std::string&)>& log = {}, std::vector<PlanTrace>* traces = nullptr);
+
+}  // namespace embody::adapt
