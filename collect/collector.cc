@@ -180,6 +180,7 @@ nlohmann::json EnvArgs(const CollectConfig& config) {
   const robots::Embodiment e = robots::FindEmbodiment(config.robot);
   nlohmann::json cameras = nlohmann::json::array();
   for (int c = 0; c < config.cameras; ++c) cameras.push_back("camera" + std::to_string(c));
+  if (config.eye_in_hand) cameras.push_back(keys::kEyeInHand);
   return {{"env_name", "Embody-" + e.name + "-" + config.task},
           {"type", 0},
           {"env_kwargs",

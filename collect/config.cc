@@ -44,6 +44,7 @@ nlohmann::json CollectConfig::Identity() const {
   // Only when set: the identity of every dataset collected before the option is unchanged.
   if (layouts_per_scene != 1) j["layouts_per_scene"] = layouts_per_scene;
   if (layout_change != "all") j["layout_change"] = layout_change;
+  if (eye_in_hand) j["eye_in_hand"] = true;
   return j;
 }
 
@@ -108,6 +109,8 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
         image_size = value.get<int>();
       else if (key == "cameras")
         cameras = value.get<int>();
+      else if (key == "eye_in_hand")
+        eye_in_hand = value.get<bool>();
       else if (key == "layouts_per_scene")
         layouts_per_scene = value.get<int>();
       else if (key == "layout_change")

@@ -27,6 +27,9 @@ struct CollectConfig {
   double control_hz = 0;  ///< 0: the embodiment's rate
   int image_size = 64;    ///< square images, 16..256
   int cameras = 1;        ///< views per episode
+  /// Also record the camera on the robot's hand (its descriptor's eye_in_hand_camera) as robomimic's
+  /// robot0_eye_in_hand, a pose per frame: objects are large in it where the hand meets them.
+  bool eye_in_hand = false;
   /// Episodes in consecutive groups of this many share one scene (cameras, lighting, materials,
   /// dynamics, embodiment), each with its own object layout; recorded as the `scene_group` attribute.
   /// Twins that differ only in where the objects stand: stage one's between-scene term can then tell

@@ -106,19 +106,19 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
     }
     for (const auto& [name, series] : ep.extra_series) h5::WriteArray(g, name, {series.size()}, series.data(), series.size(), 0, true);
 
-    WriteMatrix(g, "actions", ep.actions, n);
+    WriteMatrix(g, keys::kActions, ep.actions, n);
     WriteMatrix(g, "action_dict/joint_position", ep.joint_targets, n);
-    WriteMatrix(g, "states", ep.states, n);
-    h5::WriteArray(g, "rewards", {n}, ep.rewards.data(), n, 0, true);
-    h5::WriteArray(g, "dones", {n}, ep.dones.data(), n, 0, true);
-    WriteMatrix(g, "obs/robot0_joint_pos", ep.joint_pos, n);
-    WriteMatrix(g, "obs/robot0_joint_vel", ep.joint_vel, n);
-    WriteMatrix(g, "obs/robot0_eef_pos", ep.eef_pos, n);
-    WriteMatrix(g, "obs/robot0_eef_quat", ep.eef_quat, n);
-    if (ep.gripper_dim > 0) WriteMatrix(g, "obs/robot0_gripper_qpos", ep.gripper_qpos, n);
-    WriteMatrix(g, "obs/object", ep.object, n);
+    WriteMatrix(g, keys::kStates, ep.states, n);
+    h5::WriteArray(g, keys::kRewards, {n}, ep.rewards.data(), n, 0, true);
+    h5::WriteArray(g, keys::kDones, {n}, ep.dones.data(), n, 0, true);
+    WriteMatrix(g, keys::kJointPos, ep.joint_pos, n);
+    WriteMatrix(g, keys::kJointVel, ep.joint_vel, n);
+    WriteMatrix(g, keys::kEefPos, ep.eef_pos, n);
+    WriteMatrix(g, keys::kEefQuat, ep.eef_quat, n);
+    if (ep.gripper_dim > 0) WriteMatrix(g, keys::kGripperQpos, ep.gripper_qpos, n);
+    WriteMatrix(g, keys::kObject, ep.object, n);
     if (!ep.site_names.empty()) {  // several sites of interest: all their positions, names in an attribute
-      WriteMatrix(g, "obs/robot0_sites_pos", ep.sites_pos, n);
+      WriteMatrix(g, keys::kSitesPos, ep.sites_pos, n);
       h5::SetAttr(g, "sites", nlohmann::json(ep.site_names).dump());
     }
     const hsize_t s = ep.image_size;
@@ -126,10 +126,15 @@ void WriteEpisodeFile(const fs::path& parts_dir, const EpisodeData& ep, const nl
       const std::string cam = "camera" + std::to_string(c);
       if (!ep.images.empty() && !ep.images[c].empty()) {
         // One chunk per frame, deflate 1: frames stay independently readable and cheap to write.
-        h5::WriteArray(g, "obs/" + cam + "_image", {n, s, s, 3}, ep.images[c].data(), 1, 1, true);
+        h5::WriteArray(g, keys::Image(cam), {n, s, s, 3}, ep.images[c].data(), 1, 1, true);
       }
-      h5::WriteArray(g, "camera/" + cam + "/intrinsics", {3, 3}, ep.intrinsics[c].data(), 3, 0, true);
-      h5::WriteArray(g, "camera/" + cam + "/extrinsics", {4, 4}, ep.extrinsics[c].data(), 4, 0, true);
+      h5::WriteArray(g, keys::Intrinsics(cam), {3, 3}, ep.intrinsics[c].data(), 3, 0, true);
+      h5::WriteArray(g, keys::Extrinsics(cam), {4, 4}, ep.extrinsics[c].data(), 4, 0, true);
+    }
+    if (!ep.eye_in_hand_images.empty()) {  // the camera on the hand: a pose per frame
+      h5::WriteArray(g, keys::Image(keys::kEyeInHand), {n, s, s, 3}, ep.eye_in_hand_images.data(), 1, 1, true);
+      h5::WriteArray(g, keys::Intrinsics(keys::kEyeInHand), {3, 3}, ep.eye_in_hand_intrinsics.data(), 3, 0, true);
+      h5::WriteArray(g, keys::Extrinsics(keys::kEyeInHand), {n, 4, 4}, ep.eye_in_hand_extrinsics.data(), n, 0, true);
     }
     // robomimic reads next_obs by default (train.hdf5_load_next_obs): every obs key again, one step
     // ahead, the last step repeated, as views over obs (no frames copied).
@@ -283,9 +288,29 @@ template std::vector<double> Dataset::Read<double>(const std::string&, const std
 template std::vector<std::int32_t> Dataset::Read<std::int32_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 template std::vector<std::uint8_t> Dataset::Read<std::uint8_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 
+bool Dataset::CameraMoves(const std::string& demo, const std::string& camera) const {
+  std::vector<hsize_t> dims;
+  (void)Read<double>(demo, keys::Extrinsics(camera), &dims);
+  return dims.size() == 3;
+}
+
+std::vector<double> Dataset::CameraPoses(const std::string& demo, const std::string& camera) const {
+  std::vector<hsize_t> dims;
+  const std::vector<double> poses = Read<double>(demo, keys::Extrinsics(camera), &dims);
+  const auto n = static_cast<size_t>(NumSamples(demo));
+  if (dims.size() == 3 && dims[0] == n && dims[1] == 4 && dims[2] == 4) return poses;
+  if (dims.size() != 2 || dims[0] != 4 || dims[1] != 4) {
+    throw DatasetError(path_.string() + ": " + demo + "/" + keys::Extrinsics(camera) + " is neither 4x4 nor one 4x4 per frame");
+  }
+  std::vector<double> repeated;
+  repeated.reserve(n * 16);
+  for (size_t t = 0; t < n; ++t) repeated.insert(repeated.end(), poses.begin(), poses.end());
+  return repeated;
+}
+
 std::vector<std::uint8_t> Dataset::ReadFrames(const std::string& demo, const std::string& camera, hsize_t first, hsize_t count,
                                               std::vector<hsize_t>* dims, hsize_t stride) const {
-  return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), "obs/" + camera + "_image", first, count, dims, stride); });
+  return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), keys::Image(camera), first, count, dims, stride); });
 }
 
 void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
@@ -344,26 +369,26 @@ void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
       }
       return d;
     };
-    check("actions", H5T_FLOAT, 2, {0}, true);
-    check("states", H5T_FLOAT, 2, {0}, true);
-    check("rewards", H5T_FLOAT, 1, {}, true);
-    check("dones", H5T_INTEGER, 1, {}, true);
-    const auto joints = check("obs/robot0_joint_pos", H5T_FLOAT, 2, {0}, true);
-    check("obs/robot0_joint_vel", H5T_FLOAT, 2, {joints.dims[1]}, true);
-    check("obs/robot0_eef_pos", H5T_FLOAT, 2, {0}, true);
-    const auto quat = check("obs/robot0_eef_quat", H5T_FLOAT, 2, {0}, true);
+    check(keys::kActions, H5T_FLOAT, 2, {0}, true);
+    check(keys::kStates, H5T_FLOAT, 2, {0}, true);
+    check(keys::kRewards, H5T_FLOAT, 1, {}, true);
+    check(keys::kDones, H5T_INTEGER, 1, {}, true);
+    const auto joints = check(keys::kJointPos, H5T_FLOAT, 2, {0}, true);
+    check(keys::kJointVel, H5T_FLOAT, 2, {joints.dims[1]}, true);
+    check(keys::kEefPos, H5T_FLOAT, 2, {0}, true);
+    const auto quat = check(keys::kEefQuat, H5T_FLOAT, 2, {0}, true);
     if (quat.dims[1] % 4 != 0 || quat.dims[1] == 0)
-      throw DatasetError("obs/robot0_eef_quat has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
-    check("obs/robot0_gripper_qpos", H5T_FLOAT, 2, {0}, false);
-    const auto objects = check("obs/object", H5T_FLOAT, 2, {0}, false);
+      throw DatasetError(std::string(keys::kEefQuat) + " has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
+    check(keys::kGripperQpos, H5T_FLOAT, 2, {0}, false);
+    const auto objects = check(keys::kObject, H5T_FLOAT, 2, {0}, false);
     if (!objects.dims.empty() && objects.dims[1] % 7 != 0)
       throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
-    const auto sites = check("obs/robot0_sites_pos", H5T_FLOAT, 2, {0}, false);
+    const auto sites = check(keys::kSitesPos, H5T_FLOAT, 2, {0}, false);
     if (!sites.dims.empty() && (sites.dims[1] % 3 != 0 || sites.dims[1] == 0))
-      throw DatasetError("obs/robot0_sites_pos has " + std::to_string(sites.dims[1]) + " columns, not 3 per site");
-    const auto ee = h5::Describe(g, "obs/robot0_eef_pos");
+      throw DatasetError(std::string(keys::kSitesPos) + " has " + std::to_string(sites.dims[1]) + " columns, not 3 per site");
+    const auto ee = h5::Describe(g, keys::kEefPos);
     if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0)
-      throw DatasetError("obs/robot0_eef_pos has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
+      throw DatasetError(std::string(keys::kEefPos) + " has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
     for (const std::string& key : h5::ListNames(g, "obs")) {
       if (key.size() < 6 || key.compare(key.size() - 6, 6, "_image") != 0) continue;
       const auto d = check("obs/" + key, H5T_INTEGER, 4, {static_cast<hsize_t>(size), static_cast<hsize_t>(size), 3}, true);

@@ -25,6 +25,32 @@
 
 namespace embody::collect {
 
+/// The keys of an episode group (/data/demo_N), named once: the writer (WriteEpisodeFile), the
+/// checks (Dataset::CheckEpisode) and every reader (stage one and two, the viewer) use these.
+namespace keys {
+inline constexpr char kActions[] = "actions";  ///< (N, A) float, in [-1, 1]
+inline constexpr char kStates[] = "states";    ///< (N, D) the full MuJoCo state, for exact replay
+inline constexpr char kRewards[] = "rewards";  ///< (N,) 1 where the task's goal holds
+inline constexpr char kDones[] = "dones";      ///< (N,) 1 at the last step
+inline constexpr char kJointPos[] = "obs/robot0_joint_pos";
+inline constexpr char kJointVel[] = "obs/robot0_joint_vel";
+inline constexpr char kEefPos[] = "obs/robot0_eef_pos";    ///< (N, 3) per end-effector site
+inline constexpr char kEefQuat[] = "obs/robot0_eef_quat";  ///< (N, 4) per end-effector site, w x y z
+inline constexpr char kGripperQpos[] = "obs/robot0_gripper_qpos";
+inline constexpr char kSitesPos[] = "obs/robot0_sites_pos";  ///< (N, 3 x sites): a humanoid's hands
+inline constexpr char kObject[] = "obs/object";              ///< (N, 7 x objects): position and quaternion
+/// The camera on the hand (simcollect --eye-in-hand), under robomimic's name. Unlike the agent views
+/// camera0, camera1, ..., it moves: its extrinsics are (N, 4, 4), one pose per frame.
+inline constexpr char kEyeInHand[] = "robot0_eye_in_hand";
+/// obs/<camera>_image: (N, S, S, 3) uint8.
+inline std::string Image(const std::string& camera) { return "obs/" + camera + "_image"; }
+/// camera/<camera>/intrinsics: (3, 3), row-major pinhole.
+inline std::string Intrinsics(const std::string& camera) { return "camera/" + camera + "/intrinsics"; }
+/// camera/<camera>/extrinsics: (4, 4) camera-to-world, OpenGL axes; (N, 4, 4) for a camera that moves
+/// (Dataset::CameraPoses reads either).
+inline std::string Extrinsics(const std::string& camera) { return "camera/" + camera + "/extrinsics"; }
+}  // namespace keys
+
 /// The dataset-level metadata (/data attribute embody_meta, copied onto every episode group): one
 /// list of keys for the writer (collect::DatasetMeta) and every reader (Dataset::metadata()).
 struct DatasetMetadata {
@@ -91,9 +117,14 @@ class Dataset {
   double DoubleAttr(const std::string& demo, const std::string& name) const;
   bool HasDataset(const std::string& demo, const std::string& name) const;
   bool HasAttr(const std::string& demo, const std::string& name) const;
-  /// A dataset under the demo group, e.g. "obs/robot0_eef_pos". dims receives its shape.
+  /// A dataset under the demo group, e.g. keys::kEefPos. dims receives its shape.
   template <typename T>
   std::vector<T> Read(const std::string& demo, const std::string& name, std::vector<hsize_t>* dims = nullptr) const;
+  /// The camera-to-world pose of `camera` at every frame (N x 16, row-major 4x4 each): a fixed
+  /// camera's one pose repeated, a moving one's (the eye in hand) as recorded. @throws DatasetError.
+  std::vector<double> CameraPoses(const std::string& demo, const std::string& camera) const;
+  /// Whether `camera` moves during `demo` (its extrinsics hold one pose per frame).
+  bool CameraMoves(const std::string& demo, const std::string& camera) const;
   /// `count` frames of obs/<camera>_image from `first`, `stride` apart (1: [first, first+count)).
   std::vector<std::uint8_t> ReadFrames(const std::string& demo, const std::string& camera, hsize_t first, hsize_t count,
                                        std::vector<hsize_t>* dims = nullptr, hsize_t stride = 1) const;

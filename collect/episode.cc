@@ -35,6 +35,17 @@ EpisodeRunner::EpisodeRunner(const CollectConfig& config, bool render) : config_
   if (embodiment_.ee_sites.size() > 1) {  // recorded as obs/robot0_sites_pos (a humanoid's hands)
     for (const std::string& site : embodiment_.ee_sites) site_ids_.push_back(sim::RequireId(m, mjOBJ_SITE, site));
   }
+  if (config.eye_in_hand) {
+    if (embodiment_.eye_in_hand_camera.empty()) {
+      throw CollectError("--eye-in-hand: " + embodiment_.name +
+                         " has no camera on its hand; add \"eye_in_hand_camera\": \"<an MJCF camera in the hand's body>\" to its descriptor");
+    }
+    if (mj_name2id(m, mjOBJ_CAMERA, embodiment_.eye_in_hand_camera.c_str()) < 0) {
+      throw CollectError(embodiment_.name + "'s eye_in_hand_camera \"" + embodiment_.eye_in_hand_camera + "\" is not a camera of " +
+                         embodiment_.mjcf.string());
+    }
+    eye_in_hand_ = embodiment_.eye_in_hand_camera;
+  }
   // The tasks last: the MJCF's own problems (a broken file, no actuators, a missing site) are
   // reported before the roles a task needs.
   try {
@@ -141,6 +152,10 @@ EpisodeData EpisodeRunner::RunScript(std::int64_t index, int steps, const Episod
     ep.intrinsics.push_back({k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1});
     ep.extrinsics.push_back(sim::CameraPose(m, world_->data(), camera));
   }
+  if (!eye_in_hand_.empty()) {
+    const auto k = sim::CameraIntrinsics(sim::CameraFovy(m, sim::Camera::Named(eye_in_hand_)), config_.image_size, config_.image_size);
+    ep.eye_in_hand_intrinsics = {k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1};
+  }
   for (int t = 0; t < steps; ++t) {
     if (script.before_record) script.before_record(t, *world_);
     Record(&ep);
@@ -179,6 +194,14 @@ void EpisodeRunner::Record(EpisodeData* ep) {
       renderer_->Render(d, draw_.cameras[c], &image);
       ep->images[c].insert(ep->images[c].end(), image.rgb.begin(), image.rgb.end());
     }
+    if (!eye_in_hand_.empty()) {
+      renderer_->Render(d, sim::Camera::Named(eye_in_hand_), &image);
+      ep->eye_in_hand_images.insert(ep->eye_in_hand_images.end(), image.rgb.begin(), image.rgb.end());
+    }
+  }
+  if (!eye_in_hand_.empty()) {  // its pose at this frame: it moves with the hand
+    const sim::Pose pose = sim::CameraPose(world_->model(), d, sim::Camera::Named(eye_in_hand_));
+    ep->eye_in_hand_extrinsics.insert(ep->eye_in_hand_extrinsics.end(), pose.begin(), pose.end());
   }
   for (double q : controller_->JointPositions(d)) ep->joint_pos.push_back(static_cast<float>(q));
   for (double v : controller_->JointVelocities(d)) ep->joint_vel.push_back(static_cast<float>(v));

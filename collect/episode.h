@@ -81,6 +81,7 @@ class EpisodeRunner {
   std::unique_ptr<sim::Renderer> renderer_;
   std::vector<int> gripper_qpos_;
   std::vector<int> site_ids_;  ///< the embodiment's ee sites when it has several (their order in sites_pos)
+  std::string eye_in_hand_;    ///< the hand camera recorded with --eye-in-hand (empty without)
   SceneRefs scene_;
   int substeps_ = 1;
   Draw draw_;

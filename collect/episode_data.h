@@ -25,6 +25,11 @@ struct EpisodeData {
   std::vector<std::vector<std::uint8_t>> images;   ///< per camera: steps x H x W x 3
   std::vector<std::array<double, 9>> intrinsics;   ///< per camera, row-major 3x3
   std::vector<std::array<double, 16>> extrinsics;  ///< per camera, camera-to-world 4x4 (sim::Pose)
+  /// The camera on the hand (simcollect --eye-in-hand; empty without): its frames (steps x H x W x 3),
+  /// its intrinsics and, since it moves with the hand, its pose at every frame (steps x 16).
+  std::vector<std::uint8_t> eye_in_hand_images;
+  std::array<double, 9> eye_in_hand_intrinsics{};
+  std::vector<double> eye_in_hand_extrinsics;
   std::vector<float> actions, joint_targets, joint_pos, joint_vel, eef_pos, eef_quat, gripper_qpos, object;
   /// Embodiments with several sites of interest (a humanoid's hands): every site's position per step
   /// (steps x 3 * sites, in site_names' order; the first is eef_pos's site). Empty for one site.

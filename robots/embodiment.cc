@@ -82,6 +82,7 @@ Embodiment EmbodimentFromJson(const std::string& json_text, const std::filesyste
   if (e.kind == EmbodimentKind::kArm) {
     e.ee_site = Get<std::string>(j, "ee_site", ctx);
     e.ee_sites = {e.ee_site};
+    e.eye_in_hand_camera = GetOr<std::string>(j, "eye_in_hand_camera", "", ctx);
   } else {
     e.ee_sites = Get<std::vector<std::string>>(j, "ee_sites", ctx);
     if (e.ee_sites.empty()) throw EmbodimentError(ctx + ": \"ee_sites\" is empty (list the sites of interest, e.g. the hands)");

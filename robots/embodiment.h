@@ -39,13 +39,16 @@ struct Embodiment {
   std::vector<std::string> joints;    ///< Controlled joints, each driven by one position actuator.
   std::string ee_site;                ///< End-effector site (arms).
   std::vector<std::string> ee_sites;  ///< Sites of interest (humanoid hands); ee_site for arms.
-  std::string gripper_actuator;       ///< Gripper position actuator (arms; empty if none).
-  double gripper_open = 0.04;         ///< Gripper actuator target when open.
-  double gripper_closed = 0.0;        ///< Gripper actuator target when closed.
-  std::vector<double> home;           ///< Home position of `joints`.
-  double control_hz = 20.0;           ///< Control (action) rate.
-  bool gravity_compensation = true;   ///< Feed gravity/Coriolis torques forward on `joints`.
-  double ik_damping = 0.05;           ///< Damping of the least-squares IK (arms).
+  /// The MJCF camera mounted on the hand (arms; empty if none): recorded by `simcollect
+  /// --eye-in-hand` under robomimic's name robot0_eye_in_hand. It moves with the hand.
+  std::string eye_in_hand_camera;
+  std::string gripper_actuator;      ///< Gripper position actuator (arms; empty if none).
+  double gripper_open = 0.04;        ///< Gripper actuator target when open.
+  double gripper_closed = 0.0;       ///< Gripper actuator target when closed.
+  std::vector<double> home;          ///< Home position of `joints`.
+  double control_hz = 20.0;          ///< Control (action) rate.
+  bool gravity_compensation = true;  ///< Feed gravity/Coriolis torques forward on `joints`.
+  double ik_damping = 0.05;          ///< Damping of the least-squares IK (arms).
   ActionScale action_scale;
   /// What the scripted humanoid tasks call a joint (e.g. "right_elbow") -> the robot's joint that
   /// plays that role. A role not listed here means the joint of the same name.

@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
                  "without one the dataset alone is shown");
   cli.add_option("--encoder", o.encoders, "The frozen encoder the models were trained on: one for all, or one per --model")->capture_default_str();
   cli.add_option("--camera", o.camera, "Recorded camera")->capture_default_str();
-  cli.add_option("--episode", o.episode, "Episode index (0 = first; with --plan: the replay's episodes)")->capture_default_str();
+  cli.add_option("--episode", o.episode,
+                 "Episode index (0 = first; default: the first held-out episode, what the evaluation measures; with --plan: the replay's "
+                 "episodes, default 0)");
   cli.add_option("--frame", o.frame, "Timeline position (default: the first imagined frame)");
   cli.add_option("--context", o.context, "Context model steps before imagination (at most the model's context)")
       ->capture_default_str()
@@ -170,7 +172,7 @@ int main(int argc, char** argv) {
       screen = std::make_unique<embody::viewer::ViewerApp>(o);
       for (const auto& m : o.models) opened += " and " + m;
     } else {
-      screen = std::make_unique<embody::viewer::PlanView>(plan, o.episode, o.frame, o.speed);
+      screen = std::make_unique<embody::viewer::PlanView>(plan, cli.count("--episode") > 0 ? o.episode : 0, o.frame, o.speed);
     }
     Screen& app = *screen;
     std::fprintf(stderr, "rollout-viewer: opened %s in %.2f s\n", opened.c_str(), glfwGetTime() - opening);

@@ -10,6 +10,7 @@
 #include <GLFW/glfw3.h>
 #include <imgui.h>
 
+#include "adapt/surprise/clips.h"
 #include "collect/config.h"
 #include "viewer/draw_util.h"
 
@@ -31,11 +32,17 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     throw std::runtime_error(options.data +
                              " is not an Embody dataset with episodes (no embody_config; the viewer replays Embody's randomized scenes)");
   }
+  const std::vector<std::string> valid = dataset_->Mask("valid");
   for (const auto& demo : dataset_->demos()) {
     // Attributes only: episode files are opened, not read.
     episodes_.push_back({demo, dataset_->StringAttr(demo, "task"), dataset_->IntAttr(demo, "success") != 0});
+    held_out_.push_back(std::find(valid.begin(), valid.end(), demo) != valid.end());
   }
-  if (options.episode < 0 || options.episode >= static_cast<int>(episodes_.size())) {
+  if (options_.episode == -1) {  // the first held-out episode: what the evaluation measures
+    const auto first = std::find(held_out_.begin(), held_out_.end(), true);
+    options_.episode = first == held_out_.end() ? 0 : static_cast<int>(first - held_out_.begin());
+  }
+  if (options_.episode < 0 || options_.episode >= static_cast<int>(episodes_.size())) {
     throw std::runtime_error("--episode " + std::to_string(options.episode) + " is out of range: " + options.data + " has " +
                              std::to_string(episodes_.size()) + " episodes");
   }
@@ -93,7 +100,7 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     glGenTextures(1, &m.texture);
     SetupTexture(m.texture);
   }
-  LoadEpisode(options.episode);
+  LoadEpisode(options_.episode);
   FitOrbit();  // once: the user's orbit is kept when the episode changes
   SetFrame(options.frame >= 0 ? options.frame : start_);
   playing_ = options.play;
@@ -116,18 +123,18 @@ void ViewerApp::LoadEpisode(int index) {
   frames_ = dataset_->ReadFrames(demo, options_.camera, 0, static_cast<hsize_t>(dataset_->NumSamples(demo)), &dims);
   episode_frames_ = static_cast<int>(dims[0]);
   image_size_ = static_cast<int>(dims[1]);
-  states_ = dataset_->Read<double>(demo, "states", &dims);
+  states_ = dataset_->Read<double>(demo, embody::collect::keys::kStates, &dims);
   state_dim_ = static_cast<int>(dims[1]);
   draw_ = collect::Draw::FromJson(nlohmann::json::parse(dataset_->StringAttr(demo, "randomization")));
   surprise_ = {};
-  if (dataset_->HasDataset(demo, "surprise_model")) {
-    const auto model = dataset_->Read<float>(demo, "surprise_model"), copy = dataset_->Read<float>(demo, "surprise_copy_last");
-    surprise_.model.assign(model.begin(), model.end());
-    surprise_.copy_last.assign(copy.begin(), copy.end());
-    surprise_.frame_skip = static_cast<int>(dataset_->IntAttr(demo, "surprise_frame_skip"));
-    surprise_.violation_frame = static_cast<int>(dataset_->IntAttr(demo, "violation_frame"));
-    surprise_.label = std::string(dataset_->IntAttr(demo, "possible") ? "possible" : "impossible") + " clip, " +
-                      dataset_->StringAttr(demo, "violation") + " (" + dataset_->StringAttr(demo, "variant") + ")";
+  if (adapt::IsScoredSurpriseClip(*dataset_, demo)) {
+    const adapt::SurpriseClipInfo info = adapt::ReadSurpriseClipInfo(*dataset_, demo);
+    const adapt::SurpriseClipCurves curves = adapt::ReadSurpriseClipCurves(*dataset_, demo);
+    surprise_.model.assign(curves.model.begin(), curves.model.end());
+    surprise_.copy_last.assign(curves.copy_last.begin(), curves.copy_last.end());
+    surprise_.frame_skip = curves.frame_skip;
+    surprise_.violation_frame = info.violation_frame;
+    surprise_.label = std::string(info.possible ? "possible" : "impossible") + " clip, " + info.violation + " (" + info.variant + ")";
   }
   runner_->Prepare(draw_);
   for (auto& m : models_) m.imagination.reset();
@@ -252,6 +259,7 @@ void ViewerApp::Tick(double seconds) {
 nlohmann::json ViewerApp::LayoutJson() const {
   const Layout& l = layout_;
   nlohmann::json layout = {{"episode", demo()},
+                           {"held_out", static_cast<bool>(held_out_[episode_])},
                            {"frame", frame_},
                            {"true_frame", l.true_frame},
                            {"scale", l.scale},
@@ -398,7 +406,8 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::SetNextWindowPos(ImVec2(0, 0));
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(half), static_cast<float>(top_h)));
   ImGui::Begin("True rollout", nullptr, fixed);
-  ImGui::Text("%s  frame %d/%d  recorded (left), re-rendered from the stored state (right)", demo().c_str(), frame_, episode_frames_ - 1);
+  ImGui::Text("%s (%s)  frame %d/%d  recorded (left), re-rendered from the stored state (right)", demo().c_str(),
+              held_out_[episode_] ? "held out" : "training", frame_, episode_frames_ - 1);
   if (!surprise_.label.empty()) ImGui::Text("%s, violation at frame %d", surprise_.label.c_str(), surprise_.violation_frame);
   ImVec2 p = ImGui::GetCursorScreenPos();
   layout_.true_frame[0] = static_cast<int>(p.x);

@@ -29,8 +29,8 @@ struct ViewerOptions {
   /// Stage-two model folders to compare (none: the dataset alone), and the encoder of each (one for
   /// all, or one per model in the same order).
   std::vector<std::string> models, encoders = {"models/encoder.pt"};
-  int episode = 0;  ///< index into the dataset's episode list
-  int frame = -1;   ///< timeline position; -1: the first imagined frame
+  int episode = -1;  ///< index into the dataset's episode list; -1: the first held-out episode (/mask/valid)
+  int frame = -1;    ///< timeline position; -1: the first imagined frame
   int context = 4, horizon = 8;
   int start = -1;  ///< first imagined frame; -1: the context length
   int width = 1280, height = 720;
@@ -124,6 +124,7 @@ class ViewerApp : public Screen {
   // The episode being shown.
   int episode_ = -1, episode_frames_ = 0, image_size_ = 0, frame_ = 0;
   std::vector<std::uint8_t> frames_;  ///< (T, S, S, 3) of the chosen camera
+  std::vector<bool> held_out_;        ///< per episode: in /mask/valid (what the evaluation uses)
   std::vector<double> states_;
   int state_dim_ = 0;
   // A surprise clip's record (empty for collected episodes): what it shows and the model's surprise.

@@ -395,20 +395,21 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
     // camera's frame (cameras are randomized per episode; their depth axis is ambiguous in one image
     // when distance and field of view both vary).
     const collect::Dataset& ds = data.dataset(ep.dataset);
-    auto pose = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/extrinsics");  // camera-to-world
-    const auto pose_t = torch::from_blob(pose.data(), {4, 4}, torch::kFloat64);
-    const auto rotation = pose_t.slice(0, 0, 3).slice(1, 0, 3).clone(), position = pose_t.slice(0, 0, 3).select(1, 3).clone();
-    auto to_camera = [&](const torch::Tensor& world) { return (world - position).mm(rotation); };
-    auto eef = ds.Read<float>(ep.demo, "obs/robot0_eef_pos");
+    // Camera-to-world at every frame (a camera on the hand moves; an agent view's pose repeats).
+    auto pose = ds.CameraPoses(ep.demo, data.camera());
+    const auto poses = torch::from_blob(pose.data(), {ep.frames, 4, 4}, torch::kFloat64).index_select(0, rows);
+    const auto rotation = poses.slice(1, 0, 3).slice(2, 0, 3).clone(), position = poses.slice(1, 0, 3).select(2, 3).clone();
+    auto to_camera = [&](const torch::Tensor& world) { return (world - position).unsqueeze(1).bmm(rotation).squeeze(1); };
+    auto eef = ds.Read<float>(ep.demo, collect::keys::kEefPos);
     std::vector<hsize_t> dims;
-    auto obj = ds.Read<float>(ep.demo, "obs/object", &dims);
+    auto obj = ds.Read<float>(ep.demo, collect::keys::kObject, &dims);
     const auto ee_world = torch::from_blob(eef.data(), {ep.frames, 3}, torch::kFloat32).index_select(0, rows).to(torch::kFloat64);
     const auto object_world = torch::from_blob(obj.data(), {ep.frames, static_cast<long>(dims[1])}, torch::kFloat32)
                                   .index_select(0, rows)
                                   .slice(1, 0, 3)
                                   .to(torch::kFloat64);
     const auto ee = to_camera(ee_world), object = to_camera(object_world);
-    const auto k = ds.Read<double>(ep.demo, "camera/" + data.camera() + "/intrinsics");
+    const auto k = ds.Read<double>(ep.demo, collect::keys::Intrinsics(data.camera()));
     torch::Tensor in_view;
     const auto object_image = ToImagePlane(object, k, s, &in_view);
     set.targets.push_back(torch::cat({ee_world, object_world, ee, object, ToImagePlane(ee, k, s), object_image}, 1));

@@ -226,7 +226,7 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
       views.insert(views.end(), view.begin(), view.end());
     }
     std::vector<hsize_t> dims;
-    auto actions = data_.dataset(ep->dataset).Read<float>(ep->demo, "actions", &dims);
+    auto actions = data_.dataset(ep->dataset).Read<float>(ep->demo, collect::keys::kActions, &dims);
     const auto a = torch::from_blob(actions.data(), {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat32);
     for (int t = 0; t + 1 < length; ++t) {
       for (int j = 0; j < k; ++j) {

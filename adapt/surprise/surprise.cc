@@ -1,5 +1,7 @@
 #include "adapt/surprise/surprise.h"
 
+#include "adapt/surprise/clips.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -299,12 +301,8 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
   pair->impossible = r.RunScript(index, T, impossible);
   off.reset();
   for (auto* clip : {&pair->possible, &pair->impossible}) {
-    clip->extra_attrs = {{"violation", ViolationName(type)},
-                         {"variant", pair->variant},
-                         {"possible", clip == &pair->possible ? 1 : 0},
-                         {"pair", index},
-                         {"violation_frame", tv},
-                         {"violation_object", pair->object_name}};
+    clip->extra_attrs = nlohmann::json::object();
+    SetSurpriseClipInfo({ViolationName(type), pair->variant, pair->object_name, clip == &pair->possible, static_cast<int>(index), tv}, clip);
   }
   return true;
 }
@@ -563,10 +561,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
       const auto parts = collect::PartsDir(o.clips);
       for (auto [clip, curves] : {std::pair{&pair.possible, &possible}, std::pair{&pair.impossible, &impossible}}) {
         clip->index = 2 * i + (clip == &pair.impossible ? 1 : 0);
-        clip->extra_attrs["surprise_frame_skip"] = k;
-        clip->extra_series["surprise_model"] = ToFloat(curves->model);
-        clip->extra_series["surprise_copy_last"] = ToFloat(curves->copy_last);
-        clip->extra_series["surprise_pixel"] = ToFloat(curves->pixel);
+        SetSurpriseClipCurves({k, ToFloat(curves->model), ToFloat(curves->copy_last), ToFloat(curves->pixel)}, clip);
         collect::WriteEpisodeFile(parts, *clip, meta);
         written[clip->index] = {(parts.filename() / collect::EpisodeFileName(clip->index)).string(), "/" + collect::DemoName(clip->index),
                                 clip->steps};

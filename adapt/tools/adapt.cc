@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
     if (app.count("--export") > 0) {
       if (launch.world_size > 1) throw AdaptError("--export runs in one process");
       const fs::path path = export_path.empty() || export_path == "-" ? fs::path(out) / "world_model.ts" : fs::path(export_path);
+      const auto lock = LockOutputOnRoot(path, "adapt --export", nullptr);
       std::string hash;
       WorldModel model = LoadWorldModel(out, &hash);
       const double error = ExportWorldModel(model, embodiment, hash, path);

@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 32));
   app.add_option("--camera", clip_cameras,
                  "Cameras the training clips are read from, one drawn per clip (e.g. --camera camera0 camera1 on simcollect --cameras 2 "
-                 "data, for a world model that reads both views; the probes read the first dataset camera, camera0)")
+                 "data, for a world model that reads both views; robot0_eye_in_hand on simcollect --eye-in-hand data; default camera0). "
+                 "The probes read the first of them")
       ->expected(1, -1);
   app.add_option("--scene-camera", lewm.scene_camera,
                  "lewm: the between-scene term's positive from this camera of the same episode (e.g. camera1 of a simcollect --cameras 2 "
@@ -213,7 +214,8 @@ int main(int argc, char** argv) {
     lewm.prefetch = prefetch_flag->count() > 0 ? prefetch : dev.is_cuda();
     if (dev.is_cuda() && (!group || group->is_root())) std::fprintf(stderr, "pretrain: training on %s\n", lewm.device.c_str());
     std::vector<fs::path> files(data_files.begin(), data_files.end());
-    VideoData data(files);
+    // The probes read the first clip camera (a camera on the hand too: its pose per frame).
+    VideoData data(files, clip_cameras.empty() ? "camera0" : clip_cameras.front());
     if (!clip_cameras.empty()) data.SetClipCameras(clip_cameras);
     const EncoderConfig architecture = recipe == "lewm" ? lewm.encoder : jepa.encoder;
     if (eval_only) {

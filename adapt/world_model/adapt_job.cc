@@ -225,6 +225,11 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
     throw AdaptError(std::string(cameras_differ(*from, job.init).what()) + " (a model transfers between robots with the same views)");
   }
   if (evaluated && evaluated->config().cameras != job.cameras) throw cameras_differ(*evaluated, job.out);
+  try {  // before any camera is encoded
+    RequireFixedCameras(collect::Dataset(job.data), job.cameras);
+  } catch (const collect::DatasetError&) {
+    // a damaged dataset: named below, where its frames are read
+  }
   FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
   encoder.To(torch::Device(job.config.device));
   // The encoder runs once per frame, into the cache (one per camera); training only reads the

@@ -42,10 +42,14 @@ torch::Tensor ReadoutFeatures(const torch::Tensor& latents) {
 
 torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& e, const std::vector<double>& k, int size,
                              torch::Tensor* in_view) {
-  if (e.size() != 16 || k.size() != 9) throw AdaptError("camera extrinsics must be 4x4 and intrinsics 3x3");
-  const auto pose = torch::tensor(e, torch::kFloat64).reshape({4, 4});
-  const auto rotation = pose.slice(0, 0, 3).slice(1, 0, 3), position = pose.slice(0, 0, 3).select(1, 3);
-  const auto camera = (world.to(torch::kFloat64) - position).mm(rotation);  // OpenGL camera: looks along -z, y up
+  const auto n = world.size(0);
+  if (k.size() != 9 || (e.size() != 16 && e.size() != static_cast<size_t>(16 * n))) {
+    throw AdaptError("camera extrinsics must be one 4x4 pose or one per point, and intrinsics 3x3");
+  }
+  const auto poses = torch::tensor(e, torch::kFloat64).reshape({-1, 4, 4});  // (1 or n, 4, 4)
+  const auto rotation = poses.slice(1, 0, 3).slice(2, 0, 3).expand({n, 3, 3}), position = poses.slice(1, 0, 3).select(2, 3);
+  // OpenGL camera: looks along -z, y up.
+  const auto camera = (world.to(torch::kFloat64) - position).unsqueeze(1).bmm(rotation).squeeze(1);
   const auto depth = -camera.select(1, 2);
   const auto safe = depth.clamp_min(1e-3);
   const auto u = k[0] * camera.select(1, 0) / safe + k[2];
@@ -55,15 +59,15 @@ torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<doubl
 }
 
 ReadoutTargets EpisodeReadoutTargets(const collect::Dataset& ds, const std::string& demo, const std::string& camera, int image_size) {
-  const auto extrinsics = ds.Read<double>(demo, "camera/" + camera + "/extrinsics");
-  const auto intrinsics = ds.Read<double>(demo, "camera/" + camera + "/intrinsics");
+  const auto extrinsics = ds.CameraPoses(demo, camera);  // one pose per frame: a camera on the hand moves
+  const auto intrinsics = ds.Read<double>(demo, collect::keys::Intrinsics(camera));
   std::vector<torch::Tensor> world;
-  const bool sites = ds.HasDataset(demo, "obs/robot0_sites_pos");
-  const auto ee = Matrix(ds, demo, sites ? "obs/robot0_sites_pos" : "obs/robot0_eef_pos");
+  const bool sites = ds.HasDataset(demo, collect::keys::kSitesPos);
+  const auto ee = Matrix(ds, demo, sites ? collect::keys::kSitesPos : collect::keys::kEefPos);
   for (int64_t p = 0; p + 3 <= ee.size(1); p += 3) world.push_back(ee.slice(1, p, p + 3));
   const int ee_points = static_cast<int>(world.size());
-  if (ds.HasDataset(demo, "obs/object")) {
-    const auto objects = Matrix(ds, demo, "obs/object");  // pos + quat per object
+  if (ds.HasDataset(demo, collect::keys::kObject)) {
+    const auto objects = Matrix(ds, demo, collect::keys::kObject);  // pos + quat per object
     for (int64_t o = 0; o + 7 <= objects.size(1); o += 7) world.push_back(objects.slice(1, o, o + 3));
   }
   std::vector<torch::Tensor> values, views;

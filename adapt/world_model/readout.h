@@ -27,7 +27,8 @@ constexpr int kReadoutColumns = 5;
 torch::Tensor ReadoutFeatures(const torch::Tensor& latents);
 
 /// Image-plane (u, v) in pixels and in-view flags of world points (n, 3) for a camera given by
-/// its extrinsics (4x4 camera-to-world, OpenGL axes, row-major) and intrinsics k (3x3, row-major).
+/// its extrinsics (4x4 camera-to-world, OpenGL axes, row-major: one pose, or one per point for a
+/// camera that moves) and intrinsics k (3x3, row-major).
 /// Returns (n, 2); *in_view receives (n) bool (in front of the camera and inside the image).
 torch::Tensor ProjectToImage(const torch::Tensor& world, const std::vector<double>& extrinsics, const std::vector<double>& k, int image_size,
                              torch::Tensor* in_view);

@@ -54,6 +54,21 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
                            std::int64_t keep_bytes)
     : StageTwoData(dataset, std::vector<fs::path>{cache}, std::vector<std::string>{camera}, max_train_episodes, check_frames, keep_bytes) {}
 
+void RequireFixedCameras(const collect::Dataset& dataset, const std::vector<std::string>& cameras) {
+  const std::string& first = dataset.demos().front();
+  for (const auto& camera : cameras) {
+    try {
+      if (!dataset.CameraMoves(first, camera)) continue;
+    } catch (const collect::DatasetError&) {
+      continue;  // no such camera: the latent cache and the frames' readers name it
+    }
+    throw AdaptError(
+        camera + " moves with the hand (a pose per frame): stage two's camera token is one pose per episode, so it reads the " +
+        "fixed views only so far; pass --camera camera0 (and camera1, ... of a --cameras N dataset). Stage one reads it: pretrain --camera " +
+        camera);
+  }
+}
+
 StageTwoData::StageTwoData(const fs::path& dataset, const std::vector<fs::path>& caches, const std::vector<std::string>& cameras,
                            int max_train_episodes, bool check_frames, std::int64_t keep_bytes)
     : path_(dataset), cache_paths_(caches), cameras_(cameras) {
@@ -75,13 +90,15 @@ StageTwoData::StageTwoData(const fs::path& dataset, const std::vector<fs::path>&
   spec_.joints = static_cast<int>(meta.joint_names.size());
   spec_.action_dim = static_cast<int>(meta.action_names.size());
   for (const auto& n : meta.action_names) spec_.action_kind += (spec_.action_kind.empty() ? "" : ",") + n;
-  if (dataset_->HasDataset(first, "obs/robot0_gripper_qpos"))
-    spec_.gripper = static_cast<int>(Matrix(*dataset_, first, "obs/robot0_gripper_qpos").size(1));
-  const auto actions = Matrix(*dataset_, first, "actions");
+  if (dataset_->HasDataset(first, collect::keys::kGripperQpos))
+    spec_.gripper = static_cast<int>(Matrix(*dataset_, first, collect::keys::kGripperQpos).size(1));
+  const auto actions = Matrix(*dataset_, first, collect::keys::kActions);
   if (actions.size(1) != spec_.action_dim) {
     throw AdaptError(dataset.string() + ": actions have " + std::to_string(actions.size(1)) + " dimensions, its action space names " +
                      std::to_string(spec_.action_dim));
   }
+
+  RequireFixedCameras(*dataset_, cameras);
 
   const std::string fingerprint = DatasetFingerprint(dataset);
   for (size_t v = 0; v < caches.size(); ++v) {
@@ -167,13 +184,13 @@ StageTwoData::Whole StageTwoData::ReadEpisode(const Episode& ep, std::int64_t fi
     }
     views.push_back(F::layer_norm(torch::from_blob(values.data(), {count, tokens_per_view_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
                                   F::LayerNormFuncOptions({latent_dim_})));
-    const auto e = dataset_->Read<double>(ep.demo, "camera/" + cameras_[v] + "/extrinsics");
+    const auto e = dataset_->Read<double>(ep.demo, collect::keys::Extrinsics(cameras_[v]));
     extrinsics.insert(extrinsics.end(), e.begin(), e.end());
   }
   Whole whole;
   whole.latents = views.size() == 1 ? views[0] : torch::cat(views, 1);
   whole.proprio = Proprio(ep);
-  whole.actions = Matrix(*dataset_, ep.demo, "actions");
+  whole.actions = Matrix(*dataset_, ep.demo, collect::keys::kActions);
   whole.camera = CameraFeatures(extrinsics);
   return whole;
 }
@@ -228,9 +245,9 @@ std::vector<StageTwoData::Draw> StageTwoData::DrawWindows(const std::string& spl
 }
 
 torch::Tensor StageTwoData::Proprio(const Episode& ep) const {
-  std::vector<torch::Tensor> parts = {Matrix(*dataset_, ep.demo, "obs/robot0_joint_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_joint_vel"),
-                                      Matrix(*dataset_, ep.demo, "obs/robot0_eef_pos"), Matrix(*dataset_, ep.demo, "obs/robot0_eef_quat")};
-  if (spec_.gripper > 0) parts.push_back(Matrix(*dataset_, ep.demo, "obs/robot0_gripper_qpos"));
+  std::vector<torch::Tensor> parts = {Matrix(*dataset_, ep.demo, collect::keys::kJointPos), Matrix(*dataset_, ep.demo, collect::keys::kJointVel),
+                                      Matrix(*dataset_, ep.demo, collect::keys::kEefPos), Matrix(*dataset_, ep.demo, collect::keys::kEefQuat)};
+  if (spec_.gripper > 0) parts.push_back(Matrix(*dataset_, ep.demo, collect::keys::kGripperQpos));
   return torch::cat(parts, 1);
 }
 
@@ -511,39 +528,6 @@ TrainStats StageTwoTrainer::Train(bool verbose) {
     }
   }
   return stats_;
-}
-
-void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info, const fs::path& path) {
-  torch::serialize::OutputArchive archive;
-  model.Save(archive);
-  archive.write("encoder_hash", c10::IValue(encoder_hash));
-  archive.write("info", c10::IValue(info.dump()));
-  SaveArchiveAtomically(archive, path);
-}
-
-WorldModel LoadWorldModel(const fs::path& path, std::string* encoder_hash, nlohmann::json* info) {
-  std::error_code ec;
-  const fs::path file = fs::is_directory(path, ec) ? path / "model.pt" : path;
-  if (!fs::exists(file, ec)) throw AdaptError("no model " + file.string());
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file.string(), torch::kCPU);  // trained on any device, read on the CPU
-  } catch (const c10::Error&) {
-    throw AdaptError(file.string() + " is not a stage-two model (not a LibTorch archive)");
-  }
-  try {
-    WorldModel model = WorldModel::Load(archive);
-    c10::IValue value;
-    archive.read("encoder_hash", value);
-    if (encoder_hash) *encoder_hash = value.toStringRef();
-    archive.read("info", value);
-    if (info) *info = nlohmann::json::parse(value.toStringRef());
-    return model;
-  } catch (const AdaptError& e) {
-    throw AdaptError(file.string() + ": " + e.what());
-  } catch (const c10::Error& e) {
-    throw AdaptError(file.string() + " is not a stage-two model: " + e.what_without_backtrace());
-  }
 }
 
 // ---------------------------------------------------------------------------------------- evaluation

@@ -28,6 +28,10 @@
 
 namespace embody::adapt {
 
+/// Refuses a camera that moves during the episodes (the eye in hand: a pose per frame), naming it and
+/// what to pass instead: stage two's camera token is one pose per episode. @throws AdaptError.
+void RequireFixedCameras(const collect::Dataset& dataset, const std::vector<std::string>& cameras);
+
 /// One embodiment's dataset with the latent cache of a frozen encoder.
 class StageTwoData {
  public:
@@ -209,12 +213,6 @@ class StageTwoTrainer {
   bool writes_ = true;  ///< rank 0 (or the only process)
   torch::Device device_ = torch::kCPU;
 };
-
-/// Writes a model file (atomically) with the encoder it belongs to.
-void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info, const std::filesystem::path& path);
-/// Loads <dir>/model.pt (or a file). encoder_hash receives the encoder the model was trained on.
-/// @throws AdaptError.
-WorldModel LoadWorldModel(const std::filesystem::path& path, std::string* encoder_hash = nullptr, nlohmann::json* info = nullptr);
 
 /// Open-loop evaluation on held-out episodes.
 /// The state read-out (ee and objects, image plane and world, from one frame's latents), fit on the

@@ -5,9 +5,12 @@
 #include <limits>
 
 #include "adapt/core/error.h"
+#include "adapt/core/training.h"
 #include "adapt/encoder/encoder.h"
 
 namespace embody::adapt {
+
+namespace fs = std::filesystem;
 namespace {
 
 constexpr int kConditionTokens = 4;  // action, joints, end effector, camera
@@ -351,5 +354,38 @@ torch::Tensor CameraFeatures(const std::vector<double>& e) {
 }
 
 torch::Tensor LatentL1(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().mean({0, 2, 3}); }
+
+void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info, const fs::path& path) {
+  torch::serialize::OutputArchive archive;
+  model.Save(archive);
+  archive.write("encoder_hash", c10::IValue(encoder_hash));
+  archive.write("info", c10::IValue(info.dump()));
+  SaveArchiveAtomically(archive, path);
+}
+
+WorldModel LoadWorldModel(const fs::path& path, std::string* encoder_hash, nlohmann::json* info) {
+  std::error_code ec;
+  const fs::path file = fs::is_directory(path, ec) ? path / "model.pt" : path;
+  if (!fs::exists(file, ec)) throw AdaptError("no model " + file.string());
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string(), torch::kCPU);  // trained on any device, read on the CPU
+  } catch (const c10::Error&) {
+    throw AdaptError(file.string() + " is not a stage-two model (not a LibTorch archive)");
+  }
+  try {
+    WorldModel model = WorldModel::Load(archive);
+    c10::IValue value;
+    archive.read("encoder_hash", value);
+    if (encoder_hash) *encoder_hash = value.toStringRef();
+    archive.read("info", value);
+    if (info) *info = nlohmann::json::parse(value.toStringRef());
+    return model;
+  } catch (const AdaptError& e) {
+    throw AdaptError(file.string() + ": " + e.what());
+  } catch (const c10::Error& e) {
+    throw AdaptError(file.string() + " is not a stage-two model: " + e.what_without_backtrace());
+  }
+}
 
 }  // namespace embody::adapt

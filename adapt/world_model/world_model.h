@@ -16,6 +16,7 @@
 // Includes torch: include it only from adapt/.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -194,5 +195,12 @@ torch::Tensor CameraFeatures(const std::vector<double>& extrinsics);
 
 /// Latent L1 error per horizon: mean |a - b| over tokens and dims, (B, H, N, D) -> (H).
 torch::Tensor LatentL1(const torch::Tensor& a, const torch::Tensor& b);
+
+/// model.pt, written and read here only: the model, the encoder it belongs to, and `info`.
+/// Writes a model file (atomically) with the encoder it belongs to.
+void SaveWorldModel(const WorldModel& model, const std::string& encoder_hash, const nlohmann::json& info, const std::filesystem::path& path);
+/// Loads <dir>/model.pt (or a file). encoder_hash receives the encoder the model was trained on.
+/// @throws AdaptError.
+WorldModel LoadWorldModel(const std::filesystem::path& path, std::string* encoder_hash = nullptr, nlohmann::json* info = nullptr);
 
 }  // namespace embody::adapt

@@ -39,6 +39,8 @@ void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, st
   app->add_option("--control-hz", c->control_hz, "Control rate in Hz (default: the robot's, 20)");
   app->add_option("--image-size", c->image_size, "Square image size in pixels, 16..256")->capture_default_str();
   app->add_option("--cameras", c->cameras, "Randomized camera views per episode")->capture_default_str();
+  app->add_flag("--eye-in-hand", c->eye_in_hand,
+                "Also record the camera on the robot's hand as robot0_eye_in_hand (robomimic's name; a pose per frame, as it moves)");
   app->add_option("--layouts-per-scene", c->layouts_per_scene,
                   "Episodes in groups of this many share one scene (cameras, lighting, materials, dynamics, embodiment), each with its own "
                   "object layout (attribute scene_group); for pretrain --scene-groups")
@@ -87,6 +89,7 @@ void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::st
     keep("--control-hz", &CollectConfig::control_hz);
     keep("--image-size", &CollectConfig::image_size);
     keep("--cameras", &CollectConfig::cameras);
+    keep("--eye-in-hand", &CollectConfig::eye_in_hand);
     keep("--layouts-per-scene", &CollectConfig::layouts_per_scene);
     keep("--layout-change", &CollectConfig::layout_change);
     keep("--workers", &CollectConfig::workers);

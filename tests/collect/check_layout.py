@@ -1,6 +1,7 @@
 """Reads a simcollect dataset the way a robomimic user does (h5py), and checks its layout.
 
-Usage: check_layout.py FILE EPISODES STEPS IMAGE_SIZE CAMERAS
+Usage: check_layout.py FILE EPISODES STEPS IMAGE_SIZE CAMERAS [EYE_IN_HAND]
+(EYE_IN_HAND 1: the episodes also hold the hand camera, robomimic's robot0_eye_in_hand, with a pose per frame.)
 """
 import json
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 
 def main():
     path, episodes, steps, size, cameras = sys.argv[1], *map(int, sys.argv[2:6])
+    eye_in_hand = len(sys.argv) > 6 and sys.argv[6] == "1"
     with h5py.File(path, "r") as f:
         data = f["data"]
         env_args = json.loads(data.attrs["env_args"])
@@ -45,6 +47,20 @@ def main():
                 assert image[0].std() > 0, "uniform frame"
                 assert demo["camera/camera%d/intrinsics" % c].shape == (3, 3)
                 assert demo["camera/camera%d/extrinsics" % c].shape == (4, 4)
+            if eye_in_hand:
+                # robomimic's name and layout; the camera moves with the hand: one pose per frame.
+                image = obs["robot0_eye_in_hand_image"]
+                assert image.shape == (n, size, size, 3) and image.dtype == np.uint8 and image.chunks == (1, size, size, 3)
+                assert image[0].std() > 0, "uniform eye-in-hand frame"
+                poses = demo["camera/robot0_eye_in_hand/extrinsics"][()]
+                assert poses.shape == (n, 4, 4), poses.shape
+                assert np.allclose(poses[:, 3], [0, 0, 0, 1]), "not homogeneous poses"
+                rotations = poses[:, :3, :3]
+                assert np.allclose(np.einsum("nij,nkj->nik", rotations, rotations), np.eye(3), atol=1e-6), "not rotations"
+                assert demo["camera/robot0_eye_in_hand/intrinsics"].shape == (3, 3)
+                assert "robot0_eye_in_hand" in env_args["env_kwargs"]["camera_names"], env_args
+            else:
+                assert "robot0_eye_in_hand_image" not in obs
             # robomimic's default loader reads next_obs: every obs key, one step ahead, the last repeated,
             # stored as views over obs (no frames copied).
             assert sorted(demo["next_obs"].keys()) == sorted(obs.keys()), (list(demo["next_obs"].keys()), list(obs.keys()))

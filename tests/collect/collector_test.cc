@@ -251,6 +251,56 @@ TEST_F(CollectorTest, ReplayingStatesReproducesFrames) {
   }
 }
 
+// Tests the eye-in-hand camera (--eye-in-hand): it is rigidly mounted on the hand (its pose in the
+// end effector's frame is the same at every recorded frame, while its world pose follows the hand),
+// its frames change when the hand moves, a recorded frame re-renders from the state, and the
+// option is part of the data's identity.
+TEST_F(CollectorTest, EyeInHandCameraMovesWithTheHand) {
+  CollectConfig c = Small("eye.h5", 2);
+  c.cameras = 1;
+  c.steps = 20;
+  c.task = "reach";
+  c.eye_in_hand = true;
+  Run(c);
+  const Dataset ds(c.out);
+  EpisodeRunner runner(c);
+  const int ee = mj_name2id(runner.world().model(), mjOBJ_SITE, runner.embodiment().ee_site.c_str());
+  ASSERT_GE(ee, 0);
+  for (const auto& demo : ds.demos()) {
+    ASSERT_TRUE(ds.CameraMoves(demo, keys::kEyeInHand));
+    EXPECT_FALSE(ds.CameraMoves(demo, "camera0"));
+    const auto poses = ds.CameraPoses(demo, keys::kEyeInHand);
+    ASSERT_EQ(poses.size(), 20u * 16);
+    EXPECT_EQ(ds.CameraPoses(demo, "camera0").size(), 20u * 16);  // a fixed view's pose, repeated
+    std::vector<hsize_t> dims;
+    const auto states = ds.Read<double>(demo, keys::kStates, &dims);
+    runner.Prepare(Draw::FromJson(nlohmann::json::parse(ds.StringAttr(demo, "randomization"))));
+    double moved = 0, first_offset[3] = {0, 0, 0};
+    for (hsize_t t = 0; t < dims[0]; ++t) {
+      runner.world().SetState(states.data() + t * dims[1], static_cast<int>(dims[1]));
+      const mjData* d = runner.world().data();
+      const double* pose = poses.data() + 16 * t;  // camera-to-world, row-major
+      // The camera's position in the end effector's frame: R_ee^T (p_cam - p_ee).
+      double offset[3] = {0, 0, 0};
+      for (int i = 0; i < 3; ++i) {
+        for (int k = 0; k < 3; ++k) offset[i] += d->site_xmat[9 * ee + 3 * k + i] * (pose[4 * k + 3] - d->site_xpos[3 * ee + k]);
+      }
+      for (int i = 0; i < 3; ++i) {
+        if (t == 0) first_offset[i] = offset[i];
+        EXPECT_NEAR(first_offset[i], offset[i], 1e-6) << demo << " frame " << t << ": the mount is not rigid";
+        moved = std::max(moved, std::abs(pose[4 * i + 3] - poses[4 * i + 3]));
+      }
+      sim::Image image;
+      runner.renderer()->Render(d, sim::Camera::Named(runner.embodiment().eye_in_hand_camera), &image);
+      EXPECT_EQ(ds.ReadFrames(demo, keys::kEyeInHand, t, 1), image.rgb) << demo << " frame " << t;
+    }
+    EXPECT_GT(moved, 0.02) << demo << ": the hand (and its camera) should move while reaching";
+    EXPECT_NE(ds.ReadFrames(demo, keys::kEyeInHand, 0, 1), ds.ReadFrames(demo, keys::kEyeInHand, dims[0] - 1, 1)) << demo;
+  }
+  EXPECT_EQ(ds.config()["eye_in_hand"], true);
+  EXPECT_FALSE(Small("x.h5").Identity().contains("eye_in_hand"));  // datasets without it keep their identity
+}
+
 // Tests the refusals: an existing file, --resume with other options, an unwritable folder.
 TEST_F(CollectorTest, RefusesToClobberOrMismatch) {
   CollectConfig c = Small("exists.h5", 2);

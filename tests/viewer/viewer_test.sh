@@ -23,6 +23,11 @@ fail() { echo "viewer_test: FAIL: $*" >&2; exit 1; }
 xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
   --episode 9 --frame 5 --context 3 --horizon 4 --width 960 --height 600 --screenshot "$dir/shot.png"
 /usr/bin/python3 "$here/check_screenshot.py" "$dir/shot.png" "$dir/franka.h5" 960 600 || fail "screenshot check"
+# Without --episode the viewer opens on the first held-out episode (demo_9 of 12), and says it is held out.
+xvfb-run -a -f "$dir/Xauthority" -s "-screen 0 1024x768x24" "$bin/rollout-viewer" --data "$dir/franka.h5" --model "$dir/model" --encoder "$dir/enc.pt" \
+  --width 960 --height 600 --screenshot "$dir/default.png" > /dev/null
+/usr/bin/python3 -c "import json,sys; l=json.load(open(sys.argv[1])); assert l['episode'] == 'demo_9' and l['held_out'] is True, l['episode']" \
+  "$dir/default.png.json" || fail "the default episode is not the first held-out one"
 
 # Two models compared: two imagined frames (non-uniform), one latent-error plot with both models'
 # curves and copy-last's, and the episode list with both models' figures, sorted by the second's.

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "adapt/encoder/jepa.h"
+#include "adapt/world_model/stage_two.h"
 #include "collect/collector.h"
 #include "collect/dataset.h"
 
@@ -102,6 +104,54 @@ TEST(ReadoutTest, HumanoidTracksBothHandsArmOneSite) {
       const auto right = targets.values.slice(1, 2, 5), left = targets.values.slice(1, 7, 10);
       EXPECT_GT((right - left).norm(2, 1).min().item<double>(), 0.2);
     }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Tests a camera on the hand (simcollect --eye-in-hand), whose pose changes every frame: the read-out
+// and the probes project with each frame's pose, so the end effector, rigidly attached to it, stays
+// at one pixel and one camera-frame position; stage two refuses it, naming what to pass.
+TEST(ReadoutTest, MovingHandCameraProjectsWithEachFramesPose) {
+  const auto dir = std::filesystem::temp_directory_path() / ("embody_readout_eye_" + std::to_string(getpid()));
+  collect::CollectConfig c;
+  c.robot = "franka";
+  c.task = "reach";
+  c.episodes = 10;
+  c.steps = 12;
+  c.image_size = 32;
+  c.seed = 4;
+  c.eye_in_hand = true;
+  c.out = (dir / "eye.h5").string();
+  collect::Collect(c, {.enabled = false});
+  const collect::Dataset ds(c.out);
+  const auto targets = EpisodeReadoutTargets(ds, "demo_0", collect::keys::kEyeInHand, 32);
+  const auto uv = targets.values.slice(1, 0, 2);
+  // (obs/robot0_eef_pos is float32: its rounding moves the point by ~1e-5 px.)
+  EXPECT_LT((uv - uv[0]).abs().max().item<double>(), 1e-3) << "the hand's own end effector moved in its camera's image";
+  // Projected with one pose for the whole episode (a fixed camera's handling), it would wander.
+  const auto poses = ds.CameraPoses("demo_0", collect::keys::kEyeInHand);
+  const auto k = ds.Read<double>("demo_0", collect::keys::Intrinsics(collect::keys::kEyeInHand));
+  torch::Tensor view;
+  const auto fixed = ProjectToImage(targets.values.slice(1, 2, 5), std::vector<double>(poses.begin(), poses.begin() + 16), k, 32, &view);
+  EXPECT_GT((fixed - fixed[0]).abs().max().item<double>(), 1.0);
+  EXPECT_TRUE(targets.in_view.select(1, 0).all().item<bool>());
+  const auto eef = ds.Read<float>("demo_0", collect::keys::kEefPos);
+  EXPECT_GT(std::abs(eef[3 * 11] - eef[0]) + std::abs(eef[3 * 11 + 1] - eef[1]) + std::abs(eef[3 * 11 + 2] - eef[2]), 0.01)
+      << "the hand did not move";
+  // The probes' targets: the end effector in the camera's frame (columns 6..8) is the same at every frame.
+  const VideoData data({c.out}, collect::keys::kEyeInHand);
+  const ProbeSet set = LoadProbeSet(data, "train", 2, 1);
+  for (const auto& t : set.targets) {
+    const auto ee_camera = t.slice(1, 6, 9);
+    EXPECT_LT((ee_camera - ee_camera[0]).abs().max().item<double>(), 1e-6);
+  }
+  EXPECT_NO_THROW(RequireFixedCameras(ds, {"camera0"}));
+  try {
+    RequireFixedCameras(ds, {"camera0", collect::keys::kEyeInHand});
+    FAIL() << "stage two accepted a moving camera";
+  } catch (const AdaptError& e) {
+    EXPECT_NE(std::string(e.what()).find("robot0_eye_in_hand moves with the hand"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("pass --camera camera0"), std::string::npos) << e.what();
   }
   std::filesystem::remove_all(dir);
 }
