@@ -288,6 +288,13 @@ template std::vector<double> Dataset::Read<double>(const std::string&, const std
 template std::vector<std::int32_t> Dataset::Read<std::int32_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 template std::vector<std::uint8_t> Dataset::Read<std::uint8_t>(const std::string&, const std::string&, std::vector<hsize_t>*) const;
 
+std::vector<std::string> Dataset::AgentCameras() const {
+  const int n = config_.is_object() && config_.contains("cameras") && config_["cameras"].is_number_integer() ? config_["cameras"].get<int>() : 1;
+  std::vector<std::string> cameras;
+  for (int c = 0; c < std::max(1, n); ++c) cameras.push_back("camera" + std::to_string(c));
+  return cameras;
+}
+
 bool Dataset::CameraMoves(const std::string& demo, const std::string& camera) const {
   std::vector<hsize_t> dims;
   (void)Read<double>(demo, keys::Extrinsics(camera), &dims);

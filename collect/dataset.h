@@ -110,6 +110,9 @@ class Dataset {
   /// Demo names, in episode order.
   const std::vector<std::string>& demos() const { return demos_; }
   std::vector<std::string> Mask(const std::string& name) const;
+  /// The agent views the dataset was collected with (camera0 .. camera{N-1}, simcollect --cameras N;
+  /// camera0 for a dataset that does not say). The hand camera is not among them.
+  std::vector<std::string> AgentCameras() const;
 
   std::int64_t NumSamples(const std::string& demo) const;
   std::string StringAttr(const std::string& demo, const std::string& name) const;

@@ -19,13 +19,15 @@ start=$(date +%s)
 "$bin/simcollect" info data/demo_franka.h5
 # Stage one: encoder + action-conditioned next-embedding predictor with SIGReg, on both arms' video
 # from both cameras (each clip from one of them).
+# (Clips come from every view the datasets have, camera0 and camera1: the programs' default.)
 "$bin/pretrain" --data data/demo_franka.h5 data/demo_ur5.h5 --out models/demo_encoder.pt --steps ${DEMO_PRETRAIN_STEPS:-1250} \
-  --camera camera0 camera1 --overwrite --probe-episodes 300 | tee out/demo_pretrain.txt
+  --overwrite --probe-episodes 300 | tee out/demo_pretrain.txt
 # Stage two: franka from scratch (with the viewer's decoder), then ur5 from franka's trunk on 50 episodes
 # in 2000 steps (3000 by default: within the demo's budget); both read camera0 and camera1 (each frame's
 # latents: both views' vectors), ur5 as franka does.
+# (The model reads every view of the dataset, camera0 and camera1: adapt's default.)
 "$bin/adapt" --embodiment franka --data data/demo_franka.h5 --encoder models/demo_encoder.pt --out models/demo_franka \
-  --camera camera0 camera1 --overwrite --train-decoder | tee out/demo_franka.txt
+  --overwrite --train-decoder | tee out/demo_franka.txt
 "$bin/adapt" --embodiment ur5 --data data/demo_ur5.h5 --encoder models/demo_encoder.pt --out models/demo_ur5 \
   --init models/demo_franka --episodes 50 --steps 2000 --overwrite --train-decoder | tee out/demo_ur5.txt
 # The franka model as TorchScript for Python users (torch.jit.load), checked against the C++ model.

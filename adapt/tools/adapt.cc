@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
   app.add_option("--camera", job.cameras,
                  "Cameras whose frames the model reads, e.g. --camera camera0 camera1 (a simcollect --cameras 2 dataset): each camera's "
-                 "latents become tokens of one frame (default: the model's for --eval and --init, else camera0)")
+                 "latents become tokens of one frame (default: the model's for --eval and --init, else every agent view of the dataset)")
       ->expected(1, -1);
   app.add_option("--eval-context", eval.context, "True model steps before an open-loop rollout (0 = the predictor's context)")
       ->capture_default_str()

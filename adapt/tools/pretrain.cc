@@ -5,6 +5,7 @@
 //   pretrain --data data/franka.h5 data/ur5.h5 --out models/encoder.pt
 //   pretrain --eval-only --encoder models/encoder.pt --data data/ur5.h5     (any encoder, TorchScript too)
 //   torchrun-style or `srun -n 4 pretrain ...`: data-parallel ranks (RANK/WORLD_SIZE or SLURM_* variables)
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -131,7 +132,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 32));
   app.add_option("--camera", clip_cameras,
                  "Cameras the training clips are read from, one drawn per clip (e.g. --camera camera0 camera1 on simcollect --cameras 2 "
-                 "data, for a world model that reads both views; robot0_eye_in_hand on simcollect --eye-in-hand data; default camera0). "
+                 "data, for a world model that reads both views; robot0_eye_in_hand on simcollect --eye-in-hand data; default: every agent view "
+                 "all the datasets have). "
                  "The probes read the first of them")
       ->expected(1, -1);
   app.add_option("--scene-camera", lewm.scene_camera,
@@ -216,7 +218,21 @@ int main(int argc, char** argv) {
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     // The probes read the first clip camera (a camera on the hand too: its pose per frame).
     VideoData data(files, clip_cameras.empty() ? "camera0" : clip_cameras.front());
-    if (!clip_cameras.empty()) data.SetClipCameras(clip_cameras);
+    if (clip_cameras.empty()) {  // the agent views every dataset has (a world model reads them all)
+      clip_cameras = data.dataset(0).AgentCameras();
+      for (size_t d = 1; d < files.size(); ++d) {
+        const auto theirs = data.dataset(d).AgentCameras();
+        clip_cameras.erase(std::remove_if(clip_cameras.begin(), clip_cameras.end(),
+                                          [&](const std::string& c) { return std::find(theirs.begin(), theirs.end(), c) == theirs.end(); }),
+                           clip_cameras.end());
+      }
+      if (clip_cameras.size() > 1 && (!group || group->is_root())) {
+        std::string list;
+        for (const auto& c : clip_cameras) list += (list.empty() ? "" : " ") + c;
+        std::fprintf(stderr, "pretrain: clips from %s, the views every dataset has (--camera picks others)\n", list.c_str());
+      }
+    }
+    data.SetClipCameras(clip_cameras);
     const EncoderConfig architecture = recipe == "lewm" ? lewm.encoder : jepa.encoder;
     if (eval_only) {
       if (encoder_path.empty()) throw AdaptError("--eval-only needs --encoder PATH");

@@ -216,8 +216,22 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
     evaluated = std::make_unique<WorldModel>(LoadWorldModel(job.out, &model_hash));
     RefusePredictorOverrides(job, evaluated->config(), job.out, "the model --eval evaluates", "");
   }
-  if (job.cameras.empty())
-    job.cameras = from ? from->config().cameras : evaluated ? evaluated->config().cameras : std::vector<std::string>{"camera0"};
+  if (job.cameras.empty()) {
+    if (from || evaluated) {
+      job.cameras = (from ? from : evaluated)->config().cameras;
+    } else {  // every agent view of the dataset: two views carry what one leaves ambiguous (docs/world-model.md)
+      try {
+        job.cameras = collect::Dataset(job.data).AgentCameras();
+      } catch (const collect::DatasetError& e) {
+        throw AdaptError(e.what());
+      }
+      if (root && job.cameras.size() > 1) {
+        std::string list;
+        for (const auto& c : job.cameras) list += (list.empty() ? "" : " ") + c;
+        std::fprintf(stderr, "adapt: reading the dataset's views %s (--camera picks others)\n", list.c_str());
+      }
+    }
+  }
   auto cameras_differ = [&](const WorldModel& m, const std::string& path) {
     return AdaptError(path + " reads cameras " + nlohmann::json(m.config().cameras).dump() + ", not " + nlohmann::json(job.cameras).dump());
   };

@@ -724,6 +724,12 @@ TEST_F(AdaptTest, TwoCamerasAreTheTokensOfOneFrame) {
   EXPECT_EQ(trained.config().cameras, (std::vector<std::string>{"camera0", "camera1"}));
   EXPECT_EQ(trained.config().tokens, both.tokens());
   EXPECT_TRUE(fs::exists(fs::path(out) / "metrics.json"));
+  // Without --camera a new model reads every view of the dataset (was: camera0 alone, silently).
+  const std::string all_views = (*dir_ / "all_views").string();
+  auto [rc_all, msg_all] = run(common + " --out " + all_views);
+  ASSERT_EQ(0, rc_all) << msg_all;
+  EXPECT_EQ(LoadWorldModel(all_views).config().cameras, (std::vector<std::string>{"camera0", "camera1"}));
+  EXPECT_THAT(msg_all, HasSubstr("reading the dataset's views camera0 camera1"));
   auto [rc_eval, msg_eval] = run(common + " --eval --out " + out);  // the model's cameras, without --camera
   EXPECT_EQ(0, rc_eval) << msg_eval;
   auto [rc_init, msg_init] = run(common + " --camera camera0 --init " + out + " --out " + (*dir_ / "one_view").string());
