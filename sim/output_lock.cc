@@ -79,14 +79,10 @@ OutputLock OutputLock::Take(const fs::path& output, const std::string& program, 
     made.push_back(p);
     if (p == p.parent_path()) break;
   }
-  if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
-  auto remove_made = [&] {
-    for (const fs::path& p : made) fs::remove(p, ec);  // only empty folders go
-  };
-  try {
+  try {  // TakeLoop makes the folders
     return TakeLoop(path, output, program, wait, on_wait, made);
   } catch (...) {
-    remove_made();
+    for (const fs::path& p : made) fs::remove(p, ec);  // only empty folders go
     throw;
   }
 }
