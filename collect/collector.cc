@@ -131,7 +131,9 @@ std::map<std::int64_t, EpisodeEntry> PrepareOutput(const CollectConfig& config, 
     if (!fs::exists(config_file)) {
       throw CollectError(out.string() + " was not made by simcollect (no " + config_file.string() + "); use --overwrite to replace it");
     }
-    const nlohmann::json previous = ReadJsonFile(config_file);
+    nlohmann::json previous = ReadJsonFile(config_file);
+    // A descriptor recorded by a relative path (before records were absolute) means the same file from here.
+    if (previous.contains("robot") && previous["robot"].is_string()) previous["robot"] = robots::RobotRecord(previous["robot"].get<std::string>());
     const std::string diff = Differences(previous, config.Identity());
     if (!diff.empty()) {
       throw CollectError(out.string() + " was made with other options: " + diff + "; rerun with the same options to --resume, or --overwrite");

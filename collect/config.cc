@@ -31,7 +31,7 @@ void CollectConfig::Validate() const {
 }
 
 nlohmann::json CollectConfig::Identity() const {
-  nlohmann::json j = {{"robot", robot},
+  nlohmann::json j = {{"robot", robots::RobotRecord(robot)},  // a descriptor by its absolute path: found from any folder
                       {"task", task},
                       {"episodes", episodes},
                       {"steps", steps},
@@ -65,6 +65,11 @@ CollectConfig CollectConfig::FromIdentity(const nlohmann::json& identity) {
 std::filesystem::path CollectConfig::OutPath() const {
   if (!out.empty()) return out;
   std::string stem = std::filesystem::path(robot).stem().string();
+  try {
+    stem = robots::RobotName(robot);  // the name a descriptor declares: adapt's default data/<name>.h5
+  } catch (const std::exception&) {
+    // an unreadable descriptor is refused when the collection starts, naming the file
+  }
   if (shard_count > 1) stem += ".shard" + std::to_string(shard_index) + "of" + std::to_string(shard_count);
   return std::filesystem::path("data") / (stem + ".h5");
 }

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -76,6 +77,40 @@ std::string Sbatch(std::vector<std::string> args) {
   return id;
 }
 
+// The training job: stage one (unless an encoder is given), then stage two, each an srun step of
+// train_tasks data-parallel ranks; absolute paths throughout.
+std::string TrainScript(const CollectConfig& config, const SlurmOptions& options, const SlurmJob& job, const std::array<fs::path, 2>& bins) {
+  const fs::path models = fs::absolute(options.models).lexically_normal();
+  const fs::path encoder = options.encoder.empty() ? models / "encoder.pt" : fs::absolute(options.encoder).lexically_normal();
+  const std::string name = robots::RobotName(config.robot);
+  std::ostringstream s;
+  s << "#!/bin/bash\n"
+    << "# Written by simcollect slurm --train: trains on " << job.out.string() << " once the merge job succeeded (afterok).\n"
+    << "# Needs one filesystem on every node at these absolute paths; " << job.out.filename().string() << " links into " << job.dir.string()
+    << "/ (keep it).\n"
+    << "#SBATCH --job-name=embody-train-" << job.out.stem().string() << "\n"
+    << "#SBATCH --ntasks=" << options.train_tasks << "\n"
+    << "#SBATCH --output=" << (job.dir / "logs" / "train_%j.out").string() << "\n";
+  if (options.cpus_per_task > 0) s << "#SBATCH --cpus-per-task=" << options.cpus_per_task << "\n";
+  if (!options.mem.empty()) s << "#SBATCH --mem=" << options.mem << "\n";
+  if (!options.partition.empty()) s << "#SBATCH --partition=" << options.partition << "\n";
+  if (!options.account.empty()) s << "#SBATCH --account=" << options.account << "\n";
+  if (!options.time.empty()) s << "#SBATCH --time=" << options.time << "\n";
+  for (const auto& extra : options.sbatch) s << "#SBATCH " << extra << "\n";
+  s << "set -euo pipefail\n"
+    << "mkdir -p " << Quote(models.string()) << "\n";
+  if (options.encoder.empty()) {
+    s << "# Stage one: the encoder (pretrain's defaults; --pretrain-args adds options).\n"
+      << "srun " << Quote(bins[0].string()) << " --data " << Quote(job.out.string()) << " --out " << Quote(encoder.string())
+      << (options.pretrain_args.empty() ? "" : " " + options.pretrain_args) << "\n";
+  }
+  s << "# Stage two: the world model of " << name << " (adapt's defaults; --adapt-args adds options).\n"
+    << "srun " << Quote(bins[1].string()) << " --embodiment " << Quote(robots::RobotRecord(config.robot)) << " --data " << Quote(job.out.string())
+    << " --encoder " << Quote(encoder.string()) << " --out " << Quote((models / name).string())
+    << (options.adapt_args.empty() ? "" : " " + options.adapt_args) << "\n";
+  return s.str();
+}
+
 }  // namespace
 
 SlurmJob PlanSlurmJob(const CollectConfig& config, int shards) {
@@ -86,6 +121,7 @@ SlurmJob PlanSlurmJob(const CollectConfig& config, int shards) {
   job.collect_script = job.dir / "collect.sbatch";
   job.merge_script = job.dir / "merge.sbatch";
   job.jobs = job.dir / "jobs.json";
+  job.submit_script = job.dir / "submit.sh";
   for (int i = 0; i < shards; ++i) job.shards.push_back(job.dir / ("shard" + std::to_string(i) + "of" + std::to_string(shards) + ".h5"));
   return job;
 }
@@ -109,7 +145,21 @@ SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options)
   }
   std::error_code ec;
   if (fs::exists(robot, ec)) robot = fs::absolute(robot).lexically_normal().string();  // the jobs may start elsewhere
-  const SlurmJob job = PlanSlurmJob(config, options.shards);
+  SlurmJob job = PlanSlurmJob(config, options.shards);
+  std::array<fs::path, 2> train_bins;  // pretrain, adapt: beside simcollect
+  if (options.train) {
+    if (options.train_tasks < 1) throw CollectError("--train-tasks must be >= 1");
+    const fs::path bin_dir = fs::absolute(options.simcollect).parent_path();
+    train_bins = {bin_dir / "pretrain", bin_dir / "adapt"};
+    for (const auto& b : train_bins) {
+      if (!fs::exists(b, ec)) {
+        throw CollectError("--train runs pretrain and adapt from beside simcollect, and " + b.string() + " is not there (a build without LibTorch?)");
+      }
+    }
+    if (!options.encoder.empty() && !fs::exists(options.encoder, ec)) {
+      throw CollectError("--encoder " + options.encoder.string() + " does not exist (leave it out and the training job pretrains one)");
+    }
+  }
   if (fs::exists(job.out, ec)) throw CollectError(job.out.string() + " already exists; the merge job would not replace it (move it away)");
   // The options every task collects with: the data's identity (simcollect --config reads it), each task adding its --shard.
   nlohmann::json wanted = config.Identity();
@@ -180,6 +230,22 @@ SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options)
   for (const auto& s : job.shards) merge << " " << Quote(s.string());
   merge << "\n";
   WriteText(job.merge_script, merge.str(), true);
+
+  if (options.train) {
+    job.train_script = job.dir / "train.sbatch";
+    WriteText(job.train_script, TrainScript(config, options, job, train_bins), true);
+  } else {
+    fs::remove(job.dir / "train.sbatch", ec);  // a job rewritten without --train has no training step
+  }
+  std::ostringstream submit;
+  submit << "#!/bin/bash\n"
+         << "# Written by simcollect slurm: the jobs by hand, each after the one before succeeded (what --submit does).\n"
+         << "set -euo pipefail\n"
+         << "collect=$(sbatch --parsable " << Quote(job.collect_script.string()) << ")\n"
+         << "merge=$(sbatch --parsable --dependency=afterok:\"${collect%%;*}\" " << Quote(job.merge_script.string()) << ")\n";
+  if (options.train) submit << "train=$(sbatch --parsable --dependency=afterok:\"${merge%%;*}\" " << Quote(job.train_script.string()) << ")\n";
+  submit << "echo \"collect ${collect%%;*}, merge ${merge%%;*}" << (options.train ? ", train ${train%%;*}" : "") << "\"\n";
+  WriteText(job.submit_script, submit.str(), true);
   return job;
 }
 
@@ -213,6 +279,7 @@ SlurmSubmission SubmitSlurmJob(const SlurmJob& job, const std::vector<int>& retr
       const auto previous = nlohmann::json::parse(in);
       int status = 0;
       Run({"scancel", "--state=PENDING", previous.at("merge").get<std::string>()}, &status);
+      if (previous.contains("train")) Run({"scancel", "--state=PENDING", previous["train"].get<std::string>()}, &status);
     } catch (const std::exception&) {
       // Nothing recorded or nothing to cancel: the new merge job is submitted either way.
     }
@@ -227,7 +294,10 @@ SlurmSubmission SubmitSlurmJob(const SlurmJob& job, const std::vector<int>& retr
   SlurmSubmission s;
   s.array_job = Sbatch(array_args);
   s.merge_job = Sbatch({"--dependency=afterok:" + s.array_job, job.merge_script.string()});
-  WriteJsonFileAtomically(job.jobs, {{"array", s.array_job}, {"merge", s.merge_job}, {"retry", retry}});
+  if (!job.train_script.empty()) s.train_job = Sbatch({"--dependency=afterok:" + s.merge_job, job.train_script.string()});
+  nlohmann::json ids = {{"array", s.array_job}, {"merge", s.merge_job}, {"retry", retry}};
+  if (!s.train_job.empty()) ids["train"] = s.train_job;
+  WriteJsonFileAtomically(job.jobs, ids);
   return s;
 }
 

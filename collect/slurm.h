@@ -7,6 +7,8 @@
 //   data/franka.slurm/collect.json      the collection options: the data's identity (simcollect --config reads it)
 //   data/franka.slurm/collect.sbatch    the array job: simcollect --shard $SLURM_ARRAY_TASK_ID/N --resume
 //   data/franka.slurm/merge.sbatch      simcollect merge data/franka.h5 <shards>
+//   data/franka.slurm/train.sbatch      (--train) pretrain + adapt on data/franka.h5 -> <models>/encoder.pt, <models>/franka/
+//   data/franka.slurm/submit.sh         the chain by hand: collect -> merge -> train, each afterok on the one before
 //   data/franka.slurm/shard<I>of<N>.h5  the shards (with their episode folders)
 //   data/franka.slurm/logs/             one log per array task and per merge
 //   data/franka.slurm/jobs.json         the job ids of the last submission
@@ -27,10 +29,17 @@ struct SlurmOptions {
   std::vector<std::string> sbatch;            ///< extra sbatch options, one #SBATCH line each (e.g. "--qos=long")
   std::filesystem::path simcollect;           ///< the binary the jobs run (absolute)
   bool overwrite = false;                     ///< replace a job folder written with other options
+  // The training job (train = true): pretrain and adapt beside `simcollect`, on `train_tasks` ranks.
+  bool train = false;
+  std::filesystem::path models = "models";  ///< where the encoder and the model folder go (made absolute)
+  std::filesystem::path encoder;            ///< an existing encoder: stage two only (no pretrain)
+  int train_tasks = 1;                      ///< data-parallel ranks (srun -n; the batch must divide by them)
+  std::string pretrain_args, adapt_args;    ///< extra options written verbatim into the training commands
 };
 
 struct SlurmJob {
-  std::filesystem::path out, dir, options, collect_script, merge_script, jobs;
+  std::filesystem::path out, dir, options, collect_script, merge_script, jobs, submit_script;
+  std::filesystem::path train_script;  ///< empty without --train
   std::vector<std::filesystem::path> shards;
 };
 
@@ -44,12 +53,13 @@ SlurmJob PlanSlurmJob(const CollectConfig& config, int shards);
 SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options);
 
 struct SlurmSubmission {
-  std::string array_job, merge_job;
+  std::string array_job, merge_job, train_job;  ///< train_job empty without --train
 };
 
-/// Submits the array (all shards, or only `retry`) and a merge job depending on it (afterok), and
-/// records their ids in jobs.json. A retry first cancels the merge job of the previous submission if
-/// it is still queued (its dependency can no longer be met). @throws CollectError when sbatch fails.
+/// Submits the array (all shards, or only `retry`), a merge job depending on it (afterok) and the
+/// training job depending on the merge (afterok), and records their ids in jobs.json. A retry first
+/// cancels the merge and training jobs of the previous submission if still queued (their
+/// dependencies can no longer be met). @throws CollectError when sbatch fails.
 SlurmSubmission SubmitSlurmJob(const SlurmJob& job, const std::vector<int>& retry = {});
 
 /// "2,5" -> {2, 5}, each checked against the shard count. @throws CollectError.

@@ -139,8 +139,21 @@ std::vector<std::string> BuiltinEmbodimentNames() {
   return names;
 }
 
+bool IsDescriptorPath(const std::string& name_or_path) { return name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json"; }
+
+std::string RobotName(const std::string& name_or_path) {
+  return IsDescriptorPath(name_or_path) ? LoadEmbodimentFile(name_or_path).name : name_or_path;
+}
+
+std::string RobotRecord(const std::string& name_or_path) {
+  if (!IsDescriptorPath(name_or_path)) return name_or_path;
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(name_or_path, ec);
+  return ec ? name_or_path : absolute.lexically_normal().string();
+}
+
 Embodiment FindEmbodiment(const std::string& name_or_path) {
-  if (name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json") {
+  if (IsDescriptorPath(name_or_path)) {
     return LoadEmbodimentFile(name_or_path);
   }
   const auto names = BuiltinEmbodimentNames();

@@ -80,4 +80,17 @@ std::vector<std::string> BuiltinEmbodimentNames();
 /// @throws EmbodimentError for an unknown name; the message lists the known ones.
 Embodiment FindEmbodiment(const std::string& name_or_path);
 
+/// Whether a robot argument (--robot, --embodiment) is a descriptor path (ends in ".json") rather
+/// than a built-in's name.
+bool IsDescriptorPath(const std::string& name_or_path);
+
+/// The name a robot argument declares: a descriptor's "name", else the argument itself. Datasets
+/// and models key on it (data/<name>.h5, models/<name>/). @throws EmbodimentError for a descriptor
+/// that cannot be read.
+std::string RobotName(const std::string& name_or_path);
+
+/// How outputs record a robot so that a program run from another folder finds it again: a
+/// built-in by its name, a descriptor by its absolute path.
+std::string RobotRecord(const std::string& name_or_path);
+
 }  // namespace embody::robots

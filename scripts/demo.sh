@@ -11,10 +11,10 @@ bin=${BUILD_DIR:-build}/bin
 export LP_NUM_THREADS=0
 start=$(date +%s)
 "$bin/sim-demo" --out out
-# Two cameras: camera0 framed from the front right, camera1 from the robot's right and lower, so that
-# what moves along one camera's line of sight moves across the other's image.
-"$bin/simcollect" --robot franka --episodes 300 --steps 60 --cameras 2 --out data/demo_franka.h5 --overwrite
-"$bin/simcollect" --robot ur5 --episodes 100 --steps 60 --cameras 2 --out data/demo_ur5.h5 --overwrite
+# Two cameras (simcollect's default): camera0 framed from the front right, camera1 from the robot's
+# right and lower, so that what moves along one camera's line of sight moves across the other's image.
+"$bin/simcollect" --robot franka --episodes 300 --steps 60 --out data/demo_franka.h5 --overwrite
+"$bin/simcollect" --robot ur5 --episodes 100 --steps 60 --out data/demo_ur5.h5 --overwrite
 "$bin/simcollect" --robot humanoid --episodes 20 --steps 60 --out data/demo_humanoid.h5 --overwrite
 "$bin/simcollect" info data/demo_franka.h5
 # Stage one: encoder + action-conditioned next-embedding predictor with SIGReg, on both arms' video
@@ -32,18 +32,18 @@ start=$(date +%s)
   --init models/demo_franka --episodes 50 --steps 2000 --overwrite --train-decoder | tee out/demo_ur5.txt
 # The franka model as TorchScript for Python users (torch.jit.load), checked against the C++ model.
 "$bin/adapt" --embodiment franka --out models/demo_franka --export
-# The viewer, exported without a screen: true vs imagined rollout of held-out franka episode demo_9.
-"$bin/rollout-viewer" --data data/demo_franka.h5 --model models/demo_franka --encoder models/demo_encoder.pt --episode 9 \
-  --start 8 --horizon 40 --frame 24 --screenshot out/rollout_franka.png
+# The viewer, exported without a screen: true vs imagined rollout of held-out franka episode demo_9
+# (its default: the first held-out episode, 2 s imagined as the evaluation did, the model's encoder).
+"$bin/rollout-viewer" --data data/demo_franka.h5 --model models/demo_franka --start 8 --frame 24 --screenshot out/rollout_franka.png
 # Planning: reach a goal image by CEM in the franka model's latent space, closed loop in MuJoCo, with
 # the random, still and oracle planners on the same 10 held-out scenes.
-"$bin/plan" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --task reach --episodes 10 \
+"$bin/plan" --model models/demo_franka --task reach --episodes 10 \
   --out out/demo_plan_franka_reach.json | tee out/demo_plan.txt
 # Its first recorded episode replayed by the viewer: goal | executed | imagined plan, energy and distance.
 "$bin/rollout-viewer" --plan out/demo_plan_franka_reach.json --episode 0 --frame 1 --screenshot out/plan_replay_franka.png
 # Surprise: 40 matched possible/impossible clip pairs (10 per violation type), the franka model's
 # prediction error against copy-last, pixel change and a physics oracle; the clips as a dataset.
-"$bin/surprise" --embodiment franka --model models/demo_franka --encoder models/demo_encoder.pt --pairs 40 \
+"$bin/surprise" --model models/demo_franka --pairs 40 \
   --out out/demo_surprise_franka.json --clips out/demo_surprise_clips.h5 --overwrite | tail -9 | tee out/demo_surprise.txt
 # One line per stage: what was reached.
 /usr/bin/python3 - "$start" <<'PY'

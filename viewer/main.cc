@@ -91,7 +91,9 @@ int main(int argc, char** argv) {
   cli.add_option("--model", o.models,
                  "Stage-two model folder (adapt --out); several (--model A --model B) are compared side by side; "
                  "without one the dataset alone is shown");
-  cli.add_option("--encoder", o.encoders, "The frozen encoder the models were trained on: one for all, or one per --model")->capture_default_str();
+  cli.add_option("--encoder", o.encoders,
+                 "The frozen encoder the models were trained on: one for all, or one per --model (default: the one each model records, else "
+                 "models/encoder.pt, else the only one in models/)");
   cli.add_option("--camera", o.camera, "Recorded camera")->capture_default_str();
   cli.add_option("--episode", o.episode,
                  "Episode index (0 = first; default: the first held-out episode, what the evaluation measures; with --plan: the replay's "
@@ -100,7 +102,10 @@ int main(int argc, char** argv) {
   cli.add_option("--context", o.context, "Context model steps before imagination (at most the model's context)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  cli.add_option("--horizon", o.horizon, "Imagined frames (rounded up to whole model steps)")->capture_default_str()->check(CLI::Range(1, 256));
+  cli.add_option("--horizon", o.horizon,
+                 "Imagined frames, in control steps, rounded up to whole model steps (default: the evaluation's, e.g. 40 frames = 2 s at "
+                 "20 Hz; 8 without a model)")
+      ->check(CLI::Range(1, 256));
   cli.add_option("--start", o.start, "First imagined frame (default: k; the frame before it is the last context frame)");
   cli.add_option("--width", o.width, "Window width")->capture_default_str()->check(CLI::Range(480, 4096));
   cli.add_option("--height", o.height, "Window height")->capture_default_str()->check(CLI::Range(360, 4096));

@@ -4,18 +4,33 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <stdexcept>
 #include <tuple>
 
 #include <GLFW/glfw3.h>
 #include <imgui.h>
 
+#include "adapt/core/defaults.h"
 #include "adapt/surprise/clips.h"
 #include "collect/config.h"
 #include "viewer/draw_util.h"
 
 namespace embody::viewer {
 namespace {
+
+// The frames the first model's evaluation looks ahead (<model>/metrics.json: horizon model steps of
+// frame_skip control steps each; adapt's --eval-seconds); 8 without a model or a readable record.
+int EvaluationHorizonFrames(const std::vector<std::string>& models) {
+  if (models.empty()) return 8;
+  std::ifstream in(std::filesystem::path(models.front()) / "metrics.json");
+  try {
+    const nlohmann::json m = nlohmann::json::parse(in);
+    return std::max(1, m.at("horizon").get<int>() * m.at("frame_skip").get<int>());
+  } catch (const std::exception&) {
+    return 8;
+  }
+}
 
 constexpr int kMaxView = 1280;  // MuJoCo's offscreen buffer (views are clamped to it)
 
@@ -46,7 +61,7 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     throw std::runtime_error("--episode " + std::to_string(options.episode) + " is out of range: " + options.data + " has " +
                              std::to_string(episodes_.size()) + " episodes");
   }
-  if (options.encoders.size() != 1 && options.encoders.size() != options.models.size()) {
+  if (options.encoders.size() > 1 && options.encoders.size() != options.models.size()) {
     throw std::runtime_error("give one --encoder for every model or one per --model (" + std::to_string(options.models.size()) + " models, " +
                              std::to_string(options.encoders.size()) + " encoders)");
   }
@@ -57,7 +72,11 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
     ModelView m;
     const std::filesystem::path folder = std::filesystem::path(options.models[i]).lexically_normal();
     m.label = folder.has_filename() ? folder.filename().string() : folder.parent_path().filename().string();
-    m.imaginer = adapt::Imaginer::Open(options.models[i], options.data, options.encoders[options.encoders.size() == 1 ? 0 : i], options.camera);
+    const adapt::EncoderArg encoder =
+        adapt::ResolveEncoderArg(options.encoders.empty() ? "" : options.encoders[options.encoders.size() == 1 ? 0 : i], options.models[i]);
+    if (!encoder.why.empty())
+      std::fprintf(stderr, "rollout-viewer: --encoder %s for %s (%s)\n", encoder.path.c_str(), m.label.c_str(), encoder.why.c_str());
+    m.imaginer = adapt::Imaginer::Open(options.models[i], options.data, encoder.path, options.camera);
     m.color = kPalette[i % 4];
     models_.push_back(std::move(m));
   }
@@ -66,6 +85,7 @@ ViewerApp::ViewerApp(const ViewerOptions& options) : options_(options) {
                              std::to_string(models_.size()) + " = by that model's error)");
   }
   episode_figures_.assign(episodes_.size(), std::vector<double>(models_.size(), std::nan("")));
+  if (options_.horizon <= 0) options_.horizon = EvaluationHorizonFrames(options.models);
 
   collect::CollectConfig config;
   try {  // the stored configuration (its "identity", see collect/config.h): what the replay needs
@@ -261,6 +281,7 @@ nlohmann::json ViewerApp::LayoutJson() const {
   nlohmann::json layout = {{"episode", demo()},
                            {"held_out", static_cast<bool>(held_out_[episode_])},
                            {"frame", frame_},
+                           {"horizon_frames", options_.horizon},
                            {"true_frame", l.true_frame},
                            {"scale", l.scale},
                            {"true_view", l.true_view},
@@ -441,9 +462,10 @@ void ViewerApp::Draw(int width, int height) {
     if (h < 0)
       ImGui::Text("frame %d is context (imagination starts at %d)", frame_, first->start);
     else if (h >= first->horizon)
-      ImGui::Text("past the horizon (%d..%d imagined)", first->start, first->start + first->horizon - 1);
+      ImGui::Text("past the horizon (frames %d..%d imagined: %.2f s; --horizon, the slider)", first->start, first->start + first->horizon - 1,
+                  first->horizon / ControlHz());
     else
-      ImGui::Text("imagined step %d/%d: %s (left), dynamics ghost%s (right)", h + 1, first->horizon,
+      ImGui::Text("imagined frame %d/%d (%.2f s ahead): %s (left), dynamics ghost%s (right)", h + 1, first->horizon, (h + 1) / ControlHz(),
                   first->decoded.empty() ? "nearest real frame" : "decoded latents", models_.size() > 1 ? "s" : "");
   }
   // One imagined frame per model, stacked (each under its name when there are several).
@@ -547,7 +569,9 @@ void ViewerApp::DrawControls() {
   changed |= ImGui::SliderInt("context k", &options_.context, 1, 8);
   ImGui::SameLine();
   ImGui::SetNextItemWidth(100);
-  changed |= ImGui::SliderInt("horizon", &options_.horizon, 1, 32);
+  changed |= ImGui::SliderInt("horizon", &options_.horizon, 1, std::max(64, options_.horizon), "%d frames");
+  ImGui::SameLine();
+  ImGui::Text("(%.2f s)", options_.horizon / ControlHz());
   int start = start_;
   ImGui::SetNextItemWidth(150);
   if (ImGui::SliderInt("imagine from", &start, options_.context, std::max(options_.context, episode_frames_ - 1))) {

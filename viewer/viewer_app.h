@@ -28,11 +28,12 @@ struct ViewerOptions {
   std::string data, camera = "camera0";
   /// Stage-two model folders to compare (none: the dataset alone), and the encoder of each (one for
   /// all, or one per model in the same order).
-  std::vector<std::string> models, encoders = {"models/encoder.pt"};
-  int episode = -1;  ///< index into the dataset's episode list; -1: the first held-out episode (/mask/valid)
-  int frame = -1;    ///< timeline position; -1: the first imagined frame
-  int context = 4, horizon = 8;
-  int start = -1;  ///< first imagined frame; -1: the context length
+  std::vector<std::string> models, encoders;  ///< none: each model's own (adapt/core/defaults.h)
+  int episode = -1;                           ///< index into the dataset's episode list; -1: the first held-out episode (/mask/valid)
+  int frame = -1;                             ///< timeline position; -1: the first imagined frame
+  int context = 4;
+  int horizon = 0;  ///< imagined frames (control steps); 0: the evaluation's (the first model's metrics.json), else 8
+  int start = -1;   ///< first imagined frame; -1: the context length
   int width = 1280, height = 720;
   double speed = 10;  ///< frames per second when playing (and in --video)
   bool play = false;  ///< start playing

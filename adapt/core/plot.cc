@@ -82,7 +82,7 @@ void DrawText(sim::Image* image, int x, int y, const std::string& text, Color co
   }
 }
 
-sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
+sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& o, PlotLayout* layout) {
   sim::Image im;
   im.width = o.width;
   im.height = o.height;
@@ -102,7 +102,10 @@ sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& o)
   if (xmax <= xmin) xmax = xmin + 1;
   if (ymax <= ymin) ymax = ymin + 1;
   ymax += 0.05 * (ymax - ymin);
-  const int left = 70, right = 20, top = 36, bottom = 46;
+  int legend_w = 0;  // swatch (18) + gap (6) + the longest label, in a margin of its own
+  for (const auto& s : series) legend_w = std::max(legend_w, 24 + TextWidth(s.label, 1));
+  legend_w = std::min(legend_w, o.width / 3);
+  const int left = 70, right = 20 + (legend_w > 0 ? legend_w + 12 : 0), top = 36, bottom = 46;
   const double pw = o.width - left - right, ph = o.height - top - bottom;
   auto px = [&](double x) { return left + (x - xmin) / (xmax - xmin) * pw; };
   auto py = [&](double y) { return top + (1 - (y - ymin) / (ymax - ymin)) * ph; };
@@ -119,21 +122,29 @@ sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& o)
   }
   Line(&im, left, top, left, top + ph, axis);
   Line(&im, left, top + ph, left + pw, top + ph, axis);
-  DrawText(&im, (o.width - TextWidth(o.title, 2)) / 2, 8, o.title, text, 2);
+  const int title_scale = TextWidth(o.title, 2) <= o.width - 16 ? 2 : 1;  // a long title in the small font, not clipped
+  DrawText(&im, (o.width - TextWidth(o.title, title_scale)) / 2, title_scale == 2 ? 8 : 12, o.title, text, title_scale);
   DrawText(&im, left + static_cast<int>(pw) / 2 - TextWidth(o.xlabel, 1) / 2, o.height - 18, o.xlabel, text);
   DrawText(&im, 6, top - 14, o.ylabel, text);
+  const int n = static_cast<int>(series.size());
+  const int legend_x = left + static_cast<int>(pw) + 12;
   int legend_y = top + 8;
-  for (const auto& s : series) {
+  for (int k = 0; k < n; ++k) {
+    const PlotSeries& s = series[k];
+    const int width = 2 + 2 * std::min(n - 1 - k, 2);  // the last drawn is the narrowest: overlaps show every colour
     for (size_t i = 1; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isfinite(s.y[i - 1]) && std::isfinite(s.y[i])) Line(&im, px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), s.color, 2);
+      if (std::isfinite(s.y[i - 1]) && std::isfinite(s.y[i])) Line(&im, px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), s.color, width);
     }
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isfinite(s.y[i])) Line(&im, px(s.x[i]) - 2, py(s.y[i]), px(s.x[i]) + 2, py(s.y[i]), s.color, 3);
+      if (std::isfinite(s.y[i])) Line(&im, px(s.x[i]) - 2, py(s.y[i]), px(s.x[i]) + 2, py(s.y[i]), s.color, width + 1);
     }
-    const int lx = left + static_cast<int>(pw) - 10 - TextWidth(s.label, 1) - 24;
-    Line(&im, lx, legend_y + 3, lx + 18, legend_y + 3, s.color, 3);
-    DrawText(&im, lx + 24, legend_y, s.label, text);
+    Line(&im, legend_x, legend_y + 3, legend_x + 18, legend_y + 3, s.color, 3);
+    DrawText(&im, legend_x + 24, legend_y, s.label, text);
     legend_y += 14;
+  }
+  if (layout) {
+    layout->plot = {left, top, static_cast<int>(pw), static_cast<int>(ph)};
+    layout->legend = {legend_x, top + 8, legend_w, legend_y - top - 8};
   }
   return im;
 }

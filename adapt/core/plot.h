@@ -29,8 +29,15 @@ struct PlotOptions {
 /// `integer`, at whole numbers only (at least 1 apart).
 std::vector<double> AxisTicks(double lo, double hi, int target, bool integer = false);
 
-/// Renders the series into an image.
-sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& options);
+/// Where LinePlot put things: the plotting box and the legend's, {x, y, width, height} in pixels.
+struct PlotLayout {
+  std::array<int, 4> plot{}, legend{};
+};
+
+/// Renders the series into an image. The legend sits in a margin right of the plotting box, never
+/// on a curve; the series are drawn in order, each narrower than the one before, so a curve lying
+/// on an earlier one shows as a line inside it (both visible). `layout` (optional) receives the boxes.
+sim::Image LinePlot(const std::vector<PlotSeries>& series, const PlotOptions& options, PlotLayout* layout = nullptr);
 /// Renders and writes a PNG (atomically).
 void WriteLinePlot(const std::filesystem::path& path, const std::vector<PlotSeries>& series, const PlotOptions& options);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "robots/embodiment.h"
+
 namespace embody::adapt {
 
 VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std::string& camera, bool check_frames)
@@ -11,7 +13,12 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
   for (const auto& file : files) {
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) {
-      throw AdaptError("no " + file.string() + " — run: simcollect --robot " + file.stem().string() + " --out " + file.string());
+      // The suggestion runs as written: the file's stem when it names a built-in robot, else franka (or yours).
+      const auto builtins = robots::BuiltinEmbodimentNames();
+      const std::string stem = file.stem().string();
+      const bool builtin = std::find(builtins.begin(), builtins.end(), stem) != builtins.end();
+      throw AdaptError("no " + file.string() + " — run: simcollect --robot " + (builtin ? stem : "franka") + " --out " + file.string() +
+                       (builtin ? "" : " (or your robot: --robot path/to/robot.json)"));
     }
     try {
       datasets_.push_back(std::make_unique<collect::Dataset>(file));

@@ -597,7 +597,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   MpcOptions mpc = o.mpc;
   mpc.frame_skip = model.config().frame_skip;
   LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);  // refuses a model of another robot
-  PlanScene scene(o.embodiment, o.randomization, encoder.image_size(), o.seed);
+  PlanScene scene(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed);
   scene.set_push_waypoints(o.push_waypoints);
   scene.set_views(model.config().views());
   const EmbodimentSpec& spec = model.spec(o.embodiment);

@@ -303,6 +303,7 @@ namespace embody::adapt {
 /// model planner again per camera offset.
 struct PlanRunOptions {
   std::string embodiment = "franka";
+  std::string robot;  ///< the scene's robot for robots::FindEmbodiment (a descriptor path); empty: embodiment
   PlanTask task = PlanTask::kReach;
   int episodes = 50;
   std::uint64_t seed = 1000;  ///< scene seed: keep it apart from the training data's

@@ -499,7 +499,7 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   encoder.RequireHash(model_encoder_hash);
   SurpriseScorer scorer(model, encoder, o.embodiment, o.context);  // refuses a model of another robot
   const int k = model.config().frame_skip;
-  ViolationGenerator generator(o.embodiment, o.randomization, encoder.image_size(), o.seed, o.steps, k);
+  ViolationGenerator generator(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed, o.steps, k);
   generator.set_views(model.config().views());
   const robots::Embodiment& robot = generator.runner().embodiment();
   if (model.spec(o.embodiment).action_dim != robot.action_dim()) {

@@ -129,7 +129,8 @@ double Auroc(const std::vector<double>& positive, const std::vector<double>& neg
 
 struct SurpriseRunOptions {
   std::string embodiment = "franka";
-  int pairs = 100;  ///< spread evenly over `types`
+  std::string robot;  ///< the scene's robot for robots::FindEmbodiment (a descriptor path); empty: embodiment
+  int pairs = 100;    ///< spread evenly over `types`
   std::vector<Violation> types = AllViolations();
   std::uint64_t seed = 3000;  ///< scene seed: apart from the training data's and plan's
   collect::RandomizationConfig randomization = collect::RandomizationConfig::All(collect::Level::kLight);

@@ -11,12 +11,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/core/defaults.h"
 #include "adapt/core/distributed.h"
 #include "adapt/core/training.h"
 #include "adapt/encoder/encoder.h"
 #include "adapt/encoder/latent_cache.h"
 #include "adapt/world_model/adapt_job.h"
 #include "adapt/world_model/export.h"
+#include "robots/embodiment.h"
 
 namespace {
 
@@ -34,9 +36,11 @@ int main(int argc, char** argv) {
   EvalOptions& eval = job.eval;
   bool &eval_only = job.eval_only, &resume = job.resume, &overwrite = job.overwrite, &train_decoder = job.train_decoder, bench = false;
   int &episodes = job.episodes, &encoder_image_size = job.encoder_image_size, &decoder_steps = job.decoder_steps, bench_steps = 10;
-  app.add_option("--embodiment", embodiment, "Robot to adapt to (franka, ur5, humanoid, or yours)");
+  app.add_option("--embodiment", job.robot, "Robot to adapt to (franka, ur5, humanoid, or your descriptor: path/to/robot.json)");
   app.add_option("--data", data_path, "Dataset (default data/<embodiment>.h5)");
-  app.add_option("--encoder", encoder_path, "Frozen encoder: our checkpoint or a TorchScript module")->capture_default_str();
+  app.add_option("--encoder", encoder_path,
+                 "Frozen encoder: our checkpoint or a TorchScript module (default: the one --init's or --eval's model was trained on, else "
+                 "models/encoder.pt, else the only one in models/)");
   app.add_option("--encoder-image-size", encoder_image_size, "Input size of a TorchScript encoder without an image_size attribute");
   app.add_option("--out", out, "Model folder (default models/<embodiment>)");
   app.add_option("--init", init, "Start from another trained model folder (transfer), e.g. models/franka");
@@ -118,11 +122,13 @@ int main(int argc, char** argv) {
     config.device = ResolveDevice(device, launch.local_rank).str();
     if (bench && data_path.empty()) return BenchStageTwo(config, bench_steps);
     if (bench) {  // and the reader, on that dataset's latent cache of --encoder
+      job.encoder = ResolveEncoderArg(job.encoder, "").path;
       FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
       const std::string camera = job.cameras.empty() ? "camera0" : job.cameras.front();
       return BenchStageTwo(config, bench_steps, data_path, EnsureLatentCache(encoder, data_path, camera, 64, true).path.string(), camera);
     }
-    if (embodiment.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
+    if (job.robot.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
+    embodiment = embody::robots::RobotName(job.robot);  // a descriptor's declared name: data/<name>.h5, models/<name>
     if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
     if (out.empty()) out = "models/" + embodiment;
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
@@ -138,6 +144,12 @@ int main(int argc, char** argv) {
           "  python3 -c \"import torch; m = torch.jit.load('%s'); print(m.embodiment, m.frame_skip)\"\n",
           embodiment.c_str(), path.c_str(), error, path.c_str());
       return 0;
+    }
+    std::error_code ec;
+    if (fs::exists(data_path, ec)) {  // a missing dataset is named first (RunAdaptJob), with the command that makes it
+      const EncoderArg chosen = ResolveEncoderArg(encoder_path, !init.empty() ? init : eval_only || resume ? out : "");
+      encoder_path = chosen.path;
+      if (!chosen.why.empty()) std::fprintf(stderr, "adapt: --encoder %s (%s)\n", encoder_path.c_str(), chosen.why.c_str());
     }
     std::unique_ptr<DataParallel> group;
     if (launch.world_size > 1) group = DataParallel::Join(launch);

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/core/defaults.h"
 #include "adapt/core/distributed.h"
 #include "adapt/core/error.h"
 #include "adapt/core/plot.h"
@@ -174,16 +175,21 @@ void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
 
 int main(int argc, char** argv) {
   CLI::App app{"plan: reach a goal image by model-predictive control in the world model's latent space"};
-  std::string model_path, encoder_path = "models/encoder.pt", out, task = "reach", randomize = "light";
+  std::string model_path, encoder_path, out, task = "reach", randomize = "light";
   PlanRunOptions o;
   o.oracle_cem = {64, 3, 8, 2, 0.6, 0.05, 1.0};
   o.replay_episodes = 3;
   int threads = 0;
   double success_cm = 5;
   bool no_baselines = false;
-  app.add_option("--embodiment", o.embodiment, "Arm to plan for (franka, ur5, or yours)")->capture_default_str();
+  std::string defaults;
+  app.add_option("--embodiment", defaults,
+                 "Arm (franka, ur5, or your descriptor: path/to/robot.json, or its name once --model's folder was trained on it; default: --model's "
+                 "robot, else franka)");
   app.add_option("--model", model_path, "Stage-two model folder (default models/<embodiment>)");
-  app.add_option("--encoder", encoder_path, "The frozen encoder the model was trained on")->capture_default_str();
+  app.add_option(
+      "--encoder", encoder_path,
+      "The frozen encoder the model was trained on (default: the one --model records, else models/encoder.pt, else the only one in models/)");
   app.add_option("--task", task,
                  "reach (ee to a goal 10-30 cm away), push (an object 10-20 cm) or pick (an object grasped, lifted and placed 10+ cm away)")
       ->capture_default_str();
@@ -239,7 +245,13 @@ int main(int argc, char** argv) {
     o.baselines = !no_baselines;
     o.oracle_cem.bound = o.cem.bound;
     if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
+    const RobotArg robot = ResolveRobotArg(defaults, model_path);
+    o.embodiment = robot.name;
+    o.robot = robot.ref;
     if (model_path.empty()) model_path = "models/" + o.embodiment;
+    const EncoderArg encoder_arg = ResolveEncoderArg(encoder_path, model_path);
+    encoder_path = encoder_arg.path;
+    if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "plan", encoder_path.c_str(), encoder_arg.why.c_str());
     if (!video.empty() && o.replay_episodes < 1) throw AdaptError("--video shows the recorded episodes: --replay-episodes must be >= 1");
     if (!video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
     if (out.empty()) out = "out/plan_" + o.embodiment + "_" + task + ".json";

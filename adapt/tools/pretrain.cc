@@ -107,7 +107,13 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "Clips per step (lewm 32, jepa 16)")->check(CLI::Range(1, 4096));
   app.add_option("--lr", lr, "Peak learning rate, AdamW (lewm and jepa 1e-3)")->check(CLI::PositiveNumber);
   app.add_option("--width", width, "Encoder width, first conv channels (32)")->check(CLI::Range(8, 512));
-  app.add_option("--dim", dim, "Latent size per token (lewm 192, jepa 128)")->check(CLI::Range(8, 2048));
+  app.add_option("--dim", dim, "Latent size per token (lewm 192, or 32 with --latent grid; jepa 128)")->check(CLI::Range(8, 2048));
+  std::string latent = "vector";
+  app.add_option("--latent", latent,
+                 "lewm: a frame's latent: vector (one --dim vector, 192) or grid (a token per 8x8 pixels, --dim 32 each: the "
+                 "next-embedding loss on every token, SIGReg over tokens; the vector's contrastive and pixel terms off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"vector", "grid"}));
   app.add_option("--keypoints", lewm.encoder.keypoints,
                  "lewm: the last 2K numbers of the vector are the image coordinates of K spatial-softmax keypoints (0 = none)")
       ->capture_default_str()
@@ -193,6 +199,14 @@ int main(int argc, char** argv) {
       if (value > 0) *field = value;
     };
     set(steps, &jepa.steps), set(steps, &lewm.steps), set(batch, &jepa.batch), set(batch, &lewm.batch), set(lr, &jepa.lr), set(lr, &lewm.lr);
+    if (latent == "grid") {  // the grid's own defaults; an option given on the command line still wins (or is refused by the trainer)
+      if (recipe != "lewm") throw AdaptError("--latent is the lewm recipe's (jepa's latent is always a grid)");
+      lewm.encoder.head = "grid";
+      lewm.encoder.dim = 32;
+      lewm.predictor_width = 128;
+      if (app.count("--contrast-weight") == 0) lewm.contrast_weight = 0;
+      if (app.count("--scene-weight") == 0) lewm.scene_weight = 0;
+    }
     set(width, &jepa.encoder.width), set(width, &lewm.encoder.width), set(dim, &jepa.encoder.dim), set(dim, &lewm.encoder.dim);
     jepa.threads = lewm.threads = threads;
     jepa.seed = lewm.seed = seed;
@@ -218,6 +232,7 @@ int main(int argc, char** argv) {
     std::vector<fs::path> files(data_files.begin(), data_files.end());
     // The probes read the first clip camera (a camera on the hand too: its pose per frame).
     VideoData data(files, clip_cameras.empty() ? "camera0" : clip_cameras.front());
+    std::string cameras_note;    // said once this run holds its output (a refused run prints only the refusal)
     if (clip_cameras.empty()) {  // the agent views every dataset has (a world model reads them all)
       clip_cameras = data.dataset(0).AgentCameras();
       for (size_t d = 1; d < files.size(); ++d) {
@@ -227,9 +242,8 @@ int main(int argc, char** argv) {
                            clip_cameras.end());
       }
       if (clip_cameras.size() > 1 && (!group || group->is_root())) {
-        std::string list;
-        for (const auto& c : clip_cameras) list += (list.empty() ? "" : " ") + c;
-        std::fprintf(stderr, "pretrain: clips from %s, the views every dataset has (--camera picks others)\n", list.c_str());
+        for (const auto& c : clip_cameras) cameras_note += (cameras_note.empty() ? "" : " ") + c;
+        cameras_note = "pretrain: clips from " + cameras_note + ", the views every dataset has (--camera picks others)\n";
       }
     }
     data.SetClipCameras(clip_cameras);
@@ -248,6 +262,7 @@ int main(int argc, char** argv) {
     if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
     // One writer per checkpoint: a second pretrain on it (--overwrite, --resume too) is refused.
     const auto lock = LockOutputOnRoot(out, "pretrain", group.get());
+    std::fputs(cameras_note.c_str(), stderr);
     if (overwrite && (!group || group->is_root())) fs::remove(out);
     if (group) group->Barrier();
     nlohmann::json train;

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "adapt/core/defaults.h"
 #include "adapt/core/distributed.h"
 #include "adapt/core/error.h"
 #include "adapt/core/plot.h"
@@ -80,14 +81,19 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
 
 int main(int argc, char** argv) {
   CLI::App app{"surprise: violation-of-expectation tests (possible vs impossible clips) of a world model"};
-  std::string model_path, encoder_path = "models/encoder.pt", out, randomize = "light", clips;
+  std::string model_path, encoder_path, out, randomize = "light", clips;
   std::vector<std::string> types;
   SurpriseRunOptions o;
   int threads = 0;
   bool overwrite = false;
-  app.add_option("--embodiment", o.embodiment, "Arm (franka, ur5, or yours)")->capture_default_str();
+  std::string defaults;
+  app.add_option("--embodiment", defaults,
+                 "Arm (franka, ur5, or your descriptor: path/to/robot.json, or its name once --model's folder was trained on it; default: --model's "
+                 "robot, else franka)");
   app.add_option("--model", model_path, "Stage-two model folder (default models/<embodiment>)");
-  app.add_option("--encoder", encoder_path, "The frozen encoder the model was trained on")->capture_default_str();
+  app.add_option(
+      "--encoder", encoder_path,
+      "The frozen encoder the model was trained on (default: the one --model records, else models/encoder.pt, else the only one in models/)");
   app.add_option("--pairs", o.pairs, "Matched pairs, spread evenly over the types")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--types", types, "Violation types (default all: permanence solidity continuity gravity)")->expected(1, -1);
   app.add_option("--out", out, "Results JSON (default out/surprise_<embodiment>.json; plots beside it)");
@@ -109,7 +115,13 @@ int main(int argc, char** argv) {
       for (const auto& t : types) o.types.push_back(ParseViolation(t));
     }
     o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(randomize));
+    const RobotArg robot = ResolveRobotArg(defaults, model_path);
+    o.embodiment = robot.name;
+    o.robot = robot.ref;
     if (model_path.empty()) model_path = "models/" + o.embodiment;
+    const EncoderArg encoder_arg = ResolveEncoderArg(encoder_path, model_path);
+    encoder_path = encoder_arg.path;
+    if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "surprise", encoder_path.c_str(), encoder_arg.why.c_str());
     if (out.empty()) out = "out/surprise_" + o.embodiment + ".json";
     if (threads > 0) torch::set_num_threads(threads);
     // One writer per output: a second surprise on the same results or clips (--overwrite too) is refused.

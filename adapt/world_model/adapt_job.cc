@@ -11,6 +11,7 @@
 #include "adapt/encoder/latent_cache.h"
 #include "adapt/world_model/decoder_training.h"
 #include "collect/config.h"
+#include "collect/dataset.h"
 
 namespace embody::adapt {
 namespace {
@@ -190,7 +191,8 @@ void RefusePredictorOverrides(const AdaptJob& job, const PredictorConfig& loaded
 void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group) {
   std::error_code ec;
   if (!fs::exists(job.data, ec)) {
-    throw AdaptError("no " + job.data + " — run: simcollect --robot " + job.embodiment + " --episodes 500 --out " + job.data);
+    throw AdaptError("no " + job.data + " — run: simcollect --robot " + (job.robot.empty() ? job.embodiment : job.robot) + " --episodes 500 --out " +
+                     job.data);
   }
   if (!fs::exists(job.encoder, ec)) {
     throw AdaptError("no encoder " + job.encoder + " — run: pretrain --data " + job.data + " --out " + job.encoder +
@@ -338,6 +340,11 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
                         {"train_episodes", data.episodes("train").size()},
                         {"init", job.init}};
   }
+  // The robot as its dataset recorded it (a descriptor by its absolute path): plan and surprise find
+  // your own robot's scene from the model folder (adapt/core/robot_arg.h).
+  const nlohmann::json collected = collect::Dataset(job.data).config();
+  if (collected.contains("robot") && collected["robot"].is_string()) metrics["robot"] = collected["robot"];
+  metrics["encoder"] = fs::absolute(job.encoder).lexically_normal().string();  // plan's, surprise's and the viewer's default --encoder
   std::printf("%s", FormatEvalTable(metrics).c_str());
   fs::create_directories(job.out);
   embody::collect::WriteJsonFileAtomically(fs::path(job.out) / "metrics.json", metrics);

@@ -16,11 +16,12 @@ namespace embody::adapt {
 
 /// What `adapt --embodiment E ...` does.
 struct AdaptJob {
-  std::string embodiment;
-  std::string data;                           ///< the dataset (data/<embodiment>.h5)
-  std::string encoder = "models/encoder.pt";  ///< the frozen encoder (ours or TorchScript)
-  std::string out;                            ///< the model folder (models/<embodiment>)
-  std::string init;                           ///< a model folder to start from (transfer), or empty
+  std::string embodiment;  ///< the robot's name (a descriptor's declared name)
+  std::string robot;       ///< what --embodiment said: a built-in's name or a descriptor path (messages' commands)
+  std::string data;        ///< the dataset (data/<embodiment>.h5)
+  std::string encoder;     ///< the frozen encoder (ours or TorchScript; adapt/core/defaults.h picks it when not given)
+  std::string out;         ///< the model folder (models/<embodiment>)
+  std::string init;        ///< a model folder to start from (transfer), or empty
   /// Cameras the model reads (its latents are each camera's in turn); empty: the model's own for
   /// --eval and --init, else camera0.
   std::vector<std::string> cameras;

@@ -236,5 +236,8 @@ struct EvalOptions {
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& options);
 /// The evaluation as a table.
 std::string FormatEvalTable(const nlohmann::json& metrics);
+/// The targets, which are met, which cannot be judged and why (a gap closed whose floor/copy is above
+/// 0.5: shown "n/a"), and the verdict line, from an evaluation's summary (Evaluate adds them).
+nlohmann::json JudgeSummary(const nlohmann::json& summary);
 
 }  // namespace embody::adapt

@@ -223,6 +223,15 @@ int main(int argc, char** argv) {
   slurm->add_flag("--submit", slurm_submit, "Submit the jobs (otherwise only write the scripts)");
   slurm->add_option("--retry", slurm_retry, "Resubmit these shards alone (e.g. 2,5) and a new merge job; implies --submit");
   slurm->add_flag("--overwrite-job", slurm_options.overwrite, "Start the job folder over (its shards are deleted)");
+  slurm->add_flag("--train", slurm_options.train,
+                  "Also a training job after the merge (afterok): pretrain, then adapt, on the merged data (train.sbatch)");
+  slurm->add_option("--models", slurm_options.models, "With --train: where the encoder and the model folder go")->capture_default_str();
+  slurm->add_option("--encoder", slurm_options.encoder, "With --train: an existing encoder (stage two only, no pretrain)");
+  slurm->add_option("--train-tasks", slurm_options.train_tasks, "With --train: data-parallel ranks (srun -n)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  slurm->add_option("--pretrain-args", slurm_options.pretrain_args, "With --train: options added to pretrain, e.g. \"--steps 4000\"");
+  slurm->add_option("--adapt-args", slurm_options.adapt_args, "With --train: options added to adapt, e.g. \"--train-decoder\"");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -237,22 +246,31 @@ int main(int argc, char** argv) {
     }
     if (*slurm) {
       ResolveConfig(*slurm, &slurm_config, slurm_levels, slurm_shard, slurm_config_file);
+      if (!slurm_options.train) {  // the training options mean nothing without --train: refused, never dropped
+        for (const char* flag : {"--models", "--encoder", "--train-tasks", "--pretrain-args", "--adapt-args"}) {
+          if (slurm->count(flag) > 0) throw CollectError(std::string(flag) + " sets up the training job: add --train");
+        }
+      }
       slurm_options.simcollect = fs::canonical("/proc/self/exe");
       const std::vector<int> retry = slurm_retry.empty() ? std::vector<int>{} : ParseShardList(slurm_retry, slurm_options.shards);
       const SlurmJob job = WriteSlurmJob(slurm_config, slurm_options);
-      std::printf("simcollect slurm: %d shards of %lld episodes -> %s\n  scripts: %s, %s\n", slurm_options.shards,
-                  static_cast<long long>(slurm_config.episodes), job.out.c_str(), job.collect_script.c_str(), job.merge_script.c_str());
+      std::printf("simcollect slurm: %d shards of %lld episodes -> %s\n  scripts: %s, %s%s%s\n", slurm_options.shards,
+                  static_cast<long long>(slurm_config.episodes), job.out.c_str(), job.collect_script.c_str(), job.merge_script.c_str(),
+                  job.train_script.empty() ? "" : ", ", job.train_script.c_str());
+      std::printf("  every node must see this filesystem at the same paths (the scripts use absolute paths); %s will link into %s/: keep it\n",
+                  job.out.filename().c_str(), job.dir.c_str());
       if (!slurm_submit && retry.empty()) {
-        std::printf("  submit: simcollect slurm <these options> --submit   (or: sbatch %s, then sbatch --dependency=afterok:<id> %s)\n",
-                    job.collect_script.c_str(), job.merge_script.c_str());
+        std::printf("  submit: simcollect slurm <these options> --submit   (or by hand: %s, each job afterok on the one before)\n",
+                    job.submit_script.c_str());
         return 0;
       }
       const SlurmSubmission s = SubmitSlurmJob(job, retry);
       const std::string which = retry.empty() ? "" : " (shards " + slurm_retry + ")";
       std::printf(
-          "  submitted: array job %s%s, merge job %s (afterok)\n  logs: %s/logs/\n"
+          "  submitted: array job %s%s, merge job %s (afterok)%s%s%s\n  logs: %s/logs/\n"
           "  a failed shard I: fix the cause, then simcollect slurm <these options> --retry I\n",
-          s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), job.dir.c_str());
+          s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), s.train_job.empty() ? "" : ", training job ", s.train_job.c_str(),
+          s.train_job.empty() ? "" : " (afterok on the merge)", job.dir.c_str());
       return 0;
     }
     if (*bench) {

@@ -20,6 +20,7 @@ inline void CollectRobot(const std::string& robot, const std::filesystem::path& 
   c.episodes = episodes;
   c.steps = steps;
   c.image_size = 32;
+  c.cameras = 1;  // one view: the tests that need two collect their own
   c.seed = seed;
   c.out = out.string();
   collect::Collect(c, {.enabled = false});

@@ -62,8 +62,9 @@ def replace(g, key, value):
     g[key] = value
 
 
-def same_data(a_path, b_path):
-    """Whether every dataset and attribute of two HDF5 files reads back equal (h5py)."""
+def same_data(a_path, b_path, skip_images=False):
+    """Whether every dataset and attribute of two HDF5 files reads back equal (h5py); with
+    skip_images, the frames (obs/*_image) are left out."""
     try:
         with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
             def walk(x, y):
@@ -73,6 +74,8 @@ def same_data(a_path, b_path):
                     if not np.array_equal(np.asarray(x.attrs[k]), np.asarray(y.attrs[k])):
                         return False
                 for k in x:
+                    if skip_images and k.endswith("_image"):
+                        continue
                     if isinstance(x[k], h5py.Group):
                         if not walk(x[k], y[k]):
                             return False
@@ -151,12 +154,18 @@ def judge(label, r, expect_failure, output, clean):
     print("%-40s exit %d  %s" % (label, r.returncode, (errors[-1] if errors else "")[:150]), flush=True)
 
 
+# `simcollect info` and `merge` check an episode's structure and the checksums of everything but its
+# frames (reading every frame of a large dataset is for the programs that use them: pretrain,
+# encode, adapt, the viewer), so for them random damage that changed only frames is not damage.
+FRAME_BLIND = ("info", "merge")
 for name, (d, expect) in cases.items():
     clean = expect is None and same_data(os.path.join(TMP, EPISODE), os.path.join(d, EPISODE))
+    clean_but_frames = expect is None and same_data(os.path.join(TMP, EPISODE), os.path.join(d, EPISODE), skip_images=True)
     for program, cmd in programs.items():
         output = outputs.get(program)
         r = run(cmd(d), d)
-        judge("%s / %s" % (name, program), r, expect, os.path.join(d, output) if output else None, clean)
+        judge("%s / %s" % (name, program), r, expect, os.path.join(d, output) if output else None,
+              clean_but_frames if program in FRAME_BLIND else clean)
         if r.returncode == 0 and output and os.path.exists(os.path.join(d, output)):  # the next program starts clean
             p = os.path.join(d, output)
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)

@@ -1,5 +1,6 @@
 // `simcollect slurm` without a cluster: the scripts it writes and what it refuses (the real array job,
 // merge and retry run in tests/cluster/slurm_test.sh on a local Slurm).
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream in(p);
@@ -98,6 +100,54 @@ TEST_F(SlurmJobTest, RefusesWhatWouldFailOnTheCluster) {
   EXPECT_FALSE(fs::exists(dir_ / "franka.slurm" / "shard0of3.h5"));
   std::ofstream(dir_ / "franka.h5") << "x";
   EXPECT_THAT(Error(config_, o), HasSubstr("already exists"));
+}
+
+// --train: a training job script (pretrain then adapt, srun ranks, absolute paths) and the chain
+// collect -> merge -> train in submit.sh, each afterok on the one before; both parse as bash.
+TEST_F(SlurmJobTest, TrainingJobAfterTheMergeWithExplicitPaths) {
+  const fs::path bin = dir_ / "bin";
+  fs::create_directories(bin);
+  for (const char* b : {"simcollect", "pretrain", "adapt"}) std::ofstream(bin / b) << "";
+  SlurmOptions o = options_;
+  o.simcollect = bin / "simcollect";
+  o.train = true;
+  o.train_tasks = 4;
+  o.models = dir_ / "models";
+  o.adapt_args = "--train-decoder";
+  const SlurmJob job = WriteSlurmJob(config_, o);
+  ASSERT_EQ(job.train_script, job.dir / "train.sbatch");
+  const std::string train = ReadAll(job.train_script), submit = ReadAll(job.submit_script);
+  EXPECT_THAT(train, HasSubstr("#SBATCH --ntasks=4\n"));
+  EXPECT_THAT(train, HasSubstr("#SBATCH --partition=gpu\n"));
+  EXPECT_THAT(train, HasSubstr("one filesystem on every node"));
+  const std::string data = "'" + (dir_ / "franka.h5").string() + "'", encoder = "'" + (dir_ / "models" / "encoder.pt").string() + "'";
+  EXPECT_THAT(train, HasSubstr("srun '" + (bin / "pretrain").string() + "' --data " + data + " --out " + encoder + "\n"));
+  EXPECT_THAT(train, HasSubstr("srun '" + (bin / "adapt").string() + "' --embodiment 'franka' --data " + data + " --encoder " + encoder + " --out '" +
+                               (dir_ / "models" / "franka").string() + "' --train-decoder\n"));
+  EXPECT_LT(train.find("pretrain"), train.find("/adapt'"));  // stage one before stage two
+  EXPECT_THAT(submit, HasSubstr("merge=$(sbatch --parsable --dependency=afterok:\"${collect%%;*}\" '" + job.merge_script.string() + "')"));
+  EXPECT_THAT(submit, HasSubstr("train=$(sbatch --parsable --dependency=afterok:\"${merge%%;*}\" '" + job.train_script.string() + "')"));
+  for (const fs::path& script : {job.train_script, job.submit_script, job.collect_script, job.merge_script}) {
+    EXPECT_EQ(0, std::system(("bash -n '" + script.string() + "'").c_str())) << script;
+  }
+  // An existing encoder: stage two only.
+  o.encoder = dir_ / "models" / "mine.pt";
+  fs::create_directories(dir_ / "models");
+  std::ofstream(o.encoder) << "";
+  EXPECT_EQ(Error(config_, o), "");
+  const std::string only_adapt = ReadAll(job.train_script);
+  EXPECT_THAT(only_adapt, Not(HasSubstr("/pretrain'")));
+  EXPECT_THAT(only_adapt, HasSubstr("--encoder '" + o.encoder.string() + "'"));
+  // Refused: no pretrain/adapt beside simcollect, an encoder that is not there. Without --train the
+  // training script is gone and submit.sh stops at the merge.
+  o.encoder = dir_ / "none.pt";
+  EXPECT_THAT(Error(config_, o), HasSubstr("--encoder " + (dir_ / "none.pt").string() + " does not exist"));
+  o.encoder.clear();
+  fs::remove(bin / "adapt");
+  EXPECT_THAT(Error(config_, o), HasSubstr("is not there (a build without LibTorch?)"));
+  EXPECT_EQ(Error(config_, options_), "");
+  EXPECT_FALSE(fs::exists(job.dir / "train.sbatch"));
+  EXPECT_THAT(ReadAll(job.submit_script), Not(HasSubstr("train")));
 }
 
 TEST(SlurmShardList, ParsesAndChecks) {

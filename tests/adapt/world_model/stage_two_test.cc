@@ -348,6 +348,29 @@ TEST(PlotTest, WritesNonUniformPng) {
 
 // Tests that an axis of whole model steps gets whole-number ticks (was "0.5 step", "1.5 step"),
 // and that a continuous axis keeps its fractional ticks.
+// The legend never covers a curve (it has a margin of its own), and a curve lying exactly on an
+// earlier one leaves both colours visible (the plan's model curve under the oracle's, issue #49).
+TEST(PlotTest, LegendBesideThePlotAndOverlappingCurvesBothVisible) {
+  const std::vector<double> x = {0, 1, 2, 3, 4}, y = {4, 3, 2, 1, 0.5};
+  PlotLayout layout;
+  const sim::Image im = LinePlot({{"oracle", x, y, {200, 0, 0}}, {"model, the long label", x, y, {0, 0, 200}}}, {"t", "x", "y", 480, 300}, &layout);
+  const auto [px, py, pw, ph] = layout.plot;
+  const auto [lx, ly, lw, lh] = layout.legend;
+  EXPECT_GE(lx, px + pw) << "the legend overlaps the plotting box";
+  EXPECT_LE(lx + lw, im.width);
+  EXPECT_GT(lh, 0);
+  int red = 0, blue = 0;
+  for (int r = py; r < py + ph; ++r) {
+    for (int c = px; c < px + pw; ++c) {
+      const std::uint8_t* p = &im.rgb[3 * (static_cast<size_t>(r) * im.width + c)];
+      red += p[0] == 200 && p[1] == 0 && p[2] == 0;
+      blue += p[0] == 0 && p[1] == 0 && p[2] == 200;
+    }
+  }
+  EXPECT_GT(red, 100) << "the first curve is hidden under the second";
+  EXPECT_GT(blue, 100);
+}
+
 TEST(PlotTest, IntegerAxisTicksAtWholeNumbers) {
   EXPECT_EQ(AxisTicks(0, 3, 8, /*integer=*/true), (std::vector<double>{0, 1, 2, 3}));
   EXPECT_EQ(AxisTicks(0, 3, 8, /*integer=*/false), (std::vector<double>{0, 0.5, 1, 1.5, 2, 2.5, 3}));
@@ -476,6 +499,16 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
   EXPECT_LT(all["ratio"][0].get<double>(), 0.97) << after.dump();
   EXPECT_LT(all["ee_error_cm"][0].get<double>(), before["tasks"]["all"]["ee_error_cm"][0].get<double>());
   EXPECT_THAT(FormatEvalTable(after), HasSubstr("copy-last"));
+  const std::string table = FormatEvalTable(after);
+  EXPECT_THAT(table, HasSubstr("verdict: "));
+  // A target that cannot be judged reads "n/a" in the targets line, with its reason below.
+  for (const auto& [key, why] : after["not_judged"].items()) {
+    const size_t at = table.find(" " + key + " ");
+    ASSERT_NE(std::string::npos, at) << key;
+    const std::string entry = table.substr(at, table.find(';', at) - at);
+    EXPECT_EQ(!why.is_null(), entry.size() >= 3 && entry.substr(entry.size() - 3) == "n/a") << entry;
+    if (!why.is_null()) EXPECT_THAT(table, HasSubstr("n/a: " + why.get<std::string>()));
+  }
   // The summary's headline numbers are there, as numbers.
   for (const char* key : {"ee_gap_closed_1s", "ee_gap_closed_2s", "object_gap_closed_2s", "ee_floor_over_copy_1s", "latent_ratio_h1",
                           "retrieval_top1_1s", "frame_skip", "image_size"}) {
@@ -790,6 +823,30 @@ TEST_F(AdaptTest, ProgramRefusesBadInputsClearly) {
   auto [rc4, msg4] = run("--embodiment franka --eval --data " + data + " --encoder " + (*dir_ / "enc.pt").string() + " --out " + out);
   EXPECT_NE(0, rc4);
   EXPECT_THAT(msg4, HasSubstr("was trained on the latents of encoder some-other-encoder"));
+}
+
+// The evaluation says whether the model is good: targets whose gap cannot be judged (the true
+// future's read-out not well below copy-last's) are "n/a" with the reason, never "NOT met", and the
+// verdict line tells better than copy-last from not.
+TEST(JudgeSummary, IneligibleGapsAreNotApplicableAndTheVerdictFollowsTheFigures) {
+  const nlohmann::json good = {{"ee_gap_closed_1s", 0.93},      {"ee_gap_closed_2s", 0.94},          {"object_gap_closed_2s", 0.675},
+                               {"ee_floor_over_copy_1s", 0.31}, {"object_floor_over_copy_2s", 0.81}, {"latent_ratio_h1", 0.51},
+                               {"retrieval_top1_1s", 0.57}};
+  const nlohmann::json j = JudgeSummary(good);
+  EXPECT_TRUE(j["met"]["ee_gap_closed_1s"].get<bool>());
+  EXPECT_TRUE(j["not_judged"]["ee_gap_closed_1s"].is_null());
+  EXPECT_THAT(j["not_judged"]["object_gap_closed_2s"].get<std::string>(), HasSubstr("object floor/copy 0.81 > 0.5"));
+  EXPECT_THAT(j["verdict"].get<std::string>(), HasSubstr("verdict: better than copy-last, at the demo's level"));
+  nlohmann::json copying = good;
+  copying["ee_gap_closed_1s"] = -0.05;
+  copying["latent_ratio_h1"] = 1.02;
+  EXPECT_THAT(JudgeSummary(copying)["verdict"].get<std::string>(), HasSubstr("verdict: NOT better than copy-last"));
+  nlohmann::json still = good;
+  still["ee_floor_over_copy_1s"] = 0.8;  // the arm barely moved: the ee gaps cannot be judged
+  const nlohmann::json s2 = JudgeSummary(still);
+  EXPECT_THAT(s2["verdict"].get<std::string>(), HasSubstr("verdict: undecided"));
+  EXPECT_FALSE(s2["not_judged"]["ee_gap_closed_2s"].is_null());
+  EXPECT_FALSE(s2["met"]["ee_gap_closed_1s"].get<bool>());
 }
 
 }  // namespace
