@@ -87,6 +87,23 @@ StepPredictorImpl::StepPredictorImpl(int dim, int condition_dim, int width) {
                                               nn::Linear(width, width), nn::GELU(), nn::Linear(width, dim)));
 }
 
+GridStepPredictorImpl::GridStepPredictorImpl(int dim, int condition_dim, int width, int grid_side) : grid(grid_side) {
+  namespace nn = torch::nn;
+  // No normalization over the grid (it would let every token see every other): each token's
+  // prediction depends on its 5x5 neighbourhood and the conditioning alone.
+  net = register_module(
+      "net", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(2 * dim + condition_dim, width, 3).padding(1)), nn::GELU(),
+                            nn::Conv2d(nn::Conv2dOptions(width, width, 3).padding(1)), nn::GELU(), nn::Conv2d(nn::Conv2dOptions(width, dim, 1))));
+}
+
+torch::Tensor GridStepPredictorImpl::forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
+  const auto b = z.size(0), n = z.size(1), d = z.size(2);
+  auto map = [&](const torch::Tensor& tokens) { return tokens.transpose(1, 2).reshape({b, d, grid, grid}); };
+  const auto c = condition.reshape({b, -1, 1, 1}).expand({b, condition.size(-1), grid, grid});
+  const auto change = net->forward(torch::cat({map(z), map(z - z_prev), c}, 1));  // (B, D, g, g)
+  return z + change.reshape({b, d, n}).transpose(1, 2);
+}
+
 torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
   return z + net->forward(torch::cat({z, z - z_prev, condition}, -1));
 }
@@ -94,7 +111,15 @@ torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Te
 LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const std::filesystem::path& out, bool resume, const DataParallel* group)
     : config_(config), data_(data), out_(out), rng_(config.seed), group_(group), device_(config.device) {
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
-  if (config.encoder.head != "vector") throw AdaptError("the LeWM recipe trains a vector-head encoder");
+  if (config.encoder.head != "vector" && config.encoder.head != "grid") throw AdaptError("the LeWM recipe's latent is a vector or a grid");
+  if (config.encoder.head == "grid") {  // the dense next-embedding loss and SIGReg over tokens: the vector head's extra terms do not apply
+    const char* term = config.contrast_weight > 0 ? "--contrast-weight"
+                       : config.scene_weight > 0  ? "--scene-weight"
+                       : config.recon_weight > 0  ? "--recon-weight"
+                                                  : nullptr;
+    if (term)
+      throw AdaptError(std::string(term) + " is a term of the vector latent; the grid's loss is the next embedding of every token and SIGReg");
+  }
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   CheckReconTarget(config.recon_target);
   if (config.recon_target != "rgb" && config.recon_weight <= 0) throw AdaptError("--recon-target needs the pixel term (--recon-weight > 0)");
@@ -137,10 +162,15 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   torch::manual_seed(config.seed);
   encoder_ = ConvEncoder(config.encoder);
   encoder_->group = group;
-  predictor_ = StepPredictor(config.encoder.dim, condition_dim_, config.predictor_width);
+  if (config.encoder.head == "grid") {
+    grid_predictor_ = GridStepPredictor(config.encoder.dim, condition_dim_, config.predictor_width, config.encoder.grid());
+    grid_predictor_->to(device_);
+  } else {
+    predictor_ = StepPredictor(config.encoder.dim, condition_dim_, config.predictor_width);
+    predictor_->to(device_);
+  }
   scene_head_ = torch::nn::Sequential(torch::nn::Linear(config.encoder.dim, 256), torch::nn::GELU(), torch::nn::Linear(256, 64));
   encoder_->to(device_);
-  predictor_->to(device_);
   scene_queue_ = SceneQueue(config.scene_queue, 64);
   scene_head_->to(device_);
   scene_queue_->to(device_);
@@ -149,7 +179,7 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
     recon_decoder_->to(device_);
   }
   std::vector<torch::Tensor> params = encoder_->parameters();
-  for (const auto& p : predictor_->parameters()) params.push_back(p);
+  for (const auto& p : Predictor().parameters()) params.push_back(p);
   if (config.scene_weight > 0) {
     for (const auto& p : scene_head_->parameters()) params.push_back(p);
   }
@@ -247,7 +277,7 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
 }
 
 std::vector<std::pair<std::string, torch::nn::Module*>> LewmTrainer::Modules() const {
-  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"target", encoder_.ptr().get()}, {"predictor", predictor_.ptr().get()}};
+  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"target", encoder_.ptr().get()}, {"predictor", &Predictor()}};
   if (config_.scene_weight > 0) modules.emplace_back("scene_head", scene_head_.ptr().get());
   if (config_.scene_weight > 0 && config_.scene_queue > 0) modules.emplace_back("scene_queue", scene_queue_.ptr().get());
   if (config_.recon_weight > 0) modules.emplace_back("recon_decoder", recon_decoder_.ptr().get());
@@ -298,9 +328,10 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   };
   auto predict = [&](const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
     AutocastBf16 autocast(z.device(), config_.bf16);
-    return predictor_->forward(z, z_prev, condition).to(z.scalar_type());
+    return (grid_predictor_ ? grid_predictor_->forward(z, z_prev, condition) : predictor_->forward(z, z_prev, condition)).to(z.scalar_type());
   };
-  const auto z = encode(batch.frames).reshape({b, length, config_.encoder.dim});
+  // (B, L, D) for the vector, (B, L, N, D) for the grid: a frame's latent is what the predictor steps.
+  const auto z = config_.encoder.head == "grid" ? encode(batch.frames) : encode(batch.frames).reshape({b, length, config_.encoder.dim});
   std::vector<torch::Tensor> teacher, rollout, contrast;
   torch::Tensor prev = z.select(1, 0), current = z.select(1, 1);
   for (int t = 1; t + 1 < length; ++t) {
@@ -368,7 +399,7 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
 
 double LewmTrainer::Validate() {
   encoder_->eval();
-  predictor_->eval();
+  Predictor().eval();
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(config_.seed + 1);  // the same clips every time
   double model = 0, copy = 0;
@@ -415,7 +446,7 @@ LewmStats LewmTrainer::Train(bool verbose) {
     rng_ = drawn.rng;
     if (prefetch && step_ + 1 < config_.steps) next = std::async(std::launch::async, draw, rng_);
     encoder_->train();
-    predictor_->train();
+    Predictor().train();
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(LearningRate(config_, step_));
     LewmStats s;
     auto loss = Loss(drawn.batch, &s, config_.seed * 1000003 + step_);

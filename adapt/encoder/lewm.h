@@ -103,6 +103,19 @@ torch::Tensor SigReg(const torch::Tensor& z, int projections, torch::Generator* 
 /// The pixel term's target for frames (B, 3, H, W) in [0, 1]: LewmConfig::recon_target. @throws AdaptError.
 torch::Tensor ReconTarget(const torch::Tensor& frames, const std::string& kind);
 
+/// The grid head's stage-one predictor: a small conv net on the token grid. Every token gets
+/// [z_t, z_t - z_{t-1}] and the step's conditioning (actions, embodiment), and predicts its own
+/// change from its 5x5-token neighbourhood (two 3x3 convolutions), so what moves in the image is
+/// predicted where it moves: the next-embedding loss lands on every token (V-JEPA 2.1's dense loss).
+struct GridStepPredictorImpl : torch::nn::Module {
+  GridStepPredictorImpl(int dim, int condition_dim, int width, int grid);
+  /// z, z_prev (B, N, D) with N = grid * grid, condition (B, C) -> z_next (B, N, D).
+  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition);
+  int grid = 8;
+  torch::nn::Sequential net{nullptr};
+};
+TORCH_MODULE(GridStepPredictor);
+
 /// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
 struct StepPredictorImpl : torch::nn::Module {
   StepPredictorImpl(int dim, int condition_dim, int width);
@@ -153,6 +166,10 @@ class LewmTrainer {
   double Validate();
   void Save() const;
   ConvEncoder& encoder() { return encoder_; }
+  /// The predictor of the encoder's head (the vector's MLP or the grid's conv net).
+  torch::nn::Module& Predictor() const {
+    return grid_predictor_ ? static_cast<torch::nn::Module&>(*grid_predictor_.ptr()) : static_cast<torch::nn::Module&>(*predictor_.ptr());
+  }
 
  private:
   std::vector<std::pair<std::string, torch::nn::Module*>> Modules() const;  ///< what the checkpoint holds
@@ -165,6 +182,7 @@ class LewmTrainer {
   std::filesystem::path out_;
   int action_dim_ = 0, condition_dim_ = 0;
   ConvEncoder encoder_{nullptr};
+  GridStepPredictor grid_predictor_{nullptr};  ///< the grid head's predictor (predictor_ is the vector head's)
   StepPredictor predictor_{nullptr};
   torch::nn::Sequential scene_head_{nullptr};  ///< the between-scene term's projection head
   SceneQueue scene_queue_{nullptr};

@@ -53,6 +53,7 @@ class LewmTest : public ::testing::Test {
     c.episodes = episodes;
     c.steps = 20;
     c.image_size = 32;
+    c.cameras = 1;  // one view unless a test asks for more
     c.seed = seed;
     c.out = (*dir_ / name).string();
     change(&c);
@@ -132,9 +133,14 @@ TEST_F(LewmTest, TinyRunTrainsAVectorEncoderAndResumes) {
     EXPECT_THAT(e.what(), HasSubstr("was trained with other options"));
   }
   EXPECT_THROW(LewmTrainer(config, data, out, false), AdaptError);  // would overwrite
-  LewmConfig grid = config;
+  LewmConfig grid = config;                                         // the vector's contrastive term on a grid: refused, naming it
   grid.encoder.head = "grid";
-  EXPECT_THROW(LewmTrainer(grid, data, *dir_ / "grid.pt", false), AdaptError);
+  try {
+    LewmTrainer(grid, data, *dir_ / "grid.pt", false);
+    FAIL();
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--contrast-weight is a term of the vector latent"));
+  }
   LewmConfig long_clips = config;
   long_clips.frame_skip = 8;  // 4 frames 8 apart need 25 > 20 frames
   try {
@@ -143,6 +149,52 @@ TEST_F(LewmTest, TinyRunTrainsAVectorEncoderAndResumes) {
   } catch (const AdaptError& e) {
     EXPECT_THAT(e.what(), HasSubstr("needs 25"));
   }
+}
+
+// The grid latent (pretrain --latent grid): a token per 8x8 pixels, the next-embedding loss on every
+// token and SIGReg over tokens. It trains (the held-out next-embedding error falls below copy-last's
+// share it started at), the checkpoint is a grid encoder stage two reads (N = 16 tokens at 32 px),
+// the same seed gives the same encoder, resume continues it; the grid predictor moves each token
+// from its neighbourhood only (a change far away leaves a token's prediction alone).
+TEST_F(LewmTest, TinyRunTrainsAGridEncoderWithALossOnEveryToken) {
+  const VideoData data({*dir_ / "franka.h5"});
+  LewmConfig config = Tiny();
+  config.encoder.head = "grid";
+  config.contrast_weight = 0;
+  config.scene_weight = 0;
+  const fs::path out = *dir_ / "grid_enc.pt";
+  LewmStats first;
+  {
+    LewmTrainer look(config, data, *dir_ / "grid_look.pt", false);
+    std::mt19937_64 rng(1);
+    look.Loss(look.Batch("train", &rng), &first, 0);
+  }
+  LewmTrainer trainer(config, data, out, false);
+  const LewmStats stats = trainer.Train(false);
+  EXPECT_EQ(30, stats.step);
+  EXPECT_TRUE(std::isfinite(stats.loss) && std::isfinite(stats.sigreg));
+  EXPECT_LT(stats.loss, first.loss);
+  FrozenEncoder encoder = FrozenEncoder::Load(out);
+  const auto frames = torch::rand({2, 3, 3, 32, 32});
+  const auto z = encoder.Encode(frames);
+  EXPECT_EQ((std::vector<int64_t>{2, 3, 16, 16}), z.sizes().vec());
+  LewmTrainer again(config, data, *dir_ / "grid_again.pt", false);
+  again.Train(false);
+  EXPECT_TRUE(torch::equal(z, FrozenEncoder::Load(*dir_ / "grid_again.pt").Encode(frames)));
+  LewmConfig more = config;
+  more.steps = 33;
+  EXPECT_EQ(33, LewmTrainer(more, data, out, true).Train(false).step);
+
+  // Locality: two 3x3 convolutions see 5x5 tokens; a change in the corner token leaves the far corner's prediction as it was.
+  torch::manual_seed(0);
+  GridStepPredictor p(16, 5, 32, 4);
+  const auto zz = torch::randn({1, 16, 16}), prev = torch::randn({1, 16, 16}), cond = torch::randn({1, 5});
+  auto moved = zz.clone();
+  moved[0][0] += 1.0;  // token (0, 0)
+  torch::NoGradGuard no_grad;
+  const auto a = p->forward(zz, prev, cond), b = p->forward(moved, prev, cond);
+  EXPECT_TRUE(torch::allclose(a[0][15], b[0][15]));  // token (3, 3): three away
+  EXPECT_FALSE(torch::allclose(a[0][1], b[0][1]));   // token (0, 1): next to it
 }
 
 // Tests --keypoints: the vector's last 2K numbers are the expected image coordinates of K
