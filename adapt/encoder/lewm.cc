@@ -351,7 +351,19 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   }
   const auto prediction = rollout.empty() ? torch::stack(teacher).mean() : 0.5 * (torch::stack(teacher).mean() + torch::stack(rollout).mean());
   auto generator = at::detail::createCPUGenerator(direction_seed);
-  const auto sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
+  torch::Tensor sigreg;
+  if (z.dim() == 4) {
+    // The grid: SIGReg over tokens, on kSigRegTokens drawn per frame (all 64 cost 16x, in the
+    // characteristic functions' cos and sin), scaled to the statistic of one sample per frame so that
+    // --sigreg-weight means what it means for the vector.
+    constexpr int kSigRegTokens = 4;
+    const auto frames = z.size(0) * z.size(1), n = z.size(2);
+    const auto pick = torch::randint(n, {frames, kSigRegTokens}, generator, torch::TensorOptions(torch::kLong)).to(z.device());
+    const auto drawn = z.reshape({frames, n, config_.encoder.dim}).gather(1, pick.unsqueeze(2).expand({frames, kSigRegTokens, config_.encoder.dim}));
+    sigreg = SigReg(drawn.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_) / kSigRegTokens;
+  } else {
+    sigreg = SigReg(z.reshape({-1, config_.encoder.dim}), config_.sigreg_projections, &generator, group_);
+  }
   const auto contrastive = contrast.empty() ? torch::zeros({}, z.options()) : torch::stack(contrast).mean();
   auto scene = torch::zeros({}, z.options());
   if (config_.scene_weight > 0 && config_.batch > 1) {
