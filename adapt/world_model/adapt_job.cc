@@ -341,7 +341,7 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
                         {"init", job.init}};
   }
   // The robot as its dataset recorded it (a descriptor by its absolute path): plan and surprise find
-  // your own robot's scene from the model folder (adapt/core/robot_arg.h).
+  // your own robot's scene from the model folder (adapt/core/defaults.h).
   const nlohmann::json collected = collect::Dataset(job.data).config();
   if (collected.contains("robot") && collected["robot"].is_string()) metrics["robot"] = collected["robot"];
   metrics["encoder"] = fs::absolute(job.encoder).lexically_normal().string();  // plan's, surprise's and the viewer's default --encoder
