@@ -104,6 +104,17 @@ torch::Tensor GridStepPredictorImpl::forward(const torch::Tensor& z, const torch
   return z + change.reshape({b, d, n}).transpose(1, 2);
 }
 
+PatchDecoderImpl::PatchDecoderImpl(int dim, int patch_side) : patch(patch_side) {
+  net = register_module("net", torch::nn::Conv2d(torch::nn::Conv2dOptions(dim, 3 * patch_side * patch_side, 1)));
+}
+
+torch::Tensor PatchDecoderImpl::forward(const torch::Tensor& tokens) {
+  const auto b = tokens.size(0), n = tokens.size(1), d = tokens.size(2);
+  const auto g = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(n))));
+  const auto map = tokens.transpose(1, 2).reshape({b, d, g, g});
+  return torch::sigmoid(torch::pixel_shuffle(net->forward(map), patch));  // (B, 3, g * patch, g * patch)
+}
+
 torch::Tensor StepPredictorImpl::forward(const torch::Tensor& z, const torch::Tensor& z_prev, const torch::Tensor& condition) {
   return z + net->forward(torch::cat({z, z - z_prev, condition}, -1));
 }
@@ -113,12 +124,10 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector" && config.encoder.head != "grid") throw AdaptError("the LeWM recipe's latent is a vector or a grid");
   if (config.encoder.head == "grid") {  // the dense next-embedding loss and SIGReg over tokens: the vector head's extra terms do not apply
-    const char* term = config.contrast_weight > 0 ? "--contrast-weight"
-                       : config.scene_weight > 0  ? "--scene-weight"
-                       : config.recon_weight > 0  ? "--recon-weight"
-                                                  : nullptr;
+    const char* term = config.contrast_weight > 0 ? "--contrast-weight" : config.scene_weight > 0 ? "--scene-weight" : nullptr;
     if (term)
-      throw AdaptError(std::string(term) + " is a term of the vector latent; the grid's loss is the next embedding of every token and SIGReg");
+      throw AdaptError(std::string(term) +
+                       " is a term of the vector latent; the grid's loss is the next embedding of every token, SIGReg and the per-token pixel term");
   }
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   CheckReconTarget(config.recon_target);
@@ -174,10 +183,13 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   scene_queue_ = SceneQueue(config.scene_queue, 64);
   scene_head_->to(device_);
   scene_queue_->to(device_);
-  if (config.recon_weight > 0) {  // built only when used: it draws from torch's generator
-    recon_decoder_ = LatentDecoder(1, config.encoder.dim, config.encoder.image_size);
-    recon_decoder_->to(device_);
+  if (config.recon_weight > 0 && config.encoder.head == "grid") {  // built only when used: it draws from torch's generator
+    const int patch = config.encoder.image_size / config.encoder.grid();
+    recon_decoder_ = PatchDecoder(config.encoder.dim, patch).ptr();
+  } else if (config.recon_weight > 0) {
+    recon_decoder_ = LatentDecoder(1, config.encoder.dim, config.encoder.image_size).ptr();
   }
+  if (recon_decoder_) recon_decoder_->to(device_);
   std::vector<torch::Tensor> params = encoder_->parameters();
   for (const auto& p : Predictor().parameters()) params.push_back(p);
   if (config.scene_weight > 0) {
@@ -280,7 +292,7 @@ std::vector<std::pair<std::string, torch::nn::Module*>> LewmTrainer::Modules() c
   std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"target", encoder_.ptr().get()}, {"predictor", &Predictor()}};
   if (config_.scene_weight > 0) modules.emplace_back("scene_head", scene_head_.ptr().get());
   if (config_.scene_weight > 0 && config_.scene_queue > 0) modules.emplace_back("scene_queue", scene_queue_.ptr().get());
-  if (config_.recon_weight > 0) modules.emplace_back("recon_decoder", recon_decoder_.ptr().get());
+  if (config_.recon_weight > 0) modules.emplace_back("recon_decoder", recon_decoder_.get());
   return modules;
 }
 
@@ -389,7 +401,10 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   auto recon = torch::zeros({}, z.options());
   if (config_.recon_weight > 0) {  // each clip's first frame redrawn from its embedding
     AutocastBf16 autocast(z.device(), config_.bf16);
-    const auto drawn = recon_decoder_->forward(z.select(1, 0).unsqueeze(1)).to(z.scalar_type());
+    const auto first = z.select(1, 0);  // (B, D), or (B, N, D) for the grid
+    const auto drawn = (z.dim() == 4 ? std::dynamic_pointer_cast<PatchDecoderImpl>(recon_decoder_)->forward(first)
+                                     : std::dynamic_pointer_cast<LatentDecoderImpl>(recon_decoder_)->forward(first.unsqueeze(1)))
+                           .to(z.scalar_type());
     recon = (drawn - ReconTarget(batch.frames.select(1, 0), config_.recon_target)).pow(2).mean();
   }
   const auto total = prediction + config_.sigreg_weight * sigreg + config_.contrast_weight * contrastive + config_.scene_weight * scene +

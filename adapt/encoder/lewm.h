@@ -71,6 +71,7 @@ struct LewmConfig {
   /// each clip's first frame from its embedding, MSE. Self-supervised (no labels), but unlike the
   /// other terms it asks for everything the frame shows, in proportion to its pixels and contrast,
   /// small objects that stand still included. The decoder is discarded with the predictor. 0 = off.
+  /// With the grid head each token redraws its own patch (PatchDecoderImpl).
   double recon_weight = 0;
   /// What the pixel term redraws: "rgb" (the frame) or "highpass" (the frame minus its 5x5 local mean,
   /// scaled by 2 around 0.5: flat areas are all alike, edges and small objects are what is left).
@@ -115,6 +116,18 @@ struct GridStepPredictorImpl : torch::nn::Module {
   torch::nn::Sequential net{nullptr};
 };
 TORCH_MODULE(GridStepPredictor);
+
+/// The grid's pixel term: each token redraws its own patch of the frame (a 1x1 convolution to
+/// 3 x patch x patch values, then pixel shuffle), so a token can only be scored on what lies under
+/// it: a small object is asked of the one token that covers it, not of a global vector.
+struct PatchDecoderImpl : torch::nn::Module {
+  PatchDecoderImpl(int dim, int patch_side);
+  /// tokens (B, N, D), N a square -> frames (B, 3, sqrt(N) * patch, sqrt(N) * patch) in [0, 1].
+  torch::Tensor forward(const torch::Tensor& tokens);
+  int patch = 8;
+  torch::nn::Conv2d net{nullptr};
+};
+TORCH_MODULE(PatchDecoder);
 
 /// The stage-one predictor: MLP on [z_t, z_t - z_{t-1}, actions, embodiment one-hot] -> z_{t+1} - z_t.
 struct StepPredictorImpl : torch::nn::Module {
@@ -186,7 +199,8 @@ class LewmTrainer {
   StepPredictor predictor_{nullptr};
   torch::nn::Sequential scene_head_{nullptr};  ///< the between-scene term's projection head
   SceneQueue scene_queue_{nullptr};
-  LatentDecoder recon_decoder_{nullptr};          ///< the pixel term's decoder, with recon_weight > 0
+  /// The pixel term's decoder, with recon_weight > 0: a LatentDecoderImpl (vector) or PatchDecoderImpl (grid).
+  std::shared_ptr<torch::nn::Module> recon_decoder_;
   torch::Tensor last_positives_, last_episodes_;  ///< the last Loss's, for the queue
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::mt19937_64 rng_;

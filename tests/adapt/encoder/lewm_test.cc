@@ -333,6 +333,45 @@ TEST_F(LewmTest, PixelTermRedrawsFramesAndResumes) {
   EXPECT_THROW(LewmTrainer(unknown, data, *dir_ / "pixels_unknown.pt", false), AdaptError);
 }
 
+// Tests the grid's pixel term (--latent grid --recon-weight): each token redraws its own patch, so
+// a token's change moves only the pixels under it; the term is scored and falls as the encoder
+// trains, and the run resumes with its decoder.
+TEST_F(LewmTest, GridPixelTermRedrawsEachTokensPatch) {
+  {
+    torch::manual_seed(0);
+    PatchDecoder d(16, 8);
+    const auto tokens = torch::randn({1, 16, 16});
+    auto moved = tokens.clone();
+    moved[0][5] += 1.0;  // token (1, 1): pixels 8..15 x 8..15
+    torch::NoGradGuard no_grad;
+    const auto a = d->forward(tokens), b = d->forward(moved);
+    EXPECT_EQ((std::vector<int64_t>{1, 3, 32, 32}), a.sizes().vec());
+    const auto changed = (a - b).abs().sum(1)[0] > 0;  // (32, 32)
+    EXPECT_TRUE(changed.slice(0, 8, 16).slice(1, 8, 16).all().item<bool>());
+    EXPECT_EQ(64, changed.sum().item<int64_t>()) << "only token (1, 1)'s 8x8 patch may change";
+  }
+
+  const VideoData data({*dir_ / "franka.h5"});
+  LewmConfig config = Tiny();
+  config.encoder.head = "grid";
+  config.contrast_weight = 0;
+  config.scene_weight = 0;
+  config.recon_weight = 10.0;
+  config.log_every = 10;  // the stats are the last 10 steps'
+  LewmConfig early = config;
+  early.steps = 10;
+  const LewmStats first = LewmTrainer(early, data, *dir_ / "grid_pixels_early.pt", false).Train(false);
+  EXPECT_GT(first.recon, 0.0);
+  config.steps = 120;
+  const fs::path out = *dir_ / "grid_pixels.pt";
+  const LewmStats stats = LewmTrainer(config, data, out, false).Train(false);
+  EXPECT_TRUE(std::isfinite(stats.loss));
+  EXPECT_LT(stats.recon, 0.8 * first.recon);  // measured: 0.043 after 10 steps, 0.026 after 120
+  LewmConfig more = config;
+  more.steps = 122;
+  EXPECT_EQ(122, LewmTrainer(more, data, out, true).Train(false).step);
+}
+
 // Tests the pixel term's high-pass target: a flat image is 0.5 everywhere, a bright dot on it stands
 // out (its ring a little below 0.5), the plain target is the frame; an unknown target is refused.
 TEST(ReconTargetTest, HighPassKeepsSmallThingsAndDropsFlatAreas) {
