@@ -320,6 +320,96 @@ std::vector<std::uint8_t> Dataset::ReadFrames(const std::string& demo, const std
   return Named(demo, [&] { return h5::ReadRows<std::uint8_t>(Demo(demo), keys::Image(camera), first, count, dims, stride); });
 }
 
+namespace {
+
+// One array of an episode: its element class, rank, `n` rows and the trailing dimensions `tail` (0:
+// any); a float array is read back and must be finite. A missing one is refused when `required`,
+// else its shape is empty.
+h5::DatasetShape CheckArray(const h5::Handle& g, std::int64_t n, const std::string& name, H5T_class_t cls, int rank, std::vector<hsize_t> tail,
+                            bool required) {
+  if (!h5::Exists(g, name)) {
+    if (required) throw DatasetError("no " + name);
+    return h5::DatasetShape{};
+  }
+  const h5::DatasetShape d = h5::Describe(g, name);
+  if (d.type_class != cls)
+    throw DatasetError(name + " has element type class " + std::to_string(d.type_class) + ", expected " + (cls == H5T_FLOAT ? "float" : "integer"));
+  if (static_cast<int>(d.dims.size()) != rank)
+    throw DatasetError(name + " has rank " + std::to_string(d.dims.size()) + ", expected " + std::to_string(rank));
+  if (d.dims[0] != static_cast<hsize_t>(n)) {
+    throw DatasetError(name + " has " + std::to_string(d.dims[0]) + " rows, but num_samples is " + std::to_string(n));
+  }
+  for (size_t k = 0; k < tail.size(); ++k) {
+    if (tail[k] > 0 && d.dims[k + 1] != tail[k]) {
+      throw DatasetError(name + " has dimension " + std::to_string(k + 1) + " of " + std::to_string(d.dims[k + 1]) + ", expected " +
+                         std::to_string(tail[k]));
+    }
+  }
+  if (cls == H5T_FLOAT) {
+    std::vector<double> values;
+    try {
+      values = h5::ReadArray<double>(g, name);
+    } catch (const DatasetError&) {
+      throw DatasetError(name + " cannot be read back (damaged: checksum error)");
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) {
+        const hsize_t row_size = values.size() / d.dims[0];
+        throw DatasetError(name + " has a non-finite value (" + std::to_string(values[i]) + ") at step " + std::to_string(i / row_size));
+      }
+    }
+  }
+  return d;
+}
+
+// Every array of an opened episode (frames of `size` px, read back too when `frames`) and its
+// attributes.
+void CheckEpisodeGroup(const h5::Handle& g, int size, bool frames) {
+  if (!h5::HasAttr(g, "num_samples")) throw DatasetError("no num_samples attribute");
+  const std::int64_t n = h5::GetIntAttr(g, "num_samples");
+  if (n < 1) throw DatasetError("num_samples is " + std::to_string(n));
+  auto check = [&](const std::string& name, H5T_class_t cls, int rank, std::vector<hsize_t> tail, bool required) {
+    return CheckArray(g, n, name, cls, rank, std::move(tail), required);
+  };
+  check(keys::kActions, H5T_FLOAT, 2, {0}, true);
+  check(keys::kStates, H5T_FLOAT, 2, {0}, true);
+  check(keys::kRewards, H5T_FLOAT, 1, {}, true);
+  check(keys::kDones, H5T_INTEGER, 1, {}, true);
+  const auto joints = check(keys::kJointPos, H5T_FLOAT, 2, {0}, true);
+  check(keys::kJointVel, H5T_FLOAT, 2, {joints.dims[1]}, true);
+  check(keys::kEefPos, H5T_FLOAT, 2, {0}, true);
+  const auto quat = check(keys::kEefQuat, H5T_FLOAT, 2, {0}, true);
+  if (quat.dims[1] % 4 != 0 || quat.dims[1] == 0)
+    throw DatasetError(std::string(keys::kEefQuat) + " has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
+  check(keys::kGripperQpos, H5T_FLOAT, 2, {0}, false);
+  const auto objects = check(keys::kObject, H5T_FLOAT, 2, {0}, false);
+  if (!objects.dims.empty() && objects.dims[1] % 7 != 0)
+    throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
+  const auto sites = check(keys::kSitesPos, H5T_FLOAT, 2, {0}, false);
+  if (!sites.dims.empty() && (sites.dims[1] % 3 != 0 || sites.dims[1] == 0))
+    throw DatasetError(std::string(keys::kSitesPos) + " has " + std::to_string(sites.dims[1]) + " columns, not 3 per site");
+  const auto ee = h5::Describe(g, keys::kEefPos);
+  if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0)
+    throw DatasetError(std::string(keys::kEefPos) + " has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
+  for (const std::string& key : h5::ListNames(g, "obs")) {
+    if (key.size() < 6 || key.compare(key.size() - 6, 6, "_image") != 0) continue;
+    const auto d = check("obs/" + key, H5T_INTEGER, 4, {static_cast<hsize_t>(size), static_cast<hsize_t>(size), 3}, true);
+    if (d.type_size != 1 || d.is_signed) throw DatasetError("obs/" + key + " is not uint8");
+    if (frames) {
+      try {
+        (void)h5::ReadArray<std::uint8_t>(g, "obs/" + key);
+      } catch (const DatasetError&) {
+        throw DatasetError("obs/" + key + " cannot be read back (damaged: checksum or compression error)");
+      }
+    }
+  }
+  if (h5::HasAttr(g, "randomization") && !nlohmann::json::accept(h5::GetStringAttr(g, "randomization"))) {
+    throw DatasetError("its randomization attribute is not valid JSON");
+  }
+}
+
+}  // namespace
+
 void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
   std::string where = path_.string() + ": " + demo;
   const auto target = targets_.find(demo);  // none: the demo is stored in the top file itself
@@ -335,82 +425,7 @@ void Dataset::CheckEpisode(const std::string& demo, bool frames) const {
     throw DatasetError(where + ": cannot be opened (its episode file is not a readable HDF5 file: truncated or corrupt?)");
   }
   try {
-    if (!h5::HasAttr(g, "num_samples")) throw DatasetError("no num_samples attribute");
-    const std::int64_t n = h5::GetIntAttr(g, "num_samples");
-    if (n < 1) throw DatasetError("num_samples is " + std::to_string(n));
-    const int size = config_.is_object() ? config_.value("image_size", 0) : 0;
-    // Shape and type of each array; `width` 0: any; float arrays are read back and must be finite.
-    auto check = [&](const std::string& name, H5T_class_t cls, int rank, std::vector<hsize_t> tail, bool required) {
-      if (!h5::Exists(g, name)) {
-        if (required) throw DatasetError("no " + name);
-        return h5::DatasetShape{};
-      }
-      const h5::DatasetShape d = h5::Describe(g, name);
-      if (d.type_class != cls)
-        throw DatasetError(name + " has element type class " + std::to_string(d.type_class) + ", expected " +
-                           (cls == H5T_FLOAT ? "float" : "integer"));
-      if (static_cast<int>(d.dims.size()) != rank)
-        throw DatasetError(name + " has rank " + std::to_string(d.dims.size()) + ", expected " + std::to_string(rank));
-      if (d.dims[0] != static_cast<hsize_t>(n)) {
-        throw DatasetError(name + " has " + std::to_string(d.dims[0]) + " rows, but num_samples is " + std::to_string(n));
-      }
-      for (size_t k = 0; k < tail.size(); ++k) {
-        if (tail[k] > 0 && d.dims[k + 1] != tail[k]) {
-          throw DatasetError(name + " has dimension " + std::to_string(k + 1) + " of " + std::to_string(d.dims[k + 1]) + ", expected " +
-                             std::to_string(tail[k]));
-        }
-      }
-      if (cls == H5T_FLOAT) {
-        std::vector<double> values;
-        try {
-          values = h5::ReadArray<double>(g, name);
-        } catch (const DatasetError&) {
-          throw DatasetError(name + " cannot be read back (damaged: checksum error)");
-        }
-        for (size_t i = 0; i < values.size(); ++i) {
-          if (!std::isfinite(values[i])) {
-            const hsize_t row_size = values.size() / d.dims[0];
-            throw DatasetError(name + " has a non-finite value (" + std::to_string(values[i]) + ") at step " + std::to_string(i / row_size));
-          }
-        }
-      }
-      return d;
-    };
-    check(keys::kActions, H5T_FLOAT, 2, {0}, true);
-    check(keys::kStates, H5T_FLOAT, 2, {0}, true);
-    check(keys::kRewards, H5T_FLOAT, 1, {}, true);
-    check(keys::kDones, H5T_INTEGER, 1, {}, true);
-    const auto joints = check(keys::kJointPos, H5T_FLOAT, 2, {0}, true);
-    check(keys::kJointVel, H5T_FLOAT, 2, {joints.dims[1]}, true);
-    check(keys::kEefPos, H5T_FLOAT, 2, {0}, true);
-    const auto quat = check(keys::kEefQuat, H5T_FLOAT, 2, {0}, true);
-    if (quat.dims[1] % 4 != 0 || quat.dims[1] == 0)
-      throw DatasetError(std::string(keys::kEefQuat) + " has " + std::to_string(quat.dims[1]) + " columns, not 4 per site");
-    check(keys::kGripperQpos, H5T_FLOAT, 2, {0}, false);
-    const auto objects = check(keys::kObject, H5T_FLOAT, 2, {0}, false);
-    if (!objects.dims.empty() && objects.dims[1] % 7 != 0)
-      throw DatasetError("obs/object has " + std::to_string(objects.dims[1]) + " columns, not 7 per object");
-    const auto sites = check(keys::kSitesPos, H5T_FLOAT, 2, {0}, false);
-    if (!sites.dims.empty() && (sites.dims[1] % 3 != 0 || sites.dims[1] == 0))
-      throw DatasetError(std::string(keys::kSitesPos) + " has " + std::to_string(sites.dims[1]) + " columns, not 3 per site");
-    const auto ee = h5::Describe(g, keys::kEefPos);
-    if (ee.dims[1] % 3 != 0 || ee.dims[1] == 0)
-      throw DatasetError(std::string(keys::kEefPos) + " has " + std::to_string(ee.dims[1]) + " columns, not 3 per site");
-    for (const std::string& key : h5::ListNames(g, "obs")) {
-      if (key.size() < 6 || key.compare(key.size() - 6, 6, "_image") != 0) continue;
-      const auto d = check("obs/" + key, H5T_INTEGER, 4, {static_cast<hsize_t>(size), static_cast<hsize_t>(size), 3}, true);
-      if (d.type_size != 1 || d.is_signed) throw DatasetError("obs/" + key + " is not uint8");
-      if (frames) {
-        try {
-          (void)h5::ReadArray<std::uint8_t>(g, "obs/" + key);
-        } catch (const DatasetError&) {
-          throw DatasetError("obs/" + key + " cannot be read back (damaged: checksum or compression error)");
-        }
-      }
-    }
-    if (h5::HasAttr(g, "randomization") && !nlohmann::json::accept(h5::GetStringAttr(g, "randomization"))) {
-      throw DatasetError("its randomization attribute is not valid JSON");
-    }
+    CheckEpisodeGroup(g, config_.is_object() ? config_.value("image_size", 0) : 0, frames);
   } catch (const DatasetError& e) {
     throw DatasetError(where + ": " + e.what());
   }

@@ -175,10 +175,17 @@ double SceneRandomizer::ObjectHalfHeight(const mjModel* m, int body) const {
 }
 
 Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras, Rng* rng) const {
-  const mjModel* m = nominal_;
-  const bool humanoid = embodiment_.kind == robots::EmbodimentKind::kHumanoid;
   Draw draw;
+  SampleCameras(config, num_cameras, rng, &draw);
+  SampleLights(config, rng, &draw);
+  SampleMaterials(config, rng, &draw);
+  SampleBody(config, rng, &draw);
+  SampleObjects(config, rng, &draw);
+  return draw;
+}
 
+void SceneRandomizer::SampleCameras(const RandomizationConfig& config, int num_cameras, Rng* rng, Draw* draw) const {
+  const bool humanoid = embodiment_.kind == robots::EmbodimentKind::kHumanoid;
   // Cameras orbit the workspace: azimuth around +x (the side facing the robot), elevation, distance.
   // `none` and `light` keep the camera near a view framed on the workspace (table, objects and the arm
   // fill most of the image; objects are 3-5 px wide at 64 px); `default` and `wide` orbit it.
@@ -207,9 +214,12 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     for (double& t : target) t += jitter.Draw(config.camera, rng);
     const std::array<double, 3> position = {target[0] + dist * std::cos(el) * std::cos(az), target[1] + dist * std::cos(el) * std::sin(az),
                                             target[2] + dist * std::sin(el)};
-    draw.cameras.push_back(sim::Camera::LookAt(position, target, fovy.Draw(config.camera, rng)));
+    draw->cameras.push_back(sim::Camera::LookAt(position, target, fovy.Draw(config.camera, rng)));
   }
+}
 
+void SceneRandomizer::SampleLights(const RandomizationConfig& config, Rng* rng, Draw* draw) const {
+  const mjModel* m = nominal_;
   // Lighting: direction jitter, intensities, and whether the non-key lights are on.
   const Range dir_jitter{0, -0.3, 0.3, -0.8, 0.8, -0.1, 0.1}, diffuse{0.6, 0.4, 0.8, 0.2, 1.0, 0.5, 0.7};
   const Range specular{0.2, 0.05, 0.3, 0.0, 0.5, 0.15, 0.25}, ambient{0.3, 0.2, 0.4, 0.05, 0.6, 0.25, 0.35};
@@ -226,10 +236,13 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
       light.diffuse = m->light_diffuse[3 * l];
       light.specular = m->light_specular[3 * l];
     }
-    draw.lights.push_back(light);
+    draw->lights.push_back(light);
   }
-  draw.ambient = config.lighting == Level::kNone ? m->vis.headlight.ambient[0] : ambient.Draw(config.lighting, rng);
+  draw->ambient = config.lighting == Level::kNone ? m->vis.headlight.ambient[0] : ambient.Draw(config.lighting, rng);
+}
 
+void SceneRandomizer::SampleMaterials(const RandomizationConfig& config, Rng* rng, Draw* draw) const {
+  const mjModel* m = nominal_;
   // Materials: colours jittered (default) or redrawn (wide); textured materials may swap texture.
   for (int i = 0; i < m->nmat; ++i) {
     const std::string name = mj_id2name(m, mjOBJ_MATERIAL, i);
@@ -241,29 +254,36 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     } else if (config.materials == Level::kWide) {
       for (int k = 0; k < 3; ++k) rgba[k] = rng->Uniform(0.05, 0.95);
     }
-    draw.material_rgba[name] = rgba;
+    draw->material_rgba[name] = rgba;
     int texture = m->mat_texid[i];
     const double swap = config.materials == Level::kWide ? 0.6 : config.materials == Level::kDefault ? 0.3 : 0.0;
     if (texture >= 0 && swap > 0 && rng->Bernoulli(swap)) {
       texture = rng->Int(-1, m->ntex - 1);  // any texture of the scene, or none
     }
-    draw.material_texture[name] = texture;
+    draw->material_texture[name] = texture;
   }
+}
 
+// Dynamics (mass, damping, armature, friction, gains) and embodiment (segment lengths, base pose).
+void SceneRandomizer::SampleBody(const RandomizationConfig& config, Rng* rng, Draw* draw) const {
+  const bool humanoid = embodiment_.kind == robots::EmbodimentKind::kHumanoid;
   const Range mass{1, 0.9, 1.1, 0.75, 1.25, 0.95, 1.05}, friction{1, 0.8, 1.2, 0.5, 1.5, 0.9, 1.1};
-  draw.mass_scale = mass.Draw(config.dynamics, rng);
-  draw.damping_scale = mass.Draw(config.dynamics, rng);
-  draw.armature_scale = mass.Draw(config.dynamics, rng);
-  draw.friction_scale = friction.Draw(config.dynamics, rng);
-  draw.gain_scale = mass.Draw(config.dynamics, rng);
+  draw->mass_scale = mass.Draw(config.dynamics, rng);
+  draw->damping_scale = mass.Draw(config.dynamics, rng);
+  draw->armature_scale = mass.Draw(config.dynamics, rng);
+  draw->friction_scale = friction.Draw(config.dynamics, rng);
+  draw->gain_scale = mass.Draw(config.dynamics, rng);
 
   const Range segment{1, 0.95, 1.05, 0.9, 1.1, 0.98, 1.02}, shift{0, -0.03, 0.03, -0.06, 0.06, -0.01, 0.01};
   const Range yaw{0, -0.1, 0.1, -0.25, 0.25, -0.03, 0.03};
-  for (size_t s = 0; s < segments_.size(); ++s) draw.segment_scale.push_back(segment.Draw(config.embodiment, rng));
-  draw.base_dx = humanoid ? 0 : shift.Draw(config.embodiment, rng);
-  draw.base_dy = humanoid ? 0 : shift.Draw(config.embodiment, rng);
-  draw.base_yaw = yaw.Draw(config.embodiment, rng);
+  for (size_t s = 0; s < segments_.size(); ++s) draw->segment_scale.push_back(segment.Draw(config.embodiment, rng));
+  draw->base_dx = humanoid ? 0 : shift.Draw(config.embodiment, rng);
+  draw->base_dy = humanoid ? 0 : shift.Draw(config.embodiment, rng);
+  draw->base_yaw = yaw.Draw(config.embodiment, rng);
+}
 
+void SceneRandomizer::SampleObjects(const RandomizationConfig& config, Rng* rng, Draw* draw) const {
+  const mjModel* m = nominal_;
   // Objects: pose on the table (kept apart), size, mass.
   const Range size{1, 0.9, 1.1, 0.7, 1.3, 0.95, 1.05}, object_mass{1, 0.8, 1.2, 0.5, 2.0, 0.9, 1.1};
   for (int b : object_bodies_) {
@@ -271,14 +291,13 @@ Draw SceneRandomizer::Sample(const RandomizationConfig& config, int num_cameras,
     o.body = mj_id2name(m, mjOBJ_BODY, b);
     std::tie(o.x, o.y) = NominalPlace(b);
     if (config.objects != Level::kNone) {
-      PlaceApart(config.objects, b, draw.objects, &o, rng);
+      PlaceApart(config.objects, b, draw->objects, &o, rng);
       o.yaw = rng->Uniform(-kPi, kPi);
     }
     o.size_scale = size.Draw(config.objects, rng);
     o.mass_scale = object_mass.Draw(config.objects, rng);
-    draw.objects.push_back(o);
+    draw->objects.push_back(o);
   }
-  return draw;
 }
 
 std::pair<double, double> SceneRandomizer::NominalPlace(int b) const {

@@ -94,6 +94,13 @@ class SceneRandomizer {
   std::pair<double, double> NominalPlace(int b) const;
   /// Draws a place for object body `b` apart (12 cm) from `others`, as the level `level` places objects.
   void PlaceApart(Level level, int b, const std::vector<ObjectDraw>& others, ObjectDraw* o, Rng* rng) const;
+  // Sample's parts, drawn in this order from the one stream: cameras, lights, materials, dynamics
+  // and embodiment, objects.
+  void SampleCameras(const RandomizationConfig& config, int num_cameras, Rng* rng, Draw* draw) const;
+  void SampleLights(const RandomizationConfig& config, Rng* rng, Draw* draw) const;
+  void SampleMaterials(const RandomizationConfig& config, Rng* rng, Draw* draw) const;
+  void SampleBody(const RandomizationConfig& config, Rng* rng, Draw* draw) const;
+  void SampleObjects(const RandomizationConfig& config, Rng* rng, Draw* draw) const;
 
   const mjModel* nominal_;
   robots::Embodiment embodiment_;

@@ -126,7 +126,10 @@ SlurmJob PlanSlurmJob(const CollectConfig& config, int shards) {
   return job;
 }
 
-SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options) {
+namespace {
+
+// The options a Slurm collection refuses, each named with its fix.
+void CheckSlurmOptions(const CollectConfig& config, const SlurmOptions& options) {
   if (options.shards < 1 || options.shards > 100000) throw CollectError("--shards must be in 1..100000");
   if (config.shard_count > 1) throw CollectError("simcollect slurm shards the collection itself: drop --shard");
   if (config.resume || config.overwrite) {
@@ -136,36 +139,31 @@ SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options)
     throw CollectError("--shards " + std::to_string(options.shards) + " is more than the " + std::to_string(config.episodes) + " episodes");
   }
   config.Validate();
-  // The robot is resolved here, once: a typo would otherwise fail every array task.
-  std::string robot = config.robot;
-  try {
-    robots::FindEmbodiment(robot);
-  } catch (const std::exception& e) {
-    throw CollectError(std::string("--robot: ") + e.what());
-  }
+}
+
+// --train's programs (pretrain, adapt: beside simcollect) and its --encoder, which must be there.
+std::array<fs::path, 2> TrainBins(const SlurmOptions& options) {
+  if (options.train_tasks < 1) throw CollectError("--train-tasks must be >= 1");
   std::error_code ec;
-  if (fs::exists(robot, ec)) robot = fs::absolute(robot).lexically_normal().string();  // the jobs may start elsewhere
-  SlurmJob job = PlanSlurmJob(config, options.shards);
-  std::array<fs::path, 2> train_bins;  // pretrain, adapt: beside simcollect
-  if (options.train) {
-    if (options.train_tasks < 1) throw CollectError("--train-tasks must be >= 1");
-    const fs::path bin_dir = fs::absolute(options.simcollect).parent_path();
-    train_bins = {bin_dir / "pretrain", bin_dir / "adapt"};
-    for (const auto& b : train_bins) {
-      if (!fs::exists(b, ec)) {
-        throw CollectError("--train runs pretrain and adapt from beside simcollect, and " + b.string() + " is not there (a build without LibTorch?)");
-      }
-    }
-    if (!options.encoder.empty() && !fs::exists(options.encoder, ec)) {
-      throw CollectError("--encoder " + options.encoder.string() + " does not exist (leave it out and the training job pretrains one)");
+  const fs::path bin_dir = fs::absolute(options.simcollect).parent_path();
+  const std::array<fs::path, 2> train_bins = {bin_dir / "pretrain", bin_dir / "adapt"};
+  for (const auto& b : train_bins) {
+    if (!fs::exists(b, ec)) {
+      throw CollectError("--train runs pretrain and adapt from beside simcollect, and " + b.string() + " is not there (a build without LibTorch?)");
     }
   }
-  if (fs::exists(job.out, ec)) throw CollectError(job.out.string() + " already exists; the merge job would not replace it (move it away)");
-  // The options every task collects with: the data's identity (simcollect --config reads it), each task adding its --shard.
-  nlohmann::json wanted = config.Identity();
-  wanted.erase("shard");
-  wanted["robot"] = robot;
-  if (fs::exists(job.options, ec) && !options.overwrite) {
+  if (!options.encoder.empty() && !fs::exists(options.encoder, ec)) {
+    throw CollectError("--encoder " + options.encoder.string() + " does not exist (leave it out and the training job pretrains one)");
+  }
+  return train_bins;
+}
+
+// A job folder already there is rewritten only for the same options and the same split (or with
+// --overwrite-job): shards of another split hold other episodes under the same numbers.
+void CheckExistingJob(const SlurmJob& job, const nlohmann::json& wanted, const SlurmOptions& options) {
+  std::error_code ec;
+  if (options.overwrite) return;
+  if (fs::exists(job.options, ec)) {
     nlohmann::json previous;
     try {
       std::ifstream in(job.options);
@@ -178,30 +176,29 @@ SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options)
                          "); rerun with the same options to resubmit it, or pass --overwrite-job");
     }
   }
-  if (fs::is_directory(job.dir, ec) && !options.overwrite) {
-    // Shards of another split hold other episodes under the same numbers: never mix them.
-    static const std::regex kShard(R"(shard\d+of(\d+)\.h5(\.parts)?)");
-    for (const auto& entry : fs::directory_iterator(job.dir)) {
-      std::smatch m;
-      const std::string name = entry.path().filename().string();
-      if (std::regex_match(name, m, kShard) && std::stoi(m[1]) != options.shards) {
-        throw CollectError(job.dir.string() + " holds shards of a " + m[1].str() + "-way split (" + name + "); rerun with --shards " + m[1].str() +
-                           ", or pass --overwrite-job to start over");
-      }
+  if (!fs::is_directory(job.dir, ec)) return;
+  static const std::regex kShard(R"(shard\d+of(\d+)\.h5(\.parts)?)");
+  for (const auto& entry : fs::directory_iterator(job.dir)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, kShard) && std::stoi(m[1]) != options.shards) {
+      throw CollectError(job.dir.string() + " holds shards of a " + m[1].str() + "-way split (" + name + "); rerun with --shards " + m[1].str() +
+                         ", or pass --overwrite-job to start over");
     }
   }
-  if (options.overwrite) fs::remove_all(job.dir, ec);
-  fs::create_directories(job.dir / "logs");
-  WriteJsonFileAtomically(job.options, wanted);
+}
 
-  const std::string bin = Quote(fs::absolute(options.simcollect).string());
+// The #SBATCH lines every script of the job has.
+void CommonSbatch(const SlurmOptions& options, std::ostringstream& s) {
+  if (!options.partition.empty()) s << "#SBATCH --partition=" << options.partition << "\n";
+  if (!options.account.empty()) s << "#SBATCH --account=" << options.account << "\n";
+  if (!options.time.empty()) s << "#SBATCH --time=" << options.time << "\n";
+  for (const auto& extra : options.sbatch) s << "#SBATCH " << extra << "\n";
+}
+
+// collect.sbatch: one shard per array task, with the job's options (collect.json) and --resume.
+std::string CollectScript(const SlurmJob& job, const SlurmOptions& options, const std::string& bin) {
   const std::string n = std::to_string(options.shards);
-  auto common = [&](std::ostringstream& s) {
-    if (!options.partition.empty()) s << "#SBATCH --partition=" << options.partition << "\n";
-    if (!options.account.empty()) s << "#SBATCH --account=" << options.account << "\n";
-    if (!options.time.empty()) s << "#SBATCH --time=" << options.time << "\n";
-    for (const auto& extra : options.sbatch) s << "#SBATCH " << extra << "\n";
-  };
   std::ostringstream collect;
   collect << "#!/bin/bash\n"
           << "# Written by simcollect slurm: one shard of " << job.out.filename().string() << " per array task.\n"
@@ -212,40 +209,77 @@ SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options)
           << "#SBATCH --output=" << (job.dir / "logs" / "collect_%A_%a.out").string() << "\n";
   if (options.cpus_per_task > 0) collect << "#SBATCH --cpus-per-task=" << options.cpus_per_task << "\n";
   if (!options.mem.empty()) collect << "#SBATCH --mem=" << options.mem << "\n";
-  common(collect);
+  CommonSbatch(options, collect);
   collect << "set -euo pipefail\n"
           << ": \"${SLURM_ARRAY_TASK_ID:?run this script with sbatch (an array job)}\"\n"
           // The shard count is fixed here, not SLURM_ARRAY_TASK_COUNT: a resubmitted task runs alone.
           << "exec " << bin << " --config " << Quote(job.options.string()) << " --shard \"${SLURM_ARRAY_TASK_ID}/" << n << "\" --out "
           << Quote((job.dir / "shard").string()) << "\"${SLURM_ARRAY_TASK_ID}of" << n << ".h5\" --workers \"${SLURM_CPUS_PER_TASK:-0}\" --resume\n";
-  WriteText(job.collect_script, collect.str(), true);
+  return collect.str();
+}
 
+// merge.sbatch: the shards joined into the output (external links, no copying).
+std::string MergeScript(const SlurmJob& job, const SlurmOptions& options, const std::string& bin) {
   std::ostringstream merge;
   merge << "#!/bin/bash\n"
         << "# Written by simcollect slurm: joins the shards into " << job.out.string() << " (external links, no copying).\n"
         << "#SBATCH --job-name=simcollect-merge-" << job.out.stem().string() << "\n"
         << "#SBATCH --output=" << (job.dir / "logs" / "merge_%j.out").string() << "\n";
-  common(merge);
+  CommonSbatch(options, merge);
   merge << "set -euo pipefail\nexec " << bin << " merge " << Quote(job.out.string());
   for (const auto& s : job.shards) merge << " " << Quote(s.string());
   merge << "\n";
-  WriteText(job.merge_script, merge.str(), true);
+  return merge.str();
+}
 
-  if (options.train) {
-    job.train_script = job.dir / "train.sbatch";
-    WriteText(job.train_script, TrainScript(config, options, job, train_bins), true);
-  } else {
-    fs::remove(job.dir / "train.sbatch", ec);  // a job rewritten without --train has no training step
-  }
+// submit.sh: the jobs by hand, each after the one before succeeded.
+std::string SubmitScript(const SlurmJob& job, bool train) {
   std::ostringstream submit;
   submit << "#!/bin/bash\n"
          << "# Written by simcollect slurm: the jobs by hand, each after the one before succeeded (what --submit does).\n"
          << "set -euo pipefail\n"
          << "collect=$(sbatch --parsable " << Quote(job.collect_script.string()) << ")\n"
          << "merge=$(sbatch --parsable --dependency=afterok:\"${collect%%;*}\" " << Quote(job.merge_script.string()) << ")\n";
-  if (options.train) submit << "train=$(sbatch --parsable --dependency=afterok:\"${merge%%;*}\" " << Quote(job.train_script.string()) << ")\n";
-  submit << "echo \"collect ${collect%%;*}, merge ${merge%%;*}" << (options.train ? ", train ${train%%;*}" : "") << "\"\n";
-  WriteText(job.submit_script, submit.str(), true);
+  if (train) submit << "train=$(sbatch --parsable --dependency=afterok:\"${merge%%;*}\" " << Quote(job.train_script.string()) << ")\n";
+  submit << "echo \"collect ${collect%%;*}, merge ${merge%%;*}" << (train ? ", train ${train%%;*}" : "") << "\"\n";
+  return submit.str();
+}
+
+}  // namespace
+
+SlurmJob WriteSlurmJob(const CollectConfig& config, const SlurmOptions& options) {
+  CheckSlurmOptions(config, options);
+  // The robot is resolved here, once: a typo would otherwise fail every array task.
+  std::string robot = config.robot;
+  try {
+    robots::FindEmbodiment(robot);
+  } catch (const std::exception& e) {
+    throw CollectError(std::string("--robot: ") + e.what());
+  }
+  std::error_code ec;
+  if (fs::exists(robot, ec)) robot = fs::absolute(robot).lexically_normal().string();  // the jobs may start elsewhere
+  SlurmJob job = PlanSlurmJob(config, options.shards);
+  std::array<fs::path, 2> train_bins;  // pretrain, adapt: beside simcollect
+  if (options.train) train_bins = TrainBins(options);
+  if (fs::exists(job.out, ec)) throw CollectError(job.out.string() + " already exists; the merge job would not replace it (move it away)");
+  // The options every task collects with: the data's identity (simcollect --config reads it), each task adding its --shard.
+  nlohmann::json wanted = config.Identity();
+  wanted.erase("shard");
+  wanted["robot"] = robot;
+  CheckExistingJob(job, wanted, options);
+  if (options.overwrite) fs::remove_all(job.dir, ec);
+  fs::create_directories(job.dir / "logs");
+  WriteJsonFileAtomically(job.options, wanted);
+  const std::string bin = Quote(fs::absolute(options.simcollect).string());
+  WriteText(job.collect_script, CollectScript(job, options, bin), true);
+  WriteText(job.merge_script, MergeScript(job, options, bin), true);
+  if (options.train) {
+    job.train_script = job.dir / "train.sbatch";
+    WriteText(job.train_script, TrainScript(config, options, job, train_bins), true);
+  } else {
+    fs::remove(job.dir / "train.sbatch", ec);  // a job rewritten without --train has no training step
+  }
+  WriteText(job.submit_script, SubmitScript(job, options.train), true);
   return job;
 }
 

@@ -33,6 +33,9 @@ int EvaluationHorizonFrames(const std::vector<std::string>& models) {
 }
 
 constexpr int kMaxView = 1280;  // MuJoCo's offscreen buffer (views are clamped to it)
+// The panels' windows: placed by the viewer, not the user.
+constexpr ImGuiWindowFlags kFixedWindow = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
+                                          ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoSavedSettings;
 
 }  // namespace
 
@@ -414,8 +417,21 @@ void ViewerApp::Draw(int width, int height) {
   const int scale = std::max(1, std::min(4, (top_h - 80) / std::max(1, 2 * s)));
   layout_.scale = scale;
   const int view_w = std::max(16, half - s * scale - 36), view_h = std::max(16, top_h - 60);
-  const ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoScrollbar |
-                                 ImGuiWindowFlags_NoSavedSettings;
+  const bool orbit_left = DrawTruePanel(half, top_h, view_w, view_h);
+  const bool orbit_right = DrawImaginedPanel(width - half, half, top_h, view_w, view_h);
+  // Mouse on a 3-D view moves the orbit camera (ImGui keeps it everywhere else).
+  if ((orbit_left || orbit_right) && !use_recorded_camera_) MoveOrbit(view_h);
+  ImGui::SetNextWindowPos(ImVec2(0, static_cast<float>(top_h)));
+  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width / 3), static_cast<float>(bottom)));
+  ImGui::Begin("Controls", nullptr, kFixedWindow);
+  DrawControls();
+  ImGui::End();
+  DrawPlots(width, height, bottom);
+  if (show_help_) DrawHelp(width, height);
+}
+
+bool ViewerApp::DrawTruePanel(int half, int top_h, int view_w, int view_h) {
+  const int s = image_size_, scale = layout_.scale;
   // Left: the true rollout. Textures are uploaded only when what they show changes.
   const std::string recorded_key = demo() + " " + std::to_string(frame_);
   if (recorded_key != texture_keys_[0]) {
@@ -426,7 +442,7 @@ void ViewerApp::Draw(int width, int height) {
   const auto box = ProjectedBox(std::clamp(view_w, 16, kMaxView), std::clamp(view_h, 16, kMaxView));
   ImGui::SetNextWindowPos(ImVec2(0, 0));
   ImGui::SetNextWindowSize(ImVec2(static_cast<float>(half), static_cast<float>(top_h)));
-  ImGui::Begin("True rollout", nullptr, fixed);
+  ImGui::Begin("True rollout", nullptr, kFixedWindow);
   ImGui::Text("%s (%s)  frame %d/%d  recorded (left), re-rendered from the stored state (right)", demo().c_str(),
               held_out_[episode_] ? "held out" : "training", frame_, episode_frames_ - 1);
   if (!surprise_.label.empty()) ImGui::Text("%s, violation at frame %d", surprise_.label.c_str(), surprise_.violation_frame);
@@ -443,12 +459,16 @@ void ViewerApp::Draw(int width, int height) {
   ImGui::Image(Tex(textures_[2]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
   const bool orbit_left = ImGui::IsItemHovered();
   ImGui::End();
+  return orbit_left;
+}
 
+bool ViewerApp::DrawImaginedPanel(int width, int left, int top_h, int view_w, int view_h) {
+  const int s = image_size_, scale = layout_.scale;
   // Right: the imagined rollout.
   RenderScene(show_ghost_, view_w, view_h, textures_[3]);
-  ImGui::SetNextWindowPos(ImVec2(static_cast<float>(half), 0));
-  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width - half), static_cast<float>(top_h)));
-  ImGui::Begin("Imagined rollout", nullptr, fixed);
+  ImGui::SetNextWindowPos(ImVec2(static_cast<float>(left), 0));
+  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width), static_cast<float>(top_h)));
+  ImGui::Begin("Imagined rollout", nullptr, kFixedWindow);
   const adapt::Imagination* first = primary();
   int h = -1;
   if (models_.empty()) {
@@ -480,7 +500,7 @@ void ViewerApp::Draw(int width, int height) {
   if (models_.empty()) ImGui::Dummy(ImVec2(side, side));
   ImGui::EndGroup();
   ImGui::SameLine();
-  p = ImGui::GetCursorScreenPos();
+  const ImVec2 p = ImGui::GetCursorScreenPos();
   layout_.imagined_view[0] = static_cast<int>(p.x), layout_.imagined_view[1] = static_cast<int>(p.y);
   layout_.imagined_view[2] = view_w, layout_.imagined_view[3] = view_h;
   ImGui::Image(Tex(textures_[3]), ImVec2(static_cast<float>(view_w), static_cast<float>(view_h)));
@@ -500,32 +520,26 @@ void ViewerApp::Draw(int width, int height) {
     ImGui::GetWindowDrawList()->AddText(ImVec2(p.x + 8, p.y + 8), IM_COL32(255, 255, 255, 255), text.c_str());
   }
   ImGui::End();
+  return orbit_right;
+}
 
-  // Mouse on a 3-D view moves the orbit camera (ImGui keeps it everywhere else).
+void ViewerApp::MoveOrbit(int view_h) {
   ImGuiIO& io = ImGui::GetIO();
-  if ((orbit_left || orbit_right) && !use_recorded_camera_) {
-    const mjModel* m = runner_->world().model();
-    const double dx = io.MouseDelta.x / view_h, dy = io.MouseDelta.y / view_h;
-    if (ImGui::IsMouseDragging(ImGuiMouseButton_Left)) mjv_moveCamera(m, mjMOUSE_ROTATE_H, dx, dy, &scene_, &camera_);
-    if (ImGui::IsMouseDragging(ImGuiMouseButton_Right)) mjv_moveCamera(m, mjMOUSE_MOVE_H, dx, dy, &scene_, &camera_);
-    if (io.MouseWheel != 0) mjv_moveCamera(m, mjMOUSE_ZOOM, 0, -0.05 * io.MouseWheel, &scene_, &camera_);
-  }
+  const mjModel* m = runner_->world().model();
+  const double dx = io.MouseDelta.x / view_h, dy = io.MouseDelta.y / view_h;
+  if (ImGui::IsMouseDragging(ImGuiMouseButton_Left)) mjv_moveCamera(m, mjMOUSE_ROTATE_H, dx, dy, &scene_, &camera_);
+  if (ImGui::IsMouseDragging(ImGuiMouseButton_Right)) mjv_moveCamera(m, mjMOUSE_MOVE_H, dx, dy, &scene_, &camera_);
+  if (io.MouseWheel != 0) mjv_moveCamera(m, mjMOUSE_ZOOM, 0, -0.05 * io.MouseWheel, &scene_, &camera_);
+}
 
-  ImGui::SetNextWindowPos(ImVec2(0, static_cast<float>(top_h)));
-  ImGui::SetNextWindowSize(ImVec2(static_cast<float>(width / 3), static_cast<float>(bottom)));
-  ImGui::Begin("Controls", nullptr, fixed);
-  DrawControls();
+void ViewerApp::DrawHelp(int width, int height) {
+  ImGui::SetNextWindowPos(ImVec2(width * 0.3f, height * 0.2f), ImGuiCond_Appearing);
+  ImGui::Begin("Help", &show_help_, ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoSavedSettings);
+  ImGui::Text(
+      "space      play / pause\nleft/right step one frame\n[ / ]      previous / next episode\n"
+      "g          ghost on/off\no          overlay on/off\nc          orbit / recorded camera\nh          this help\n"
+      "mouse on a 3-D view: left drag orbit, right drag pan, wheel zoom");
   ImGui::End();
-  DrawPlots(width, height, bottom);
-  if (show_help_) {
-    ImGui::SetNextWindowPos(ImVec2(width * 0.3f, height * 0.2f), ImGuiCond_Appearing);
-    ImGui::Begin("Help", &show_help_, ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoSavedSettings);
-    ImGui::Text(
-        "space      play / pause\nleft/right step one frame\n[ / ]      previous / next episode\n"
-        "g          ghost on/off\no          overlay on/off\nc          orbit / recorded camera\nh          this help\n"
-        "mouse on a 3-D view: left drag orbit, right drag pan, wheel zoom");
-    ImGui::End();
-  }
 }
 
 void ViewerApp::DrawControls() {

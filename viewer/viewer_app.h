@@ -94,6 +94,13 @@ class ViewerApp : public Screen {
   void PollImagination();
   void RenderScene(bool ghost, int width, int height, unsigned int texture);
   void UploadFrame(const std::uint8_t* rgb, int w, int h, unsigned int texture);
+  /// The top panels: the true rollout (left half) and the imagined one (`width` wide from `left`),
+  /// each with its 3-D view of view_w x view_h; true when the mouse is on that view (the orbit's).
+  bool DrawTruePanel(int half, int top_h, int view_w, int view_h);
+  bool DrawImaginedPanel(int width, int left, int top_h, int view_w, int view_h);
+  /// The orbit camera follows the mouse's drag and wheel.
+  void MoveOrbit(int view_h);
+  void DrawHelp(int width, int height);
   void DrawControls();
   void DrawPlots(int width, int height, int bottom);
   struct ModelView;

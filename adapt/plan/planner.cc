@@ -102,7 +102,30 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
 
 bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt) {
   task_ = task;
-  // The scene as simcollect draws episode `index` of this seed (attempt `attempt`); the goal from a stream of its own.
+  DrawScene(index, camera_offset_deg, attempt);
+  // The goal from a stream of its own.
+  collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, attempt);
+  goal_ = PlanGoal{};
+  const bool made = task == PlanTask::kReach ? MakeReachGoal(goal_rng) : task == PlanTask::kPick ? MakePickGoal(goal_rng) : MakePushGoal(goal_rng);
+  if (!made) return false;
+  sim::World& world = runner_->world();
+  goal_.state = world.GetState();
+  goal_.views = RenderViews();
+  goal_.image = goal_.views[0];
+  for (PlanSubgoal& sub : goal_.subgoals) {  // every camera's image of each subgoal's state
+    if (views_ == 1) {
+      sub.views = {sub.image};
+      continue;
+    }
+    world.SetState(sub.state);
+    sub.views = RenderViews();
+  }
+  Restart();
+  object_rest_z_ = goal_.object >= 0 ? sim::GetBodyPos(world.data(), goal_.object)[2] : 0.0;
+  return true;
+}
+
+void PlanScene::DrawScene(std::int64_t index, double camera_offset_deg, int attempt) {
   collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, attempt);
   collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
   AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
@@ -120,147 +143,141 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
   world.Step(50);  // the objects settle, as in simcollect
   start_ = world.GetState();
   start_quat_ = sim::GetSitePose(world.data(), runner_->EeSite()).quat;
+}
 
-  collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, attempt);
-  goal_ = PlanGoal{};
+std::vector<int> PlanScene::ObjectsOfType(const std::function<bool(int)>& keep) {
+  const mjModel* m = runner_->world().model();
+  std::vector<int> objects;
+  for (int b : runner_->scene().object_bodies) {
+    if (keep(m->geom_type[m->body_geomadr[b]])) objects.push_back(b);
+  }
+  return objects;
+}
+
+bool PlanScene::MakeReachGoal(collect::Rng& goal_rng) {
+  // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
+  // and the goal is where it got (the image shows exactly the state that is scored).
+  sim::World& world = runner_->world();
   const double table = runner_->scene().table_top;
   const Vec3 ee0 = Ee();
-  // The scene's objects whose (first) geom is of a type `keep` accepts.
-  auto objects_of_type = [&](auto keep) {
-    std::vector<int> objects;
-    for (int b : runner_->scene().object_bodies) {
-      if (keep(world.model()->geom_type[world.model()->body_geomadr[b]])) objects.push_back(b);
-    }
-    return objects;
-  };
-  if (task == PlanTask::kReach) {
-    // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
-    // and the goal is where it got (the image shows exactly the state that is scored).
-    for (int tries = 0;; ++tries) {
-      if (tries == 50) return false;
-      Vec3 target = {goal_rng.Uniform(0.3, 0.65), goal_rng.Uniform(-0.3, 0.3), table + goal_rng.Uniform(0.08, 0.4)};
-      const double d = Norm(target, ee0);
-      if (d < 0.10 || d > 0.30) continue;
-      world.SetState(start_);
-      DriveEeTo(target, 200);
-      if (Norm(Ee(), target) > 0.02 || Norm(Ee(), ee0) < 0.10) continue;
-      goal_.ee = Ee();
-      break;
-    }
-  } else if (task == PlanTask::kPick) {
-    // The arm picks an object with the actions a planner has (the start orientation held, the
-    // gripper open or closed; simcollect's scripted pick turns the hand to a box's sides, which no
-    // planner here can): above it, down around it, close, lift 18 cm or so, carry it 10+ cm, set it
-    // down, open, rise off it. The goal is where object and arm ended; the subgoals are the arm above
-    // the object, around it (open), lifted with it, above the place and down there (closed). Draws
-    // whose grasp does not hold (a box turned against the fingers) or whose object does not stay
-    // where it was set are redrawn.
-    const std::vector<int> objects = objects_of_type([](int type) { return type != mjGEOM_SPHERE; });  // not a ball: it rolls out of the fingers
-    if (objects.empty()) throw AdaptError("pick needs an object that is not a ball in the scene");
-    if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
-    auto pos = [&](int body) { return sim::GetBodyPos(world.data(), body); };
-    for (int tries = 0;; ++tries) {
-      if (tries == 50) return false;
-      world.SetState(start_);
-      goal_.subgoals.clear();
-      const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
-      const Vec3 obj = pos(body), place = {goal_rng.Uniform(0.4, 0.7), goal_rng.Uniform(-0.25, 0.25), 0};
-      if (std::hypot(place[0] - obj[0], place[1] - obj[1]) < 0.1) continue;
-      const double grasp_z = std::max(obj[2], table + 0.015);
-      const Vec3 above = {obj[0], obj[1], table + 0.19}, at = {obj[0], obj[1], grasp_z}, up = {obj[0], obj[1], table + 0.2};
-      const Vec3 over = {place[0], place[1], table + 0.2}, down = {place[0], place[1], grasp_z + 0.01};
-      constexpr double kOpen = -1, kClosed = 1;
-      DriveEeTo(above, 200, 1.0, true, kOpen);
-      bool ok = Norm(Ee(), above) < 0.02;
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
-      DriveEeTo(at, 200, 0.6, true, kOpen);
-      ok = ok && Norm(Ee(), at) < 0.02;
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
-      if (!ok) continue;
-      DriveEeTo(at, 0, 0.6, true, kClosed);  // close, held there
-      DriveEeTo(up, 200, 0.6, true, kClosed);
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
-      if (pos(body)[2] - obj[2] < 0.1) continue;  // the grasp did not hold
-      DriveEeTo(over, 300, 0.6, true, kClosed);
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
-      DriveEeTo(down, 200, 0.5, true, kClosed);
-      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
-      DriveEeTo(down, 0, 0.5, true, kOpen);  // open, held there
-      DriveEeTo(over, 200, 1.0, true, kOpen);
-      const Vec3 placed = pos(body);
-      if (std::hypot(placed[0] - obj[0], placed[1] - obj[1]) < 0.1 || std::abs(placed[2] - obj[2]) > 0.01) continue;
-      goal_.object = body;
-      goal_.object_pos = placed;
-      goal_.ee = Ee();
-      break;
-    }
-  } else {
-    // The arm pushes an object 10-20 cm along the table, as the scripted push does: above
-    // the point 7 cm behind it, down there, then along the line. The goal is where the object and the
-    // arm ended (the image shows exactly the state that is scored); the two first poses are its
-    // subgoals. Draws whose object slides off the line are redrawn.
-    // A box: a ball rolls off the line, and the hand (its bottom 5 cm above the fingertips) hits the
-    // top of the 10 cm cup when it comes down behind it.
-    const std::vector<int> objects = objects_of_type([](int type) { return type == mjGEOM_BOX; });
-    if (objects.empty()) throw AdaptError("push needs a box in the scene");
-    for (int tries = 0;; ++tries) {
-      if (tries == 50) return false;
-      world.SetState(start_);
-      goal_.subgoals.clear();
-      const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
-      const double angle = goal_rng.Uniform(-M_PI, M_PI), dist = goal_rng.Uniform(0.10, 0.20);
-      const Vec3 obj = sim::GetBodyPos(world.data(), body);
-      const Vec3 dir = {std::cos(angle), std::sin(angle), 0};
-      const Vec3 pre = {obj[0] - 0.07 * dir[0], obj[1] - 0.07 * dir[1], table + 0.02};
-      const Vec3 end = {pre[0] + dist * dir[0], pre[1] + dist * dir[1], pre[2]};
-      const Vec3 above = {pre[0], pre[1], table + 0.19};
-      // Not toward the robot: coming down on the far side of the object, the arm reaches over it.
-      if (dir[0] < -0.3 || end[0] + 0.07 * dir[0] < 0.35 || end[0] + 0.07 * dir[0] > 0.7 || std::abs(end[1] + 0.07 * dir[1]) > 0.25 || pre[0] < 0.3 ||
-          pre[0] > 0.6 || end[0] > 0.6 || std::abs(pre[1]) > 0.3) {
-        continue;
-      }
-      bool ok = true;
-      for (const Vec3& waypoint : {above, pre}) {
-        DriveEeTo(waypoint, 200, waypoint == above ? 1.0 : 0.6, true);
-        ok = ok && Norm(Ee(), waypoint) < 0.02;
-        goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
-      }
-      if (!ok) continue;
-      // Waypoints along the line: the states the push passes through at fractions 1/(n+1) ... n/(n+1)
-      // of it (recorded on the way, so the push and its goal are the same for every n).
-      const int n = push_waypoints_;
-      auto record = [&] {
-        const Vec3 ee = Ee();
-        const double along_ee = (ee[0] - pre[0]) * dir[0] + (ee[1] - pre[1]) * dir[1];
-        while (static_cast<int>(goal_.subgoals.size()) < 2 + n && along_ee >= dist * (goal_.subgoals.size() - 1) / (n + 1)) {
-          goal_.subgoals.push_back({world.GetState(), ee, Render(), {}, {}});
-        }
-      };
-      DriveEeTo(end, 300, 0.3, true, -1, n > 0 ? std::function<void()>(record) : std::function<void()>());
-      while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
-      const Vec3 moved_to = sim::GetBodyPos(world.data(), body);
-      const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
-      if (moved < 0.08 || along < 0.9 * moved) continue;
-      goal_.object = body;
-      goal_.object_pos = moved_to;
-      goal_.ee = Ee();
-      break;
-    }
+  for (int tries = 0; tries < 50; ++tries) {
+    Vec3 target = {goal_rng.Uniform(0.3, 0.65), goal_rng.Uniform(-0.3, 0.3), table + goal_rng.Uniform(0.08, 0.4)};
+    const double d = Norm(target, ee0);
+    if (d < 0.10 || d > 0.30) continue;
+    world.SetState(start_);
+    DriveEeTo(target, 200);
+    if (Norm(Ee(), target) > 0.02 || Norm(Ee(), ee0) < 0.10) continue;
+    goal_.ee = Ee();
+    return true;
   }
-  goal_.state = world.GetState();
-  goal_.views = RenderViews();
-  goal_.image = goal_.views[0];
-  for (PlanSubgoal& sub : goal_.subgoals) {  // every camera's image of each subgoal's state
-    if (views_ == 1) {
-      sub.views = {sub.image};
+  return false;
+}
+
+bool PlanScene::MakePickGoal(collect::Rng& goal_rng) {
+  // The arm picks an object with the actions a planner has (the start orientation held, the
+  // gripper open or closed; simcollect's scripted pick turns the hand to a box's sides, which no
+  // planner here can): above it, down around it, close, lift 18 cm or so, carry it 10+ cm, set it
+  // down, open, rise off it. The goal is where object and arm ended; the subgoals are the arm above
+  // the object, around it (open), lifted with it, above the place and down there (closed). Draws
+  // whose grasp does not hold (a box turned against the fingers) or whose object does not stay
+  // where it was set are redrawn.
+  const std::vector<int> objects = ObjectsOfType([](int type) { return type != mjGEOM_SPHERE; });  // not a ball: it rolls out of the fingers
+  if (objects.empty()) throw AdaptError("pick needs an object that is not a ball in the scene");
+  if (embodiment().action_dim() <= 6) throw AdaptError("pick needs a gripper; " + embodiment().name + " has none");
+  sim::World& world = runner_->world();
+  const double table = runner_->scene().table_top;
+  auto pos = [&](int body) { return sim::GetBodyPos(world.data(), body); };
+  for (int tries = 0; tries < 50; ++tries) {
+    world.SetState(start_);
+    goal_.subgoals.clear();
+    const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
+    const Vec3 obj = pos(body), place = {goal_rng.Uniform(0.4, 0.7), goal_rng.Uniform(-0.25, 0.25), 0};
+    if (std::hypot(place[0] - obj[0], place[1] - obj[1]) < 0.1) continue;
+    const double grasp_z = std::max(obj[2], table + 0.015);
+    const Vec3 above = {obj[0], obj[1], table + 0.19}, at = {obj[0], obj[1], grasp_z}, up = {obj[0], obj[1], table + 0.2};
+    const Vec3 over = {place[0], place[1], table + 0.2}, down = {place[0], place[1], grasp_z + 0.01};
+    constexpr double kOpen = -1, kClosed = 1;
+    DriveEeTo(above, 200, 1.0, true, kOpen);
+    bool ok = Norm(Ee(), above) < 0.02;
+    goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+    DriveEeTo(at, 200, 0.6, true, kOpen);
+    ok = ok && Norm(Ee(), at) < 0.02;
+    goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+    if (!ok) continue;
+    DriveEeTo(at, 0, 0.6, true, kClosed);  // close, held there
+    DriveEeTo(up, 200, 0.6, true, kClosed);
+    goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+    if (pos(body)[2] - obj[2] < 0.1) continue;  // the grasp did not hold
+    DriveEeTo(over, 300, 0.6, true, kClosed);
+    goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+    DriveEeTo(down, 200, 0.5, true, kClosed);
+    goal_.subgoals.push_back({world.GetState(), Ee(), Render(), pos(body), {}});
+    DriveEeTo(down, 0, 0.5, true, kOpen);  // open, held there
+    DriveEeTo(over, 200, 1.0, true, kOpen);
+    const Vec3 placed = pos(body);
+    if (std::hypot(placed[0] - obj[0], placed[1] - obj[1]) < 0.1 || std::abs(placed[2] - obj[2]) > 0.01) continue;
+    goal_.object = body;
+    goal_.object_pos = placed;
+    goal_.ee = Ee();
+    return true;
+  }
+  return false;
+}
+
+bool PlanScene::MakePushGoal(collect::Rng& goal_rng) {
+  // The arm pushes an object 10-20 cm along the table, as the scripted push does: above
+  // the point 7 cm behind it, down there, then along the line. The goal is where the object and the
+  // arm ended (the image shows exactly the state that is scored); the two first poses are its
+  // subgoals. Draws whose object slides off the line are redrawn.
+  // A box: a ball rolls off the line, and the hand (its bottom 5 cm above the fingertips) hits the
+  // top of the 10 cm cup when it comes down behind it.
+  const std::vector<int> objects = ObjectsOfType([](int type) { return type == mjGEOM_BOX; });
+  if (objects.empty()) throw AdaptError("push needs a box in the scene");
+  sim::World& world = runner_->world();
+  const double table = runner_->scene().table_top;
+  for (int tries = 0; tries < 50; ++tries) {
+    world.SetState(start_);
+    goal_.subgoals.clear();
+    const int body = objects[goal_rng.Int(0, static_cast<int>(objects.size()) - 1)];
+    const double angle = goal_rng.Uniform(-M_PI, M_PI), dist = goal_rng.Uniform(0.10, 0.20);
+    const Vec3 obj = sim::GetBodyPos(world.data(), body);
+    const Vec3 dir = {std::cos(angle), std::sin(angle), 0};
+    const Vec3 pre = {obj[0] - 0.07 * dir[0], obj[1] - 0.07 * dir[1], table + 0.02};
+    const Vec3 end = {pre[0] + dist * dir[0], pre[1] + dist * dir[1], pre[2]};
+    const Vec3 above = {pre[0], pre[1], table + 0.19};
+    // Not toward the robot: coming down on the far side of the object, the arm reaches over it.
+    if (dir[0] < -0.3 || end[0] + 0.07 * dir[0] < 0.35 || end[0] + 0.07 * dir[0] > 0.7 || std::abs(end[1] + 0.07 * dir[1]) > 0.25 || pre[0] < 0.3 ||
+        pre[0] > 0.6 || end[0] > 0.6 || std::abs(pre[1]) > 0.3) {
       continue;
     }
-    world.SetState(sub.state);
-    sub.views = RenderViews();
+    bool ok = true;
+    for (const Vec3& waypoint : {above, pre}) {
+      DriveEeTo(waypoint, 200, waypoint == above ? 1.0 : 0.6, true);
+      ok = ok && Norm(Ee(), waypoint) < 0.02;
+      goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
+    }
+    if (!ok) continue;
+    // Waypoints along the line: the states the push passes through at fractions 1/(n+1) ... n/(n+1)
+    // of it (recorded on the way, so the push and its goal are the same for every n).
+    const int n = push_waypoints_;
+    auto record = [&] {
+      const Vec3 ee = Ee();
+      const double along_ee = (ee[0] - pre[0]) * dir[0] + (ee[1] - pre[1]) * dir[1];
+      while (static_cast<int>(goal_.subgoals.size()) < 2 + n && along_ee >= dist * (goal_.subgoals.size() - 1) / (n + 1)) {
+        goal_.subgoals.push_back({world.GetState(), ee, Render(), {}, {}});
+      }
+    };
+    DriveEeTo(end, 300, 0.3, true, -1, n > 0 ? std::function<void()>(record) : std::function<void()>());
+    while (static_cast<int>(goal_.subgoals.size()) < 2 + n) goal_.subgoals.push_back({world.GetState(), Ee(), Render(), {}, {}});
+    const Vec3 moved_to = sim::GetBodyPos(world.data(), body);
+    const double moved = Norm(moved_to, obj, 2), along = (moved_to[0] - obj[0]) * dir[0] + (moved_to[1] - obj[1]) * dir[1];
+    if (moved < 0.08 || along < 0.9 * moved) continue;
+    goal_.object = body;
+    goal_.object_pos = moved_to;
+    goal_.ee = Ee();
+    return true;
   }
-  Restart();
-  object_rest_z_ = goal_.object >= 0 ? sim::GetBodyPos(world.data(), goal_.object)[2] : 0.0;
-  return true;
+  return false;
 }
 
 void PlanScene::Restart() { runner_->world().SetState(start_); }

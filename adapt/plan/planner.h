@@ -153,6 +153,15 @@ class PlanScene {
 
  private:
   bool TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt);
+  /// The scene as simcollect draws episode `index` of this seed (attempt `attempt`), settled; start_.
+  void DrawScene(std::int64_t index, double camera_offset_deg, int attempt);
+  /// Each task's goal (and subgoals) from the start state, with the goal's own random stream; false
+  /// when no goal was made in 50 tries (the scene is drawn again).
+  bool MakeReachGoal(collect::Rng& rng);
+  bool MakePickGoal(collect::Rng& rng);
+  bool MakePushGoal(collect::Rng& rng);
+  /// The scene's objects whose (first) geom is of a type `keep` accepts.
+  std::vector<int> ObjectsOfType(const std::function<bool(int)>& keep);
   /// Drives the ee toward `target` (at most `max_speed` of the action range per axis), then comes to
   /// rest (25 steps still driven there with `hold`); `gripper`: pick's fourth dim (open < 0 <= closed).
   void DriveEeTo(const std::array<double, 3>& target, int max_steps, double max_speed = 1.0, bool hold = false, double gripper = -1,

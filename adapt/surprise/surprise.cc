@@ -111,6 +111,100 @@ std::string BodyName(const mjModel* m, int body) {
   return name ? name : "";
 }
 
+// What a pair's two scripts share while it is drawn: the object the violation is about (its slot
+// among the scene's objects and its body), the violation's control step tv, continuity's shift, the
+// held pose of gravity's object, and the impossible clip's object with collisions off once it is
+// posed by hand. The scripts' callbacks read it when the clips run (continuity sets body, slot, tv
+// and shift from the possible clip before the impossible one runs).
+struct PairDraft {
+  SurprisePair* pair = nullptr;
+  mjModel* m = nullptr;
+  int slot = 0, body = 0, tv = 0, shift = 0, steps = 0;
+  BodyPose held;
+  std::optional<CollisionsOff> off;
+};
+
+// The impossible clip's (and for gravity the possible clip's) pose edits, per violation type.
+void ScriptViolation(Violation type, std::int64_t index, collect::Rng& rng, PairDraft& d, collect::EpisodeScript* possible,
+                     collect::EpisodeScript* impossible) {
+  SurprisePair* pair = d.pair;
+  switch (type) {
+    case Violation::kPermanence: {
+      const bool appear = (index / static_cast<int>(AllViolations().size())) % 2 == 1;
+      pair->variant = appear ? "appear" : "disappear";
+      if (appear) {
+        impossible->before_record = [&d](int t, sim::World& w) {  // hidden until tv, then where the possible one rests
+          if (t == 0) d.off.emplace(d.m, d.body);
+          if (t < d.tv) return SetPose(w, d.body, kHidden);
+          if (t == d.tv) {
+            d.off.reset();
+            SetPose(w, d.body, RecordedPose(d.pair->possible, d.slot, d.tv));
+          }
+        };
+      } else {
+        impossible->before_record = [&d](int t, sim::World& w) {  // there until tv, then gone
+          if (t == d.tv) d.off.emplace(d.m, d.body);
+          if (t >= d.tv) SetPose(w, d.body, kHidden);
+        };
+      }
+      break;
+    }
+    case Violation::kSolidity:
+      pair->variant = "through_table";
+      impossible->before_record = [&d](int t, sim::World&) {
+        if (t == d.tv) d.off.emplace(d.m, d.body);  // from here on the table does not hold it: it falls through
+      };
+      break;
+    case Violation::kGravity: {
+      pair->variant = "falls_upward";
+      d.held.pos[2] += rng.Uniform(0.08, 0.15);
+      possible->before_record = [&d](int t, sim::World& w) {
+        if (t < d.tv) SetPose(w, d.body, d.held);  // held in the air, then released
+      };
+      impossible->before_record = [&d](int t, sim::World& w) {
+        if (t < d.tv) return SetPose(w, d.body, d.held);
+        if (t == d.tv) d.off.emplace(d.m, d.body);
+        BodyPose p = RecordedPose(d.pair->possible, d.slot, t);
+        p.pos[2] = 2 * d.held.pos[2] - p.pos[2];  // the fall, mirrored about the release height
+        SetPose(w, d.body, p);
+      };
+      break;
+    }
+    case Violation::kContinuity:
+      pair->variant = "moves_before_contact";
+      impossible->before_record = [&d](int t, sim::World& w) {
+        if (t == 0) d.off.emplace(d.m, d.body);
+        SetPose(w, d.body, RecordedPose(d.pair->possible, d.slot, std::min(t + d.shift, d.steps - 1)));
+      };
+      break;
+  }
+}
+
+// Continuity's object is the one the push moved most; it must move >= 3 cm, starting late enough to
+// be shifted 2-3 model steps (k control steps each) earlier with two model steps still before it.
+// Sets the draft's object, shift and tv; false when the possible clip does not allow the pair.
+bool ChooseContinuityObject(const std::vector<int>& objects, int k, collect::Rng& rng, const mjModel* m, PairDraft& d) {
+  const collect::EpisodeData& possible = d.pair->possible;
+  const int T = d.steps;
+  double best = 0;
+  int best_slot = -1;
+  for (int s = 0; s < static_cast<int>(objects.size()); ++s) {
+    const double moved = Horizontal(RecordedPose(possible, s, T - 1).pos, RecordedPose(possible, s, 0).pos);
+    if (moved > best) best = moved, best_slot = s;
+  }
+  if (best < 0.03) return false;
+  int onset = 0;
+  while (onset < T && Horizontal(RecordedPose(possible, best_slot, onset).pos, RecordedPose(possible, best_slot, 0).pos) < 0.005) ++onset;
+  d.shift = rng.Int(2 * k, 3 * k);
+  if (onset - d.shift < 2 * k) return false;
+  d.pair->object = objects[best_slot];
+  d.pair->object_name = BodyName(m, d.pair->object);
+  d.body = d.pair->object;
+  d.slot = best_slot;
+  d.tv = onset - d.shift;
+  return true;
+}
+
 }  // namespace
 
 std::string ViolationName(Violation v) {
@@ -183,14 +277,18 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
   world.Step(50);  // the objects settle, as in simcollect
   const auto start = world.GetState();
   const auto& objects = r.scene().object_bodies;
-  int slot = rng.Int(0, static_cast<int>(objects.size()) - 1);
+  PairDraft d;
+  d.pair = pair;
+  d.m = world.mutable_model();
+  d.slot = rng.Int(0, static_cast<int>(objects.size()) - 1);
   const int k = model_step_, T = config_.steps;
-  int tv = rng.Int(3 * k, T - 4 * k);
+  d.steps = T;
+  d.tv = rng.Int(3 * k, T - 4 * k);
 
   *pair = SurprisePair{};
   pair->index = index;
   pair->type = type;
-  pair->object = objects[slot];
+  pair->object = objects[d.slot];
   pair->object_name = BodyName(world.model(), pair->object);
 
   // The possible clip's actions: a scripted push for continuity (the arm must move the object),
@@ -204,105 +302,35 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
     actions.push_back(policy->Act(w));
     return actions.back();
   };
-
-  int body = pair->object;  // the lambdas pose this body (continuity: the one the push moved)
-  const BodyPose rest = GetPose(world, body);
-  mjModel* m = world.mutable_model();
-  std::optional<CollisionsOff> off;  // the impossible clip's object, once it is posed by hand
+  d.body = pair->object;  // the scripts pose this body (continuity: the one the push moved)
+  const BodyPose rest = GetPose(world, d.body);
+  d.held = rest;
   collect::EpisodeScript impossible;
   impossible.task = possible.task;
-
-  BodyPose held = rest;
-  int shift = 0;
-  switch (type) {
-    case Violation::kPermanence: {
-      const bool appear = (index / static_cast<int>(AllViolations().size())) % 2 == 1;
-      pair->variant = appear ? "appear" : "disappear";
-      if (appear) {
-        impossible.before_record = [&](int t, sim::World& w) {  // hidden until tv, then where the possible one rests
-          if (t == 0) off.emplace(m, body);
-          if (t < tv) return SetPose(w, body, kHidden);
-          if (t == tv) {
-            off.reset();
-            SetPose(w, body, RecordedPose(pair->possible, slot, tv));
-          }
-        };
-      } else {
-        impossible.before_record = [&](int t, sim::World& w) {  // there until tv, then gone
-          if (t == tv) off.emplace(m, body);
-          if (t >= tv) SetPose(w, body, kHidden);
-        };
-      }
-      break;
-    }
-    case Violation::kSolidity:
-      pair->variant = "through_table";
-      impossible.before_record = [&](int t, sim::World&) {
-        if (t == tv) off.emplace(m, body);  // from here on the table does not hold it: it falls through
-      };
-      break;
-    case Violation::kGravity: {
-      pair->variant = "falls_upward";
-      held.pos[2] += rng.Uniform(0.08, 0.15);
-      possible.before_record = [&](int t, sim::World& w) {
-        if (t < tv) SetPose(w, body, held);  // held in the air, then released
-      };
-      impossible.before_record = [&](int t, sim::World& w) {
-        if (t < tv) return SetPose(w, body, held);
-        if (t == tv) off.emplace(m, body);
-        BodyPose p = RecordedPose(pair->possible, slot, t);
-        p.pos[2] = 2 * held.pos[2] - p.pos[2];  // the fall, mirrored about the release height
-        SetPose(w, body, p);
-      };
-      break;
-    }
-    case Violation::kContinuity:
-      pair->variant = "moves_before_contact";
-      impossible.before_record = [&](int t, sim::World& w) {
-        if (t == 0) off.emplace(m, body);
-        SetPose(w, body, RecordedPose(pair->possible, slot, std::min(t + shift, T - 1)));
-      };
-      break;
-  }
+  ScriptViolation(type, index, rng, d, &possible, &impossible);
 
   pair->possible = r.RunScript(index, T, possible);
   // What the possible clip must show for the pair to mean anything.
   if (type == Violation::kContinuity) {
-    // The pushed object: the one that moved most; it must move >= 3 cm, starting late enough to be
-    // shifted 2-3 model steps earlier with two model steps still before it.
-    double best = 0;
-    int best_slot = -1;
-    for (int s = 0; s < static_cast<int>(objects.size()); ++s) {
-      const double moved = Horizontal(RecordedPose(pair->possible, s, T - 1).pos, RecordedPose(pair->possible, s, 0).pos);
-      if (moved > best) best = moved, best_slot = s;
-    }
-    if (best < 0.03) return false;
-    int onset = 0;
-    while (onset < T && Horizontal(RecordedPose(pair->possible, best_slot, onset).pos, RecordedPose(pair->possible, best_slot, 0).pos) < 0.005)
-      ++onset;
-    shift = rng.Int(2 * k, 3 * k);
-    if (onset - shift < 2 * k) return false;
-    pair->object = objects[best_slot];
-    pair->object_name = BodyName(world.model(), pair->object);
-    body = pair->object;
-    slot = best_slot;
-    tv = onset - shift;
+    if (!ChooseContinuityObject(objects, k, rng, world.model(), d)) return false;
   } else if (type != Violation::kGravity) {
     // The object must rest where the violation happens (the reach may have knocked it).
-    const BodyPose at = RecordedPose(pair->possible, slot, tv);
+    const BodyPose at = RecordedPose(pair->possible, d.slot, d.tv);
     if (at.pos[2] < table_top() - 0.01 || Horizontal(at.pos, rest.pos) > 0.02) return false;
   }
   // And show: enough of it unoccluded in the frame where the clips start to differ.
-  if (VisiblePixels(r, pair->possible, body, tv) < std::max(2, kMinVisiblePixels * config_.image_size * config_.image_size / (64 * 64))) return false;
-  pair->violation_step = tv;
+  if (VisiblePixels(r, pair->possible, d.body, d.tv) < std::max(2, kMinVisiblePixels * config_.image_size * config_.image_size / (64 * 64))) {
+    return false;
+  }
+  pair->violation_step = d.tv;
 
   world.SetState(start);
   impossible.action = [&](int t, const sim::World&) { return actions.at(t); };
   pair->impossible = r.RunScript(index, T, impossible);
-  off.reset();
+  d.off.reset();
   for (auto* clip : {&pair->possible, &pair->impossible}) {
     clip->extra_attrs = nlohmann::json::object();
-    SetSurpriseClipInfo({ViolationName(type), pair->variant, pair->object_name, clip == &pair->possible, static_cast<int>(index), tv}, clip);
+    SetSurpriseClipInfo({ViolationName(type), pair->variant, pair->object_name, clip == &pair->possible, static_cast<int>(index), d.tv}, clip);
   }
   return true;
 }

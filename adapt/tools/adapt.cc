@@ -13,6 +13,7 @@
 
 #include "adapt/core/defaults.h"
 #include "adapt/core/distributed.h"
+#include "adapt/core/program_options.h"
 #include "adapt/core/training.h"
 #include "adapt/encoder/encoder.h"
 #include "adapt/encoder/latent_cache.h"
@@ -25,31 +26,41 @@ namespace {
 using namespace embody::adapt;
 namespace fs = std::filesystem;
 
-}  // namespace
+// adapt's options: the job they describe (adapt/world_model/adapt_job.h) and what runs instead of it.
+struct AdaptOptions {
+  AdaptJob job;
+  std::string precision = "float32", export_path, device = "auto";
+  bool bench = false;
+  int bench_steps = 10;
+  CLI::Option* trunk_lr_scale = nullptr;
+};
 
-int main(int argc, char** argv) {
-  CLI::App app{"adapt: stage two, per-robot dynamics and interaction predictors on a frozen encoder"};
-  AdaptJob job;  // the options bind to it directly (adapt/world_model/adapt_job.h)
-  std::string &embodiment = job.embodiment, &data_path = job.data, &encoder_path = job.encoder, &out = job.out, &init = job.init,
-              precision = "float32", export_path;
-  AdaptConfig& config = job.config;
-  EvalOptions& eval = job.eval;
-  bool &eval_only = job.eval_only, &resume = job.resume, &overwrite = job.overwrite, &train_decoder = job.train_decoder, bench = false;
-  int &episodes = job.episodes, &encoder_image_size = job.encoder_image_size, &decoder_steps = job.decoder_steps, bench_steps = 10;
+// What to read and write, and where to start from.
+void AddInputOptions(CLI::App& app, AdaptOptions& o) {
+  AdaptJob& job = o.job;
   app.add_option("--embodiment", job.robot, "Robot to adapt to (franka, ur5, humanoid, or your descriptor: path/to/robot.json)");
-  app.add_option("--data", data_path, "Dataset (default data/<embodiment>.h5)");
-  app.add_option("--encoder", encoder_path,
+  app.add_option("--data", job.data, "Dataset (default data/<embodiment>.h5)");
+  app.add_option("--encoder", job.encoder,
                  "Frozen encoder: our checkpoint or a TorchScript module (default: the one --init's or --eval's model was trained on, else "
                  "models/encoder.pt, else the only one in models/)");
-  app.add_option("--encoder-image-size", encoder_image_size, "Input size of a TorchScript encoder without an image_size attribute");
-  app.add_option("--out", out, "Model folder (default models/<embodiment>)");
-  app.add_option("--init", init, "Start from another trained model folder (transfer), e.g. models/franka");
-  app.add_option("--episodes", episodes, "Use only the first N training episodes (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--encoder-image-size", job.encoder_image_size, "Input size of a TorchScript encoder without an image_size attribute");
+  app.add_option("--out", job.out, "Model folder (default models/<embodiment>)");
+  app.add_option("--init", job.init, "Start from another trained model folder (transfer), e.g. models/franka");
+  app.add_option("--episodes", job.episodes, "Use only the first N training episodes (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--camera", job.cameras,
+                 "Cameras whose frames the model reads, e.g. --camera camera0 camera1 (a simcollect --cameras 2 dataset): each camera's "
+                 "latents become tokens of one frame (default: the model's for --eval and --init, else every agent view of the dataset)")
+      ->expected(1, -1);
+}
+
+// The predictor's shape and its training.
+void AddTrainingOptions(CLI::App& app, AdaptOptions& o) {
+  AdaptConfig& config = o.job.config;
   app.add_flag("--freeze-trunk", config.freeze_trunk, "Train only the per-embodiment parts (adapters, dynamics)");
-  auto* trunk_lr_scale = app.add_option("--trunk-lr-scale", config.trunk_lr_scale,
-                                        "The shared trunk's learning rate as a fraction of --lr (the per-robot parts keep --lr): default 1, "
-                                        "or 0.1 with --init (a start from another robot keeps more of its trunk)")
-                             ->check(CLI::Range(0.0, 1.0));
+  o.trunk_lr_scale = app.add_option("--trunk-lr-scale", config.trunk_lr_scale,
+                                    "The shared trunk's learning rate as a fraction of --lr (the per-robot parts keep --lr): default 1, "
+                                    "or 0.1 with --init (a start from another robot keeps more of its trunk)")
+                         ->check(CLI::Range(0.0, 1.0));
   app.add_option("--steps", config.steps, "Optimization steps")->capture_default_str()->check(CLI::Range(1, 10000000));
   app.add_option("--batch", config.batch, "Windows per step")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--lr", config.lr, "Peak learning rate (AdamW, warmup-constant-decay)")->capture_default_str()->check(CLI::PositiveNumber);
@@ -67,10 +78,20 @@ int main(int argc, char** argv) {
   app.add_option("--patience", config.patience, "Validations without improvement before stopping")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--threads", config.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", config.seed, "Random seed")->capture_default_str();
-  app.add_option("--camera", job.cameras,
-                 "Cameras whose frames the model reads, e.g. --camera camera0 camera1 (a simcollect --cameras 2 dataset): each camera's "
-                 "latents become tokens of one frame (default: the model's for --eval and --init, else every agent view of the dataset)")
-      ->expected(1, -1);
+  app.add_option("--device", o.device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: training, the latent cache and --bench")
+      ->capture_default_str();
+  app.add_option("--precision", o.precision,
+                 "float32; bf16 (float32 weights, forward passes autocast to bfloat16: for GPUs with bf16 tensor cores); or float64 for numerical "
+                 "checks (slower)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "bf16", "float64"}));
+  app.add_flag("--resume", o.job.resume, "Continue training the model at --out");
+  app.add_flag("--overwrite", o.job.overwrite, "Replace the model at --out")->configurable(false);
+}
+
+// The evaluation, and the other things adapt does with a model: export, bench, the viewer's decoder.
+void AddEvalOptions(CLI::App& app, AdaptOptions& o) {
+  EvalOptions& eval = o.job.eval;
   app.add_option("--eval-context", eval.context, "True model steps before an open-loop rollout (0 = the predictor's context)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
@@ -81,82 +102,102 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   app.add_option("--eval-episodes", eval.max_episodes, "Held-out episodes evaluated")->capture_default_str()->check(CLI::Range(1, 1000000));
-  app.add_flag("--eval", eval_only, "Only evaluate the model at --out");
+  app.add_flag("--eval", o.job.eval_only, "Only evaluate the model at --out");
   app.add_option(
-         "--export", export_path,
+         "--export", o.export_path,
          "Write the model at --out (predictor + dynamics of --embodiment) as TorchScript for torch.jit.load: PATH, or - for <out>/world_model.ts")
       ->expected(0, 1)
-      ->default_str("-");
-  app.add_flag(
-      "--bench", bench,
-      "Print training samples/s and GFLOP/s against a matrix-product peak (with --data: also window reads from the files vs kept in memory)");
-  app.add_option("--bench-steps", bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_flag("--train-decoder", train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
-  app.add_option("--decoder-steps", decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
-  std::string device = "auto";
-  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: training, the latent cache and --bench")
-      ->capture_default_str();
-  app.add_option("--precision", precision,
-                 "float32; bf16 (float32 weights, forward passes autocast to bfloat16: for GPUs with bf16 tensor cores); or float64 for numerical "
-                 "checks (slower)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"float32", "bf16", "float64"}));
-  app.add_flag("--resume", resume, "Continue training the model at --out");
-  app.add_flag("--overwrite", overwrite, "Replace the model at --out");
+      ->default_str("-")
+      ->configurable(false);
+  app.add_flag("--bench", o.bench,
+               "Print training samples/s and GFLOP/s against a matrix-product peak (with --data: also window reads from the files vs kept in memory)")
+      ->configurable(false);
+  app.add_option("--bench-steps", o.bench_steps, "Training steps timed by --bench")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_flag("--train-decoder", o.job.train_decoder, "Also train a pixel decoder on frozen latents, for the viewer only (<out>/decoder.pt)");
+  app.add_option("--decoder-steps", o.job.decoder_steps, "Decoder training steps")->capture_default_str()->check(CLI::Range(1, 1000000));
+}
+
+// --bench: the training step on a synthetic batch, and with --data the reader on that dataset's
+// latent cache of --encoder.
+int Bench(AdaptOptions& o) {
+  AdaptJob& job = o.job;
+  if (job.data.empty()) return BenchStageTwo(job.config, o.bench_steps);
+  job.encoder = ResolveEncoderArg(job.encoder, "").path;
+  FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
+  const std::string camera = job.cameras.empty() ? "camera0" : job.cameras.front();
+  return BenchStageTwo(job.config, o.bench_steps, job.data, EnsureLatentCache(encoder, job.data, camera, 64, true).path.string(), camera);
+}
+
+// --export: the model at --out as TorchScript.
+int Export(const AdaptOptions& o) {
+  const AdaptJob& job = o.job;
+  const fs::path path = o.export_path.empty() || o.export_path == "-" ? fs::path(job.out) / "world_model.ts" : fs::path(o.export_path);
+  const auto lock = LockOutputOnRoot(path, "adapt --export", nullptr);
+  std::string hash;
+  WorldModel model = LoadWorldModel(job.out, &hash);
+  const double error = ExportWorldModel(model, job.embodiment, hash, path);
+  std::printf(
+      "adapt: exported %s's predictor and dynamics model to %s (TorchScript; reproduces the C++ model to %.1e)\n"
+      "  python3 -c \"import torch; m = torch.jit.load('%s'); print(m.embodiment, m.frame_skip)\"\n",
+      job.embodiment.c_str(), path.c_str(), error, path.c_str());
+  return 0;
+}
+
+int Run(AdaptOptions& o, const CLI::App& app) {
+  AdaptJob& job = o.job;
+  job.config.bf16 = SetPrecision(o.precision);
+  const LaunchInfo launch = ReadLaunchInfo();
+  if (launch.world_size > 1 && (o.bench || job.eval_only)) {
+    throw AdaptError(std::string(o.bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) +
+                     " ranks)");
+  }
+  job.config.device = ResolveDevice(o.device, launch.local_rank).str();
+  if (o.bench) return Bench(o);
+  if (job.robot.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
+  job.embodiment = embody::robots::RobotName(job.robot);  // a descriptor's declared name: data/<name>.h5, models/<name>
+  if (job.data.empty()) job.data = "data/" + job.embodiment + ".h5";
+  if (job.out.empty()) job.out = "models/" + job.embodiment;
+  if (job.overwrite && job.resume) throw AdaptError("--resume and --overwrite exclude each other");
+  if (app.count("--export") > 0) {
+    if (launch.world_size > 1) throw AdaptError("--export runs in one process");
+    return Export(o);
+  }
+  std::error_code ec;
+  if (fs::exists(job.data, ec)) {  // a missing dataset is named first (RunAdaptJob), with the command that makes it
+    const EncoderArg chosen = ResolveEncoderArg(job.encoder, !job.init.empty() ? job.init : job.eval_only || job.resume ? job.out : "");
+    job.encoder = chosen.path;
+    if (!chosen.why.empty()) std::fprintf(stderr, "adapt: --encoder %s (%s)\n", job.encoder.c_str(), chosen.why.c_str());
+  }
+  std::unique_ptr<DataParallel> group;
+  if (launch.world_size > 1) group = DataParallel::Join(launch);
+  RunAdaptJob(job, launch, group.get());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"adapt: stage two, per-robot dynamics and interaction predictors on a frozen encoder"};
+  AdaptOptions o;  // the options bind to the job directly (adapt/world_model/adapt_job.h)
+  AddInputOptions(app, o);
+  AddTrainingOptions(app, o);
+  AddEvalOptions(app, o);
+  AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
-  if (!job.init.empty() && trunk_lr_scale->count() == 0) config.trunk_lr_scale = kInitTrunkLrScale;
-  const std::map<std::string, int> shape = {{"--context", config.predictor.context},
-                                            {"--frame-skip", config.predictor.frame_skip},
-                                            {"--width", config.predictor.dim},
-                                            {"--depth", config.predictor.depth}};
+  AdaptJob& job = o.job;
+  job.options = ProgramOptions(app);
+  if (!job.init.empty() && o.trunk_lr_scale->count() == 0) job.config.trunk_lr_scale = kInitTrunkLrScale;
+  const std::map<std::string, int> shape = {{"--context", job.config.predictor.context},
+                                            {"--frame-skip", job.config.predictor.frame_skip},
+                                            {"--width", job.config.predictor.dim},
+                                            {"--depth", job.config.predictor.depth}};
   for (const auto& [flag, value] : shape) {
     if (app.count(flag) > 0) job.predictor_flags[flag] = value;
   }
   try {
-    config.bf16 = SetPrecision(precision);
-    const LaunchInfo launch = ReadLaunchInfo();
-    if (launch.world_size > 1 && (bench || eval_only)) {
-      throw AdaptError(std::string(bench ? "--bench" : "--eval") + " runs in one process (launched as " + std::to_string(launch.world_size) +
-                       " ranks)");
-    }
-    config.device = ResolveDevice(device, launch.local_rank).str();
-    if (bench && data_path.empty()) return BenchStageTwo(config, bench_steps);
-    if (bench) {  // and the reader, on that dataset's latent cache of --encoder
-      job.encoder = ResolveEncoderArg(job.encoder, "").path;
-      FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
-      const std::string camera = job.cameras.empty() ? "camera0" : job.cameras.front();
-      return BenchStageTwo(config, bench_steps, data_path, EnsureLatentCache(encoder, data_path, camera, 64, true).path.string(), camera);
-    }
-    if (job.robot.empty()) throw AdaptError("--embodiment is required (e.g. --embodiment ur5)");
-    embodiment = embody::robots::RobotName(job.robot);  // a descriptor's declared name: data/<name>.h5, models/<name>
-    if (data_path.empty()) data_path = "data/" + embodiment + ".h5";
-    if (out.empty()) out = "models/" + embodiment;
-    if (overwrite && resume) throw AdaptError("--resume and --overwrite exclude each other");
-    if (app.count("--export") > 0) {
-      if (launch.world_size > 1) throw AdaptError("--export runs in one process");
-      const fs::path path = export_path.empty() || export_path == "-" ? fs::path(out) / "world_model.ts" : fs::path(export_path);
-      const auto lock = LockOutputOnRoot(path, "adapt --export", nullptr);
-      std::string hash;
-      WorldModel model = LoadWorldModel(out, &hash);
-      const double error = ExportWorldModel(model, embodiment, hash, path);
-      std::printf(
-          "adapt: exported %s's predictor and dynamics model to %s (TorchScript; reproduces the C++ model to %.1e)\n"
-          "  python3 -c \"import torch; m = torch.jit.load('%s'); print(m.embodiment, m.frame_skip)\"\n",
-          embodiment.c_str(), path.c_str(), error, path.c_str());
-      return 0;
-    }
-    std::error_code ec;
-    if (fs::exists(data_path, ec)) {  // a missing dataset is named first (RunAdaptJob), with the command that makes it
-      const EncoderArg chosen = ResolveEncoderArg(encoder_path, !init.empty() ? init : eval_only || resume ? out : "");
-      encoder_path = chosen.path;
-      if (!chosen.why.empty()) std::fprintf(stderr, "adapt: --encoder %s (%s)\n", encoder_path.c_str(), chosen.why.c_str());
-    }
-    std::unique_ptr<DataParallel> group;
-    if (launch.world_size > 1) group = DataParallel::Join(launch);
-    RunAdaptJob(job, launch, group.get());
+    return Run(o, app);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "adapt: error: %s\n", e.what());
     return 1;
   }
-  return 0;
 }

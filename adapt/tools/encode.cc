@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "adapt/core/error.h"
+#include "adapt/core/program_options.h"
 #include "adapt/core/training.h"
 #include "adapt/encoder/latent_cache.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   std::string device = "auto";
   app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda")->capture_default_str();
+  AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
   try {
     torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));

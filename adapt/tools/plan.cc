@@ -13,6 +13,7 @@
 #include "adapt/core/distributed.h"
 #include "adapt/core/error.h"
 #include "adapt/core/plot.h"
+#include "adapt/core/program_options.h"
 #include "adapt/core/training.h"
 #include "adapt/encoder/decoder.h"
 #include "adapt/plan/plan_replay.h"
@@ -171,34 +172,59 @@ void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
   });
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"plan: reach a goal image by model-predictive control in the world model's latent space"};
-  std::string model_path, encoder_path, out, task = "reach", randomize = "light";
-  PlanRunOptions o;
-  o.oracle_cem = {64, 3, 8, 2, 0.6, 0.05, 1.0};
-  o.replay_episodes = 3;
+// plan's options: the planning run's (adapt/plan/planner.h) and the program's own.
+struct PlanOptions {
+  PlanRunOptions run;
+  std::string model_path, encoder_path, out, task = "reach", randomize = "light", robot, video, device = "auto";
   int threads = 0;
   double success_cm = 5;
   bool no_baselines = false;
-  std::string defaults;
-  app.add_option("--embodiment", defaults,
+  PlanOptions() {
+    run.oracle_cem = {64, 3, 8, 2, 0.6, 0.05, 1.0};
+    run.replay_episodes = 3;
+  }
+};
+
+// The robot, the model, the task and its scenes, the outputs.
+void AddTaskOptions(CLI::App& app, PlanOptions& p) {
+  PlanRunOptions& o = p.run;
+  app.add_option("--embodiment", p.robot,
                  "Arm (franka, ur5, or your descriptor: path/to/robot.json, or its name once --model's folder was trained on it; default: --model's "
                  "robot, else franka)");
-  app.add_option("--model", model_path, "Stage-two model folder (default models/<embodiment>)");
+  app.add_option("--model", p.model_path, "Stage-two model folder (default models/<embodiment>)");
   app.add_option(
-      "--encoder", encoder_path,
+      "--encoder", p.encoder_path,
       "The frozen encoder the model was trained on (default: the one --model records, else models/encoder.pt, else the only one in models/)");
-  app.add_option("--task", task,
+  app.add_option("--task", p.task,
                  "reach (ee to a goal 10-30 cm away), push (an object 10-20 cm) or pick (an object grasped, lifted and placed 10+ cm away)")
       ->capture_default_str();
   app.add_option("--episodes", o.episodes, "Planning episodes")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_option("--out", out, "Results JSON (default out/plan_<embodiment>_<task>.json; plots beside it)");
+  app.add_option("--out", p.out, "Results JSON (default out/plan_<embodiment>_<task>.json; plots beside it)");
   app.add_option("--seed", o.seed, "Scene seed (keep it apart from the training data's)")->capture_default_str();
-  app.add_option("--randomize", randomize, "Scene randomization level: none|light|default|wide (the world model's)")->capture_default_str();
+  app.add_option("--randomize", p.randomize, "Scene randomization level: none|light|default|wide (the world model's)")->capture_default_str();
   app.add_option("--max-steps", o.mpc.max_steps, "Model steps per episode")->capture_default_str()->check(CLI::Range(1, 10000));
-  app.add_option("--success-cm", success_cm, "Success radius")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--success-cm", p.success_cm, "Success radius")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--subgoal-steps", o.subgoal_steps,
+                 "push, pick: model steps aimed at each subgoal image (push: above the point behind the object, down there; pick: above the "
+                 "object, around it, lifted, over the place, set down) before the goal; 0 = the goal image only")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--push-waypoints", o.push_waypoints,
+                 "push: further subgoal images along the push line (the scripted push at 1/(n+1) ... n/(n+1) of it), after the two before it")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
+  app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
+  app.add_option(
+         "--replay-episodes", o.replay_episodes,
+         "Episodes recorded for rollout-viewer --plan (frames, imagined plans decoded with the model's decoder.pt, energy) in <stem>_replay.h5")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--video", p.video, "Also write the recorded episodes as an MP4: executed frame | goal | the imagined plan, per model step");
+}
+
+// The planner (CEM in latent space), its baselines, and where it runs.
+void AddPlannerOptions(CLI::App& app, PlanOptions& p) {
+  PlanRunOptions& o = p.run;
   app.add_option("--samples", o.cem.samples, "CEM samples per iteration")->capture_default_str()->check(CLI::Range(2, 100000));
   app.add_option("--iterations", o.cem.iterations, "CEM iterations per model step")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--elites", o.cem.elites, "CEM elites")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -212,95 +238,107 @@ int main(int argc, char** argv) {
   app.add_option("--context", o.context, "True model steps the predictor sees when planning (0 = the model's)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  app.add_option("--subgoal-steps", o.subgoal_steps,
-                 "push, pick: model steps aimed at each subgoal image (push: above the point behind the object, down there; pick: above the "
-                 "object, around it, lifted, over the place, set down) before the goal; 0 = the goal image only")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--push-waypoints", o.push_waypoints,
-                 "push: further subgoal images along the push line (the scripted push at 1/(n+1) ... n/(n+1) of it), after the two before it")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 16));
   app.add_option("--energy", o.energy, "final (last imagined step vs the goal latent) or mean (every step)")->capture_default_str();
-  app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
   app.add_option("--oracle", o.oracle, "dynamics (CEM on the learned dynamics model, reach), sim (MuJoCo as the model), none, auto")
       ->capture_default_str();
-  app.add_flag("--no-baselines", no_baselines, "Skip the random and still planners");
-  std::string video;
-  app.add_option(
-         "--replay-episodes", o.replay_episodes,
-         "Episodes recorded for rollout-viewer --plan (frames, imagined plans decoded with the model's decoder.pt, energy) in <stem>_replay.h5")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 100000));
-  app.add_option("--video", video, "Also write the recorded episodes as an MP4: executed frame | goal | the imagined plan, per model step");
-  app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
-  std::string device = "auto";
-  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
+  app.add_flag("--no-baselines", p.no_baselines, "Skip the random and still planners");
+  app.add_option("--threads", p.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  app.add_option("--device", p.device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
       ->capture_default_str();
+}
+
+// The options into the run's, the robot and encoder found, the inputs checked; refusals named.
+void Resolve(PlanOptions& p) {
+  PlanRunOptions& o = p.run;
+  o.task = ParsePlanTask(p.task);
+  o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(p.randomize));
+  o.mpc.success_m = p.success_cm / 100;
+  o.baselines = !p.no_baselines;
+  o.oracle_cem.bound = o.cem.bound;
+  if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
+  const RobotArg robot = ResolveRobotArg(p.robot, p.model_path);
+  o.embodiment = robot.name;
+  o.robot = robot.ref;
+  if (p.model_path.empty()) p.model_path = "models/" + o.embodiment;
+  const EncoderArg encoder_arg = ResolveEncoderArg(p.encoder_path, p.model_path);
+  p.encoder_path = encoder_arg.path;
+  if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "plan", p.encoder_path.c_str(), encoder_arg.why.c_str());
+  if (!p.video.empty() && o.replay_episodes < 1) throw AdaptError("--video shows the recorded episodes: --replay-episodes must be >= 1");
+  if (!p.video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
+  if (p.out.empty()) p.out = "out/plan_" + o.embodiment + "_" + p.task + ".json";
+  if (p.threads > 0) torch::set_num_threads(p.threads);
+}
+
+// The replay's decoder (the model folder's decoder.pt, when replays are recorded), checked before
+// planning: a mismatch would otherwise surface after the run.
+LatentDecoder ReplayDecoder(const PlanOptions& p, const FrozenEncoder& encoder) {
+  std::error_code ec;
+  if (p.run.replay_episodes < 1 || !fs::exists(fs::path(p.model_path) / "decoder.pt", ec)) return LatentDecoder{nullptr};
+  LatentDecoder decoder = LoadDecoder(fs::path(p.model_path) / "decoder.pt");
+  if (decoder->image_size != encoder.image_size()) {
+    throw AdaptError(p.model_path + "/decoder.pt draws " + std::to_string(decoder->image_size) + " px frames; the encoder takes " +
+                     std::to_string(encoder.image_size()) + " px");
+  }
+  return decoder;
+}
+
+// The replay file (and --video) of the traced episodes, named in the results as "replay".
+void WriteReplay(const PlanOptions& p, const std::vector<PlanTrace>& traces, int image_size, LatentDecoder decoder, nlohmann::json* r) {
+  const fs::path replay_path = fs::path(p.out).parent_path() / (fs::path(p.out).stem().string() + "_replay.h5");
+  const PlanReplayFile replay = MakeReplay(traces, p.model_path, *r, image_size, decoder);
+  WritePlanReplayFile(replay_path, replay);
+  (*r)["replay"] = replay_path.filename().string();
+  std::printf("replay of %zu episodes: %s (rollout-viewer --plan %s)%s\n", traces.size(), replay_path.c_str(), p.out.c_str(),
+              replay.episodes[0].imagined.empty() ? "; no decoder.pt in the model folder: imagined plans not decoded" : "");
+  if (!p.video.empty()) {
+    WriteReplayVideo(p.video, replay);
+    std::printf("wrote %s\n", p.video.c_str());
+  }
+}
+
+void Run(PlanOptions& p, const nlohmann::json& options) {
+  Resolve(p);
+  // One writer per output: a second plan on the same results (or --video) is refused.
+  const auto out_lock = LockOutputOnRoot(p.out, "plan", nullptr);
+  const auto video_lock = p.video.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(p.video, "plan", nullptr);
+  std::string hash;
+  WorldModel model = LoadWorldModel(p.model_path, &hash);
+  FrozenEncoder encoder = FrozenEncoder::Load(p.encoder_path);
+  const torch::Device dev = ResolveDevice(p.device);
+  model.To(dev);
+  encoder.To(dev);
+  const LatentDecoder decoder = ReplayDecoder(p, encoder);
+  std::vector<PlanTrace> traces;
+  nlohmann::json r = RunPlanning(
+      model, hash, encoder, p.run,
+      [](const std::string& line) {
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+      },
+      &traces);
+  r["options"] = options;
+  const std::string& out = p.out;
+  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  if (!traces.empty()) WriteReplay(p, traces, encoder.image_size(), decoder, &r);
+  embody::collect::WriteJsonFileAtomically(out, r);
+  WritePlots(out, r);
+  std::printf("%s", Table(r).c_str());
+  std::printf("wrote %s (plots: %s_{distance,energy,success}.png)\n", out.c_str(),
+              (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"plan: reach a goal image by model-predictive control in the world model's latent space"};
+  PlanOptions p;
+  AddTaskOptions(app, p);
+  AddPlannerOptions(app, p);
+  AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
+  const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
   try {
-    o.task = ParsePlanTask(task);
-    o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(randomize));
-    o.mpc.success_m = success_cm / 100;
-    o.baselines = !no_baselines;
-    o.oracle_cem.bound = o.cem.bound;
-    if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
-    const RobotArg robot = ResolveRobotArg(defaults, model_path);
-    o.embodiment = robot.name;
-    o.robot = robot.ref;
-    if (model_path.empty()) model_path = "models/" + o.embodiment;
-    const EncoderArg encoder_arg = ResolveEncoderArg(encoder_path, model_path);
-    encoder_path = encoder_arg.path;
-    if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "plan", encoder_path.c_str(), encoder_arg.why.c_str());
-    if (!video.empty() && o.replay_episodes < 1) throw AdaptError("--video shows the recorded episodes: --replay-episodes must be >= 1");
-    if (!video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
-    if (out.empty()) out = "out/plan_" + o.embodiment + "_" + task + ".json";
-    if (threads > 0) torch::set_num_threads(threads);
-    // One writer per output: a second plan on the same results (or --video) is refused.
-    const auto out_lock = LockOutputOnRoot(out, "plan", nullptr);
-    const auto video_lock = video.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(video, "plan", nullptr);
-    std::string hash;
-    WorldModel model = LoadWorldModel(model_path, &hash);
-    FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
-    const torch::Device dev = ResolveDevice(device);
-    model.To(dev);
-    encoder.To(dev);
-    // The replay's decoder, checked before planning (a mismatch would otherwise surface after the run).
-    LatentDecoder decoder{nullptr};
-    std::error_code ec;
-    if (o.replay_episodes > 0 && fs::exists(fs::path(model_path) / "decoder.pt", ec)) {
-      decoder = LoadDecoder(fs::path(model_path) / "decoder.pt");
-      if (decoder->image_size != encoder.image_size()) {
-        throw AdaptError(model_path + "/decoder.pt draws " + std::to_string(decoder->image_size) + " px frames; the encoder takes " +
-                         std::to_string(encoder.image_size()) + " px");
-      }
-    }
-    std::vector<PlanTrace> traces;
-    nlohmann::json r = RunPlanning(
-        model, hash, encoder, o,
-        [](const std::string& line) {
-          std::printf("%s\n", line.c_str());
-          std::fflush(stdout);
-        },
-        &traces);
-    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
-    const fs::path replay_path = fs::path(out).parent_path() / (fs::path(out).stem().string() + "_replay.h5");
-    if (!traces.empty()) {
-      const PlanReplayFile replay = MakeReplay(traces, model_path, r, encoder.image_size(), decoder);
-      WritePlanReplayFile(replay_path, replay);
-      r["replay"] = replay_path.filename().string();
-      std::printf("replay of %zu episodes: %s (rollout-viewer --plan %s)%s\n", traces.size(), replay_path.c_str(), out.c_str(),
-                  replay.episodes[0].imagined.empty() ? "; no decoder.pt in the model folder: imagined plans not decoded" : "");
-      if (!video.empty()) {
-        WriteReplayVideo(video, replay);
-        std::printf("wrote %s\n", video.c_str());
-      }
-    }
-    embody::collect::WriteJsonFileAtomically(out, r);
-    WritePlots(out, r);
-    std::printf("%s", Table(r).c_str());
-    std::printf("wrote %s (plots: %s_{distance,energy,success}.png)\n", out.c_str(),
-                (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str());
+    Run(p, options);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "plan: error: %s\n", e.what());

@@ -12,6 +12,7 @@
 #include "adapt/core/distributed.h"
 #include "adapt/core/error.h"
 #include "adapt/core/plot.h"
+#include "adapt/core/program_options.h"
 #include "adapt/core/training.h"
 #include "adapt/surprise/surprise.h"
 #include "adapt/world_model/stage_two.h"
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   app.add_option("--types", types, "Violation types (default all: permanence solidity continuity gravity)")->expected(1, -1);
   app.add_option("--out", out, "Results JSON (default out/surprise_<embodiment>.json; plots beside it)");
   app.add_option("--clips", clips, "Also write the clips as a dataset (collection layout; attrs violation, violation_frame, possible)");
-  app.add_flag("--overwrite", overwrite, "Replace an existing --clips dataset");
+  app.add_flag("--overwrite", overwrite, "Replace an existing --clips dataset")->configurable(false);
   app.add_option("--seed", o.seed, "Scene seed (keep it apart from the training data's)")->capture_default_str();
   app.add_option("--randomize", randomize, "Scene randomization level: none|light|default|wide (the world model's)")->capture_default_str();
   app.add_option("--steps", o.steps, "Control steps per clip")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -108,7 +109,9 @@ int main(int argc, char** argv) {
   std::string device = "auto";
   app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
       ->capture_default_str();
+  AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
+  const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: surprise --config reads it back
   try {
     if (!types.empty()) {
       o.types.clear();
@@ -143,10 +146,11 @@ int main(int argc, char** argv) {
     const torch::Device dev = ResolveDevice(device);
     model.To(dev);
     encoder.To(dev);
-    const nlohmann::json r = RunSurprise(model, hash, encoder, o, [](const std::string& line) {
+    nlohmann::json r = RunSurprise(model, hash, encoder, o, [](const std::string& line) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     });
+    r["options"] = options;
     if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
     embody::collect::WriteJsonFileAtomically(out, r);
     WritePlots(out, r);

@@ -66,9 +66,54 @@ void WritePlots(const fs::path& dir, const nlohmann::json& metrics, const TrainS
   }
 }
 
+// Waits for the device's queued work (a host read of a result does; a no-op on the CPU).
+void Sync(const torch::Tensor& t) { (void)t.sum().item<double>(); }
+
+// GFLOP/s of n x n matrix products on `dev`, best of several, in the precision the step runs its
+// products in (bfloat16 under --precision bf16).
+double MatmulPeak(const torch::Device& dev, bool bf16, int64_t n) {
+  const auto peak_options = torch::TensorOptions().device(dev).dtype(bf16 ? torch::kBFloat16 : torch::kFloat);
+  const auto a = torch::randn({n, n}, peak_options), b = torch::randn({n, n}, peak_options);
+  Sync(torch::mm(a, b));
+  double peak = 0;
+  for (int i = 0; i < 5; ++i) {
+    const auto t = Clock::now();
+    torch::Tensor last;
+    for (int r = 0; r < 4; ++r) last = torch::mm(a, b);
+    Sync(last);
+    peak = std::max(peak, 4 * 2.0 * n * n * n / Since(t) / 1e9);
+  }
+  return peak;
+}
+
+// Reading: the training batches' windows (the same draws) from the files every time, then from the
+// episodes kept in memory (each already read once, as it is after the first steps of a training run).
+void BenchReading(const AdaptConfig& config, int steps, const std::string& data, const std::string& cache, const std::string& camera) {
+  const auto& p = config.predictor;
+  const int c = p.context, bsz = config.batch;
+  double per_window[2] = {0, 0};
+  const int windows = steps * bsz;
+  for (int kept = 0; kept < 2; ++kept) {
+    const StageTwoData d(data, cache, camera, 0, /*check_frames=*/false, kept ? StageTwoData::kKeepBytes : 0);
+    if (kept && !d.keeps_episodes()) throw AdaptError(data + " is too large to keep in memory: nothing to compare");
+    std::mt19937_64 rng(config.seed);
+    const auto drawn = d.DrawWindows("train", windows, c + 1, p.frame_skip, &rng);
+    if (kept) {
+      for (const auto& ep : d.episodes("train")) d.Read(ep, 0, 1);
+    }
+    const auto t = Clock::now();
+    for (const auto& w : drawn) d.Read(*w.episode, w.first, c + 1, p.frame_skip);
+    per_window[kept] = Since(t) / windows;
+  }
+  std::printf("  reading:  %.0f us per window from the files, %.0f us kept in memory (%.1fx; %d windows of %s, %.1f ms of a step of %d read)\n",
+              1e6 * per_window[0], 1e6 * per_window[1], per_window[0] / std::max(1e-12, per_window[1]), windows, data.c_str(),
+              1e3 * per_window[1] * bsz, bsz);
+}
+
+}  // namespace
+
 // Training throughput and achieved GFLOP/s of the training step against a matrix-product peak,
 // both measured here. FLOPs are counted from the architecture (multiply-adds x 2, backward = 2x forward).
-}  // namespace
 
 int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const std::string& cache, const std::string& camera) {
   const int threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -76,22 +121,8 @@ int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const 
   torch::manual_seed(config.seed);
   const auto& p = config.predictor;
   const torch::Device dev(config.device);
-  // Waits for the device's queued work (a host read of a result does; a no-op on the CPU).
-  auto sync = [](const torch::Tensor& t) { (void)t.sum().item<double>(); };
-  // Peak: square matrix products, best of several (larger on a GPU, where 1024 cannot fill it).
-  const int64_t n = dev.is_cuda() ? 8192 : 1024;
-  // The peak in the precision the step runs its products in: bfloat16 under --precision bf16.
-  const auto peak_options = torch::TensorOptions().device(dev).dtype(config.bf16 ? torch::kBFloat16 : torch::kFloat);
-  const auto a = torch::randn({n, n}, peak_options), b = torch::randn({n, n}, peak_options);
-  sync(torch::mm(a, b));
-  double peak = 0;
-  for (int i = 0; i < 5; ++i) {
-    const auto t = Clock::now();
-    torch::Tensor last;
-    for (int r = 0; r < 4; ++r) last = torch::mm(a, b);
-    sync(last);
-    peak = std::max(peak, 4 * 2.0 * n * n * n / Since(t) / 1e9);
-  }
+  const int64_t n = dev.is_cuda() ? 8192 : 1024;  // larger on a GPU, where 1024 cannot fill it
+  const double peak = MatmulPeak(dev, config.bf16, n);
   WorldModel model(p);
   EmbodimentSpec spec{"bench", 7, 2, 7, "dx,dy,dz,drx,dry,drz,gripper"};
   const int P = spec.proprio_dim();
@@ -129,10 +160,10 @@ int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const 
   macs += kTransitions * ((P + 7) * 256.0 + 256.0 * 256 + 256.0 * P);  // dynamics MLP
   const double flops_per_step = 3 * 2 * macs * bsz;
   step();
-  sync(model.Parameters("bench", false).front());
+  Sync(model.Parameters("bench", false).front());
   const auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step();
-  sync(model.Parameters("bench", false).front());
+  Sync(model.Parameters("bench", false).front());
   const double secs = Since(t0);
   const double achieved = flops_per_step * steps / secs / 1e9;
   rusage usage{};
@@ -145,26 +176,7 @@ int BenchStageTwo(AdaptConfig config, int steps, const std::string& data, const 
               config.bf16 ? "bfloat16" : "float32", dev.str().c_str());
   std::printf("  ratio:    %.2f of the matrix-product peak\n", achieved / peak);
   std::printf("  max RSS:  %.0f MB (synthetic batch, no dataset; host memory)\n", usage.ru_maxrss / 1024.0);
-  if (data.empty()) return 0;
-  // Reading: the training batches' windows (the same draws) from the files every time, then from the
-  // episodes kept in memory (each already read once, as it is after the first steps of a training run).
-  double per_window[2] = {0, 0};
-  const int windows = steps * bsz;
-  for (int kept = 0; kept < 2; ++kept) {
-    const StageTwoData d(data, cache, camera, 0, /*check_frames=*/false, kept ? StageTwoData::kKeepBytes : 0);
-    if (kept && !d.keeps_episodes()) throw AdaptError(data + " is too large to keep in memory: nothing to compare");
-    std::mt19937_64 rng(config.seed);
-    const auto drawn = d.DrawWindows("train", windows, c + 1, p.frame_skip, &rng);
-    if (kept) {
-      for (const auto& ep : d.episodes("train")) d.Read(ep, 0, 1);
-    }
-    const auto t = Clock::now();
-    for (const auto& w : drawn) d.Read(*w.episode, w.first, c + 1, p.frame_skip);
-    per_window[kept] = Since(t) / windows;
-  }
-  std::printf("  reading:  %.0f us per window from the files, %.0f us kept in memory (%.1fx; %d windows of %s, %.1f ms of a step of %d read)\n",
-              1e6 * per_window[0], 1e6 * per_window[1], per_window[0] / std::max(1e-12, per_window[1]), windows, data.c_str(),
-              1e3 * per_window[1] * bsz, bsz);
+  if (!data.empty()) BenchReading(config, steps, data, cache, camera);
   return 0;
 }
 
@@ -188,7 +200,10 @@ void RefusePredictorOverrides(const AdaptJob& job, const PredictorConfig& loaded
 
 }  // namespace
 
-void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group) {
+namespace {
+
+// What the job reads must be there; each refusal names the command that makes it.
+void RequireInputs(const AdaptJob& job) {
   std::error_code ec;
   if (!fs::exists(job.data, ec)) {
     throw AdaptError("no " + job.data + " — run: simcollect --robot " + (job.robot.empty() ? job.embodiment : job.robot) + " --episodes 500 --out " +
@@ -201,27 +216,16 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   if (!job.init.empty() && !fs::exists(fs::path(job.init) / "model.pt", ec) && !fs::is_regular_file(job.init, ec)) {
     throw AdaptError("no model to start from at " + job.init + " — run: adapt --embodiment <robot> --out " + job.init);
   }
-  torch::set_num_threads(ThreadsPerRank(job.config.threads, launch));
-  const bool root = !group || group->is_root();
-  // One writer per model folder: a second adapt on it (--overwrite, --resume, --eval too) is refused.
-  const auto lock = LockOutputOnRoot(job.out, "adapt", group);
-  // The models read before any cache is built (each once): --init's, and --eval's. The cameras: as
-  // given, else those of the model evaluated or started from, else camera0; a model of other
-  // cameras is refused here, before their caches are encoded.
-  std::unique_ptr<WorldModel> from, evaluated;
-  std::string init_hash, model_hash;
-  if (!job.init.empty()) {
-    from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
-    RefusePredictorOverrides(job, from->config(), job.init, "the model --init starts from", ", or train from scratch without --init");
-  }
-  if (job.eval_only) {
-    evaluated = std::make_unique<WorldModel>(LoadWorldModel(job.out, &model_hash));
-    RefusePredictorOverrides(job, evaluated->config(), job.out, "the model --eval evaluates", "");
-  }
+}
+
+// The cameras: as given, else those of the model evaluated or started from, else every agent view
+// of the dataset (two views carry what one leaves ambiguous: docs/world-model.md). A model of other
+// cameras is refused here, before their caches are encoded.
+void ResolveCameras(AdaptJob& job, const WorldModel* from, const WorldModel* evaluated, bool root) {
   if (job.cameras.empty()) {
     if (from || evaluated) {
       job.cameras = (from ? from : evaluated)->config().cameras;
-    } else {  // every agent view of the dataset: two views carry what one leaves ambiguous (docs/world-model.md)
+    } else {
       try {
         job.cameras = collect::Dataset(job.data).AgentCameras();
       } catch (const collect::DatasetError& e) {
@@ -244,12 +248,15 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   try {  // before any camera is encoded
     RequireFixedCameras(collect::Dataset(job.data), job.cameras);
   } catch (const collect::DatasetError&) {
-    // a damaged dataset: named below, where its frames are read
+    // a damaged dataset: named where its frames are read
   }
-  FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
-  encoder.To(torch::Device(job.config.device));
-  // The encoder runs once per frame, into the cache (one per camera); training only reads the
-  // caches. With ranks, rank 0 builds them while the others wait, then they find them in place.
+}
+
+// The encoder runs once per frame, into the cache (one per camera); training only reads the caches.
+// With ranks, rank 0 builds them while the others wait, then they find them in place. Returns the
+// caches' paths; *built: whether one was built just now.
+std::vector<fs::path> EnsureCaches(const AdaptJob& job, FrozenEncoder& encoder, const DataParallel* group, bool* built) {
+  const bool root = !group || group->is_root();
   std::vector<CacheStatus> caches;
   auto ensure_caches = [&] {
     caches.clear();
@@ -271,72 +278,68 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   if (!cache_error.empty()) throw AdaptError(cache_error);
   if (!root) ensure_caches();
   std::vector<fs::path> cache_paths;
-  bool built = false;
+  *built = false;
   for (const CacheStatus& cache : caches) {
     if (cache.built) std::fprintf(stderr, "adapt: encoded %lld frames into %s\n", static_cast<long long>(cache.frames), cache.path.c_str());
     cache_paths.push_back(cache.path);
-    built = built || cache.built;
+    *built = *built || cache.built;
   }
-  // A cache built just now read (and checksummed) every frame: the data need not read them again.
-  const StageTwoData data(job.data, cache_paths, job.cameras, job.episodes, /*check_frames=*/!built);
-  if (data.spec().name != job.embodiment) {
-    throw AdaptError(job.data + " holds " + data.spec().name + " episodes, not " + job.embodiment + " (pass --data data/" + job.embodiment + ".h5)");
+  return cache_paths;
+}
+
+// Trains the model into job.out (from --init's model `from` when given, which must share the
+// encoder `encoder_hash`); returns the training's stats.
+TrainStats TrainModel(AdaptJob& job, const StageTwoData& data, const WorldModel* from, const std::string& init_hash, const std::string& encoder_hash,
+                      const LaunchInfo& launch, const DataParallel* group) {
+  const bool root = !group || group->is_root();
+  job.config.predictor.latent_dim = data.latent_dim();
+  job.config.predictor.tokens = data.tokens();
+  job.config.predictor.cameras = job.cameras;
+  if (job.overwrite && root) {
+    fs::remove(fs::path(job.out) / "model.pt");
+    fs::remove(fs::path(job.out) / "train_state.pt");
   }
-  TrainStats stats;
-  bool trained = false;
-  if (!job.eval_only) {
-    job.config.predictor.latent_dim = data.latent_dim();
-    job.config.predictor.tokens = data.tokens();
-    job.config.predictor.cameras = job.cameras;
-    if (job.overwrite && root) {
-      fs::remove(fs::path(job.out) / "model.pt");
-      fs::remove(fs::path(job.out) / "train_state.pt");
+  if (group) group->Barrier();
+  if (from) {
+    if (init_hash != encoder_hash) {
+      throw AdaptError(job.init + " was trained on another encoder (" + init_hash + ", this one is " + encoder_hash + ")");
     }
-    if (group) group->Barrier();
-    if (from) {
-      if (init_hash != encoder.hash()) {
-        throw AdaptError(job.init + " was trained on another encoder (" + init_hash + ", this one is " + encoder.hash() + ")");
-      }
-      job.config.predictor = from->config();
-    }
-    torch::manual_seed(job.config.seed);
-    WorldModel model(job.config.predictor);
-    model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
-    if (from) {
-      for (const auto& what : model.InitFrom(*from, job.embodiment))
-        std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), job.init.c_str());
-    } else {
-      model.SetLatentDeltaScale(data.LatentDeltaScale(job.config.predictor.frame_skip));
-    }
-    if (root) {
-      std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", job.embodiment.c_str(),
-                   data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());
-    }
-    if (group && root) {
-      std::fprintf(stderr, "adapt: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size, launch.launcher.c_str(),
-                   job.config.batch, job.config.batch / launch.world_size);
-    }
-    StageTwoTrainer trainer(job.config, data, std::move(model), job.out, job.resume, group);
-    stats = trainer.Train();
-    if (!root) return;  // rank 0 evaluates and writes
-    trained = true;
-    std::fprintf(stderr, "adapt: best validation loss %.4f at step %d of %d%s, %.1f samples/s\n", stats.best_val, stats.best_step, stats.step,
-                 stats.early_stopped ? " (early stop)" : "", stats.samples_per_s);
+    job.config.predictor = from->config();
   }
-  WorldModel model = evaluated ? std::move(*evaluated) : LoadWorldModel(job.out, &model_hash);  // trained: its cameras are job.cameras
-  if (model_hash != data.encoder_hash()) {
-    throw AdaptError(job.out + " was trained on the latents of encoder " + model_hash + "; " + job.encoder + " is " + data.encoder_hash());
+  torch::manual_seed(job.config.seed);
+  WorldModel model(job.config.predictor);
+  model.AddEmbodiment(data.spec(), data.ComputeNormalizer());
+  if (from) {
+    for (const auto& what : model.InitFrom(*from, job.embodiment))
+      std::fprintf(stderr, "adapt: initialized %s from %s\n", what.c_str(), job.init.c_str());
+  } else {
+    model.SetLatentDeltaScale(data.LatentDeltaScale(job.config.predictor.frame_skip));
   }
+  if (root) {
+    std::fprintf(stderr, "adapt: %s, %zu training / %zu held-out episodes, %d tokens x %d per frame\n", job.embodiment.c_str(),
+                 data.episodes("train").size(), data.episodes("valid").size(), data.tokens(), data.latent_dim());
+  }
+  if (group && root) {
+    std::fprintf(stderr, "adapt: %d data-parallel ranks (%s), global batch %d, %d per rank\n", launch.world_size, launch.launcher.c_str(),
+                 job.config.batch, job.config.batch / launch.world_size);
+  }
+  StageTwoTrainer trainer(job.config, data, std::move(model), job.out, job.resume, group);
+  return trainer.Train();
+}
+
+// Evaluates `model` on the held-out episodes and writes metrics.json (with the training's stats when
+// it trained just now), the plots, and with --train-decoder the viewer's decoder.
+void EvaluateAndWrite(const AdaptJob& job, const StageTwoData& data, WorldModel& model, const TrainStats* trained) {
   model.spec(job.embodiment);
   torch::manual_seed(job.config.seed);
   nlohmann::json metrics = Evaluate(model, data, job.eval);
   if (trained) {
     metrics["train"] = {{"config", job.config.ToJson()},
-                        {"steps", stats.step},
-                        {"best_step", stats.best_step},
-                        {"best_val", stats.best_val},
-                        {"early_stopped", stats.early_stopped},
-                        {"samples_per_s", stats.samples_per_s},
+                        {"steps", trained->step},
+                        {"best_step", trained->best_step},
+                        {"best_val", trained->best_val},
+                        {"early_stopped", trained->early_stopped},
+                        {"samples_per_s", trained->samples_per_s},
                         {"train_episodes", data.episodes("train").size()},
                         {"init", job.init}};
   }
@@ -345,16 +348,61 @@ void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* gro
   const nlohmann::json collected = collect::Dataset(job.data).config();
   if (collected.contains("robot") && collected["robot"].is_string()) metrics["robot"] = collected["robot"];
   metrics["encoder"] = fs::absolute(job.encoder).lexically_normal().string();  // plan's, surprise's and the viewer's default --encoder
+  if (!job.options.is_null()) metrics["options"] = job.options;
   std::printf("%s", FormatEvalTable(metrics).c_str());
   fs::create_directories(job.out);
   embody::collect::WriteJsonFileAtomically(fs::path(job.out) / "metrics.json", metrics);
-  WritePlots(job.out, metrics, trained ? &stats : nullptr);
+  WritePlots(job.out, metrics, trained);
   std::printf("adapt: metrics and plots in %s/\n", job.out.c_str());
   if (job.train_decoder) {
     const DecoderStats d = TrainDecoder(data, job.decoder_steps, job.config.seed, fs::path(job.out) / "decoder.pt", true);
     std::printf("adapt: visualization decoder %s/decoder.pt: pixel L1 %.4f -> %.4f (held-out %.4f); never used by the predictor\n", job.out.c_str(),
                 d.first_loss, d.last_loss, d.val_loss);
   }
+}
+
+}  // namespace
+
+void RunAdaptJob(AdaptJob job, const LaunchInfo& launch, const DataParallel* group) {
+  RequireInputs(job);
+  torch::set_num_threads(ThreadsPerRank(job.config.threads, launch));
+  const bool root = !group || group->is_root();
+  // One writer per model folder: a second adapt on it (--overwrite, --resume, --eval too) is refused.
+  const auto lock = LockOutputOnRoot(job.out, "adapt", group);
+  // The models read before any cache is built (each once): --init's, and --eval's.
+  std::unique_ptr<WorldModel> from, evaluated;
+  std::string init_hash, model_hash;
+  if (!job.init.empty()) {
+    from = std::make_unique<WorldModel>(LoadWorldModel(job.init, &init_hash));
+    RefusePredictorOverrides(job, from->config(), job.init, "the model --init starts from", ", or train from scratch without --init");
+  }
+  if (job.eval_only) {
+    evaluated = std::make_unique<WorldModel>(LoadWorldModel(job.out, &model_hash));
+    RefusePredictorOverrides(job, evaluated->config(), job.out, "the model --eval evaluates", "");
+  }
+  ResolveCameras(job, from.get(), evaluated.get(), root);
+  FrozenEncoder encoder = FrozenEncoder::Load(job.encoder, job.encoder_image_size);
+  encoder.To(torch::Device(job.config.device));
+  bool built = false;
+  const std::vector<fs::path> cache_paths = EnsureCaches(job, encoder, group, &built);
+  // A cache built just now read (and checksummed) every frame: the data need not read them again.
+  const StageTwoData data(job.data, cache_paths, job.cameras, job.episodes, /*check_frames=*/!built);
+  if (data.spec().name != job.embodiment) {
+    throw AdaptError(job.data + " holds " + data.spec().name + " episodes, not " + job.embodiment + " (pass --data data/" + job.embodiment + ".h5)");
+  }
+  TrainStats stats;
+  const bool trained = !job.eval_only;
+  if (trained) {
+    stats = TrainModel(job, data, from.get(), init_hash, encoder.hash(), launch, group);
+    if (!root) return;  // rank 0 evaluates and writes
+    std::fprintf(stderr, "adapt: best validation loss %.4f at step %d of %d%s, %.1f samples/s\n", stats.best_val, stats.best_step, stats.step,
+                 stats.early_stopped ? " (early stop)" : "", stats.samples_per_s);
+  }
+  WorldModel model = evaluated ? std::move(*evaluated) : LoadWorldModel(job.out, &model_hash);  // trained: its cameras are job.cameras
+  if (model_hash != data.encoder_hash()) {
+    throw AdaptError(job.out + " was trained on the latents of encoder " + model_hash + "; " + job.encoder + " is " + data.encoder_hash());
+  }
+  EvaluateAndWrite(job, data, model, trained ? &stats : nullptr);
 }
 
 }  // namespace embody::adapt

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct AdaptJob {
   bool eval_only = false, resume = false, overwrite = false;
   bool train_decoder = false;
   int decoder_steps = 300;
+  /// The program's options as given and defaulted (adapt/core/program_options.h): metrics.json's
+  /// "options", which `adapt --config` reads back.
+  nlohmann::json options;
 };
 
 /// Builds (or reuses) the latent cache, trains unless eval_only (as a data-parallel rank when `group`

@@ -641,10 +641,176 @@ nlohmann::json JudgeSummary(const nlohmann::json& summary) {
           {"verdict", Verdict(number("ee_gap_closed_1s"), number("latent_ratio_h1"), number("retrieval_top1_1s"), ee_floor)}};
 }
 
+namespace {
+
+// One weighted quantity of the evaluation, per window and horizon: (W, H) values and weights.
+struct EvalTerm {
+  std::string key;
+  torch::Tensor values, weight;
+};
+
+// One held-out episode's windows, cut from the episode read once: c context frames and `horizon`
+// targets, model steps of k control steps, a window starting every model step.
+struct EvalWindows {
+  int64_t n = 0;
+  torch::Tensor latents, proprio, actions, camera;
+  torch::Tensor t0, t_h;  // frame index of the last context frame (W) and of every target (W, H)
+};
+
+EvalWindows CutWindows(const StageTwoData::Window& full, int64_t frames, int c, int horizon, int k) {
+  const int64_t span = static_cast<int64_t>(c - 1 + horizon) * k;
+  std::vector<torch::Tensor> lat, pro, act;
+  std::vector<int64_t> starts;
+  for (int64_t first = 0; first + span < frames; first += k) {
+    const auto w = StageTwoData::Strided(full, first, c + horizon, k);
+    lat.push_back(w.latents);
+    pro.push_back(w.proprio);
+    act.push_back(w.actions);
+    starts.push_back(first);
+  }
+  EvalWindows w;
+  w.n = static_cast<int64_t>(starts.size());
+  w.latents = torch::stack(lat), w.proprio = torch::stack(pro), w.actions = torch::stack(act);
+  w.camera = full.camera.unsqueeze(0).expand({w.n, full.camera.size(0)});
+  w.t0 = torch::tensor(starts, torch::kLong) + (c - 1) * k;
+  w.t_h = w.t0.unsqueeze(1) + torch::arange(1, horizon + 1, torch::kLong).unsqueeze(0) * k;  // (W, H)
+  return w;
+}
+
+// A read-out's error for point p (5 target columns per point: image u, v, then world x, y, z), in
+// pixels and in cm.
+torch::Tensor PixelError(const torch::Tensor& r, const torch::Tensor& target, int p) {
+  return (r.slice(2, p * 5, p * 5 + 2) - target.slice(2, p * 5, p * 5 + 2)).norm(2, 2);
+}
+torch::Tensor WorldError(const torch::Tensor& r, const torch::Tensor& target, int p) {
+  return (r.slice(2, p * 5 + 2, p * 5 + 5) - target.slice(2, p * 5 + 2, p * 5 + 5)).norm(2, 2) * 100;
+}
+
+// The read-outs of the imagined, true and copied futures, and the targets they are scored against.
+struct EvalReadouts {
+  torch::Tensor imagined, floor, copy;  // (W, H, C)
+  torch::Tensor target, view;           // (W, H, C), (W, H, points)
+};
+
+// The object a window is about: the one that moves most over the window; scored where it has moved
+// >= 2 cm since the last context frame and is in view (object_px_<source>).
+void AddObjectTerms(const EvalReadouts& r, const ReadoutTargets& truth, const EvalWindows& w, int horizon, std::vector<EvalTerm>* terms) {
+  const int sites = truth.ee_points, points = truth.points();
+  const int64_t n = w.n;
+  const auto start_pos = truth.values.index_select(0, w.t0);  // (W, C)
+  std::vector<torch::Tensor> moved;
+  for (int p = sites; p < points; ++p)
+    moved.push_back((r.target.slice(2, p * 5 + 2, p * 5 + 5) - start_pos.slice(1, p * 5 + 2, p * 5 + 5).unsqueeze(1)).norm(2, 2));
+  const auto moved_all = torch::stack(moved, 2);                   // (W, H, P-1)
+  const auto chosen = moved_all.select(1, horizon - 1).argmax(1);  // (W)
+  const auto index = chosen.view({n, 1, 1}).expand({n, horizon, 1});
+  const auto distance = moved_all.gather(2, index).squeeze(2);
+  const auto chosen_view = r.view.slice(2, sites).gather(2, index).squeeze(2);
+  const auto weight = ((distance >= 0.02) & chosen_view).to(torch::kFloat64);
+  for (const auto& [source, readout] :
+       {std::pair<const char*, const torch::Tensor*>{"imagined", &r.imagined}, {"floor", &r.floor}, {"copy", &r.copy}}) {
+    std::vector<torch::Tensor> per;
+    for (int p = sites; p < points; ++p) per.push_back(PixelError(*readout, r.target, p));
+    terms->push_back({std::string("object_px_") + source, torch::stack(per, 2).gather(2, index).squeeze(2), weight});
+  }
+}
+
+// Scores one episode's windows: the model's rollout from each window's context against the true
+// future and against copy-last, in latent space, through the state read-out, by retrieval among the
+// episode's frames, and the dynamics model's joints and ee.
+std::vector<EvalTerm> ScoreEpisode(WorldModel& model, const StageTwoData& data, const LinearReadout& readout, const StageTwoData::Window& full,
+                                   const ReadoutTargets& truth_targets, const EvalWindows& w, int c, int horizon) {
+  const EmbodimentSpec& spec = data.spec();
+  const int k = model.config().frame_skip;
+  const int64_t n = w.n;
+  torch::Tensor prop_pred;
+  const auto pred = model.Rollout(spec.name, w.latents.slice(1, 0, c), w.proprio.slice(1, 0, c), w.actions.slice(1, 0, c + horizon - 1), w.camera,
+                                  horizon, &prop_pred);
+  const auto truth = w.latents.slice(1, c), truth_prop = w.proprio.slice(1, c);
+  const auto copy = w.latents.select(1, c - 1).unsqueeze(1).expand_as(truth);
+  const auto ones = torch::ones({n, horizon});
+  const int64_t cols = truth_targets.values.size(1), points = truth_targets.points();
+  auto read = [&](const torch::Tensor& z) {  // (W, H, N, D) -> (W, H, C)
+    return readout.Apply(ReadoutFeatures(z.reshape({n * horizon, z.size(2), z.size(3)}))).reshape({n, horizon, cols});
+  };
+  EvalReadouts r{read(pred), read(truth), read(copy), truth_targets.values.index_select(0, w.t_h.reshape({-1})).reshape({n, horizon, cols}),
+                 truth_targets.in_view.index_select(0, w.t_h.reshape({-1})).reshape({n, horizon, points})};
+  std::vector<EvalTerm> terms = {{"latent_l1", (pred - truth).abs().mean({2, 3}), ones}, {"copy_last_l1", (copy - truth).abs().mean({2, 3}), ones}};
+  // Sites of interest first (the end effector, or a humanoid's hands), then the objects. ee errors
+  // average every site (its in-view frames for pixels); with several sites, each is also kept on its
+  // own (ee_px_<source>_site<i>).
+  const int sites = truth_targets.ee_points;
+  for (int p = 0; p < sites; ++p) {
+    const auto site_view = r.view.select(2, p).to(torch::kFloat64);
+    for (const auto& [source, readout_of] :
+         {std::pair<const char*, const torch::Tensor*>{"imagined", &r.imagined}, {"floor", &r.floor}, {"copy", &r.copy}}) {
+      const auto px = PixelError(*readout_of, r.target, p);
+      terms.push_back({std::string("ee_px_") + source, px, site_view});
+      terms.push_back({std::string("ee_cm_") + source, WorldError(*readout_of, r.target, p), ones});
+      if (sites > 1) terms.push_back({"ee_px_" + std::string(source) + "_site" + std::to_string(p), px, site_view});
+    }
+  }
+  if (points > sites) AddObjectTerms(r, truth_targets, w, horizon, &terms);
+  // Retrieval: is the episode's frame nearest to the imagined latent within one model step of the
+  // true one (and, stricter, within half a model step)?
+  const auto bank = full.latents.reshape({full.latents.size(0), -1});
+  const auto distances = torch::cdist(pred.reshape({n * horizon, -1}).unsqueeze(0), bank.unsqueeze(0), 1.0).squeeze(0);
+  const auto offset = (distances.argmin(1).reshape({n, horizon}) - w.t_h).abs();
+  terms.push_back({"retrieval_top1", (offset <= k).to(torch::kFloat64), ones});
+  terms.push_back({"retrieval_top1_half_step", (offset <= k / 2).to(torch::kFloat64), ones});
+  terms.push_back({"joint_error_rad", (JointPositionsOf(prop_pred, spec) - JointPositionsOf(truth_prop, spec)).abs().mean(2), ones});
+  terms.push_back({"ee_error_cm", (EePositionOf(prop_pred, spec) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0, ones});
+  terms.push_back(
+      {"ee_still_cm", (EePositionOf(w.proprio.select(1, c - 1), spec).unsqueeze(1) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0, ones});
+  return terms;
+}
+
+// A task's per-horizon means, the latent ratio and the gaps closed.
+nlohmann::json TaskMetrics(const EvalSums& s, int64_t windows) {
+  nlohmann::json t = {{"windows", windows}};
+  for (const auto& [key, value] : s.sum) t[key] = s.Mean(key);
+  std::vector<double> ratio;
+  for (size_t i = 0; i < t["latent_l1"].size(); ++i) ratio.push_back(t["latent_l1"][i].get<double>() / t["copy_last_l1"][i].get<double>());
+  t["ratio"] = ratio;
+  t["ee_px_gap_closed"] = GapsClosed(s.Mean("ee_px_copy"), s.Mean("ee_px_imagined"), s.Mean("ee_px_floor"));
+  t["ee_cm_gap_closed"] = GapsClosed(s.Mean("ee_cm_copy"), s.Mean("ee_cm_imagined"), s.Mean("ee_cm_floor"));
+  for (int p = 0; s.sum.count("ee_px_imagined_site" + std::to_string(p)); ++p) {
+    const std::string site = "_site" + std::to_string(p);
+    t["ee_px_gap_closed" + site] = GapsClosed(s.Mean("ee_px_copy" + site), s.Mean("ee_px_imagined" + site), s.Mean("ee_px_floor" + site));
+  }
+  if (s.sum.count("object_px_imagined")) {
+    t["object_px_gap_closed"] = GapsClosed(s.Mean("object_px_copy"), s.Mean("object_px_imagined"), s.Mean("object_px_floor"));
+    t["object_windows"] = s.Count("object_px_imagined");
+  }
+  return t;
+}
+
+// metrics.json's "summary": the all-task figures at 1 and 2 s.
+nlohmann::json EvalSummary(const nlohmann::json& all, double hz, int k, int horizon, int image_size) {
+  auto at_seconds = [&](double seconds) { return std::clamp(static_cast<int>(std::lround(seconds * hz / k)), 1, horizon) - 1; };
+  const int h1 = at_seconds(1.0), h2 = at_seconds(2.0);
+  auto value = [&](const char* key, int h) {
+    if (!all.contains(key)) return std::nan("");
+    const auto& v = all[key][h];
+    return v.is_number() ? v.get<double>() : std::nan("");
+  };
+  return {{"ee_gap_closed_1s", value("ee_px_gap_closed", h1)},
+          {"ee_gap_closed_2s", value("ee_px_gap_closed", h2)},
+          {"object_gap_closed_2s", value("object_px_gap_closed", h2)},
+          {"ee_floor_over_copy_1s", value("ee_px_floor", h1) / value("ee_px_copy", h1)},
+          {"object_floor_over_copy_2s", value("object_px_floor", h2) / value("object_px_copy", h2)},
+          {"latent_ratio_h1", value("ratio", 0)},
+          {"retrieval_top1_1s", value("retrieval_top1", h1)},
+          {"retrieval_top1_half_step_1s", value("retrieval_top1_half_step", h1)},
+          {"frame_skip", k},
+          {"image_size", image_size}};
+}
+
+}  // namespace
+
 nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalOptions& o) {
   const std::string& emb = data.spec().name;
   const int k = model.config().frame_skip, c = o.context > 0 ? o.context : model.config().context;
-  const EmbodimentSpec& spec = data.spec();
   const int horizon = std::max(1, static_cast<int>(std::ceil(o.seconds * data.control_hz() / k - 1e-9)));
   const int image_size = data.image_size();
   if (c < 1 || c > model.config().context)
@@ -666,113 +832,18 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
     ++episodes;
     const auto full = data.Read(ep, 0, ep.frames);
     const auto truth_targets = EpisodeReadoutTargets(data.dataset(), ep.demo, data.camera(), image_size);
-    std::vector<StageTwoData::Window> list;  // windows cut from the episode read once
-    std::vector<int64_t> starts;
-    for (int64_t first = 0; first + span < ep.frames; first += k) {
-      list.push_back(StageTwoData::Strided(full, first, c + horizon, k));
-      starts.push_back(first);
-    }
-    const int64_t n = static_cast<int64_t>(list.size());
-    std::vector<torch::Tensor> lat, pro, act;
-    for (const auto& w : list) {
-      lat.push_back(w.latents);
-      pro.push_back(w.proprio);
-      act.push_back(w.actions);
-    }
-    const auto latents = torch::stack(lat), proprio = torch::stack(pro), actions = torch::stack(act);
-    const auto camera = full.camera.unsqueeze(0).expand({n, full.camera.size(0)});
-    torch::Tensor prop_pred;
-    const auto pred =
-        model.Rollout(emb, latents.slice(1, 0, c), proprio.slice(1, 0, c), actions.slice(1, 0, c + horizon - 1), camera, horizon, &prop_pred);
-    const auto truth = latents.slice(1, c), truth_prop = proprio.slice(1, c);
-    const auto last = latents.select(1, c - 1);
-    const auto copy = last.unsqueeze(1).expand_as(truth);
-    const auto ones = torch::ones({n, horizon});
-
-    // Frame index of every target (window, horizon) and of the last context frame.
-    const auto t0 = torch::tensor(starts, torch::kLong) + (c - 1) * k;
-    const auto t_h = t0.unsqueeze(1) + torch::arange(1, horizon + 1, torch::kLong).unsqueeze(0) * k;  // (W, H)
-    const int64_t cols = truth_targets.values.size(1), points = truth_targets.points();
-    const auto target = truth_targets.values.index_select(0, t_h.reshape({-1})).reshape({n, horizon, cols});
-    const auto view = truth_targets.in_view.index_select(0, t_h.reshape({-1})).reshape({n, horizon, points});
-    auto read = [&](const torch::Tensor& z) {  // (W, H, N, D) -> (W, H, C)
-      return readout.Apply(ReadoutFeatures(z.reshape({n * horizon, z.size(2), z.size(3)}))).reshape({n, horizon, cols});
-    };
-    const auto r_imagined = read(pred), r_floor = read(truth), r_copy = read(copy);
-    auto pixel_error = [&](const torch::Tensor& r, int p) { return (r.slice(2, p * 5, p * 5 + 2) - target.slice(2, p * 5, p * 5 + 2)).norm(2, 2); };
-    auto world_error = [&](const torch::Tensor& r, int p) {
-      return (r.slice(2, p * 5 + 2, p * 5 + 5) - target.slice(2, p * 5 + 2, p * 5 + 5)).norm(2, 2) * 100;
-    };
-    // The object a window is about: the one that moves most over the window; scored where it has
-    // moved >= 2 cm since the last context frame and is in view.
-    // Sites of interest first (the end effector, or a humanoid's hands), then the objects.
-    const int sites = truth_targets.ee_points;
-    if (sites > 1) {  // every episode's sites must be the same (the averages are over them)
+    if (truth_targets.ee_points > 1) {  // every episode's sites must be the same (the averages are over them)
       const auto names = nlohmann::json::parse(data.dataset().StringAttr(ep.demo, "sites"));
       if (episodes > 1 && names != site_names) {
         throw AdaptError("episode " + ep.demo + " records sites " + names.dump() + ", earlier episodes " + site_names.dump());
       }
       site_names = names;
     }
-    torch::Tensor object_px[3], object_weight;
-    const bool has_object = points > sites;
-    if (has_object) {
-      const auto start_pos = truth_targets.values.index_select(0, t0);  // (W, C)
-      std::vector<torch::Tensor> moved;
-      for (int p = sites; p < points; ++p)
-        moved.push_back((target.slice(2, p * 5 + 2, p * 5 + 5) - start_pos.slice(1, p * 5 + 2, p * 5 + 5).unsqueeze(1)).norm(2, 2));
-      const auto moved_all = torch::stack(moved, 2);                   // (W, H, P-1)
-      const auto chosen = moved_all.select(1, horizon - 1).argmax(1);  // (W)
-      const auto index = chosen.view({n, 1, 1}).expand({n, horizon, 1});
-      const auto distance = moved_all.gather(2, index).squeeze(2);
-      const auto chosen_view = view.slice(2, sites).gather(2, index).squeeze(2);
-      object_weight = ((distance >= 0.02) & chosen_view).to(torch::kFloat64);
-      const torch::Tensor* sources[3] = {&r_imagined, &r_floor, &r_copy};
-      for (int s = 0; s < 3; ++s) {
-        std::vector<torch::Tensor> per;
-        for (int p = sites; p < points; ++p) per.push_back(pixel_error(*sources[s], p));
-        object_px[s] = torch::stack(per, 2).gather(2, index).squeeze(2);
-      }
-    }
-    // Retrieval: is the episode's frame nearest to the imagined latent within one model step of the
-    // true one (and, stricter, within half a model step)?
-    const auto bank = full.latents.reshape({full.latents.size(0), -1});
-    const auto distances = torch::cdist(pred.reshape({n * horizon, -1}).unsqueeze(0), bank.unsqueeze(0), 1.0).squeeze(0);
-    const auto nearest = distances.argmin(1).reshape({n, horizon});
-    const auto offset = (nearest - t_h).abs();
-    const auto retrieved = (offset <= k).to(torch::kFloat64), retrieved_strict = (offset <= k / 2).to(torch::kFloat64);
-
-    const auto model_l1 = (pred - truth).abs().mean({2, 3}), copy_l1 = (copy - truth).abs().mean({2, 3});
-    const auto joint_err = (JointPositionsOf(prop_pred, spec) - JointPositionsOf(truth_prop, spec)).abs().mean(2);
-    const auto ee_dyn = (EePositionOf(prop_pred, spec) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0;
-    const auto ee_still = (EePositionOf(proprio.select(1, c - 1), spec).unsqueeze(1) - EePositionOf(truth_prop, spec)).norm(2, 2) * 100.0;
+    const EvalWindows w = CutWindows(full, ep.frames, c, horizon, k);
+    const std::vector<EvalTerm> terms = ScoreEpisode(model, data, readout, full, truth_targets, w, c, horizon);
     for (const std::string& key : {std::string("all"), ep.task}) {
-      EvalSums& s = sums[key];
-      windows[key] += n;
-      s.Add("latent_l1", model_l1, ones);
-      s.Add("copy_last_l1", copy_l1, ones);
-      // ee errors average every site (its in-view frames for pixels); with several sites, each is
-      // also kept on its own (ee_px_<source>_site<i>).
-      for (int p = 0; p < sites; ++p) {
-        const auto site_view = view.select(2, p).to(torch::kFloat64);
-        for (const auto& [source, r] :
-             {std::pair<const char*, const torch::Tensor*>{"imagined", &r_imagined}, {"floor", &r_floor}, {"copy", &r_copy}}) {
-          const auto px = pixel_error(*r, p);
-          s.Add(std::string("ee_px_") + source, px, site_view);
-          s.Add(std::string("ee_cm_") + source, world_error(*r, p), ones);
-          if (sites > 1) s.Add("ee_px_" + std::string(source) + "_site" + std::to_string(p), px, site_view);
-        }
-      }
-      if (has_object) {
-        s.Add("object_px_imagined", object_px[0], object_weight);
-        s.Add("object_px_floor", object_px[1], object_weight);
-        s.Add("object_px_copy", object_px[2], object_weight);
-      }
-      s.Add("retrieval_top1", retrieved, ones);
-      s.Add("retrieval_top1_half_step", retrieved_strict, ones);
-      s.Add("joint_error_rad", joint_err, ones);
-      s.Add("ee_error_cm", ee_dyn, ones);
-      s.Add("ee_still_cm", ee_still, ones);
+      windows[key] += w.n;
+      for (const EvalTerm& term : terms) sums[key].Add(term.key, term.values, term.weight);
     }
   }
   if (sums.empty()) {
@@ -780,43 +851,9 @@ nlohmann::json Evaluate(WorldModel& model, const StageTwoData& data, const EvalO
                      std::to_string(k) + " control steps (" + std::to_string(span + 1) + " frames)");
   }
   nlohmann::json tasks;
-  for (const auto& [task, s] : sums) {
-    nlohmann::json t = {{"windows", windows[task]}};
-    for (const auto& [key, value] : s.sum) t[key] = s.Mean(key);
-    std::vector<double> ratio;
-    for (size_t i = 0; i < t["latent_l1"].size(); ++i) ratio.push_back(t["latent_l1"][i].get<double>() / t["copy_last_l1"][i].get<double>());
-    t["ratio"] = ratio;
-    t["ee_px_gap_closed"] = GapsClosed(s.Mean("ee_px_copy"), s.Mean("ee_px_imagined"), s.Mean("ee_px_floor"));
-    t["ee_cm_gap_closed"] = GapsClosed(s.Mean("ee_cm_copy"), s.Mean("ee_cm_imagined"), s.Mean("ee_cm_floor"));
-    for (int p = 0; s.sum.count("ee_px_imagined_site" + std::to_string(p)); ++p) {
-      const std::string site = "_site" + std::to_string(p);
-      t["ee_px_gap_closed" + site] = GapsClosed(s.Mean("ee_px_copy" + site), s.Mean("ee_px_imagined" + site), s.Mean("ee_px_floor" + site));
-    }
-    if (s.sum.count("object_px_imagined")) {
-      t["object_px_gap_closed"] = GapsClosed(s.Mean("object_px_copy"), s.Mean("object_px_imagined"), s.Mean("object_px_floor"));
-      t["object_windows"] = s.Count("object_px_imagined");
-    }
-    tasks[task] = t;
-  }
-  const auto& all = tasks["all"];
+  for (const auto& [task, s] : sums) tasks[task] = TaskMetrics(s, windows[task]);
   const double hz = data.control_hz();
-  auto at_seconds = [&](double seconds) { return std::clamp(static_cast<int>(std::lround(seconds * hz / k)), 1, horizon) - 1; };
-  const int h1 = at_seconds(1.0), h2 = at_seconds(2.0);
-  auto value = [&](const char* key, int h) {
-    if (!all.contains(key)) return std::nan("");
-    const auto& v = all[key][h];
-    return v.is_number() ? v.get<double>() : std::nan("");
-  };
-  const nlohmann::json summary = {{"ee_gap_closed_1s", value("ee_px_gap_closed", h1)},
-                                  {"ee_gap_closed_2s", value("ee_px_gap_closed", h2)},
-                                  {"object_gap_closed_2s", value("object_px_gap_closed", h2)},
-                                  {"ee_floor_over_copy_1s", value("ee_px_floor", h1) / value("ee_px_copy", h1)},
-                                  {"object_floor_over_copy_2s", value("object_px_floor", h2) / value("object_px_copy", h2)},
-                                  {"latent_ratio_h1", value("ratio", 0)},
-                                  {"retrieval_top1_1s", value("retrieval_top1", h1)},
-                                  {"retrieval_top1_half_step_1s", value("retrieval_top1_half_step", h1)},
-                                  {"frame_skip", k},
-                                  {"image_size", image_size}};
+  const nlohmann::json summary = EvalSummary(tasks["all"], hz, k, horizon, image_size);
   nlohmann::json metrics = {{"embodiment", emb},
                             {"dataset", data.path().string()},
                             {"encoder_hash", data.encoder_hash()},

@@ -171,6 +171,82 @@ int Bench(CollectConfig config, int episodes) {
   return 0;
 }
 
+// `simcollect slurm`'s options: a collection's (with --config) and the job's.
+struct SlurmCli {
+  CollectConfig config;
+  std::map<std::string, std::string> levels;
+  std::string shard, config_file, retry;
+  SlurmOptions options;
+  bool submit = false;
+};
+
+CLI::App* AddSlurmCommand(CLI::App& app, SlurmCli& c) {
+  CLI::App* slurm = app.add_subcommand("slurm", "Collect on a Slurm cluster: an array job of shards and a merge job (afterok)");
+  SlurmOptions& o = c.options;
+  AddCollectOptions(slurm, &c.config, &c.levels, &c.shard, &c.config_file);
+  slurm->add_option("--shards", o.shards, "Array tasks, one shard each")->required()->check(CLI::Range(1, 100000));
+  slurm->add_option("--partition", o.partition, "sbatch --partition");
+  slurm->add_option("--account", o.account, "sbatch --account");
+  slurm->add_option("--time", o.time, "sbatch --time, per task (e.g. 02:00:00)");
+  slurm->add_option("--mem", o.mem, "sbatch --mem, per task (e.g. 8G)");
+  slurm->add_option("--cpus-per-task", o.cpus_per_task, "sbatch --cpus-per-task (the collection uses them all)")->check(CLI::Range(0, 1024));
+  slurm->add_option("--sbatch", o.sbatch, "Any other sbatch option for both jobs, e.g. --sbatch=--qos=long (repeatable)");
+  slurm->add_flag("--submit", c.submit, "Submit the jobs (otherwise only write the scripts)");
+  slurm->add_option("--retry", c.retry, "Resubmit these shards alone (e.g. 2,5) and a new merge job; implies --submit");
+  slurm->add_flag("--overwrite-job", o.overwrite, "Start the job folder over (its shards are deleted)");
+  slurm->add_flag("--train", o.train, "Also a training job after the merge (afterok): pretrain, then adapt, on the merged data (train.sbatch)");
+  slurm->add_option("--models", o.models, "With --train: where the encoder and the model folder go")->capture_default_str();
+  slurm->add_option("--encoder", o.encoder, "With --train: an existing encoder (stage two only, no pretrain)");
+  slurm->add_option("--train-tasks", o.train_tasks, "With --train: data-parallel ranks (srun -n)")->capture_default_str()->check(CLI::Range(1, 4096));
+  slurm->add_option("--pretrain-args", o.pretrain_args, "With --train: options added to pretrain, e.g. \"--steps 4000\"");
+  slurm->add_option("--adapt-args", o.adapt_args, "With --train: options added to adapt, e.g. \"--train-decoder\"");
+  return slurm;
+}
+
+// Writes the job's scripts, and submits them with --submit or --retry.
+int RunSlurm(const CLI::App& slurm, SlurmCli& c) {
+  ResolveConfig(slurm, &c.config, c.levels, c.shard, c.config_file);
+  if (!c.options.train) {  // the training options mean nothing without --train: refused, never dropped
+    for (const char* flag : {"--models", "--encoder", "--train-tasks", "--pretrain-args", "--adapt-args"}) {
+      if (slurm.count(flag) > 0) throw CollectError(std::string(flag) + " sets up the training job: add --train");
+    }
+  }
+  c.options.simcollect = fs::canonical("/proc/self/exe");
+  const std::vector<int> retry = c.retry.empty() ? std::vector<int>{} : ParseShardList(c.retry, c.options.shards);
+  const SlurmJob job = WriteSlurmJob(c.config, c.options);
+  std::printf("simcollect slurm: %d shards of %lld episodes -> %s\n  scripts: %s, %s%s%s\n", c.options.shards,
+              static_cast<long long>(c.config.episodes), job.out.c_str(), job.collect_script.c_str(), job.merge_script.c_str(),
+              job.train_script.empty() ? "" : ", ", job.train_script.c_str());
+  std::printf("  every node must see this filesystem at the same paths (the scripts use absolute paths); %s will link into %s/: keep it\n",
+              job.out.filename().c_str(), job.dir.c_str());
+  if (!c.submit && retry.empty()) {
+    std::printf("  submit: simcollect slurm <these options> --submit   (or by hand: %s, each job afterok on the one before)\n",
+                job.submit_script.c_str());
+    return 0;
+  }
+  const SlurmSubmission s = SubmitSlurmJob(job, retry);
+  const std::string which = retry.empty() ? "" : " (shards " + c.retry + ")";
+  std::printf(
+      "  submitted: array job %s%s, merge job %s (afterok)%s%s%s\n  logs: %s/logs/\n"
+      "  a failed shard I: fix the cause, then simcollect slurm <these options> --retry I\n",
+      s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), s.train_job.empty() ? "" : ", training job ", s.train_job.c_str(),
+      s.train_job.empty() ? "" : " (afterok on the merge)", job.dir.c_str());
+  return 0;
+}
+
+// `simcollect bench`'s and `simcollect merge`'s options.
+struct BenchCli {
+  CollectConfig config;
+  std::map<std::string, std::string> levels;
+  std::string shard, config_file;
+  int episodes = 100;  // enough that per-worker start-up (model, EGL context) is amortized
+};
+struct MergeCli {
+  std::string out;
+  std::vector<std::string> in;
+  bool overwrite = false;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,49 +265,19 @@ int main(int argc, char** argv) {
   info->add_option("FILE", info_file, "Dataset file")->required();
 
   CLI::App* merge = app.add_subcommand("merge", "Join shard files into one dataset (external links, no copying)");
-  std::string merge_out;
-  std::vector<std::string> merge_in;
-  bool merge_overwrite = false;
-  merge->add_option("OUT", merge_out, "Merged dataset to write")->required();
-  merge->add_option("SHARDS", merge_in, "Shard datasets")->required();
-  merge->add_flag("--overwrite", merge_overwrite, "Replace OUT if it exists");
+  MergeCli m;
+  merge->add_option("OUT", m.out, "Merged dataset to write")->required();
+  merge->add_option("SHARDS", m.in, "Shard datasets")->required();
+  merge->add_flag("--overwrite", m.overwrite, "Replace OUT if it exists");
 
   CLI::App* bench = app.add_subcommand("bench", "Physics, render and end-to-end speed, and their ratio");
-  CollectConfig bench_config;
-  bench_config.task = "mix";
-  std::map<std::string, std::string> bench_levels;
-  std::string bench_shard, bench_config_file;
-  int bench_episodes = 100;  // enough that per-worker start-up (model, EGL context) is amortized
-  AddCollectOptions(bench, &bench_config, &bench_levels, &bench_shard, &bench_config_file);
+  BenchCli b;
+  b.config.task = "mix";
+  AddCollectOptions(bench, &b.config, &b.levels, &b.shard, &b.config_file);
   bench->get_option("--episodes")->description("Episodes per measurement");
 
-  CLI::App* slurm = app.add_subcommand("slurm", "Collect on a Slurm cluster: an array job of shards and a merge job (afterok)");
-  CollectConfig slurm_config;
-  std::map<std::string, std::string> slurm_levels;
-  std::string slurm_shard, slurm_config_file, slurm_retry;
-  SlurmOptions slurm_options;
-  bool slurm_submit = false;
-  AddCollectOptions(slurm, &slurm_config, &slurm_levels, &slurm_shard, &slurm_config_file);
-  slurm->add_option("--shards", slurm_options.shards, "Array tasks, one shard each")->required()->check(CLI::Range(1, 100000));
-  slurm->add_option("--partition", slurm_options.partition, "sbatch --partition");
-  slurm->add_option("--account", slurm_options.account, "sbatch --account");
-  slurm->add_option("--time", slurm_options.time, "sbatch --time, per task (e.g. 02:00:00)");
-  slurm->add_option("--mem", slurm_options.mem, "sbatch --mem, per task (e.g. 8G)");
-  slurm->add_option("--cpus-per-task", slurm_options.cpus_per_task, "sbatch --cpus-per-task (the collection uses them all)")
-      ->check(CLI::Range(0, 1024));
-  slurm->add_option("--sbatch", slurm_options.sbatch, "Any other sbatch option for both jobs, e.g. --sbatch=--qos=long (repeatable)");
-  slurm->add_flag("--submit", slurm_submit, "Submit the jobs (otherwise only write the scripts)");
-  slurm->add_option("--retry", slurm_retry, "Resubmit these shards alone (e.g. 2,5) and a new merge job; implies --submit");
-  slurm->add_flag("--overwrite-job", slurm_options.overwrite, "Start the job folder over (its shards are deleted)");
-  slurm->add_flag("--train", slurm_options.train,
-                  "Also a training job after the merge (afterok): pretrain, then adapt, on the merged data (train.sbatch)");
-  slurm->add_option("--models", slurm_options.models, "With --train: where the encoder and the model folder go")->capture_default_str();
-  slurm->add_option("--encoder", slurm_options.encoder, "With --train: an existing encoder (stage two only, no pretrain)");
-  slurm->add_option("--train-tasks", slurm_options.train_tasks, "With --train: data-parallel ranks (srun -n)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
-  slurm->add_option("--pretrain-args", slurm_options.pretrain_args, "With --train: options added to pretrain, e.g. \"--steps 4000\"");
-  slurm->add_option("--adapt-args", slurm_options.adapt_args, "With --train: options added to adapt, e.g. \"--train-decoder\"");
+  SlurmCli slurm_cli;
+  CLI::App* slurm = AddSlurmCommand(app, slurm_cli);
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -240,42 +286,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*merge) {
-      const std::int64_t n = MergeShards(merge_out, std::vector<fs::path>(merge_in.begin(), merge_in.end()), merge_overwrite);
-      std::printf("simcollect: merged %zu shards into %s: %lld episodes\n", merge_in.size(), merge_out.c_str(), static_cast<long long>(n));
+      const std::int64_t n = MergeShards(m.out, std::vector<fs::path>(m.in.begin(), m.in.end()), m.overwrite);
+      std::printf("simcollect: merged %zu shards into %s: %lld episodes\n", m.in.size(), m.out.c_str(), static_cast<long long>(n));
       return 0;
     }
-    if (*slurm) {
-      ResolveConfig(*slurm, &slurm_config, slurm_levels, slurm_shard, slurm_config_file);
-      if (!slurm_options.train) {  // the training options mean nothing without --train: refused, never dropped
-        for (const char* flag : {"--models", "--encoder", "--train-tasks", "--pretrain-args", "--adapt-args"}) {
-          if (slurm->count(flag) > 0) throw CollectError(std::string(flag) + " sets up the training job: add --train");
-        }
-      }
-      slurm_options.simcollect = fs::canonical("/proc/self/exe");
-      const std::vector<int> retry = slurm_retry.empty() ? std::vector<int>{} : ParseShardList(slurm_retry, slurm_options.shards);
-      const SlurmJob job = WriteSlurmJob(slurm_config, slurm_options);
-      std::printf("simcollect slurm: %d shards of %lld episodes -> %s\n  scripts: %s, %s%s%s\n", slurm_options.shards,
-                  static_cast<long long>(slurm_config.episodes), job.out.c_str(), job.collect_script.c_str(), job.merge_script.c_str(),
-                  job.train_script.empty() ? "" : ", ", job.train_script.c_str());
-      std::printf("  every node must see this filesystem at the same paths (the scripts use absolute paths); %s will link into %s/: keep it\n",
-                  job.out.filename().c_str(), job.dir.c_str());
-      if (!slurm_submit && retry.empty()) {
-        std::printf("  submit: simcollect slurm <these options> --submit   (or by hand: %s, each job afterok on the one before)\n",
-                    job.submit_script.c_str());
-        return 0;
-      }
-      const SlurmSubmission s = SubmitSlurmJob(job, retry);
-      const std::string which = retry.empty() ? "" : " (shards " + slurm_retry + ")";
-      std::printf(
-          "  submitted: array job %s%s, merge job %s (afterok)%s%s%s\n  logs: %s/logs/\n"
-          "  a failed shard I: fix the cause, then simcollect slurm <these options> --retry I\n",
-          s.array_job.c_str(), which.c_str(), s.merge_job.c_str(), s.train_job.empty() ? "" : ", training job ", s.train_job.c_str(),
-          s.train_job.empty() ? "" : " (afterok on the merge)", job.dir.c_str());
-      return 0;
-    }
+    if (*slurm) return RunSlurm(*slurm, slurm_cli);
     if (*bench) {
-      ResolveConfig(*bench, &bench_config, bench_levels, bench_shard, bench_config_file);
-      return Bench(bench_config, bench->count("--episodes") ? static_cast<int>(bench_config.episodes) : bench_episodes);
+      ResolveConfig(*bench, &b.config, b.levels, b.shard, b.config_file);
+      return Bench(b.config, bench->count("--episodes") ? static_cast<int>(b.config.episodes) : b.episodes);
     }
     ResolveConfig(app, &config, levels, shard, config_file);
     PrintSummary(config, Collect(config));

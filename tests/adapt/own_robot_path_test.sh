@@ -39,6 +39,7 @@ suggested=$(sed -n 's/.*— run: //p' err.txt)
 grep -q "adapt: --encoder models/enc.pt (the only encoder in models/)" adapt.err || fail "adapt does not say which encoder it took: $(cat adapt.err)"
 grep -q "my_ur5, .* 2 tokens x" adapt.err || fail "adapt on a two-camera dataset does not read both cameras: $(grep tokens adapt.err)"
 [ "$(json models/my_ur5/metrics.json '["robot"]')" = "$dir/robots/my_ur5.json" ] || fail "the model does not record the descriptor"
+[ "$(json models/my_ur5/metrics.json '["options"]["steps"]')" = "4" ] || fail "metrics.json does not store adapt's options"
 
 # plan by --model alone, from another folder: the robot and the encoder come from the model folder.
 cd "$dir/elsewhere"
@@ -46,6 +47,17 @@ small=(--episodes 1 --max-steps 3 --no-baselines --oracle none --samples 16 --it
 "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --out plan.json > plan.out 2> plan.err || fail "plan --model: $(cat plan.err)"
 [ "$(json plan.json '["embodiment"]')" = "my_ur5" ] || fail "plan planned for $(json plan.json '["embodiment"]')"
 grep -q "the encoder ../work/models/my_ur5 was trained on" plan.err || fail "plan does not say which encoder it took: $(cat plan.err)"
+# The options a run used are stored with what it wrote, and --config on that output runs it again
+# (the command line winning over the file): the same episodes, the same distances.
+[ "$(json plan.json '["options"]["samples"]')" = "16" ] || fail "plan.json does not store the options: $(json plan.json '.get("options")')"
+"$bin/plan" --config plan.json --out plan2.json > /dev/null 2> plan2.err || fail "plan --config plan.json: $(cat plan2.err)"
+same='[e["final_distance_cm"] for e in json.load(open(sys.argv[1]))["per_episode"]]'
+[ "$(json plan2.json '["options"]["out"]')" = "plan2.json" ] || fail "plan --config: the command line's --out did not win"
+[ "$(/usr/bin/python3 -c "import json,sys; print($same)" plan.json)" = "$(/usr/bin/python3 -c "import json,sys; print($same)" plan2.json)" ] ||
+  fail "plan --config plan.json planned differently"
+echo '{"samplez": 3}' > bad.json
+if "$bin/plan" --config bad.json > /dev/null 2> err.txt; then fail "plan took an unknown --config key"; fi
+grep -q 'unknown option "samplez"' err.txt || fail "plan's --config refusal: $(cat err.txt)"
 # By the declared name, where models/my_ur5 is; surprise the same way.
 cd "$dir/work"
 "$bin/plan" --embodiment my_ur5 "${small[@]}" > /dev/null 2>&1 || fail "plan --embodiment my_ur5"
