@@ -82,11 +82,19 @@ EpisodeData EpisodeRunner::Run(std::int64_t index) {
   }
 }
 
+Draw EpisodeRunner::DrawScene(int num_cameras, Rng* rng, const std::function<void(Draw*)>& edit) {
+  Draw draw = randomizer_->Sample(config_.randomization, num_cameras, rng);
+  if (edit) edit(&draw);
+  Prepare(draw);
+  world_->Step(kSettleSteps);  // the objects settle on the table before anything acts
+  return draw;
+}
+
 EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   Rng rng = Rng::ForEpisode(config_.seed, index, attempt);
-  Draw draw = randomizer_->Sample(config_.randomization, config_.cameras, &rng);
   const std::int64_t group = index / config_.layouts_per_scene;
-  if (config_.layouts_per_scene > 1) {
+  DrawScene(config_.cameras, &rng, [&](Draw* draw) {
+    if (config_.layouts_per_scene <= 1) return;
     // The group's scene from a stream of its own (the same for every episode and attempt of the
     // group: an unstable draw redraws only the layout), this episode's object layout kept.
     Rng scene_rng = Rng::ForEpisode(config_.seed ^ 0x5CE9E5CE9E5CE9E5ull, group, 0);
@@ -100,13 +108,10 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
         randomizer_->MoveObject(config_.randomization, moved, kLayoutMinMove, &scene, &rng);
       }
     } else {
-      scene.objects = draw.objects;
+      scene.objects = draw->objects;
     }
-    draw = scene;
-  }
-  Prepare(draw);
-  // Let the objects settle on the table before the policy sees them.
-  world_->Step(50);
+    *draw = scene;
+  });
 
   const Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
   const double noise = rng.Uniform(0.0, 0.1);

@@ -49,6 +49,14 @@ class EpisodeRunner {
 
   /// Applies a recorded draw and puts the scene in its initial state (for replay).
   void Prepare(const Draw& draw);
+  /// Draws a scene the way simcollect does, the one place that does it (the collector, `plan` and
+  /// `surprise` call it): a draw of the runner's randomization with `num_cameras` cameras from
+  /// `rng`, then `edit` (more cameras from a stream of their own, a scene group's layout, a turned
+  /// camera), applied (Prepare), and the objects settled on the table (kSettleSteps physics steps).
+  /// Returns the draw.
+  Draw DrawScene(int num_cameras, Rng* rng, const std::function<void(Draw*)>& edit = {});
+  /// Physics steps a drawn scene settles for before anything acts in it.
+  static constexpr int kSettleSteps = 50;
   /// Records `steps` control steps of `script` from the current state (after Prepare), as Run records
   /// an episode (frames of every camera of the draw, proprio, objects, states, actions). No redraws:
   /// sim::UnstableError propagates.

@@ -127,22 +127,19 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
 
 void PlanScene::DrawScene(std::int64_t index, double camera_offset_deg, int attempt) {
   collect::Rng rng = collect::Rng::ForEpisode(config_.seed, index, attempt);
-  collect::Draw draw = runner_->randomizer().Sample(config_.randomization, 1, &rng);
-  AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
-             &draw);
-  if (camera_offset_deg != 0) {
-    for (sim::Camera& cam : draw.cameras) {
+  runner_->DrawScene(1, &rng, [&](collect::Draw* draw) {
+    AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
+               draw);
+    if (camera_offset_deg == 0) return;
+    for (sim::Camera& cam : draw->cameras) {
       if (!cam.name.empty()) throw AdaptError("--camera-offset needs free cameras; this one is the model's '" + cam.name + "'");
       const double a = camera_offset_deg * M_PI / 180.0, dx = cam.position[0] - cam.target[0], dy = cam.position[1] - cam.target[1];
       cam.position[0] = cam.target[0] + std::cos(a) * dx - std::sin(a) * dy;
       cam.position[1] = cam.target[1] + std::sin(a) * dx + std::cos(a) * dy;
     }
-  }
-  runner_->Prepare(draw);
-  sim::World& world = runner_->world();
-  world.Step(50);  // the objects settle, as in simcollect
-  start_ = world.GetState();
-  start_quat_ = sim::GetSitePose(world.data(), runner_->EeSite()).quat;
+  });
+  start_ = runner_->world().GetState();
+  start_quat_ = sim::GetSitePose(runner_->world().data(), runner_->EeSite()).quat;
 }
 
 std::vector<int> PlanScene::ObjectsOfType(const std::function<bool(int)>& keep) {

@@ -270,11 +270,10 @@ bool ViolationGenerator::Try(std::int64_t index, Violation type, int attempt, Su
   sim::World& world = r.world();
   // Pair streams are apart from simcollect's episodes of the same seed: the type is mixed in.
   collect::Rng rng = collect::Rng::ForEpisode(config_.seed ^ (0x51ED270B27u * (static_cast<std::uint64_t>(type) + 1)), index, attempt);
-  collect::Draw draw = r.randomizer().Sample(config_.randomization, 1, &rng);
-  AddCameras(r.randomizer(), config_.randomization, config_.cameras,
-             collect::Rng::ForEpisode(config_.seed ^ (0x2545F4914F6CDD1Dull * (static_cast<std::uint64_t>(type) + 1)), index, attempt), &draw);
-  r.Prepare(draw);
-  world.Step(50);  // the objects settle, as in simcollect
+  r.DrawScene(1, &rng, [&](collect::Draw* draw) {
+    AddCameras(r.randomizer(), config_.randomization, config_.cameras,
+               collect::Rng::ForEpisode(config_.seed ^ (0x2545F4914F6CDD1Dull * (static_cast<std::uint64_t>(type) + 1)), index, attempt), draw);
+  });
   const auto start = world.GetState();
   const auto& objects = r.scene().object_bodies;
   PairDraft d;

@@ -78,85 +78,107 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
   }
 }
 
+// surprise's options: the run's (adapt/surprise/surprise.h) and the program's own.
+struct SurpriseCli {
+  SurpriseRunOptions run;
+  std::string robot, model_path, encoder_path, out, randomize = "light", clips, device = "auto";
+  std::vector<std::string> types;
+  int threads = 0;
+  bool overwrite = false;
+};
+
+void AddOptions(CLI::App& app, SurpriseCli& c) {
+  SurpriseRunOptions& o = c.run;
+  app.add_option("--embodiment", c.robot,
+                 "Arm (franka, ur5, or your descriptor: path/to/robot.json, or its name once --model's folder was trained on it; default: --model's "
+                 "robot, else franka)");
+  app.add_option("--model", c.model_path, "Stage-two model folder (default models/<embodiment>)");
+  app.add_option(
+      "--encoder", c.encoder_path,
+      "The frozen encoder the model was trained on (default: the one --model records, else models/encoder.pt, else the only one in models/)");
+  app.add_option("--pairs", o.pairs, "Matched pairs, spread evenly over the types")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--types", c.types, "Violation types (default all: permanence solidity continuity gravity)")->expected(1, -1);
+  app.add_option("--out", c.out, "Results JSON (default out/surprise_<embodiment>.json; plots beside it)");
+  app.add_option("--clips", c.clips, "Also write the clips as a dataset (collection layout; attrs violation, violation_frame, possible)");
+  app.add_flag("--overwrite", c.overwrite, "Replace an existing --clips dataset")->configurable(false);
+  app.add_option("--seed", o.seed, "Scene seed (keep it apart from the training data's)")->capture_default_str();
+  app.add_option("--randomize", c.randomize, "Scene randomization level: none|light|default|wide (the world model's)")->capture_default_str();
+  app.add_option("--steps", o.steps, "Control steps per clip")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--context", o.context, "True model steps the predictor sees (0 = the model's)")->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--score", o.score, "A clip's surprise: mean or max of its per-model-step prediction error")->capture_default_str();
+  app.add_option("--threads", c.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  app.add_option("--device", c.device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
+      ->capture_default_str();
+}
+
+// The options into the run's, the robot and encoder found; refusals named.
+void Resolve(SurpriseCli& c) {
+  SurpriseRunOptions& o = c.run;
+  if (!c.types.empty()) {
+    o.types.clear();
+    for (const auto& t : c.types) o.types.push_back(ParseViolation(t));
+  }
+  o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(c.randomize));
+  const RobotArg robot = ResolveRobotArg(c.robot, c.model_path);
+  o.embodiment = robot.name;
+  o.robot = robot.ref;
+  if (c.model_path.empty()) c.model_path = "models/" + o.embodiment;
+  const EncoderArg encoder_arg = ResolveEncoderArg(c.encoder_path, c.model_path);
+  c.encoder_path = encoder_arg.path;
+  if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "surprise", c.encoder_path.c_str(), encoder_arg.why.c_str());
+  if (c.out.empty()) c.out = "out/surprise_" + o.embodiment + ".json";
+  if (c.threads > 0) torch::set_num_threads(c.threads);
+}
+
+// --clips: its place made (an existing one replaced only with --overwrite).
+void PrepareClips(SurpriseCli& c) {
+  std::error_code ec;
+  if (fs::exists(c.clips, ec) || fs::exists(embody::collect::PartsDir(c.clips), ec)) {
+    if (!c.overwrite) throw AdaptError(c.clips + " exists (pass --overwrite to replace it)");
+    fs::remove(c.clips);
+    fs::remove_all(embody::collect::PartsDir(c.clips));
+  }
+  if (fs::path(c.clips).has_parent_path()) fs::create_directories(fs::path(c.clips).parent_path());
+  c.run.clips = c.clips;
+}
+
+void Run(SurpriseCli& c, const nlohmann::json& options) {
+  Resolve(c);
+  // One writer per output: a second surprise on the same results or clips (--overwrite too) is refused.
+  const auto out_lock = LockOutputOnRoot(c.out, "surprise", nullptr);
+  const auto clips_lock = c.clips.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(c.clips, "surprise", nullptr);
+  if (!c.clips.empty()) PrepareClips(c);
+  std::string hash;
+  WorldModel model = LoadWorldModel(c.model_path, &hash);
+  FrozenEncoder encoder = FrozenEncoder::Load(c.encoder_path);
+  const torch::Device dev = ResolveDevice(c.device);
+  model.To(dev);
+  encoder.To(dev);
+  nlohmann::json r = RunSurprise(model, hash, encoder, c.run, [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  });
+  r["options"] = options;
+  const std::string& out = c.out;
+  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  embody::collect::WriteJsonFileAtomically(out, r);
+  WritePlots(out, r);
+  std::printf("%s", Table(r).c_str());
+  std::printf("wrote %s (plots: %s_<type>.png)%s\n", out.c_str(), (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str(),
+              c.clips.empty() ? "" : (", clips " + c.clips).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"surprise: violation-of-expectation tests (possible vs impossible clips) of a world model"};
-  std::string model_path, encoder_path, out, randomize = "light", clips;
-  std::vector<std::string> types;
-  SurpriseRunOptions o;
-  int threads = 0;
-  bool overwrite = false;
-  std::string defaults;
-  app.add_option("--embodiment", defaults,
-                 "Arm (franka, ur5, or your descriptor: path/to/robot.json, or its name once --model's folder was trained on it; default: --model's "
-                 "robot, else franka)");
-  app.add_option("--model", model_path, "Stage-two model folder (default models/<embodiment>)");
-  app.add_option(
-      "--encoder", encoder_path,
-      "The frozen encoder the model was trained on (default: the one --model records, else models/encoder.pt, else the only one in models/)");
-  app.add_option("--pairs", o.pairs, "Matched pairs, spread evenly over the types")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_option("--types", types, "Violation types (default all: permanence solidity continuity gravity)")->expected(1, -1);
-  app.add_option("--out", out, "Results JSON (default out/surprise_<embodiment>.json; plots beside it)");
-  app.add_option("--clips", clips, "Also write the clips as a dataset (collection layout; attrs violation, violation_frame, possible)");
-  app.add_flag("--overwrite", overwrite, "Replace an existing --clips dataset")->configurable(false);
-  app.add_option("--seed", o.seed, "Scene seed (keep it apart from the training data's)")->capture_default_str();
-  app.add_option("--randomize", randomize, "Scene randomization level: none|light|default|wide (the world model's)")->capture_default_str();
-  app.add_option("--steps", o.steps, "Control steps per clip")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_option("--context", o.context, "True model steps the predictor sees (0 = the model's)")->capture_default_str()->check(CLI::Range(0, 64));
-  app.add_option("--score", o.score, "A clip's surprise: mean or max of its per-model-step prediction error")->capture_default_str();
-  app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
-  std::string device = "auto";
-  app.add_option("--device", device, "auto (CUDA when LibTorch has it and sees a GPU), cpu or cuda: the encoder and the world model")
-      ->capture_default_str();
+  SurpriseCli c;
+  AddOptions(app, c);
   AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
   const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: surprise --config reads it back
   try {
-    if (!types.empty()) {
-      o.types.clear();
-      for (const auto& t : types) o.types.push_back(ParseViolation(t));
-    }
-    o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(randomize));
-    const RobotArg robot = ResolveRobotArg(defaults, model_path);
-    o.embodiment = robot.name;
-    o.robot = robot.ref;
-    if (model_path.empty()) model_path = "models/" + o.embodiment;
-    const EncoderArg encoder_arg = ResolveEncoderArg(encoder_path, model_path);
-    encoder_path = encoder_arg.path;
-    if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "surprise", encoder_path.c_str(), encoder_arg.why.c_str());
-    if (out.empty()) out = "out/surprise_" + o.embodiment + ".json";
-    if (threads > 0) torch::set_num_threads(threads);
-    // One writer per output: a second surprise on the same results or clips (--overwrite too) is refused.
-    const auto out_lock = LockOutputOnRoot(out, "surprise", nullptr);
-    const auto clips_lock = clips.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(clips, "surprise", nullptr);
-    std::error_code ec;
-    if (!clips.empty()) {
-      if (fs::exists(clips, ec) || fs::exists(embody::collect::PartsDir(clips), ec)) {
-        if (!overwrite) throw AdaptError(clips + " exists (pass --overwrite to replace it)");
-        fs::remove(clips);
-        fs::remove_all(embody::collect::PartsDir(clips));
-      }
-      if (fs::path(clips).has_parent_path()) fs::create_directories(fs::path(clips).parent_path());
-      o.clips = clips;
-    }
-    std::string hash;
-    WorldModel model = LoadWorldModel(model_path, &hash);
-    FrozenEncoder encoder = FrozenEncoder::Load(encoder_path);
-    const torch::Device dev = ResolveDevice(device);
-    model.To(dev);
-    encoder.To(dev);
-    nlohmann::json r = RunSurprise(model, hash, encoder, o, [](const std::string& line) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    });
-    r["options"] = options;
-    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
-    embody::collect::WriteJsonFileAtomically(out, r);
-    WritePlots(out, r);
-    std::printf("%s", Table(r).c_str());
-    std::printf("wrote %s (plots: %s_<type>.png)%s\n", out.c_str(), (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str(),
-                clips.empty() ? "" : (", clips " + clips).c_str());
+    Run(c, options);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "surprise: error: %s\n", e.what());

@@ -13,14 +13,15 @@
 
 namespace embody::adapt::tiny {
 
-/// Collects `episodes` episodes of `robot` of `steps` steps at 32 px into `out` (no progress output).
-inline void CollectRobot(const std::string& robot, const std::filesystem::path& out, int episodes, int steps, std::uint64_t seed) {
+/// Collects `episodes` episodes of `robot` of `steps` steps at 32 px from `cameras` views into `out`
+/// (no progress output).
+inline void CollectRobot(const std::string& robot, const std::filesystem::path& out, int episodes, int steps, std::uint64_t seed, int cameras = 1) {
   collect::CollectConfig c;
   c.robot = robot;
   c.episodes = episodes;
   c.steps = steps;
   c.image_size = 32;
-  c.cameras = 1;  // one view: the tests that need two collect their own
+  c.cameras = cameras;
   c.seed = seed;
   c.out = out.string();
   collect::Collect(c, {.enabled = false});

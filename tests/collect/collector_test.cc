@@ -1,5 +1,6 @@
-// Tests for collect/collector.cc, collect/dataset.cc and collect/episode.cc: real MuJoCo episodes,
-// real rendering, real HDF5 files.
+// Tests for collect/collector.cc (the collection: layout, determinism, resume, refusals): real
+// MuJoCo episodes, real rendering, real HDF5 files. The runner's own tests are in episode_test.cc,
+// the reader's checks in dataset_test.cc.
 #include "collect/collector.h"
 
 #include <fcntl.h>
@@ -16,40 +17,13 @@
 #include "collect/dataset.h"
 #include "collect/episode.h"
 #include "sim/world.h"
+#include "tests/collect/collect_fixture.h"
 
 namespace embody::collect {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-class CollectorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    setenv("LP_NUM_THREADS", "0", 0);
-    dir_ = fs::temp_directory_path() /
-           ("embody_collect_" + std::to_string(getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  CollectConfig Small(const std::string& name, int episodes = 6) const {
-    CollectConfig c;
-    c.robot = "franka";
-    c.episodes = episodes;
-    c.steps = 8;
-    c.image_size = 32;
-    c.cameras = 2;
-    c.workers = 2;
-    c.seed = 42;
-    c.out = (dir_ / name).string();
-    return c;
-  }
-  static CollectSummary Run(const CollectConfig& c) { return Collect(c, {.enabled = false}); }
-
-  fs::path dir_;
-};
 
 // Every recorded array and attribute of two datasets' episodes, compared exactly.
 void ExpectSameEpisodes(const Dataset& a, const Dataset& b) {
@@ -221,86 +195,6 @@ TEST_F(CollectorTest, DeterministicAcrossWorkersAndShards) {
   EXPECT_NE(Dataset(one.out).Read<float>("demo_0", "actions"), Dataset(other.out).Read<float>("demo_0", "actions"));
 }
 
-// Tests that replaying stored states through MuJoCo, with the stored randomization, reproduces the
-// stored frames bit for bit.
-TEST_F(CollectorTest, ReplayingStatesReproducesFrames) {
-  const CollectConfig c = Small("replay.h5", 2);
-  Run(c);
-  const Dataset ds(c.out);
-  EpisodeRunner runner(c);
-  for (const auto& demo : ds.demos()) {
-    runner.Prepare(Draw::FromJson(nlohmann::json::parse(ds.StringAttr(demo, "randomization"))));
-    std::vector<hsize_t> dims;
-    const auto states = ds.Read<double>(demo, "states", &dims);
-    const Draw draw = Draw::FromJson(nlohmann::json::parse(ds.StringAttr(demo, "randomization")));
-    for (hsize_t t = 0; t < dims[0]; ++t) {
-      runner.world().SetState(states.data() + t * dims[1], static_cast<int>(dims[1]));
-      sim::Image image;
-      runner.renderer()->Render(runner.world().data(), draw.cameras[1], &image);
-      EXPECT_EQ(ds.ReadFrames(demo, "camera1", t, 1), image.rgb) << demo << " frame " << t;
-    }
-    // A strided read (what training clips use) returns exactly frames first, first + stride, ...
-    const auto strided = ds.ReadFrames(demo, "camera1", 1, 3, nullptr, 3);  // frames 1, 4, 7 of 8
-    const auto one = ds.ReadFrames(demo, "camera1", 0, 1);
-    ASSERT_EQ(3 * one.size(), strided.size());
-    for (int i = 0; i < 3; ++i) {
-      const auto frame = ds.ReadFrames(demo, "camera1", 1 + 3 * i, 1);
-      EXPECT_TRUE(std::equal(frame.begin(), frame.end(), strided.begin() + i * one.size())) << demo << " strided frame " << i;
-    }
-    EXPECT_THROW(ds.ReadFrames(demo, "camera1", 2, 3, nullptr, 3), DatasetError);  // frame 8 of 0..7
-  }
-}
-
-// Tests the eye-in-hand camera (--eye-in-hand): it is rigidly mounted on the hand (its pose in the
-// end effector's frame is the same at every recorded frame, while its world pose follows the hand),
-// its frames change when the hand moves, a recorded frame re-renders from the state, and the
-// option is part of the data's identity.
-TEST_F(CollectorTest, EyeInHandCameraMovesWithTheHand) {
-  CollectConfig c = Small("eye.h5", 2);
-  c.cameras = 1;
-  c.steps = 20;
-  c.task = "reach";
-  c.eye_in_hand = true;
-  Run(c);
-  const Dataset ds(c.out);
-  EpisodeRunner runner(c);
-  const int ee = mj_name2id(runner.world().model(), mjOBJ_SITE, runner.embodiment().ee_site.c_str());
-  ASSERT_GE(ee, 0);
-  for (const auto& demo : ds.demos()) {
-    ASSERT_TRUE(ds.CameraMoves(demo, keys::kEyeInHand));
-    EXPECT_FALSE(ds.CameraMoves(demo, "camera0"));
-    const auto poses = ds.CameraPoses(demo, keys::kEyeInHand);
-    ASSERT_EQ(poses.size(), 20u * 16);
-    EXPECT_EQ(ds.CameraPoses(demo, "camera0").size(), 20u * 16);  // a fixed view's pose, repeated
-    std::vector<hsize_t> dims;
-    const auto states = ds.Read<double>(demo, keys::kStates, &dims);
-    runner.Prepare(Draw::FromJson(nlohmann::json::parse(ds.StringAttr(demo, "randomization"))));
-    double moved = 0, first_offset[3] = {0, 0, 0};
-    for (hsize_t t = 0; t < dims[0]; ++t) {
-      runner.world().SetState(states.data() + t * dims[1], static_cast<int>(dims[1]));
-      const mjData* d = runner.world().data();
-      const double* pose = poses.data() + 16 * t;  // camera-to-world, row-major
-      // The camera's position in the end effector's frame: R_ee^T (p_cam - p_ee).
-      double offset[3] = {0, 0, 0};
-      for (int i = 0; i < 3; ++i) {
-        for (int k = 0; k < 3; ++k) offset[i] += d->site_xmat[9 * ee + 3 * k + i] * (pose[4 * k + 3] - d->site_xpos[3 * ee + k]);
-      }
-      for (int i = 0; i < 3; ++i) {
-        if (t == 0) first_offset[i] = offset[i];
-        EXPECT_NEAR(first_offset[i], offset[i], 1e-6) << demo << " frame " << t << ": the mount is not rigid";
-        moved = std::max(moved, std::abs(pose[4 * i + 3] - poses[4 * i + 3]));
-      }
-      sim::Image image;
-      runner.renderer()->Render(d, sim::Camera::Named(runner.embodiment().eye_in_hand_camera), &image);
-      EXPECT_EQ(ds.ReadFrames(demo, keys::kEyeInHand, t, 1), image.rgb) << demo << " frame " << t;
-    }
-    EXPECT_GT(moved, 0.02) << demo << ": the hand (and its camera) should move while reaching";
-    EXPECT_NE(ds.ReadFrames(demo, keys::kEyeInHand, 0, 1), ds.ReadFrames(demo, keys::kEyeInHand, dims[0] - 1, 1)) << demo;
-  }
-  EXPECT_EQ(ds.config()["eye_in_hand"], true);
-  EXPECT_FALSE(Small("x.h5").Identity().contains("eye_in_hand"));  // datasets without it keep their identity
-}
-
 // Tests the refusals: an existing file, --resume with other options, an unwritable folder.
 TEST_F(CollectorTest, RefusesToClobberOrMismatch) {
   CollectConfig c = Small("exists.h5", 2);
@@ -406,79 +300,6 @@ TEST_F(CollectorTest, KillAndResumeEqualsUninterrupted) {
   straight.steps = 20;
   Run(straight);
   ExpectSameEpisodes(Dataset(straight.out), Dataset(c.out));
-}
-
-// Tests that a truncated or foreign file is a clear error for the reader, info and merge.
-TEST_F(CollectorTest, CorruptInputsFailClearly) {
-  const fs::path junk = dir_ / "junk.h5";
-  std::ofstream(junk) << "this is not HDF5";
-  try {
-    Dataset ds(junk);
-    FAIL() << "expected DatasetError";
-  } catch (const DatasetError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("not a readable HDF5 file"));
-  }
-  const std::string bin = SIMCOLLECT_BIN;
-  EXPECT_NE(0, std::system((bin + " info " + junk.string() + " 2> /dev/null").c_str()));
-  const std::string merged = (dir_ / "m.h5").string();
-  EXPECT_NE(0, std::system((bin + " merge " + merged + " " + junk.string() + " 2> /dev/null").c_str()));
-  EXPECT_FALSE(fs::exists(merged));
-  EXPECT_THROW(Dataset(dir_ / "missing.h5"), DatasetError);
-}
-
-}  // namespace
-}  // namespace embody::collect
-
-namespace embody::collect {
-namespace {
-
-// A two-joint arm whose position servos sit near the Euler stability limit (dt * sqrt(kp / I) ~ 1.9
-// with kp = 9000, I ~ 0.01, no damping): draws that scale the gains up blow up within a few steps.
-constexpr char kTippyArm[] = R"(
-<mujoco model="tippy">
-  <option timestep="0.002" integrator="Euler"/>
-  <worldbody>
-    <body name="base" pos="0 0 0.5">
-      <body name="link1">
-        <joint name="j1" axis="0 0 1" limited="true" range="-3 3" armature="0.01"/>
-        <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.02" mass="0.001" contype="2" conaffinity="1"/>
-        <body name="link2" pos="0.3 0 0">
-          <joint name="j2" axis="0 1 0" limited="true" range="-3 3" armature="0.01"/>
-          <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.02" mass="0.001" contype="2" conaffinity="1"/>
-          <site name="tip" pos="0.3 0 0"/>
-        </body>
-      </body>
-    </body>
-  </worldbody>
-  <actuator>
-    <position joint="j1" kp="9000" ctrllimited="true" ctrlrange="-3 3"/>
-    <position joint="j2" kp="9000" ctrllimited="true" ctrlrange="-3 3"/>
-  </actuator>
-</mujoco>)";
-
-// Tests that episodes that go unstable are discarded and redrawn, counted, and that no NaN reaches
-// the file.
-TEST_F(CollectorTest, UnstableEpisodesAreRedrawn) {
-  std::ofstream(dir_ / "tippy.xml") << kTippyArm;
-  std::ofstream(dir_ / "tippy.json") << R"({"name": "tippy", "kind": "arm", "mjcf": "tippy.xml", "base_body": "base",
-    "joints": ["j1", "j2"], "ee_site": "tip", "home": [0.3, 0.4], "gravity_compensation": false})";
-  CollectConfig c = Small("tippy.h5", 8);
-  c.robot = (dir_ / "tippy.json").string();
-  c.task = "reach";
-  c.cameras = 1;
-  c.randomization = RandomizationConfig::All(Level::kNone);
-  c.randomization.dynamics = Level::kWide;  // gain scales in [0.75, 1.25]
-  const CollectSummary s = Run(c);
-  EXPECT_GT(s.redraws, 0);
-  EXPECT_EQ(8, s.episodes_written);
-  const Dataset ds(c.out);
-  std::int64_t attempts = 0;
-  for (const auto& demo : ds.demos()) {
-    attempts += ds.IntAttr(demo, "attempts") - 1;
-    for (double v : ds.Read<double>(demo, "states")) ASSERT_TRUE(std::isfinite(v)) << demo;
-    for (float v : ds.Read<float>(demo, "obs/robot0_joint_vel")) ASSERT_TRUE(std::isfinite(v)) << demo;
-  }
-  EXPECT_EQ(s.redraws, attempts);
 }
 
 }  // namespace

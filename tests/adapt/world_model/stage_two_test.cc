@@ -507,7 +507,9 @@ TEST_F(AdaptTest, TinyRunBeatsCopyLastOnHeldOutEpisodes) {
     ASSERT_NE(std::string::npos, at) << key;
     const std::string entry = table.substr(at, table.find(';', at) - at);
     EXPECT_EQ(!why.is_null(), entry.size() >= 3 && entry.substr(entry.size() - 3) == "n/a") << entry;
-    if (!why.is_null()) EXPECT_THAT(table, HasSubstr("n/a: " + why.get<std::string>()));
+    if (!why.is_null()) {
+      EXPECT_THAT(table, HasSubstr("n/a: " + why.get<std::string>()));
+    }
   }
   // The summary's headline numbers are there, as numbers.
   for (const char* key : {"ee_gap_closed_1s", "ee_gap_closed_2s", "object_gap_closed_2s", "ee_floor_over_copy_1s", "latent_ratio_h1",
