@@ -7,6 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
+#include <numeric>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -276,6 +279,16 @@ torch::Tensor PooledFeatures(FrozenEncoder& encoder, const torch::Tensor& frames
   return torch::cat(out).to(torch::kFloat64);
 }
 
+// Every token (n, N, D) of uint8 frames (n, H, W, 3), encoded in chunks: the attentive probe's input.
+torch::Tensor TokenFeatures(FrozenEncoder& encoder, const torch::Tensor& frames) {
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < frames.size(0); i += 64) {
+    const auto chunk = frames.slice(0, i, std::min<int64_t>(frames.size(0), i + 64));
+    out.push_back(encoder.Encode(FramesToInput(chunk.unsqueeze(1))).squeeze(1));
+  }
+  return torch::cat(out).to(torch::kFloat32);
+}
+
 // Per-column R^2 of predictions (NaN without rows: nothing was scored).
 torch::Tensor R2(const torch::Tensor& truth, const torch::Tensor& prediction) {
   if (truth.size(0) == 0) return torch::full({truth.size(1)}, std::nan(""), truth.options());
@@ -435,6 +448,93 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const 
   return ResultOf(Merged(RidgeProbe(xs, ys_ee, x_test, y_test.index_select(1, ee)),
                          RidgeProbe(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, object))),
                   train, test);
+}
+
+AttentiveProbeImpl::AttentiveProbeImpl(int tokens, int dim, int outputs, int width) {
+  in = register_module("in", torch::nn::Linear(dim, width));
+  position = register_parameter("position", torch::randn({tokens, width}) * 0.02);
+  query = register_parameter("query", torch::randn({1, 1, width}) * 0.02);
+  attention = register_module("attention", torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(width, 4)));
+  head = register_module("head", torch::nn::Sequential(torch::nn::Linear(width, 256), torch::nn::GELU(), torch::nn::Linear(256, outputs)));
+}
+
+torch::Tensor AttentiveProbeImpl::forward(const torch::Tensor& tokens) {
+  const auto x = (in->forward(tokens) + position).transpose(0, 1);  // (N, n, W): sequence first
+  const auto q = query.expand({1, tokens.size(0), query.size(2)});
+  const auto attended = std::get<0>(attention->forward(q, x, x)).squeeze(0);  // (n, W)
+  return head->forward(attended);
+}
+
+torch::Tensor AttentiveProbeR2(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
+                               const torch::Tensor& yt, std::uint64_t seed, int epochs) {
+  std::vector<torch::Tensor> fit_x, fit_y, hold_x, hold_y;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    (i % 5 == 4 && xs.size() >= 5 ? hold_x : fit_x).push_back(xs[i]);
+    (i % 5 == 4 && xs.size() >= 5 ? hold_y : fit_y).push_back(ys[i]);
+  }
+  const auto x = torch::cat(fit_x).to(torch::kFloat32), y = torch::cat(fit_y).to(torch::kFloat32);
+  // Standardized per token dimension and per target column, on the fitting rows.
+  const std::vector<int64_t> token_dims = {0, 1};
+  const torch::Tensor x_mean = x.mean(token_dims);
+  const torch::Tensor x_std = x.std(token_dims, /*unbiased=*/false, /*keepdim=*/false).clamp_min(1e-6);
+  const auto y_mean = y.mean(0), y_std = y.std(0, /*unbiased=*/false).clamp_min(1e-6);
+  auto in = [&](const torch::Tensor& t) { return (t.to(torch::kFloat32) - x_mean) / x_std; };
+  const auto xf = in(x), yf = (y - y_mean) / y_std;
+  const auto xh = hold_x.empty() ? xf : in(torch::cat(hold_x)), yh = hold_x.empty() ? yf : (torch::cat(hold_y).to(torch::kFloat32) - y_mean) / y_std;
+  torch::manual_seed(seed);
+  AttentiveProbe probe(static_cast<int>(x.size(1)), static_cast<int>(x.size(2)), static_cast<int>(y.size(1)));
+  torch::optim::Adam opt(probe->parameters(), torch::optim::AdamOptions(2e-3).weight_decay(1e-4));
+  std::mt19937_64 rng(seed);
+  const int64_t n = xf.size(0), batch = 64;
+  double best = std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> best_state;
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    const auto perm = torch::tensor(order);
+    probe->train();
+    for (int64_t i = 0; i < n; i += batch) {
+      const auto rows = perm.slice(0, i, std::min(n, i + batch));
+      const auto loss = (probe->forward(xf.index_select(0, rows)) - yf.index_select(0, rows)).pow(2).mean();
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+    torch::NoGradGuard no_grad;
+    probe->eval();
+    const double held = (probe->forward(xh) - yh).pow(2).mean().item<double>();
+    if (held < best) {
+      best = held;
+      best_state.clear();
+      for (const auto& p : probe->parameters()) best_state.push_back(p.detach().clone());
+    }
+  }
+  torch::NoGradGuard no_grad;
+  const auto params = probe->parameters();
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_state[i]);
+  probe->eval();
+  const auto prediction = probe->forward(in(xt)) * y_std + y_mean;
+  return R2(yt.to(torch::kFloat64), prediction.to(torch::kFloat64));
+}
+
+ProbeResult EvaluateAttentiveProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test, std::uint64_t seed) {
+  std::vector<torch::Tensor> xs, xt;
+  for (const auto& f : train.frames) xs.push_back(TokenFeatures(encoder, f));
+  for (const auto& f : test.frames) xt.push_back(TokenFeatures(encoder, f));
+  const auto x_test = torch::cat(xt), y_test = torch::cat(test.targets);
+  const auto ee = EeColumns(), object = ObjectColumns(), rows = InViewRows(torch::cat(test.object_in_view));
+  std::vector<torch::Tensor> ys_ee, xs_in, ys_in;
+  for (size_t e = 0; e < xs.size(); ++e) {
+    const auto in_view = InViewRows(train.object_in_view[e]);
+    ys_ee.push_back(train.targets[e].index_select(1, ee));
+    xs_in.push_back(xs[e].index_select(0, in_view));
+    ys_in.push_back(train.targets[e].index_select(0, in_view).index_select(1, object));
+  }
+  return ResultOf(
+      Merged(AttentiveProbeR2(xs, ys_ee, x_test, y_test.index_select(1, ee), seed),
+             AttentiveProbeR2(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, object), seed + 1)),
+      train, test);
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {

@@ -132,6 +132,31 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const 
 /// The same on the datasets' /mask/train and /mask/valid episodes.
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes = 1000, int frame_stride = 3);
 
+/// A probe of equal capacity for every latent design (V-JEPA's attentive probe, small): each token
+/// projected to `width` with a learned position per token, one learned query attending over them
+/// (4 heads), then an MLP (width -> 256 -> outputs). A vector is one token, a grid its N; the
+/// parameters differ only by the input projection and the positions (D x width + N x width).
+struct AttentiveProbeImpl : torch::nn::Module {
+  AttentiveProbeImpl(int tokens, int dim, int outputs, int width = 64);
+  /// tokens (n, N, D) -> (n, outputs).
+  torch::Tensor forward(const torch::Tensor& tokens);
+  torch::nn::Linear in{nullptr};
+  torch::Tensor position, query;
+  torch::nn::MultiheadAttention attention{nullptr};
+  torch::nn::Sequential head{nullptr};
+};
+TORCH_MODULE(AttentiveProbe);
+
+/// The attentive probe's per-column R^2: trained on (x, y) per episode (tokens (n, N, D), targets
+/// (n, C)), Adam on standardized inputs and targets, the epoch chosen on every fifth training
+/// episode (trained on the rest), scored on (xt, yt). Deterministic for a seed.
+torch::Tensor AttentiveProbeR2(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
+                               const torch::Tensor& yt, std::uint64_t seed, int epochs = 60);
+
+/// EvaluateProbes with attentive probes on every token (not pooled) in place of ridge on pooled
+/// features: `pretrain --probe attentive`, the equal-capacity read-out for vectors and grids.
+ProbeResult EvaluateAttentiveProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test, std::uint64_t seed);
+
 /// What the probes could reach at best with this architecture and data: the same encoder
 /// architecture and pooled linear head trained end to end, supervised, on the probe targets of
 /// `train` (MSE, `epochs` passes), scored on `test` exactly like the probes. A reference, not a

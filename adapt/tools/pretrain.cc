@@ -33,19 +33,22 @@ nlohmann::json ResultJson(const ProbeResult& r) {
 // Probes `encoder` and a random encoder of the same architecture (and, with ceiling_epochs > 0, the
 // supervised ceiling) on the same frames; prints the table and returns it as JSON.
 nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const EncoderConfig& architecture, std::uint64_t seed, int episodes,
-                     int ceiling_epochs) {
+                     int ceiling_epochs, const std::string& kind) {
   const ProbeSet train = LoadProbeSet(data, "train", episodes), test = LoadProbeSet(data, "valid", episodes);
-  const ProbeResult trained = EvaluateProbes(encoder, train, test);
+  const bool attentive = kind == "attentive";
+  auto probe = [&](FrozenEncoder& e) { return attentive ? EvaluateAttentiveProbes(e, train, test, seed + 13) : EvaluateProbes(e, train, test); };
+  const ProbeResult trained = probe(encoder);
   EncoderConfig random_config = architecture;
   random_config.image_size = encoder.image_size();
   FrozenEncoder random = FrozenEncoder::Random(random_config, seed + 7);
-  const ProbeResult baseline = EvaluateProbes(random, train, test);
+  const ProbeResult baseline = probe(random);
   ProbeResult ceiling;
   if (ceiling_epochs > 0) {
     std::fprintf(stderr, "pretrain: supervised ceiling: training the encoder architecture on the probe targets (%d epochs)...\n", ceiling_epochs);
     ceiling = SupervisedCeiling(random_config, train, test, ceiling_epochs, seed + 11);
   }
-  std::printf("linear probes on pooled latents, R^2 on held-out episodes (%lld train / %lld test frames):\n",
+  std::printf("%s, R^2 on held-out episodes (%lld train / %lld test frames):\n",
+              attentive ? "attentive probes on every token (equal capacity for vectors and grids)" : "linear probes on pooled latents",
               static_cast<long long>(trained.train_frames), static_cast<long long>(trained.test_frames));
   std::printf("  %-22s %-24s %8s %9s %7s\n", "point", "encoder (per axis)", "random", "ceiling", "target");
   struct Row {
@@ -80,6 +83,7 @@ nlohmann::json Probe(FrozenEncoder& encoder, const VideoData& data, const Encode
   j["test_frames"] = trained.test_frames;
   j["object_out_of_view_frames"] = trained.object_out_of_view;
   j["targets"] = {{"ee_position_r2", 0.9}, {"object_position_r2", 0.8}};
+  j["probe"] = kind;  // the ceiling is the supervised network's own linear head on pooled features either way
   return j;
 }
 
@@ -95,6 +99,7 @@ struct PretrainOptions {
   std::uint64_t seed = 0;
   bool resume = false, overwrite = false, eval_only = false, prefetch = false;
   int probe_episodes = 1000, encoder_image_size = 0, ceiling_epochs = 0;
+  std::string probe = "ridge";
   CLI::Option* prefetch_flag = nullptr;
 };
 
@@ -184,6 +189,11 @@ void AddRunOptions(CLI::App& app, PretrainOptions& o) {
   app.add_option("--clip-length", o.jepa.clip_length, "jepa: frames per clip")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--clip-stride", o.jepa.clip_stride, "jepa: steps between clip frames")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--probe-episodes", o.probe_episodes, "Training (and at most as many held-out) episodes used for the probes")->capture_default_str();
+  app.add_option("--probe", o.probe,
+                 "ridge (linear, on the tokens pooled to 4x4: fast) or attentive (a small attentive probe on every token, of equal capacity "
+                 "for vectors and grids)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ridge", "attentive"}));
   app.add_option(
          "--ceiling-epochs", o.ceiling_epochs,
          "Also train the encoder architecture supervised on the probe targets for N epochs: the ceiling the probes are measured against (0 = skip)")
@@ -255,7 +265,7 @@ void EvaluateOnly(const PretrainOptions& o, const VideoData& data, const Encoder
                      std::to_string(data.image_size()) + " px");
   }
   const auto lock = LockOutputOnRoot(o.encoder_path + ".eval.json", "pretrain --eval-only", nullptr);
-  nlohmann::json eval = Probe(encoder, data, architecture, o.seed, o.probe_episodes, o.ceiling_epochs);
+  nlohmann::json eval = Probe(encoder, data, architecture, o.seed, o.probe_episodes, o.ceiling_epochs, o.probe);
   eval["options"] = options;
   embody::collect::WriteJsonFileAtomically(o.encoder_path + ".eval.json", eval);
 }
@@ -338,7 +348,7 @@ void Run(PretrainOptions& o, const CLI::App& app, const nlohmann::json& options)
   if (!root) return;
   FrozenEncoder encoder = FrozenEncoder::Load(o.out);
   encoder.To(dev);
-  nlohmann::json eval = Probe(encoder, data, architecture, o.seed, o.probe_episodes, o.ceiling_epochs);
+  nlohmann::json eval = Probe(encoder, data, architecture, o.seed, o.probe_episodes, o.ceiling_epochs, o.probe);
   eval["train"] = train;
   eval["options"] = options;
   embody::collect::WriteJsonFileAtomically(o.out + ".eval.json", eval);

@@ -259,3 +259,47 @@ TEST_F(PretrainTest, LatentCacheIsReusedAndInvalidated) {
 
 }  // namespace
 }  // namespace embody::adapt
+
+namespace embody::adapt {
+namespace {
+
+// Synthetic latents: a 4x4 grid of 8-dim noise tokens in which one token, at a random place, carries
+// an object code (+3 on dimension 0); the targets are that token's row and column (and a third,
+// constant-noise column). n frames per episode.
+void ObjectCodeLatents(int episodes, int n, std::uint64_t seed, std::vector<torch::Tensor>* xs, std::vector<torch::Tensor>* ys) {
+  torch::manual_seed(seed);
+  for (int e = 0; e < episodes; ++e) {
+    auto x = torch::randn({n, 16, 8}) * 0.5;
+    const auto at = torch::randint(0, 16, {n}, torch::kLong);
+    for (int i = 0; i < n; ++i) x[i][at[i].item<int64_t>()][0] += 3.0;
+    ys->push_back(torch::stack({(at / 4).to(torch::kFloat64), (at % 4).to(torch::kFloat64), torch::randn({n}, torch::kFloat64)}, 1));
+    xs->push_back(x);
+  }
+}
+
+// Tests the attentive probe (pretrain --probe attentive): it reads back where in the grid a known
+// object code is (what pooling every token loses), scores a target with nothing to read near zero,
+// is deterministic for a seed, and reads one vector token (the vector design) as well.
+TEST(AttentiveProbeTest, ReadsAnObjectCodesPlaceFromTheTokens) {
+  std::vector<torch::Tensor> xs, ys, xt_list, yt_list;
+  ObjectCodeLatents(20, 60, 1, &xs, &ys);
+  ObjectCodeLatents(1, 200, 2, &xt_list, &yt_list);
+  const auto r2 = AttentiveProbeR2(xs, ys, xt_list[0], yt_list[0], 7, 40);
+  EXPECT_GT(r2[0].item<double>(), 0.8) << "row of the object's token";
+  EXPECT_GT(r2[1].item<double>(), 0.8) << "column of the object's token";
+  EXPECT_LT(r2[2].item<double>(), 0.2) << "a target with nothing to read";
+  EXPECT_TRUE(torch::equal(AttentiveProbeR2(xs, ys, xt_list[0], yt_list[0], 7, 2), AttentiveProbeR2(xs, ys, xt_list[0], yt_list[0], 7, 2)));
+  // Pooled (the ridge probe's view of a grid, here all tokens averaged) the place is gone.
+  std::vector<torch::Tensor> pooled;
+  for (const auto& x : xs) pooled.push_back(x.mean(1, /*keepdim=*/true));
+  EXPECT_LT(AttentiveProbeR2(pooled, ys, xt_list[0].mean(1, true), yt_list[0], 7, 10)[0].item<double>(), 0.3);
+  // One token per frame (the vector design) whose numbers are the place: read as well.
+  std::vector<torch::Tensor> vectors;
+  for (size_t e = 0; e < ys.size(); ++e)
+    vectors.push_back(torch::cat({ys[e].slice(1, 0, 2), torch::randn({60, 6})}, 1).to(torch::kFloat32).unsqueeze(1));
+  const auto vt = torch::cat({yt_list[0].slice(1, 0, 2), torch::randn({200, 6})}, 1).to(torch::kFloat32).unsqueeze(1);
+  EXPECT_GT(AttentiveProbeR2(vectors, ys, vt, yt_list[0], 7, 10)[0].item<double>(), 0.9);
+}
+
+}  // namespace
+}  // namespace embody::adapt
