@@ -1,5 +1,7 @@
 #include "adapt/core/defaults.h"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -87,6 +89,16 @@ EncoderArg ResolveEncoderArg(const std::string& given, const std::string& model_
   std::string list;
   for (const auto& f : found) list += (list.empty() ? "" : ", ") + f;
   throw AdaptError("no models/encoder.pt, and models/ holds " + std::to_string(found.size()) + " encoders (" + list + "): pass --encoder PATH");
+}
+
+ModelArgs ResolveModelArgs(const std::string& program, const std::string& robot, const std::string& model_dir, const std::string& encoder) {
+  ModelArgs a;
+  a.robot = ResolveRobotArg(robot, model_dir);
+  a.model_dir = model_dir.empty() ? "models/" + a.robot.name : model_dir;
+  const EncoderArg chosen = ResolveEncoderArg(encoder, a.model_dir);
+  a.encoder = chosen.path;
+  if (!chosen.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", program.c_str(), a.encoder.c_str(), chosen.why.c_str());
+  return a;
 }
 
 }  // namespace embody::adapt

@@ -31,4 +31,13 @@ struct EncoderArg {
 /// naming the encoders that exist (or the pretrain command) when none of these picks one.
 EncoderArg ResolveEncoderArg(const std::string& given, const std::string& model_dir);
 
+/// What a program that runs a trained model (plan, surprise) resolves from --embodiment, --model and
+/// --encoder: the robot (ResolveRobotArg), the model folder (models/<name> when not given) and the
+/// encoder (ResolveEncoderArg; which one it took and why said on stderr, as `program`).
+struct ModelArgs {
+  RobotArg robot;
+  std::string model_dir, encoder;
+};
+ModelArgs ResolveModelArgs(const std::string& program, const std::string& robot, const std::string& model_dir, const std::string& encoder);
+
 }  // namespace embody::adapt

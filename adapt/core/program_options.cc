@@ -23,11 +23,15 @@ std::vector<std::string> Inputs(const std::string& key, const nlohmann::json& va
   throw CLI::ConversionError("option \"" + key + "\" in --config: a number, string, true/false or list expected, not " + value.dump());
 }
 
-// A value of the stored options, typed where it reads as a number (so that the file reads as written).
+// A value of the stored options, typed where it reads as a number (so that the file reads as
+// written): an integer only where it is exact (a larger one parses as a float and would round), a
+// float as given (1e-3 is stored as 0.001, which reads back to the same double).
 nlohmann::json Typed(const std::string& text) {
   if (text.empty()) return text;
   const auto parsed = nlohmann::json::parse(text, nullptr, false);
-  return parsed.is_number() && parsed.dump() == text ? parsed : nlohmann::json(text);
+  if (!parsed.is_number()) return text;
+  if (parsed.is_number_float() && text.find_first_of(".eE") == std::string::npos) return text;
+  return parsed;
 }
 
 class JsonConfig : public CLI::Config {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -269,16 +270,6 @@ torch::Tensor PoolTokens(const torch::Tensor& tokens) {
   return F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions({kProbeGrid, kProbeGrid})).reshape({n, -1});
 }
 
-// Pooled latents (n, 16 D) of uint8 frames (n, H, W, 3), encoded in chunks.
-torch::Tensor PooledFeatures(FrozenEncoder& encoder, const torch::Tensor& frames) {
-  std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < frames.size(0); i += 64) {
-    const auto chunk = frames.slice(0, i, std::min<int64_t>(frames.size(0), i + 64));
-    out.push_back(PoolTokens(encoder.Encode(FramesToInput(chunk.unsqueeze(1)))));
-  }
-  return torch::cat(out).to(torch::kFloat64);
-}
-
 // Every token (n, N, D) of uint8 frames (n, H, W, 3), encoded in chunks: the attentive probe's input.
 torch::Tensor TokenFeatures(FrozenEncoder& encoder, const torch::Tensor& frames) {
   std::vector<torch::Tensor> out;
@@ -286,7 +277,12 @@ torch::Tensor TokenFeatures(FrozenEncoder& encoder, const torch::Tensor& frames)
     const auto chunk = frames.slice(0, i, std::min<int64_t>(frames.size(0), i + 64));
     out.push_back(encoder.Encode(FramesToInput(chunk.unsqueeze(1))).squeeze(1));
   }
-  return torch::cat(out).to(torch::kFloat32);
+  return torch::cat(out);
+}
+
+// Pooled latents (n, 16 D) of uint8 frames: the ridge probe's input.
+torch::Tensor PooledFeatures(FrozenEncoder& encoder, const torch::Tensor& frames) {
+  return PoolTokens(TokenFeatures(encoder, frames).unsqueeze(1)).to(torch::kFloat64);
 }
 
 // Per-column R^2 of predictions (NaN without rows: nothing was scored).
@@ -431,12 +427,18 @@ ProbeSet LoadProbeSet(const VideoData& data, const std::string& split, int max_e
   return set;
 }
 
-ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test) {
-  std::vector<torch::Tensor> xs, xt;
-  for (const auto& f : train.frames) xs.push_back(PooledFeatures(encoder, f));
-  for (const auto& f : test.frames) xt.push_back(PooledFeatures(encoder, f));
+namespace {
+
+// A probe: per-episode features and targets, test features and targets -> per-column R^2; `part`
+// 0 for the ee's probe, 1 for the object's.
+using ProbeFit = std::function<torch::Tensor(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, const torch::Tensor& xt,
+                                             const torch::Tensor& yt, int part)>;
+
+// Fits and scores `fit` on features of a probe set's episodes: the ee's probe on every frame, the
+// object's on the frames where it is in view.
+ProbeResult ProbeWith(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& xt, const ProbeSet& train, const ProbeSet& test,
+                      const ProbeFit& fit) {
   const auto x_test = torch::cat(xt), y_test = torch::cat(test.targets);
-  // The ee's probes on every frame, the object's on the frames where it is in view.
   const auto ee = EeColumns(), object = ObjectColumns(), rows = InViewRows(torch::cat(test.object_in_view));
   std::vector<torch::Tensor> ys_ee, xs_in, ys_in;
   for (size_t e = 0; e < xs.size(); ++e) {
@@ -445,9 +447,19 @@ ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const 
     xs_in.push_back(xs[e].index_select(0, in_view));
     ys_in.push_back(train.targets[e].index_select(0, in_view).index_select(1, object));
   }
-  return ResultOf(Merged(RidgeProbe(xs, ys_ee, x_test, y_test.index_select(1, ee)),
-                         RidgeProbe(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, object))),
+  return ResultOf(Merged(fit(xs, ys_ee, x_test, y_test.index_select(1, ee), 0),
+                         fit(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, object), 1)),
                   train, test);
+}
+
+}  // namespace
+
+ProbeResult EvaluateProbes(FrozenEncoder& encoder, const ProbeSet& train, const ProbeSet& test) {
+  std::vector<torch::Tensor> xs, xt;
+  for (const auto& f : train.frames) xs.push_back(PooledFeatures(encoder, f));
+  for (const auto& f : test.frames) xt.push_back(PooledFeatures(encoder, f));
+  return ProbeWith(xs, xt, train, test,
+                   [](const auto& x, const auto& y, const auto& x_test, const auto& y_test, int) { return RidgeProbe(x, y, x_test, y_test); });
 }
 
 AttentiveProbeImpl::AttentiveProbeImpl(int tokens, int dim, int outputs, int width) {
@@ -512,7 +524,7 @@ torch::Tensor AttentiveProbeR2(const std::vector<torch::Tensor>& xs, const std::
   }
   torch::NoGradGuard no_grad;
   const auto params = probe->parameters();
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_state[i]);
+  for (size_t i = 0; i < best_state.size(); ++i) params[i].copy_(best_state[i]);  // none: no epoch, or no finite held-out loss
   probe->eval();
   const auto prediction = probe->forward(in(xt)) * y_std + y_mean;
   return R2(yt.to(torch::kFloat64), prediction.to(torch::kFloat64));
@@ -522,19 +534,9 @@ ProbeResult EvaluateAttentiveProbes(FrozenEncoder& encoder, const ProbeSet& trai
   std::vector<torch::Tensor> xs, xt;
   for (const auto& f : train.frames) xs.push_back(TokenFeatures(encoder, f));
   for (const auto& f : test.frames) xt.push_back(TokenFeatures(encoder, f));
-  const auto x_test = torch::cat(xt), y_test = torch::cat(test.targets);
-  const auto ee = EeColumns(), object = ObjectColumns(), rows = InViewRows(torch::cat(test.object_in_view));
-  std::vector<torch::Tensor> ys_ee, xs_in, ys_in;
-  for (size_t e = 0; e < xs.size(); ++e) {
-    const auto in_view = InViewRows(train.object_in_view[e]);
-    ys_ee.push_back(train.targets[e].index_select(1, ee));
-    xs_in.push_back(xs[e].index_select(0, in_view));
-    ys_in.push_back(train.targets[e].index_select(0, in_view).index_select(1, object));
-  }
-  return ResultOf(
-      Merged(AttentiveProbeR2(xs, ys_ee, x_test, y_test.index_select(1, ee), seed),
-             AttentiveProbeR2(xs_in, ys_in, x_test.index_select(0, rows), y_test.index_select(0, rows).index_select(1, object), seed + 1)),
-      train, test);
+  return ProbeWith(xs, xt, train, test, [seed](const auto& x, const auto& y, const auto& x_test, const auto& y_test, int part) {
+    return AttentiveProbeR2(x, y, x_test, y_test, seed + part);
+  });
 }
 
 ProbeResult EvaluateProbes(FrozenEncoder& encoder, const VideoData& data, int max_episodes, int frame_stride) {

@@ -256,13 +256,11 @@ void Resolve(PlanOptions& p) {
   o.baselines = !p.no_baselines;
   o.oracle_cem.bound = o.cem.bound;
   if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
-  const RobotArg robot = ResolveRobotArg(p.robot, p.model_path);
-  o.embodiment = robot.name;
-  o.robot = robot.ref;
-  if (p.model_path.empty()) p.model_path = "models/" + o.embodiment;
-  const EncoderArg encoder_arg = ResolveEncoderArg(p.encoder_path, p.model_path);
-  p.encoder_path = encoder_arg.path;
-  if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "plan", p.encoder_path.c_str(), encoder_arg.why.c_str());
+  const ModelArgs found = ResolveModelArgs("plan", p.robot, p.model_path, p.encoder_path);
+  o.embodiment = found.robot.name;
+  o.robot = found.robot.ref;
+  p.model_path = found.model_dir;
+  p.encoder_path = found.encoder;
   if (!p.video.empty() && o.replay_episodes < 1) throw AdaptError("--video shows the recorded episodes: --replay-episodes must be >= 1");
   if (!p.video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
   if (p.out.empty()) p.out = "out/plan_" + o.embodiment + "_" + p.task + ".json";

@@ -119,13 +119,11 @@ void Resolve(SurpriseCli& c) {
     for (const auto& t : c.types) o.types.push_back(ParseViolation(t));
   }
   o.randomization = embody::collect::RandomizationConfig::All(embody::collect::ParseLevel(c.randomize));
-  const RobotArg robot = ResolveRobotArg(c.robot, c.model_path);
-  o.embodiment = robot.name;
-  o.robot = robot.ref;
-  if (c.model_path.empty()) c.model_path = "models/" + o.embodiment;
-  const EncoderArg encoder_arg = ResolveEncoderArg(c.encoder_path, c.model_path);
-  c.encoder_path = encoder_arg.path;
-  if (!encoder_arg.why.empty()) std::fprintf(stderr, "%s: --encoder %s (%s)\n", "surprise", c.encoder_path.c_str(), encoder_arg.why.c_str());
+  const ModelArgs found = ResolveModelArgs("surprise", c.robot, c.model_path, c.encoder_path);
+  o.embodiment = found.robot.name;
+  o.robot = found.robot.ref;
+  c.model_path = found.model_dir;
+  c.encoder_path = found.encoder;
   if (c.out.empty()) c.out = "out/surprise_" + o.embodiment + ".json";
   if (c.threads > 0) torch::set_num_threads(c.threads);
 }

@@ -98,9 +98,11 @@ TEST_F(ProgramOptionsTest, UnknownKeyAndBadFileAreRefused) {
 TEST_F(ProgramOptionsTest, StoredOptionsReadBackToTheSameRun) {
   Options first;
   auto app = MakeApp(first);
-  Parse(*app, {"--steps", "42", "--camera", "camera1", "--freeze-trunk", "--bench", "--seed", "9"});
+  Parse(*app, {"--steps", "42", "--camera", "camera1", "--freeze-trunk", "--bench", "--seed", "9", "--lr", "2.5e-4"});
   const nlohmann::json stored = ProgramOptions(*app);
   EXPECT_EQ(stored["steps"], 42);
+  ASSERT_TRUE(stored["lr"].is_number()) << stored["lr"];  // a float written with an exponent is a number too
+  EXPECT_DOUBLE_EQ(stored["lr"].get<double>(), 2.5e-4);
   EXPECT_EQ(stored["embodiment"], "franka");  // a default is stored too
   EXPECT_EQ(stored["camera"], nlohmann::json::array({"camera1"}));
   EXPECT_EQ(stored["freeze-trunk"], true);
