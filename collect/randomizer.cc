@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "collect/config.h"
 #include "sim/world.h"
 
 namespace embody::collect {
@@ -98,6 +99,7 @@ json Draw::ToJson() const {
                    {"armature_scale", armature_scale},
                    {"friction_scale", friction_scale},
                    {"gain_scale", gain_scale}};
+  if (payload_kg != 0) j["dynamics"]["payload_kg"] = payload_kg;  // written only when set: draws without one read as before
   j["embodiment"] = {{"segment_scale", segment_scale}, {"base_dx", base_dx}, {"base_dy", base_dy}, {"base_yaw", base_yaw}};
   j["objects"] = json::array();
   for (const auto& o : objects) {
@@ -126,6 +128,7 @@ Draw Draw::FromJson(const json& j) {
     d.armature_scale = dyn.at("armature_scale");
     d.friction_scale = dyn.at("friction_scale");
     d.gain_scale = dyn.at("gain_scale");
+    d.payload_kg = dyn.value("payload_kg", 0.0);
     const json& emb = j.at("embodiment");
     d.segment_scale = emb.at("segment_scale").get<std::vector<double>>();
     d.base_dx = emb.at("base_dx");
@@ -157,6 +160,46 @@ SceneRandomizer::SceneRandomizer(const mjModel* nominal, const robots::Embodimen
       object_bodies_.push_back(b);
     }
   }
+}
+
+std::size_t SceneRandomizer::LongestSegment() const {
+  std::size_t best = 0;
+  double longest = -1;
+  for (std::size_t s = 0; s < segments_.size(); ++s) {
+    for (int child = segments_[s] + 1; child < nominal_->nbody; ++child) {
+      if (nominal_->body_parentid[child] != segments_[s]) continue;
+      const double* p = nominal_->body_pos + 3 * child;
+      const double length = std::sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]);
+      if (length > longest) longest = length, best = s;
+    }
+  }
+  return best;
+}
+
+void SceneRandomizer::AddPayload(double kg, mjModel* m) const {
+  if (kg < 0) throw CollectError("a payload must be >= 0 kg, not " + std::to_string(kg));
+  if (embodiment_.ee_site.empty()) throw CollectError(embodiment_.name + " has no end-effector site to carry a payload");
+  const int site = sim::RequireId(m, mjOBJ_SITE, embodiment_.ee_site);
+  const int b = m->site_bodyid[site];
+  // The body's inertial frame stays where it is (its principal axes kept); the load is a point mass at
+  // the site's offset from it plus a 3 cm sphere's own inertia, its off-axis terms dropped.
+  mjtNum offset[3], local[3], quat_inv[4];
+  for (int k = 0; k < 3; ++k) offset[k] = m->site_pos[3 * site + k] - m->body_ipos[3 * b + k];
+  mju_negQuat(quat_inv, m->body_iquat + 4 * b);
+  mju_rotVecQuat(local, offset, quat_inv);
+  const double m0 = m->body_mass[b], total = m0 + kg, sphere = 0.4 * kg * 0.03 * 0.03;
+  mjtNum shift[3];
+  for (int k = 0; k < 3; ++k) shift[k] = local[k] * kg / total;  // the new centre of mass, in the inertial frame
+  for (int k = 0; k < 3; ++k) {
+    const int a = (k + 1) % 3, c = (k + 2) % 3;
+    const double d0 = shift[a] * shift[a] + shift[c] * shift[c];
+    const double d1 = (local[a] - shift[a]) * (local[a] - shift[a]) + (local[c] - shift[c]) * (local[c] - shift[c]);
+    m->body_inertia[3 * b + k] += m0 * d0 + kg * d1 + sphere;
+  }
+  mjtNum world_shift[3];
+  mju_rotVecQuat(world_shift, shift, m->body_iquat + 4 * b);
+  for (int k = 0; k < 3; ++k) m->body_ipos[3 * b + k] += world_shift[k];
+  m->body_mass[b] = total;
 }
 
 double SceneRandomizer::TableTop(const mjModel* m) const {
@@ -364,6 +407,7 @@ void SceneRandomizer::ApplyToModel(const Draw& draw, mjModel* m) const {
     m->dof_armature[dof] *= draw.armature_scale;
   }
   for (int g = 0; g < m->ngeom; ++g) m->geom_friction[3 * g] *= draw.friction_scale;
+  if (draw.payload_kg != 0) AddPayload(draw.payload_kg, m);
   for (int a = 0; a < m->nu; ++a) {
     m->actuator_gainprm[a * mjNGAIN] *= draw.gain_scale;
     m->actuator_biasprm[a * mjNBIAS + 1] *= draw.gain_scale;

@@ -59,6 +59,9 @@ struct Draw {
   std::map<std::string, std::array<double, 4>> material_rgba;
   std::map<std::string, int> material_texture;  ///< texture id, -1 = none
   double mass_scale = 1, damping_scale = 1, armature_scale = 1, friction_scale = 1, gain_scale = 1;
+  /// A load on the hand (kg): a 3 cm sphere of this mass at the end-effector site, rigidly attached
+  /// to the site's body (arms). Never drawn (0 in every level): `plan --perturb payload` sets it.
+  double payload_kg = 0;
   std::vector<double> segment_scale;  ///< one per robot segment body (see SceneRandomizer::segments)
   double base_dx = 0, base_dy = 0, base_yaw = 0;
   std::vector<ObjectDraw> objects;
@@ -85,9 +88,15 @@ class SceneRandomizer {
   void PlaceObjects(const Draw& draw, const mjModel* m, mjData* d) const;
 
   const std::vector<int>& segments() const { return segments_; }
+  /// The robot segment with the longest link (the largest offset to a child body): the one
+  /// `plan --perturb link` stretches.
+  std::size_t LongestSegment() const;
   const std::vector<int>& object_bodies() const { return object_bodies_; }
 
  private:
+  /// Adds draw.payload_kg to the end-effector site's body (mass, centre of mass, inertia).
+  /// @throws CollectError for a negative load or a robot without an end-effector site.
+  void AddPayload(double kg, mjModel* m) const;
   double TableTop(const mjModel* m) const;
   double ObjectHalfHeight(const mjModel* m, int body) const;
   /// Where the model puts free body `b` (x, y of its joint's qpos0).

@@ -102,6 +102,7 @@ void PlanScene::Reset(std::int64_t index, PlanTask task, double camera_offset_de
 
 bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt) {
   task_ = task;
+  acting_ = false;  // the goal is scripted without the latency: it is the same physical scene either way
   DrawScene(index, camera_offset_deg, attempt);
   // The goal from a stream of its own.
   collect::Rng goal_rng = collect::Rng::ForEpisode(config_.seed ^ 0x9E3779B97F4A7C15ull, index, attempt);
@@ -130,6 +131,7 @@ void PlanScene::DrawScene(std::int64_t index, double camera_offset_deg, int atte
   runner_->DrawScene(1, &rng, [&](collect::Draw* draw) {
     AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
                draw);
+    ApplyPerturbation(perturbation_, runner_->randomizer(), draw);
     if (camera_offset_deg == 0) return;
     for (sim::Camera& cam : draw->cameras) {
       if (!cam.name.empty()) throw AdaptError("--camera-offset needs free cameras; this one is the model's '" + cam.name + "'");
@@ -277,7 +279,12 @@ bool PlanScene::MakePushGoal(collect::Rng& goal_rng) {
   return false;
 }
 
-void PlanScene::Restart() { runner_->world().SetState(start_); }
+void PlanScene::Restart() {
+  runner_->world().SetState(start_);
+  in_flight_.clear();
+  transitions_.clear();
+  acting_ = true;
+}
 
 void PlanScene::set_views(int n) {
   if (n < 1 || n > 16) throw AdaptError("a planning scene renders 1 to 16 cameras, not " + std::to_string(n));
@@ -307,8 +314,21 @@ std::vector<double> PlanScene::CameraExtrinsics() const {
 
 void PlanScene::Act(const std::vector<double>& action) {
   sim::World& world = runner_->world();
-  runner_->controller().ApplyAction(world.model(), world.mutable_data(), action);
+  Transition t{runner_->Proprio(), {}, action};
+  std::vector<double> applied = action;
+  if (const size_t latency = acting_ ? LatencySteps(perturbation_) : 0; latency > 0) {
+    in_flight_.push_back(action);
+    if (in_flight_.size() > latency) {
+      applied = in_flight_.front();
+      in_flight_.erase(in_flight_.begin());
+    } else {
+      std::fill(applied.begin(), applied.begin() + std::min<size_t>(6, applied.size()), 0.0);  // still: no translation, no rotation
+    }
+  }
+  runner_->controller().ApplyAction(world.model(), world.mutable_data(), applied);
   world.Step(runner_->substeps());
+  t.next = runner_->Proprio();
+  transitions_.push_back(std::move(t));
 }
 
 std::vector<double> PlanScene::FullAction(const std::vector<double>& planned) const {
@@ -373,13 +393,147 @@ double PlanScene::ObjectLift() const { return goal_.object >= 0 ? ObjectPos()[2]
 // ---------------------------------------------------------------------------------------------------
 // Planners.
 
+OnlineAdapter::OnlineAdapter(WorldModel& model, const std::string& embodiment, const OnlineAdaptOptions& options)
+    : model_(model), embodiment_(embodiment), options_(options) {
+  model_.RequireEmbodiment(embodiment);
+  if (options.steps < 1 || options.window < 1 || !(options.lr > 0)) throw AdaptError("online adaptation needs steps >= 1, window >= 1 and lr > 0");
+  params_ = model_.Parameters(embodiment, /*freeze_trunk=*/true);
+  torch::NoGradGuard no_grad;
+  for (const auto& p : params_) trained_.push_back(p.detach().clone());
+  Reset();
+}
+
+OnlineAdapter::~OnlineAdapter() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(trained_[i]);
+}
+
+void OnlineAdapter::Reset() {
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(trained_[i]);
+  }
+  optimizer_ = std::make_unique<torch::optim::SGD>(params_, torch::optim::SGDOptions(options_.lr).momentum(0.9));
+}
+
+double OnlineAdapter::Step(const torch::Tensor& latents, const torch::Tensor& proprio, const torch::Tensor& actions, const torch::Tensor& camera,
+                           const torch::Tensor& dyn_proprio, const torch::Tensor& dyn_actions, const torch::Tensor& dyn_next, int context) {
+  const int64_t frames = latents.size(0);
+  if (frames < 2) return kNaN;
+  const int64_t c = std::min<int64_t>(context, frames - 1), from = std::max<int64_t>(0, frames - 1 - options_.window);
+  // Every window of c + 1 frames among the recent ones, in one batch (the last frame's actions unused).
+  const auto acts = torch::cat({actions, torch::zeros({1, actions.size(1)}, actions.options())}, 0);
+  std::vector<torch::Tensor> z, q, a;
+  for (int64_t i = from; i + c < frames; ++i) {
+    z.push_back(latents.slice(0, i, i + c + 1));
+    q.push_back(proprio.slice(0, i, i + c + 1));
+    a.push_back(acts.slice(0, i, i + c + 1));
+  }
+  const auto zb = torch::stack(z), qb = torch::stack(q), ab = torch::stack(a), cam = camera.reshape({1, -1}).expand({zb.size(0), camera.numel()});
+  // The trunk is frozen: no gradients into it (its weights are shared by every robot).
+  const auto trunk = model_.TrunkParameters();
+  for (auto& p : trunk) p.set_requires_grad(false);
+  const Normalizer& n = model_.normalizer(embodiment_);
+  double first = kNaN;
+  for (int step = 0; step < options_.steps; ++step) {
+    optimizer_->zero_grad();
+    const auto pred = model_.Predict(embodiment_, zb.slice(1, 0, c), qb.slice(1, 0, c), ab.slice(1, 0, c), cam);
+    const auto target = zb.slice(1, 1, c + 1);
+    auto loss = (pred - target).pow(2).mean() / (zb.slice(1, 0, c) - target).pow(2).mean().clamp_min(1e-12);
+    if (dyn_proprio.defined() && dyn_proprio.size(0) > 0) {
+      const auto delta = model_.DynamicsDelta(embodiment_, n.Normalize(dyn_proprio), dyn_actions);
+      loss = loss + (delta - ((dyn_next - dyn_proprio) - n.delta_mean) / n.delta_std).pow(2).mean();
+    }
+    if (step == 0) first = loss.item<double>();
+    loss.backward();
+    optimizer_->step();
+  }
+  for (auto& p : trunk) p.set_requires_grad(true);
+  return first;
+}
+
+std::vector<torch::Tensor> OnlineAdapter::DynamicsSnapshot() const {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model_.DynamicsParameters(embodiment_)) out.push_back(p.detach().clone());
+  return out;
+}
+
+void OnlineAdapter::WithDynamics(const std::vector<torch::Tensor>& snapshot, const std::function<void()>& fn) {
+  auto params = model_.DynamicsParameters(embodiment_);
+  const auto now = DynamicsSnapshot();
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(snapshot.at(i));
+  }
+  fn();
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(now[i]);
+}
+
 LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
-                             const std::string& energy, int context, int subgoal_steps)
+                             const std::string& energy, int context, int subgoal_steps, const OnlineAdaptOptions& online)
     : model_(model), encoder_(encoder), embodiment_(embodiment), cem_(cem), final_only_(FinalOnly(energy)),
       context_(context > 0 ? std::min(context, model.config().context) : model.config().context), subgoal_steps_(subgoal_steps) {
   model_.RequireEmbodiment(embodiment);
   model.config().RequireNumberedCameras("plan renders");
   model_.Train(false);
+  if (online.enabled) online_ = std::make_unique<OnlineAdapter>(model, embodiment, online), online_options_ = online;
+}
+
+void LatentPlanner::End() {
+  if (online_) online_->Reset();  // the trained model for whoever plans next
+}
+
+void LatentPlanner::RecordErrors() {
+  torch::NoGradGuard no_grad;
+  const int t = static_cast<int>(latents_.size()) - 1, k = model_.config().frame_skip;
+  const torch::Device dev = model_.device();
+  if (t >= 1) {  // the next-frame forecast, from the model as it is before learning from frame t
+    const int c = std::min(context_, t);
+    auto window = [&](const std::vector<torch::Tensor>& v) {
+      return torch::stack(std::vector<torch::Tensor>(v.begin() + t - c, v.begin() + t)).unsqueeze(0).to(dev);
+    };
+    const auto pred =
+        model_.Predict(embodiment_, window(latents_), window(proprio_), window(actions_), camera_.to(dev)).select(1, -1)[0].to(torch::kCPU);
+    const double copy = (latents_[t - 1] - latents_[t]).abs().mean().item<double>();
+    errors_.latent.push_back((pred - latents_[t]).abs().mean().item<double>() / std::max(copy, 1e-12));
+  }
+  const int n = steps_per_second_;
+  if (t >= n) {  // the 1 s forecast of the end effector, by the dynamics model as it was n steps ago
+    const EmbodimentSpec& spec = model_.spec(embodiment_);
+    auto forecast = [&] {
+      auto q = proprio_[t - n].unsqueeze(0).to(dev);
+      for (int i = t - n; i < t; ++i) {
+        const auto acts = actions_[i].reshape({k, -1}).to(dev);
+        for (int j = 0; j < k; ++j) q = model_.StepDynamics(embodiment_, q, acts[j].unsqueeze(0));
+      }
+      const auto d = (EePositionOf(q[0], spec).to(torch::kCPU) - EePositionOf(proprio_[t], spec)).norm();
+      errors_.ee_1s_cm.push_back(100 * d.item<double>());
+    };
+    if (online_)
+      online_->WithDynamics(dynamics_at_.at(t - n), forecast);
+    else
+      forecast();
+  }
+}
+
+void LatentPlanner::Adapt(PlanScene& scene) {
+  if (latents_.size() < 2) return;
+  // The control steps of the model steps the adapter learns from (the actions as sent).
+  const auto& tr = scene.transitions();
+  const size_t m = std::min(tr.size(), static_cast<size_t>(model_.config().frame_skip * online_options_.window));
+  std::vector<float> p, a, next;
+  for (size_t i = tr.size() - m; i < tr.size(); ++i) {
+    p.insert(p.end(), tr[i].proprio.begin(), tr[i].proprio.end());
+    next.insert(next.end(), tr[i].next.begin(), tr[i].next.end());
+    a.insert(a.end(), tr[i].action.begin(), tr[i].action.end());
+  }
+  const torch::Device dev = model_.device();
+  const auto rows = static_cast<int64_t>(m);
+  const auto dyn = [&](const std::vector<float>& v) { return rows > 0 ? torch::tensor(v).reshape({rows, -1}).to(dev) : torch::Tensor(); };
+  const auto all = [&](const std::vector<torch::Tensor>& v) { return torch::stack(v).to(dev); };
+  online_->Step(all(latents_), all(proprio_), all(actions_), camera_.to(dev), dyn(p), dyn(a), dyn(next), context_);
 }
 
 torch::Tensor LatentPlanner::EncodeViews(const std::vector<std::vector<std::uint8_t>>& views, int size) {
@@ -407,15 +561,27 @@ void LatentPlanner::Begin(PlanScene& scene) {
   proprio_.clear();
   actions_.clear();
   warm_ = torch::Tensor();
+  errors_ = ModelErrors{};
+  dynamics_at_.clear();
+  steps_per_second_ = std::max(1, static_cast<int>(std::lround(scene.embodiment().control_hz / model_.config().frame_skip)));
+  if (online_) online_->Reset();
 }
 
 std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
-  torch::NoGradGuard no_grad;
   const auto t0 = std::chrono::steady_clock::now();
   const int k = model_.config().frame_skip;
-  latents_.push_back(EncodeViews(scene.RenderViews(), scene.image_size()));
-  const auto p = scene.runner().Proprio();
-  proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
+  {
+    torch::NoGradGuard no_grad;
+    latents_.push_back(EncodeViews(scene.RenderViews(), scene.image_size()));
+    const auto p = scene.runner().Proprio();
+    proprio_.push_back(torch::tensor(std::vector<float>(p.begin(), p.end())));
+    RecordErrors();
+  }
+  if (online_) {
+    Adapt(scene);
+    dynamics_at_.push_back(online_->DynamicsSnapshot());
+  }
+  torch::NoGradGuard no_grad;
   const int c = std::min<int>(context_, static_cast<int>(latents_.size()));
   const int first = static_cast<int>(latents_.size()) - c;
   // The model's inputs on its device (CEM itself runs on the CPU: its tensors are (S, H, dims)).
@@ -549,7 +715,10 @@ MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, 
     const double d = scene.Distance();
     r.distance_m.push_back(d);
     if (trace) trace->frames.push_back(scene.Render());
-    if (reached(d)) break;
+    if (reached(d)) {
+      r.success = true;
+      if (options.stop_at_success) break;
+    }
     double energy = kNaN;
     const auto t0 = std::chrono::steady_clock::now();
     const auto planned = planner.Next(scene, &energy);
@@ -569,7 +738,9 @@ MpcResult RunMpc(PlanScene& scene, Planner& planner, const MpcOptions& options, 
     r.distance_m.push_back(r.final_distance_m);
     if (trace) trace->frames.push_back(scene.Render());
   }
-  r.success = reached(r.final_distance_m);
+  r.success = r.success || reached(r.final_distance_m);
+  r.errors = planner.errors();
+  planner.End();
   return r;
 }
 
@@ -598,8 +769,33 @@ nlohmann::json Detail(const MpcResult& r) {
   for (double e : r.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
   std::vector<double> cm;
   for (double d : r.distance_m) cm.push_back(100 * d);
-  return {{"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
-          {"distance_cm", cm},    {"energy", energy}};
+  nlohmann::json d = {
+      {"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
+      {"distance_cm", cm},    {"energy", energy}};
+  if (!r.errors.latent.empty()) d["latent_error"] = r.errors.latent;
+  if (!r.errors.ee_1s_cm.empty()) d["ee_error_1s_cm"] = r.errors.ee_1s_cm;
+  return d;
+}
+
+// The model's errors over a set of runs: the next-frame latent error over copy-last, and the 1 s
+// end-effector forecast's error (cm), over every model step and over those made after 5 s of acting.
+nlohmann::json SummarizeErrors(const std::vector<MpcResult>& runs, int steps_per_second) {
+  double latent = 0, ee = 0, late = 0;
+  int nl = 0, ne = 0, nlate = 0;
+  for (const auto& r : runs) {
+    for (double e : r.errors.latent) latent += e, ++nl;
+    for (size_t i = 0; i < r.errors.ee_1s_cm.size(); ++i) {
+      ee += r.errors.ee_1s_cm[i], ++ne;
+      // ee_1s_cm[i] is the forecast made at model step i (judged at i + n): after 5 s of acting from i >= 5 n.
+      if (static_cast<int>(i) >= 5 * steps_per_second) late += r.errors.ee_1s_cm[i], ++nlate;
+    }
+  }
+  const auto mean = [](double sum, int n) { return n > 0 ? nlohmann::json(sum / n) : nlohmann::json(nullptr); };
+  return {{"latent_over_copy", mean(latent, nl)},
+          {"ee_1s_cm", mean(ee, ne)},
+          {"ee_1s_cm_after_5s", mean(late, nlate)},
+          {"forecasts", ne},
+          {"forecasts_after_5s", nlate}};
 }
 
 }  // namespace
@@ -610,10 +806,17 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   encoder.RequireHash(model_encoder_hash);
   MpcOptions mpc = o.mpc;
   mpc.frame_skip = model.config().frame_skip;
-  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);  // refuses a model of another robot
+  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps, o.online);  // refuses a model of another robot
   PlanScene scene(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed);
   scene.set_push_waypoints(o.push_waypoints);
   scene.set_views(model.config().views());
+  scene.set_perturbation(o.perturbation);
+  // The comparisons of a perturbed run: the same planner on the nominal robot, and without adaptation.
+  std::unique_ptr<LatentPlanner> frozen;
+  if (o.perturbation.active() || o.online.enabled)
+    frozen = std::make_unique<LatentPlanner>(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);
+  std::vector<MpcResult> nominal_runs, frozen_runs;
+  const int steps_per_second = std::max(1, static_cast<int>(std::lround(scene.embodiment().control_hz / mpc.frame_skip)));
   const EmbodimentSpec& spec = model.spec(o.embodiment);
   if (spec.action_dim != scene.embodiment().action_dim()) {
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
@@ -665,6 +868,11 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
       detail["start_distance_cm"] = 100 * r.distance_m.front();
       detail["start_ee"] = start_ee;  // m, world frame: where the arm started and where the goal image has it
       detail["goal_ee"] = scene.goal().ee;
+      if (o.online.enabled) {  // perturbed (or nominal), not adapted
+        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
+        frozen_runs.push_back(RunMpc(scene, *frozen, mpc));
+        detail["frozen"] = Detail(frozen_runs.back());
+      }
       if (o.baselines) {
         torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 7);
         random_runs.push_back(RunMpc(scene, random, mpc));
@@ -676,6 +884,14 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
         torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 11);
         oracle_runs.push_back(RunMpc(scene, *oracle, mpc));
         detail["oracle"] = Detail(oracle_runs.back());
+      }
+      if (o.perturbation.active()) {  // the same episode on the robot the model learned
+        scene.set_perturbation({});
+        scene.Reset(e, o.task, offset);
+        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
+        nominal_runs.push_back(RunMpc(scene, *frozen, mpc));
+        detail["nominal"] = Detail(nominal_runs.back());
+        scene.set_perturbation(o.perturbation);
       }
     }
     if (log) {
@@ -705,7 +921,19 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
   out["max_steps"] = mpc.max_steps;
   out["success_cm"] = 100 * mpc.success_m;
   out["imagined_steps_per_s"] = imagined_n > 0 ? imagined_per_s / imagined_n : 0.0;
+  out["perturbation"] = o.perturbation.ToJson();
+  out["online_adapt"] = o.online.enabled;
+  if (o.online.enabled) out["online"] = o.online;
+  out["model_error"] = SummarizeErrors(by_offset[0.0], steps_per_second);
+  out["stop_at_success"] = mpc.stop_at_success;
   if (o.baselines) out["baselines"] = {{"random", Summarize(random_runs)}, {"still", Summarize(still_runs)}};
+  auto comparison = [&](const char* name, const std::vector<MpcResult>& runs) {
+    if (runs.empty()) return;
+    out["baselines"][name] = Summarize(runs);
+    out["baselines"][name]["model_error"] = SummarizeErrors(runs, steps_per_second);
+  };
+  comparison("nominal", nominal_runs);  // the model planner on the unperturbed robot (same episodes)
+  comparison("frozen", frozen_runs);    // the model planner without online adaptation (same robot)
   if (oracle) {
     out["oracle"] = Summarize(oracle_runs);
     out["oracle"]["kind"] = oracle_kind;

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapt/encoder/encoder.h"
+#include "adapt/plan/perturbation.h"
 #include "adapt/world_model/world_model.h"
 #include "collect/episode.h"
 
@@ -110,7 +111,11 @@ class PlanScene {
   /// push: subgoals along the push line besides the two before it (the states the scripted push
   /// passes through at 1/(n+1) ... n/(n+1) of the line; the goal itself is the same for every n).
   void set_push_waypoints(int n) { push_waypoints_ = n; }
-  /// Back to the start state of the current episode.
+  /// The robot (or camera) changed as `p` says from the next Reset on (adapt/plan/perturbation.h);
+  /// an inactive one is the nominal scene. The scene's draw is otherwise the same.
+  void set_perturbation(const Perturbation& p) { perturbation_ = p; }
+  const Perturbation& perturbation() const { return perturbation_; }
+  /// Back to the start state of the current episode (no action in flight, no transitions recorded).
   void Restart();
 
   /// A camera's frame of the current state (camera 0 by default), S*S*3 RGB.
@@ -119,8 +124,18 @@ class PlanScene {
   std::vector<std::vector<std::uint8_t>> RenderViews();
   /// Every camera's extrinsics (camera-to-world 4x4, row-major), one after the other.
   std::vector<double> CameraExtrinsics() const;
-  /// Applies one normalized action for one control step (the controller, then the physics substeps).
+  /// Sends one normalized action for one control step (the controller, then the physics substeps).
+  /// With a latency perturbation of L control steps, the action applied is the one sent L steps
+  /// before (the first L steps hold the hand where it is, gripper as sent); from Restart on (the
+  /// episode), not while Reset scripts the goal.
   void Act(const std::vector<double>& action);
+  /// What the robot did since Restart, one per control step: proprio before, the action sent, proprio
+  /// after (the robot's own transitions, what online adaptation learns from).
+  struct Transition {
+    std::vector<float> proprio, next;
+    std::vector<double> action;
+  };
+  const std::vector<Transition>& transitions() const { return transitions_; }
   /// The full action for planned dims: [dx dy dz] as planned, the rotation that holds the start
   /// orientation (a P-correction, as the scripted policies do), the task's gripper (reach open, push
   /// closed, pick planned: a fourth dim, closed where >= 0).
@@ -176,6 +191,68 @@ class PlanScene {
   double object_rest_z_ = 0;
   int push_waypoints_ = 0, views_ = 1;
   PlanGoal goal_;
+  Perturbation perturbation_;
+  std::vector<std::vector<double>> in_flight_;  ///< actions sent, not yet applied (latency)
+  bool acting_ = false;                         ///< after Restart: latency applies (not while a goal is scripted)
+  std::vector<Transition> transitions_;
+};
+
+/// How well a planner's model foresaw what the robot did in one episode (planners that use the
+/// learned model; empty otherwise).
+struct ModelErrors {
+  /// Per model step t >= 1: mean |forecast of frame t - frame t| over mean |frame t-1 - frame t| (the
+  /// latents), the forecast made at t-1 from the action sent, before the model saw frame t (0: as
+  /// good as encoding the frame, 1: no better than copying the last one).
+  std::vector<double> latent;
+  /// Per model step t >= n (n model steps = 1 s): the end effector where the model, as it was n steps
+  /// before, imagined it after the actions sent (its rollout's proprio), against where it is (cm).
+  std::vector<double> ee_1s_cm;
+};
+
+/// Online adaptation (`plan --online-adapt`): the world model's per-robot parts (the action and joint
+/// adapters, the embodiment token and the dynamics model; what `adapt --trunk-lr-scale` separates)
+/// learn during the episode from the robot's own last model steps (frames seen, actions sent,
+/// proprio), the trunk and the encoder frozen; back to the trained weights at every episode's start.
+struct OnlineAdaptOptions {
+  bool enabled = false;
+  int steps = 4;     ///< gradient steps per model step
+  double lr = 0.05;  ///< SGD's (momentum 0.9)
+  int window = 8;    ///< the most recent model steps learned from
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OnlineAdaptOptions, enabled, steps, lr, window)
+
+/// The gradient steps of online adaptation on one embodiment of `model` (LatentPlanner uses it; tests
+/// drive it directly). Losses: squared errors relative to copy-last for the latents (teacher forcing
+/// over the window's model steps), squared errors of the dynamics model's normalized proprio changes
+/// on the window's control steps: an update proportional to the error, none where the model is right.
+class OnlineAdapter {
+ public:
+  /// Remembers the trained weights. @throws AdaptError for an embodiment the model lacks.
+  OnlineAdapter(WorldModel& model, const std::string& embodiment, const OnlineAdaptOptions& options);
+  /// Restores the trained weights.
+  ~OnlineAdapter();
+  OnlineAdapter(const OnlineAdapter&) = delete;
+  OnlineAdapter& operator=(const OnlineAdapter&) = delete;
+  /// The trained weights back, the optimizer's state cleared.
+  void Reset();
+  /// options.steps gradient steps on every window of min(context, T - 1) + 1 frames among the last
+  /// options.window + 1 of `latents` (T, N, D) with `proprio` (T, P), `actions` (T - 1, k A; the k
+  /// actions of each model step) and `camera` (12 per camera), and on the control-step transitions
+  /// `dyn_proprio` (M, P), `dyn_actions` (M, A), `dyn_next` (M, P) (empty: the dynamics model is left
+  /// as it is). Nothing when T < 2. Returns the loss before the first step (NaN when nothing ran).
+  double Step(const torch::Tensor& latents, const torch::Tensor& proprio, const torch::Tensor& actions, const torch::Tensor& camera,
+              const torch::Tensor& dyn_proprio, const torch::Tensor& dyn_actions, const torch::Tensor& dyn_next, int context);
+  /// The dynamics model's weights now (for forecasts judged later by the model as it was).
+  std::vector<torch::Tensor> DynamicsSnapshot() const;
+  /// Runs `fn` with the dynamics model's weights set to `snapshot`, then puts the current ones back.
+  void WithDynamics(const std::vector<torch::Tensor>& snapshot, const std::function<void()>& fn);
+
+ private:
+  WorldModel& model_;
+  std::string embodiment_;
+  OnlineAdaptOptions options_;
+  std::vector<torch::Tensor> params_, trained_;
+  std::unique_ptr<torch::optim::SGD> optimizer_;
 };
 
 /// Chooses one normalized action (the planned dims, PlanScene::planned_dims()) per model step.
@@ -185,6 +262,10 @@ class Planner {
   virtual std::string name() const = 0;
   /// Called once per episode, with the scene at its start state.
   virtual void Begin(PlanScene& scene) = 0;
+  /// Called once at the episode's end (a planner that changed its model puts it back).
+  virtual void End() {}
+  /// How well the planner's model foresaw the episode (empty for planners without a learned model).
+  virtual ModelErrors errors() const { return {}; }
   /// The next model step's planned action; `energy` receives the plan's energy (NaN if none).
   virtual std::vector<double> Next(PlanScene& scene, double* energy) = 0;
   /// What the last Next imagined for the plan it chose, (horizon, N, D) latents; undefined for a
@@ -200,11 +281,14 @@ class LatentPlanner : public Planner {
   /// @throws AdaptError when the model has no such embodiment or the encoder is not the model's.
   /// `context`: true model steps the predictor sees (0: the model's own context).
   /// `subgoal_steps`: model steps spent on each of the goal's subgoals before the goal (0: the goal only).
+  /// `online`: adapt the model's per-robot parts during each episode (OnlineAdaptOptions).
   LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem, const std::string& energy = "final",
-                int context = 0, int subgoal_steps = 0);
+                int context = 0, int subgoal_steps = 0, const OnlineAdaptOptions& online = {});
   std::string name() const override { return "model"; }
   void Begin(PlanScene& scene) override;
   std::vector<double> Next(PlanScene& scene, double* energy) override;
+  void End() override;
+  ModelErrors errors() const override { return errors_; }
   /// Layer-normalized latents of one frame (N, D), as stage two sees them.
   torch::Tensor EncodeFrame(const std::vector<std::uint8_t>& rgb, int size);
   /// The same for every camera's frame of one moment, each camera's tokens in turn (views x N, D):
@@ -226,6 +310,14 @@ class LatentPlanner : public Planner {
   std::vector<torch::Tensor> targets_;                      ///< the subgoals' latents, then the goal's
   std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
   double imagined_steps_per_s_ = 0;
+  std::unique_ptr<OnlineAdapter> online_;
+  OnlineAdaptOptions online_options_;
+  std::vector<std::vector<torch::Tensor>> dynamics_at_;  ///< online: the dynamics weights each model step planned with
+  int steps_per_second_ = 5;
+  ModelErrors errors_;
+  /// The forecasts of the frame just seen (latents_.back()), made before it was seen.
+  void RecordErrors();
+  void Adapt(PlanScene& scene);
 };
 
 /// CEM on the learned dynamics model toward the goal's true ee position (reach only): the oracle.
@@ -280,6 +372,9 @@ struct MpcOptions {
   double success_m = 0.05;  ///< success: distance to the goal below this (pick: and the object lifted)
   int frame_skip = 4;       ///< control steps per model step (the world model's)
   double lift_m = 0.03;     ///< pick: how far the object must have been lifted (last: {steps, radius, skip} leaves it)
+  /// false: act all max_steps model steps even after success (model-error curves over a fixed time);
+  /// success is then having been within success_m at some model step.
+  bool stop_at_success = true;
 };
 
 struct MpcResult {
@@ -290,6 +385,7 @@ struct MpcResult {
   std::vector<double> distance_m;  ///< before each model step, and at the end
   std::vector<double> energy;      ///< the plan's energy at each model step
   double plan_seconds = 0;         ///< total time spent choosing actions
+  ModelErrors errors;              ///< the planner's errors()
 };
 
 /// What an episode looked like, for replays and videos: camera 0's frame before every model step and
@@ -330,6 +426,11 @@ struct PlanRunOptions {
   int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
   int subgoal_steps = 8;        ///< model steps per subgoal (push, pick), for the model and the sim oracle; 0: the goal only
   int push_waypoints = 0;       ///< push: subgoals along the push line (PlanScene::set_push_waypoints)
+  /// The robot changed (adapt/plan/perturbation.h): the model planner, baselines and oracle run on the
+  /// perturbed scene; the model planner also runs on the nominal one (baselines.nominal) and, with
+  /// online adaptation, perturbed without it (baselines.frozen).
+  Perturbation perturbation;
+  OnlineAdaptOptions online;
 };
 
 /// A model-planner episode traced for a replay.
@@ -341,8 +442,8 @@ struct PlanTrace {
   std::vector<std::uint8_t> target_images;  ///< per executed model step, the image it aimed at (a subgoal's or the goal's)
 };
 
-/// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action,
-/// baselines.{random,still}.success_rate, oracle.success_rate, by_camera_offset, per-episode detail).
+/// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action, perturbation,
+/// online_adapt, model_error, baselines.{random,still,nominal,frozen}.success_rate, oracle.success_rate, by_camera_offset, per-episode detail).
 /// `model_encoder_hash` is the encoder the model was trained on (LoadWorldModel's). `log` receives one
 /// line per episode. @throws AdaptError on a model/encoder/embodiment mismatch, naming both sides.
 /// `traces` receives the first options.replay_episodes episodes' model runs.

@@ -43,9 +43,28 @@ std::string Table(const nlohmann::json& r) {
   row("model (latent CEM)", r);
   if (r.contains("oracle")) row(("oracle (" + r["oracle"]["kind"].get<std::string>() + ")").c_str(), r["oracle"]);
   if (r.contains("baselines")) {
-    row("random", r["baselines"]["random"]);
-    row("still", r["baselines"]["still"]);
+    for (const char* name : {"random", "still"}) {
+      if (r["baselines"].contains(name)) row(name, r["baselines"][name]);
+    }
+    if (r["baselines"].contains("nominal")) row("model, nominal robot", r["baselines"]["nominal"]);
+    if (r["baselines"].contains("frozen")) row("model, not adapted", r["baselines"]["frozen"]);
   }
+  if (r["perturbation"].value("name", "none") != "none") {
+    std::snprintf(line, sizeof line, "  perturbation %s = %g %s%s\n", r["perturbation"]["name"].get<std::string>().c_str(),
+                  r["perturbation"]["value"].get<double>(), r["perturbation"]["unit"].get<std::string>().c_str(),
+                  r["online_adapt"].get<bool>() ? ", adapted online" : "");
+    s += line;
+  }
+  auto error = [&](const char* name, const nlohmann::json& e) {
+    auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); };
+    std::snprintf(line, sizeof line,
+                  "  model error, %-12s next latent / copy %5.2f   ee at 1 s %5.2f cm (after 5 s of acting %5.2f cm, %d forecasts)\n", name,
+                  num(e["latent_over_copy"]), num(e["ee_1s_cm"]), num(e["ee_1s_cm_after_5s"]), e["forecasts_after_5s"].get<int>());
+    s += line;
+  };
+  if (r.contains("model_error")) error(r["online_adapt"].get<bool>() ? "adapted:" : "model:", r["model_error"]);
+  if (r.contains("baselines") && r["baselines"].contains("frozen")) error("not adapted:", r["baselines"]["frozen"]["model_error"]);
+  if (r.contains("baselines") && r["baselines"].contains("nominal")) error("nominal:", r["baselines"]["nominal"]["model_error"]);
   for (const auto& [offset, rate] : r["by_camera_offset"].items()) {
     std::snprintf(line, sizeof line, "  camera offset %4s deg: model success %3.0f %%\n", offset.c_str(), 100 * rate.get<double>());
     s += line;
@@ -85,7 +104,7 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
   const std::string title = r["embodiment"].get<std::string>() + " " + r["task"].get<std::string>();
   std::vector<PlotSeries> dist = {MeanOverEpisodes(r["per_episode"], "model", "distance_cm", "model", {31, 119, 180})};
   if (r.contains("oracle")) dist.push_back(MeanOverEpisodes(r["per_episode"], "oracle", "distance_cm", "oracle", {44, 160, 44}));
-  if (r.contains("baselines")) {
+  if (r.contains("baselines") && r["baselines"].contains("random")) {
     dist.push_back(MeanOverEpisodes(r["per_episode"], "random", "distance_cm", "random", {214, 39, 40}));
     dist.push_back(MeanOverEpisodes(r["per_episode"], "still", "distance_cm", "still", {127, 127, 127}));
   }
@@ -93,6 +112,17 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
                 {title + ": distance to the goal (episodes still running)", "model step", "cm", 640, 400, true, /*integer_x=*/true});
   WriteLinePlot(stem.string() + "_energy.png", {MeanOverEpisodes(r["per_episode"], "model", "energy", "model plan", {31, 119, 180})},
                 {title + ": latent energy of the executed plan", "model step", "L1 to the goal latent", 640, 400, true, /*integer_x=*/true});
+  if (r["per_episode"][0]["model"].contains("latent_error")) {
+    std::vector<PlotSeries> err = {
+        MeanOverEpisodes(r["per_episode"], "model", "latent_error", r["online_adapt"].get<bool>() ? "adapted" : "model", {31, 119, 180})};
+    if (r.contains("baselines") && r["baselines"].contains("frozen"))
+      err.push_back(MeanOverEpisodes(r["per_episode"], "frozen", "latent_error", "not adapted", {255, 127, 14}));
+    if (r.contains("baselines") && r["baselines"].contains("nominal"))
+      err.push_back(MeanOverEpisodes(r["per_episode"], "nominal", "latent_error", "nominal robot", {44, 160, 44}));
+    WriteLinePlot(
+        stem.string() + "_model_error.png", err,
+        {title + ": the model's next-frame error over the episode", "model step", "latent L1 / copy-last", 640, 400, false, /*integer_x=*/true});
+  }
   PlotSeries success{"model", {}, {}, {31, 119, 180}};
   for (const auto& [offset, rate] : r["by_camera_offset"].items()) {
     success.x.push_back(std::stod(offset));
@@ -103,7 +133,8 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
     rates.push_back({label, {success.x.front(), success.x.back()}, {100 * rate, 100 * rate}, color});
   };
   if (r.contains("oracle")) flat("oracle (offset 0)", r["oracle"]["success_rate"].get<double>(), {44, 160, 44});
-  if (r.contains("baselines")) flat("random", r["baselines"]["random"]["success_rate"].get<double>(), {214, 39, 40});
+  if (r.contains("baselines") && r["baselines"].contains("random"))
+    flat("random", r["baselines"]["random"]["success_rate"].get<double>(), {214, 39, 40});
   WriteLinePlot(stem.string() + "_success.png", rates, {title + ": success per camera offset", "camera azimuth offset (deg)", "success %"});
 }
 
@@ -175,10 +206,10 @@ void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
 // plan's options: the planning run's (adapt/plan/planner.h) and the program's own.
 struct PlanOptions {
   PlanRunOptions run;
-  std::string model_path, encoder_path, out, task = "reach", randomize = "light", robot, video, device = "auto";
+  std::string model_path, encoder_path, out, task = "reach", randomize = "light", robot, video, device = "auto", perturb;
   int threads = 0;
   double success_cm = 5;
-  bool no_baselines = false;
+  bool no_baselines = false, full_episodes = false;
   PlanOptions() {
     run.oracle_cem = {64, 3, 8, 2, 0.6, 0.05, 1.0};
     run.replay_episodes = 3;
@@ -220,6 +251,26 @@ void AddTaskOptions(CLI::App& app, PlanOptions& p) {
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   app.add_option("--video", p.video, "Also write the recorded episodes as an MP4: executed frame | goal | the imagined plan, per model step");
+  app.add_option("--perturb", p.perturb,
+                 "Plan on a robot changed outside the training randomization, NAME or NAME=VALUE (the model planner also runs on the nominal "
+                 "robot, same episodes):\n" +
+                     PerturbationHelp());
+  app.add_flag("--full-episodes", p.full_episodes,
+               "Act all --max-steps model steps even after success (model-error curves over a fixed time; success = within the radius at "
+               "some step)");
+}
+
+// Online adaptation of the model's per-robot parts while acting.
+void AddOnlineOptions(CLI::App& app, PlanOptions& p) {
+  OnlineAdaptOptions& o = p.run.online;
+  app.add_flag("--online-adapt", o.enabled,
+               "Adapt the model's per-robot parts (adapters, dynamics) during each episode from the robot's own last model steps, trunk and "
+               "encoder frozen (the model planner also runs without it: baselines.frozen)");
+  app.add_option("--online-steps", o.steps, "Online adaptation: gradient steps per model step")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--online-lr", o.lr, "Online adaptation: SGD learning rate (momentum 0.9)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--online-window", o.window, "Online adaptation: the most recent model steps learned from")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
 }
 
 // The planner (CEM in latent space), its baselines, and where it runs.
@@ -255,6 +306,8 @@ void Resolve(PlanOptions& p) {
   o.mpc.success_m = p.success_cm / 100;
   o.baselines = !p.no_baselines;
   o.oracle_cem.bound = o.cem.bound;
+  if (!p.perturb.empty()) o.perturbation = ParsePerturbation(p.perturb);
+  o.mpc.stop_at_success = !p.full_episodes;
   if (o.cem.elites > o.cem.samples) throw AdaptError("--elites must not exceed --samples");
   const ModelArgs found = ResolveModelArgs("plan", p.robot, p.model_path, p.encoder_path);
   o.embodiment = found.robot.name;
@@ -332,10 +385,14 @@ int main(int argc, char** argv) {
   PlanOptions p;
   AddTaskOptions(app, p);
   AddPlannerOptions(app, p);
+  AddOnlineOptions(app, p);
   AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
   const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
   try {
+    for (const char* name : {"--online-steps", "--online-lr", "--online-window"}) {
+      if (app.count(name) > 0 && !p.run.online.enabled) throw AdaptError(std::string(name) + " tunes online adaptation: add --online-adapt");
+    }
     Run(p, options);
     return 0;
   } catch (const std::exception& e) {
