@@ -149,7 +149,9 @@ void PlanView::Draw(int width, int height) {
   ImGui::SetCursorScreenPos(ImVec2(row.x, row.y + side + ImGui::GetTextLineHeightWithSpacing() + gap));
 
   // The plan's energy and the distance to the goal per model step, the current step marked.
-  const float plot_height = std::max(80.0f, (height - ImGui::GetCursorScreenPos().y - 2 * gap) / 2 - gap);
+  const bool errors = !e.model_error.empty();  // and the model's next-frame error, before and after online adaptation
+  const float plots = errors ? 3.0f : 2.0f;
+  const float plot_height = std::max(80.0f, (height - ImGui::GetCursorScreenPos().y - plots * gap) / plots - gap);
   // One x axis for both: the energy has no value at the final frame (no plan there).
   std::vector<double> energy(e.energy.begin(), e.energy.end());
   energy.push_back(std::nan(""));
@@ -158,6 +160,14 @@ void PlanView::Draw(int width, int height) {
   const std::vector<double> radius(e.distance_cm.size(), replay_.success_cm);
   SeriesPlot({{"distance to the goal (cm)", &e.distance_cm, IM_COL32(255, 127, 14, 255)}, {"success radius", &radius, IM_COL32(44, 160, 44, 255)}},
              1.0, "cm", plot_height, distance_plot_, " step", step_, true, /*integer_x=*/true);
+  if (errors) {
+    std::vector<double> error(e.model_error.begin(), e.model_error.end());
+    error.push_back(std::nan(""));
+    std::vector<Series> series = {{e.model_error_frozen.empty() ? "the model's next-frame error (latent L1)" : "next-frame error, adapted online",
+                                   &error, IM_COL32(31, 119, 180, 255)}};
+    if (!e.model_error_frozen.empty()) series.push_back({"the same episode, not adapted", &e.model_error_frozen, IM_COL32(255, 127, 14, 255)});
+    SeriesPlot(series, 1.0, "error", plot_height, error_plot_, " step", step_ < e.steps ? step_ : -1, true, /*integer_x=*/true);
+  }
   ImGui::End();
 }
 
@@ -173,7 +183,8 @@ nlohmann::json PlanView::LayoutJson() const {
           {"executed_frame", executed_box_},
           {"imagined_frames", imagined_boxes_},
           {"energy_plot", std::vector<int>(energy_plot_, energy_plot_ + 5)},
-          {"distance_plot", std::vector<int>(distance_plot_, distance_plot_ + 5)}};
+          {"distance_plot", std::vector<int>(distance_plot_, distance_plot_ + 5)},
+          {"model_error_plot", std::vector<int>(error_plot_, error_plot_ + 5)}};
 }
 
 }  // namespace embody::viewer

@@ -36,7 +36,7 @@ class PlanView : public Screen {
   // Where the last frame drew things (pixels, top-left origin).
   std::array<int, 4> goal_box_{}, executed_box_{};
   std::vector<std::array<int, 4>> imagined_boxes_;
-  int energy_plot_[5] = {0, 0, 0, 0, -1}, distance_plot_[5] = {0, 0, 0, 0, -1};
+  int energy_plot_[5] = {0, 0, 0, 0, -1}, distance_plot_[5] = {0, 0, 0, 0, -1}, error_plot_[5] = {0, 0, 0, 0, -1};
 };
 
 }  // namespace embody::viewer

@@ -18,10 +18,10 @@ void WritePlanReplayFile(const std::filesystem::path& path, const PlanReplayFile
   const int s = r.image_size;
   const size_t frame = static_cast<size_t>(s) * s * 3;
   for (const auto& e : r.episodes) {
-    const bool ok = e.goal.size() == frame && e.frames.size() == frame * (e.steps + 1) && e.energy.size() == static_cast<size_t>(e.steps) &&
-                    e.distance_cm.size() == static_cast<size_t>(e.steps + 1) &&
-                    (e.imagined.empty() || e.imagined.size() == frame * e.steps * r.horizon) &&
-                    (e.targets.empty() || e.targets.size() == frame * e.steps);
+    const bool ok =
+        e.goal.size() == frame && e.frames.size() == frame * (e.steps + 1) && e.energy.size() == static_cast<size_t>(e.steps) &&
+        e.distance_cm.size() == static_cast<size_t>(e.steps + 1) && (e.imagined.empty() || e.imagined.size() == frame * e.steps * r.horizon) &&
+        (e.targets.empty() || e.targets.size() == frame * e.steps) && (e.model_error.empty() || e.model_error.size() == static_cast<size_t>(e.steps));
     if (!ok) throw AdaptError("plan replay of episode " + std::to_string(e.episode) + " has inconsistent sizes");
   }
   sim::WriteFileAtomically(path, [&](const std::filesystem::path& tmp) {
@@ -46,6 +46,10 @@ void WritePlanReplayFile(const std::filesystem::path& path, const PlanReplayFile
       if (!e.targets.empty() && e.steps > 0) h5::WriteArray<std::uint8_t>(g, "targets", {U(e.steps), U(s), U(s), 3}, e.targets.data());
       if (e.steps > 0) h5::WriteArray<double>(g, "energy", {U(e.steps)}, e.energy.data());
       h5::WriteArray<double>(g, "distance_cm", {U(e.steps + 1)}, e.distance_cm.data());
+      if (!e.model_error.empty()) h5::WriteArray<double>(g, "model_error", {U(e.steps)}, e.model_error.data());
+      if (!e.model_error_frozen.empty()) {
+        h5::WriteArray<double>(g, "model_error_frozen", {U(e.model_error_frozen.size())}, e.model_error_frozen.data());
+      }
     }
   });
 }
@@ -88,6 +92,11 @@ PlanReplayFile ReadPlanReplayFile(const std::filesystem::path& path) {
       if (e.energy.size() != static_cast<size_t>(e.steps)) throw AdaptError(name + "/energy does not hold one value per step");
       e.distance_cm = h5::ReadArray<double>(g, "distance_cm", &dims);
       if (e.distance_cm.size() != static_cast<size_t>(e.steps + 1)) throw AdaptError(name + "/distance_cm does not hold steps + 1 values");
+      if (h5::Exists(g, "model_error")) {
+        e.model_error = h5::ReadArray<double>(g, "model_error", &dims);
+        if (e.model_error.size() != static_cast<size_t>(e.steps)) throw AdaptError(name + "/model_error does not hold one value per step");
+      }
+      if (h5::Exists(g, "model_error_frozen")) e.model_error_frozen = h5::ReadArray<double>(g, "model_error_frozen", &dims);
       r.episodes.push_back(std::move(e));
     }
   } catch (const std::exception& e) {

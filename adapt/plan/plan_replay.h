@@ -6,7 +6,9 @@
 // Layout: attributes embodiment, task, model, frame_skip, horizon, image_size, success_cm;
 // /episode_<i>/{goal (S,S,3) u8, frames (T+1,S,S,3) u8, imagined (T,H,S,S,3) u8 (optional),
 // targets (T,S,S,3) u8 (optional: the image each step aimed at, where a task has subgoal images),
-// energy (T) f64, distance_cm (T+1) f64} with attributes episode, success, steps.
+// energy (T) f64, distance_cm (T+1) f64, model_error (T) f64 and model_error_frozen (any length) f64 (optional:
+// the model's next-frame error per step, of this run and of the same episode planned without online
+// adaptation)} with attributes episode, success, steps.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,9 @@ struct PlanReplayEpisode {
   std::vector<std::uint8_t> targets;   ///< T*S*S*3: what each step aimed at (subgoals), or empty (the goal throughout)
   std::vector<double> energy;          ///< T
   std::vector<double> distance_cm;     ///< T+1
+  /// The model's next-frame latent error (L1) per step (NaN at step 0), or empty; and the
+  /// same for the episode planned without online adaptation (its own length), or empty.
+  std::vector<double> model_error, model_error_frozen;
   const std::uint8_t* Frame(int t, int size) const { return frames.data() + static_cast<size_t>(t) * size * size * 3; }
   /// The image step t aimed at (the goal after the last step, or without targets).
   const std::uint8_t* Target(int t, int size) const {

@@ -497,7 +497,8 @@ void LatentPlanner::RecordErrors() {
     const auto pred =
         model_.Predict(embodiment_, window(latents_), window(proprio_), window(actions_), camera_.to(dev)).select(1, -1)[0].to(torch::kCPU);
     const double copy = (latents_[t - 1] - latents_[t]).abs().mean().item<double>();
-    errors_.latent.push_back((pred - latents_[t]).abs().mean().item<double>() / std::max(copy, 1e-12));
+    errors_.latent.push_back((pred - latents_[t]).abs().mean().item<double>());
+    errors_.copy.push_back(copy);
   }
   const int n = steps_per_second_;
   if (t >= n) {  // the 1 s forecast of the end effector, by the dynamics model as it was n steps ago
@@ -772,18 +773,19 @@ nlohmann::json Detail(const MpcResult& r) {
   nlohmann::json d = {
       {"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
       {"distance_cm", cm},    {"energy", energy}};
-  if (!r.errors.latent.empty()) d["latent_error"] = r.errors.latent;
+  if (!r.errors.latent.empty()) d["latent_error"] = r.errors.latent, d["copy_error"] = r.errors.copy;
   if (!r.errors.ee_1s_cm.empty()) d["ee_error_1s_cm"] = r.errors.ee_1s_cm;
   return d;
 }
 
-// The model's errors over a set of runs: the next-frame latent error over copy-last, and the 1 s
+// The model's errors over a set of runs: the next-frame latent error over copy-last's (summed over the
+// steps), and the 1 s
 // end-effector forecast's error (cm), over every model step and over those made after 5 s of acting.
 nlohmann::json SummarizeErrors(const std::vector<MpcResult>& runs, int steps_per_second) {
-  double latent = 0, ee = 0, late = 0;
+  double latent = 0, copy = 0, ee = 0, late = 0;
   int nl = 0, ne = 0, nlate = 0;
   for (const auto& r : runs) {
-    for (double e : r.errors.latent) latent += e, ++nl;
+    for (size_t i = 0; i < r.errors.latent.size(); ++i) latent += r.errors.latent[i], copy += r.errors.copy[i], ++nl;
     for (size_t i = 0; i < r.errors.ee_1s_cm.size(); ++i) {
       ee += r.errors.ee_1s_cm[i], ++ne;
       // ee_1s_cm[i] is the forecast made at model step i (judged at i + n): after 5 s of acting from i >= 5 n.
@@ -791,7 +793,8 @@ nlohmann::json SummarizeErrors(const std::vector<MpcResult>& runs, int steps_per
     }
   }
   const auto mean = [](double sum, int n) { return n > 0 ? nlohmann::json(sum / n) : nlohmann::json(nullptr); };
-  return {{"latent_over_copy", mean(latent, nl)},
+  return {{"latent_over_copy",
+           nl > 0 && copy > 0 ? nlohmann::json(latent / copy) : nlohmann::json(nullptr)},  // ratio of sums: steps where the arm rests do not dominate
           {"ee_1s_cm", mean(ee, ne)},
           {"ee_1s_cm_after_5s", mean(late, nlate)},
           {"forecasts", ne},
@@ -858,7 +861,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
           const auto& image = i < static_cast<int>(subgoals.size()) ? subgoals[i].image : scene.goal().image;
           targets.insert(targets.end(), image.begin(), image.end());
         }
-        traces->push_back({e, r, std::move(trace), scene.goal().image, std::move(targets)});
+        traces->push_back({e, r, std::move(trace), scene.goal().image, std::move(targets), {}});
       }
       by_offset[offset].push_back(r);
       if (r.steps > 0) imagined_per_s += latent.imagined_steps_per_s(), ++imagined_n;
@@ -872,6 +875,7 @@ nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_h
         torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
         frozen_runs.push_back(RunMpc(scene, *frozen, mpc));
         detail["frozen"] = Detail(frozen_runs.back());
+        if (traced) traces->back().frozen_errors = frozen_runs.back().errors;
       }
       if (o.baselines) {
         torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 7);

@@ -200,10 +200,10 @@ class PlanScene {
 /// How well a planner's model foresaw what the robot did in one episode (planners that use the
 /// learned model; empty otherwise).
 struct ModelErrors {
-  /// Per model step t >= 1: mean |forecast of frame t - frame t| over mean |frame t-1 - frame t| (the
-  /// latents), the forecast made at t-1 from the action sent, before the model saw frame t (0: as
-  /// good as encoding the frame, 1: no better than copying the last one).
-  std::vector<double> latent;
+  /// Per model step t >= 1: mean |forecast of frame t - frame t| over the (layer-normalized) latents,
+  /// the forecast made at t-1 from the action sent, before the model saw frame t; and copy-last's,
+  /// mean |frame t-1 - frame t|.
+  std::vector<double> latent, copy;
   /// Per model step t >= n (n model steps = 1 s): the end effector where the model, as it was n steps
   /// before, imagined it after the actions sent (its rollout's proprio), against where it is (cm).
   std::vector<double> ee_1s_cm;
@@ -440,6 +440,7 @@ struct PlanTrace {
   MpcTrace trace;
   std::vector<std::uint8_t> goal_image;
   std::vector<std::uint8_t> target_images;  ///< per executed model step, the image it aimed at (a subgoal's or the goal's)
+  ModelErrors frozen_errors;                ///< with online adaptation: the same episode planned without it
 };
 
 /// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action, perturbation,

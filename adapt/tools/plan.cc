@@ -81,7 +81,7 @@ PlotSeries MeanOverEpisodes(const nlohmann::json& episodes, const std::string& p
                             std::array<std::uint8_t, 3> color) {
   std::vector<double> sum, n;
   for (const auto& e : episodes) {
-    if (!e.contains(planner)) continue;
+    if (!e.contains(planner) || !e[planner].contains(key)) continue;  // a run of one step has no model error
     const auto& v = e[planner][key];
     for (size_t i = 0; i < v.size(); ++i) {
       if (!v[i].is_number()) continue;
@@ -112,16 +112,15 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
                 {title + ": distance to the goal (episodes still running)", "model step", "cm", 640, 400, true, /*integer_x=*/true});
   WriteLinePlot(stem.string() + "_energy.png", {MeanOverEpisodes(r["per_episode"], "model", "energy", "model plan", {31, 119, 180})},
                 {title + ": latent energy of the executed plan", "model step", "L1 to the goal latent", 640, 400, true, /*integer_x=*/true});
-  if (r["per_episode"][0]["model"].contains("latent_error")) {
+  if (r["per_episode"].size() > 0) {
     std::vector<PlotSeries> err = {
         MeanOverEpisodes(r["per_episode"], "model", "latent_error", r["online_adapt"].get<bool>() ? "adapted" : "model", {31, 119, 180})};
     if (r.contains("baselines") && r["baselines"].contains("frozen"))
       err.push_back(MeanOverEpisodes(r["per_episode"], "frozen", "latent_error", "not adapted", {255, 127, 14}));
     if (r.contains("baselines") && r["baselines"].contains("nominal"))
       err.push_back(MeanOverEpisodes(r["per_episode"], "nominal", "latent_error", "nominal robot", {44, 160, 44}));
-    WriteLinePlot(
-        stem.string() + "_model_error.png", err,
-        {title + ": the model's next-frame error over the episode", "model step", "latent L1 / copy-last", 640, 400, false, /*integer_x=*/true});
+    WriteLinePlot(stem.string() + "_model_error.png", err,
+                  {title + ": the model's next-frame error over the episode", "model step", "latent L1", 640, 400, false, /*integer_x=*/true});
   }
   PlotSeries success{"model", {}, {}, {31, 119, 180}};
   for (const auto& [offset, rate] : r["by_camera_offset"].items()) {
@@ -160,6 +159,16 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
     if (r.value("subgoal_steps", 0) > 0 && t.target_images.size() == t.goal_image.size() * e.steps) e.targets = t.target_images;
     for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
     e.energy = t.result.energy;
+    // Step t's next-frame error is the forecast of frame t (none at step 0): the series as the episode went.
+    const auto series = [&](const std::vector<double>& latent) {
+      std::vector<double> v = {std::nan("")};
+      v.insert(v.end(), latent.begin(), latent.end());
+      v.resize(static_cast<size_t>(e.steps), std::nan(""));
+      return v;
+    };
+    if (e.steps > 0) e.model_error = series(t.result.errors.latent);
+    if (!t.frozen_errors.latent.empty())
+      e.model_error_frozen = series(t.frozen_errors.latent), e.model_error_frozen.resize(t.frozen_errors.latent.size() + 1);
     for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
     if (decoder) {
       for (const auto& imagined : t.trace.imagined) {

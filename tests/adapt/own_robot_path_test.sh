@@ -55,6 +55,18 @@ same='[e["final_distance_cm"] for e in json.load(open(sys.argv[1]))["per_episode
 [ "$(json plan2.json '["options"]["out"]')" = "plan2.json" ] || fail "plan --config: the command line's --out did not win"
 [ "$(/usr/bin/python3 -c "import json,sys; print($same)" plan.json)" = "$(/usr/bin/python3 -c "import json,sys; print($same)" plan2.json)" ] ||
   fail "plan --config plan.json planned differently"
+# A perturbed robot, adapted online: stored as named, with the nominal and unadapted runs beside it.
+"$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --perturb gains=0.5 --online-adapt --out perturbed.json > /dev/null 2> err.txt ||
+  fail "plan --perturb gains=0.5 --online-adapt: $(cat err.txt)"
+pert='j = json.load(open(sys.argv[1])); print(j["perturbation"]["name"], j["perturbation"]["value"], j["online_adapt"])'
+[ "$(/usr/bin/python3 -c "import json,sys; $pert" perturbed.json)" = "gains 0.5 True" ] ||
+  fail "plan --perturb: the results record $(json perturbed.json '["perturbation"]')"
+json perturbed.json '["baselines"]["nominal"]["success_rate"] + json.load(open(sys.argv[1]))["baselines"]["frozen"]["success_rate"]' > /dev/null ||
+  fail "plan --perturb --online-adapt: no nominal or unadapted runs beside it"
+if "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --online-steps 3 > /dev/null 2> err.txt; then fail "plan took --online-steps without --online-adapt"; fi
+grep -q -- "--online-steps tunes online adaptation: add --online-adapt" err.txt || fail "plan's --online-steps refusal: $(cat err.txt)"
+if "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --perturb mass=2 > /dev/null 2> err.txt; then fail "plan took --perturb mass"; fi
+grep -q "unknown perturbation 'mass'" err.txt || fail "plan's --perturb refusal: $(cat err.txt)"
 echo '{"samplez": 3}' > bad.json
 if "$bin/plan" --config bad.json > /dev/null 2> err.txt; then fail "plan took an unknown --config key"; fi
 grep -q 'unknown option "samplez"' err.txt || fail "plan's --config refusal: $(cat err.txt)"

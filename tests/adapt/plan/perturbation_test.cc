@@ -240,3 +240,48 @@ TEST(OnlineAdapterTest, AWorldTheModelPredictsLeavesItsPredictions) {
 
 }  // namespace
 }  // namespace embody::adapt
+
+namespace embody::adapt {
+namespace {
+
+TEST(PlanRunTest, PerturbedAndAdaptedRunsAreStoredBesideTheNominalOneAndTheModelIsRestored) {
+  PlanScene probe("franka", collect::RandomizationConfig::All(collect::Level::kLight), 32, 5);
+  const EmbodimentSpec spec = tiny::FrankaSpec(probe.runner());
+  WorldModel model = Trained(spec);
+  const auto own = Copy(model.Parameters("franka", true));
+  FrozenEncoder encoder = FrozenEncoder::Random({32, 8, 16, "vector", 32}, 4);
+  PlanRunOptions o;
+  o.episodes = 1;
+  o.seed = 5;
+  o.cem = {16, 2, 4, 2, 0.6, 0.05, 0.2};
+  o.mpc.max_steps = 3;
+  o.mpc.stop_at_success = false;
+  o.baselines = false;
+  o.oracle = "none";
+  o.replay_episodes = 1;
+  const auto plain = RunPlanning(model, encoder.hash(), encoder, o);
+  EXPECT_EQ(plain["perturbation"]["name"], "none");
+  EXPECT_EQ(plain["online_adapt"], false);
+  EXPECT_FALSE(plain.contains("baselines"));
+  EXPECT_EQ(plain["per_episode"][0]["model"]["latent_error"].size(), 2u);  // steps 1 and 2 foreseen from the step before
+  EXPECT_TRUE(plain["model_error"]["latent_over_copy"].is_number());
+
+  o.perturbation = ParsePerturbation("gains");
+  o.online.enabled = true;
+  std::vector<PlanTrace> traces;
+  const auto r = RunPlanning(model, encoder.hash(), encoder, o, {}, &traces);
+  EXPECT_EQ(r["perturbation"]["name"], "gains");
+  EXPECT_EQ(r["perturbation"]["value"], 0.5);
+  EXPECT_EQ(r["online_adapt"], true);
+  EXPECT_TRUE(r["baselines"]["nominal"]["success_rate"].is_number());
+  EXPECT_TRUE(r["baselines"]["frozen"]["model_error"]["latent_over_copy"].is_number());
+  for (const char* run : {"model", "frozen", "nominal"}) EXPECT_EQ(r["per_episode"][0][run]["steps"], 3) << run;
+  // The nominal run is the plain run of the same episode (same scene, same draws, no adaptation).
+  EXPECT_EQ(r["per_episode"][0]["nominal"], plain["per_episode"][0]["model"]);
+  ASSERT_EQ(traces.size(), 1u);
+  EXPECT_EQ(traces[0].frozen_errors.latent.size(), 2u);
+  EXPECT_EQ(MaxChange(Copy(model.Parameters("franka", true)), own), 0.0);  // the trained model back after every episode
+}
+
+}  // namespace
+}  // namespace embody::adapt
