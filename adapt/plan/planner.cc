@@ -397,7 +397,14 @@ OnlineAdapter::OnlineAdapter(WorldModel& model, const std::string& embodiment, c
     : model_(model), embodiment_(embodiment), options_(options) {
   model_.RequireEmbodiment(embodiment);
   if (options.steps < 1 || options.window < 1 || !(options.lr > 0)) throw AdaptError("online adaptation needs steps >= 1, window >= 1 and lr > 0");
-  params_ = model_.Parameters(embodiment, /*freeze_trunk=*/true);
+  params_ = model_.PredictorParameters(embodiment, /*freeze_trunk=*/true);
+  const Normalizer& n = model_.normalizer(embodiment);
+  std0_ = n.delta_std.detach().clone();
+  mean0_ = n.delta_mean.detach().clone();
+  log_scale_ = torch::zeros_like(std0_).set_requires_grad(true);
+  offset_ = torch::zeros_like(mean0_).set_requires_grad(true);
+  params_.push_back(log_scale_);
+  params_.push_back(offset_);
   torch::NoGradGuard no_grad;
   for (const auto& p : params_) trained_.push_back(p.detach().clone());
   Reset();
@@ -406,6 +413,14 @@ OnlineAdapter::OnlineAdapter(WorldModel& model, const std::string& embodiment, c
 OnlineAdapter::~OnlineAdapter() {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(trained_[i]);
+  SetDynamicsCorrection(false);
+}
+
+void OnlineAdapter::SetDynamicsCorrection(bool keep_graph) {
+  Normalizer& n = model_.normalizer(embodiment_);
+  n.delta_std = std0_ * log_scale_.exp();
+  n.delta_mean = mean0_ + std0_ * offset_;
+  if (!keep_graph) n.delta_std = n.delta_std.detach(), n.delta_mean = n.delta_mean.detach();
 }
 
 void OnlineAdapter::Reset() {
@@ -413,6 +428,7 @@ void OnlineAdapter::Reset() {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(trained_[i]);
   }
+  SetDynamicsCorrection(false);
   optimizer_ = std::make_unique<torch::optim::SGD>(params_, torch::optim::SGDOptions(options_.lr).momentum(0.9));
 }
 
@@ -430,45 +446,52 @@ double OnlineAdapter::Step(const torch::Tensor& latents, const torch::Tensor& pr
     a.push_back(acts.slice(0, i, i + c + 1));
   }
   const auto zb = torch::stack(z), qb = torch::stack(q), ab = torch::stack(a), cam = camera.reshape({1, -1}).expand({zb.size(0), camera.numel()});
-  // The trunk is frozen: no gradients into it (its weights are shared by every robot).
-  const auto trunk = model_.TrunkParameters();
-  for (auto& p : trunk) p.set_requires_grad(false);
-  const Normalizer& n = model_.normalizer(embodiment_);
+  // The trunk and the dynamics MLP are frozen: no gradients into them.
+  auto frozen = model_.TrunkParameters();
+  for (const auto& p : model_.DynamicsParameters(embodiment_)) frozen.push_back(p);
+  for (auto& p : frozen) p.set_requires_grad(false);
+  const bool dynamics = dyn_proprio.defined() && dyn_proprio.size(0) > 0;
+  torch::Tensor delta;  // the MLP's normalized prediction: fixed while the correction learns
+  if (dynamics) {
+    torch::NoGradGuard no_grad;
+    delta = model_.DynamicsDelta(embodiment_, model_.normalizer(embodiment_).Normalize(dyn_proprio), dyn_actions);
+  }
   double first = kNaN;
   for (int step = 0; step < options_.steps; ++step) {
     optimizer_->zero_grad();
     const auto pred = model_.Predict(embodiment_, zb.slice(1, 0, c), qb.slice(1, 0, c), ab.slice(1, 0, c), cam);
     const auto target = zb.slice(1, 1, c + 1);
     auto loss = (pred - target).pow(2).mean() / (zb.slice(1, 0, c) - target).pow(2).mean().clamp_min(1e-12);
-    if (dyn_proprio.defined() && dyn_proprio.size(0) > 0) {
-      const auto delta = model_.DynamicsDelta(embodiment_, n.Normalize(dyn_proprio), dyn_actions);
-      loss = loss + (delta - ((dyn_next - dyn_proprio) - n.delta_mean) / n.delta_std).pow(2).mean();
+    if (dynamics) {
+      const auto change = delta * (std0_ * log_scale_.exp()) + mean0_ + std0_ * offset_;
+      loss = loss + ((change - (dyn_next - dyn_proprio)) / std0_.clamp_min(1e-8)).pow(2).mean();
     }
     if (step == 0) first = loss.item<double>();
     loss.backward();
     optimizer_->step();
   }
-  for (auto& p : trunk) p.set_requires_grad(true);
+  SetDynamicsCorrection(false);
+  for (auto& p : frozen) p.set_requires_grad(true);
   return first;
 }
 
-std::vector<torch::Tensor> OnlineAdapter::DynamicsSnapshot() const {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> out;
-  for (const auto& p : model_.DynamicsParameters(embodiment_)) out.push_back(p.detach().clone());
-  return out;
-}
+std::vector<torch::Tensor> OnlineAdapter::DynamicsSnapshot() const { return {log_scale_.detach().clone(), offset_.detach().clone()}; }
 
 void OnlineAdapter::WithDynamics(const std::vector<torch::Tensor>& snapshot, const std::function<void()>& fn) {
-  auto params = model_.DynamicsParameters(embodiment_);
   const auto now = DynamicsSnapshot();
   {
     torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(snapshot.at(i));
+    log_scale_.copy_(snapshot.at(0));
+    offset_.copy_(snapshot.at(1));
   }
+  SetDynamicsCorrection(false);
   fn();
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(now[i]);
+  {
+    torch::NoGradGuard no_grad;
+    log_scale_.copy_(now[0]);
+    offset_.copy_(now[1]);
+  }
+  SetDynamicsCorrection(false);
 }
 
 LatentPlanner::LatentPlanner(WorldModel& model, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,

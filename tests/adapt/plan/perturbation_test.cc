@@ -167,7 +167,10 @@ TEST(OnlineAdapterTest, MovesThePerRobotPartsNotTheTrunkAndRestores) {
   PlanScene probe("franka", collect::RandomizationConfig::All(collect::Level::kNone), 32, 5);
   const EmbodimentSpec spec = tiny::FrankaSpec(probe.runner());
   WorldModel model = Trained(spec);
-  const auto trunk = Copy(model.TrunkParameters()), own = Copy(model.Parameters("franka", true));
+  const auto trunk = Copy(model.TrunkParameters()), own = Copy(model.PredictorParameters("franka", true));
+  const auto mlp = Copy(model.DynamicsParameters("franka"));
+  const auto std0 = model.normalizer("franka").delta_std.clone(), mean0 = model.normalizer("franka").delta_mean.clone();
+  const auto correction = [&] { return std::vector<torch::Tensor>{model.normalizer("franka").delta_std, model.normalizer("franka").delta_mean}; };
   torch::manual_seed(7);
   const int frames = 6, p = spec.proprio_dim(), a = spec.action_dim;
   const auto latents = torch::randn({frames, 1, 16}), proprio = torch::randn({frames, p}), actions = torch::randn({frames - 1, 2 * a});
@@ -177,19 +180,24 @@ TEST(OnlineAdapterTest, MovesThePerRobotPartsNotTheTrunkAndRestores) {
     OnlineAdapter adapter(model, "franka", OnlineAdaptOptions{true, 4, 0.05, 8});
     const double first = adapter.Step(latents, proprio, actions, camera, dp, da, dn, 2);
     EXPECT_TRUE(std::isfinite(first));
-    EXPECT_GT(MaxChange(Copy(model.Parameters("franka", true)), own), 1e-4);       // the adapters and the dynamics moved
-    EXPECT_EQ(MaxChange(Copy(model.TrunkParameters()), trunk), 0.0);               // the trunk did not
-    for (const auto& t : model.TrunkParameters()) EXPECT_TRUE(t.requires_grad());  // left trainable as it was
+    EXPECT_GT(MaxChange(Copy(model.PredictorParameters("franka", true)), own), 1e-4);  // the adapters moved
+    EXPECT_GT(MaxChange(correction(), {std0, mean0}), 1e-6);                           // and the dynamics' correction
+    EXPECT_EQ(MaxChange(Copy(model.TrunkParameters()), trunk), 0.0);                   // not the trunk
+    EXPECT_EQ(MaxChange(Copy(model.DynamicsParameters("franka")), mlp), 0.0);          // nor the dynamics MLP
+    EXPECT_FALSE(model.normalizer("franka").delta_std.requires_grad());                // usable without a graph
+    for (const auto& t : model.TrunkParameters()) EXPECT_TRUE(t.requires_grad());      // left trainable as it was
     // Learning from the same window again lowers its loss.
     const double later = adapter.Step(latents, proprio, actions, camera, dp, da, dn, 2);
     EXPECT_LT(later, first);
     // One frame: nothing to learn from.
     EXPECT_TRUE(std::isnan(adapter.Step(latents.slice(0, 0, 1), proprio.slice(0, 0, 1), actions.slice(0, 0, 0), camera, {}, {}, {}, 2)));
     adapter.Reset();
-    EXPECT_EQ(MaxChange(Copy(model.Parameters("franka", true)), own), 0.0);
+    EXPECT_EQ(MaxChange(Copy(model.PredictorParameters("franka", true)), own), 0.0);
+    EXPECT_EQ(MaxChange(correction(), {std0, mean0}), 0.0);
     adapter.Step(latents, proprio, actions, camera, dp, da, dn, 2);
   }
-  EXPECT_EQ(MaxChange(Copy(model.Parameters("franka", true)), own), 0.0);  // restored when it goes
+  EXPECT_EQ(MaxChange(Copy(model.PredictorParameters("franka", true)), own), 0.0);  // restored when it goes
+  EXPECT_EQ(MaxChange(correction(), {std0, mean0}), 0.0);
   EXPECT_THROW(OnlineAdapter(model, "ur5", {}), AdaptError);
 }
 
