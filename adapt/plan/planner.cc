@@ -397,11 +397,13 @@ OnlineAdapter::OnlineAdapter(WorldModel& model, const std::string& embodiment, c
     : model_(model), embodiment_(embodiment), options_(options) {
   model_.RequireEmbodiment(embodiment);
   if (options.steps < 1 || options.window < 1 || !(options.lr > 0)) throw AdaptError("online adaptation needs steps >= 1, window >= 1 and lr > 0");
-  params_ = model_.PredictorParameters(embodiment, /*freeze_trunk=*/true);
+  if (options.parts != "all" && options.parts != "dynamics")
+    throw AdaptError("online adaptation parts: all or dynamics, not '" + options.parts + "'");
+  if (options.parts == "all") params_ = model_.PredictorParameters(embodiment, /*freeze_trunk=*/true);
   const Normalizer& n = model_.normalizer(embodiment);
   std0_ = n.delta_std.detach().clone();
   mean0_ = n.delta_mean.detach().clone();
-  log_scale_ = torch::zeros_like(std0_).set_requires_grad(true);
+  log_scale_ = torch::zeros({1}, std0_.options()).set_requires_grad(true);
   offset_ = torch::zeros_like(mean0_).set_requires_grad(true);
   params_.push_back(log_scale_);
   params_.push_back(offset_);
@@ -429,7 +431,7 @@ void OnlineAdapter::Reset() {
     for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(trained_[i]);
   }
   SetDynamicsCorrection(false);
-  optimizer_ = std::make_unique<torch::optim::SGD>(params_, torch::optim::SGDOptions(options_.lr).momentum(0.9));
+  optimizer_ = std::make_unique<torch::optim::SGD>(params_, torch::optim::SGDOptions(options_.lr));
 }
 
 double OnlineAdapter::Step(const torch::Tensor& latents, const torch::Tensor& proprio, const torch::Tensor& actions, const torch::Tensor& camera,
@@ -459,16 +461,23 @@ double OnlineAdapter::Step(const torch::Tensor& latents, const torch::Tensor& pr
   double first = kNaN;
   for (int step = 0; step < options_.steps; ++step) {
     optimizer_->zero_grad();
-    const auto pred = model_.Predict(embodiment_, zb.slice(1, 0, c), qb.slice(1, 0, c), ab.slice(1, 0, c), cam);
-    const auto target = zb.slice(1, 1, c + 1);
-    auto loss = (pred - target).pow(2).mean() / (zb.slice(1, 0, c) - target).pow(2).mean().clamp_min(1e-12);
+    auto loss = torch::zeros({}, zb.options());
+    if (options_.parts == "all") {
+      const auto pred = model_.Predict(embodiment_, zb.slice(1, 0, c), qb.slice(1, 0, c), ab.slice(1, 0, c), cam);
+      const auto target = zb.slice(1, 1, c + 1);
+      loss = (pred - target).pow(2).mean() / (zb.slice(1, 0, c) - target).pow(2).mean().clamp_min(1e-12);
+    }
     if (dynamics) {
       const auto change = delta * (std0_ * log_scale_.exp()) + mean0_ + std0_ * offset_;
       loss = loss + ((change - (dyn_next - dyn_proprio)) / std0_.clamp_min(1e-8)).pow(2).mean();
     }
     if (step == 0) first = loss.item<double>();
+    if (!loss.requires_grad()) break;  // nothing this window can teach the parts chosen
     loss.backward();
     optimizer_->step();
+    torch::NoGradGuard no_grad;
+    log_scale_.clamp_(std::log(0.1), std::log(3.0));
+    offset_.clamp_(-1.0, 1.0);
   }
   SetDynamicsCorrection(false);
   for (auto& p : frozen) p.set_requires_grad(true);
@@ -534,6 +543,7 @@ void LatentPlanner::RecordErrors() {
       }
       const auto d = (EePositionOf(q[0], spec).to(torch::kCPU) - EePositionOf(proprio_[t], spec)).norm();
       errors_.ee_1s_cm.push_back(100 * d.item<double>());
+      errors_.ee_moved_cm.push_back(100 * (EePositionOf(proprio_[t - n], spec) - EePositionOf(proprio_[t], spec)).norm().item<double>());
     };
     if (online_)
       online_->WithDynamics(dynamics_at_.at(t - n), forecast);
@@ -797,7 +807,7 @@ nlohmann::json Detail(const MpcResult& r) {
       {"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
       {"distance_cm", cm},    {"energy", energy}};
   if (!r.errors.latent.empty()) d["latent_error"] = r.errors.latent, d["copy_error"] = r.errors.copy;
-  if (!r.errors.ee_1s_cm.empty()) d["ee_error_1s_cm"] = r.errors.ee_1s_cm;
+  if (!r.errors.ee_1s_cm.empty()) d["ee_error_1s_cm"] = r.errors.ee_1s_cm, d["ee_moved_1s_cm"] = r.errors.ee_moved_cm;
   return d;
 }
 
@@ -805,14 +815,15 @@ nlohmann::json Detail(const MpcResult& r) {
 // steps), and the 1 s
 // end-effector forecast's error (cm), over every model step and over those made after 5 s of acting.
 nlohmann::json SummarizeErrors(const std::vector<MpcResult>& runs, int steps_per_second) {
-  double latent = 0, copy = 0, ee = 0, late = 0;
-  int nl = 0, ne = 0, nlate = 0;
+  double latent = 0, copy = 0, ee = 0, late = 0, moving = 0;
+  int nl = 0, ne = 0, nlate = 0, nmoving = 0;
   for (const auto& r : runs) {
     for (size_t i = 0; i < r.errors.latent.size(); ++i) latent += r.errors.latent[i], copy += r.errors.copy[i], ++nl;
     for (size_t i = 0; i < r.errors.ee_1s_cm.size(); ++i) {
       ee += r.errors.ee_1s_cm[i], ++ne;
       // ee_1s_cm[i] is the forecast made at model step i (judged at i + n): after 5 s of acting from i >= 5 n.
       if (static_cast<int>(i) >= 5 * steps_per_second) late += r.errors.ee_1s_cm[i], ++nlate;
+      if (r.errors.ee_moved_cm[i] >= 5) moving += r.errors.ee_1s_cm[i], ++nmoving;  // the arm moved 5+ cm in that second
     }
   }
   const auto mean = [](double sum, int n) { return n > 0 ? nlohmann::json(sum / n) : nlohmann::json(nullptr); };
@@ -820,6 +831,8 @@ nlohmann::json SummarizeErrors(const std::vector<MpcResult>& runs, int steps_per
            nl > 0 && copy > 0 ? nlohmann::json(latent / copy) : nlohmann::json(nullptr)},  // ratio of sums: steps where the arm rests do not dominate
           {"ee_1s_cm", mean(ee, ne)},
           {"ee_1s_cm_after_5s", mean(late, nlate)},
+          {"ee_1s_cm_moving", mean(moving, nmoving)},
+          {"forecasts_moving", nmoving},
           {"forecasts", ne},
           {"forecasts_after_5s", nlate}};
 }

@@ -207,6 +207,7 @@ struct ModelErrors {
   /// Per model step t >= n (n model steps = 1 s): the end effector where the model, as it was n steps
   /// before, imagined it after the actions sent (its rollout's proprio), against where it is (cm).
   std::vector<double> ee_1s_cm;
+  std::vector<double> ee_moved_cm;  ///< how far the end effector truly moved in each of those seconds (cm)
 };
 
 /// Online adaptation (`plan --online-adapt`): the world model's per-robot parts (the action and joint
@@ -220,10 +221,12 @@ struct ModelErrors {
 struct OnlineAdaptOptions {
   bool enabled = false;
   int steps = 4;     ///< gradient steps per model step
-  double lr = 0.05;  ///< SGD's (momentum 0.9)
+  double lr = 0.05;  ///< SGD's
   int window = 8;    ///< the most recent model steps learned from
+  /// "dynamics": the dynamics correction alone; "all": also the predictor's adapters and token.
+  std::string parts = "all";
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OnlineAdaptOptions, enabled, steps, lr, window)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OnlineAdaptOptions, enabled, steps, lr, window, parts)
 
 /// The gradient steps of online adaptation on one embodiment of `model` (LatentPlanner uses it; tests
 /// drive it directly). Losses: squared errors relative to copy-last for the latents (teacher forcing
@@ -253,8 +256,9 @@ class OnlineAdapter {
   void WithDynamics(const std::vector<torch::Tensor>& snapshot, const std::function<void()>& fn);
 
  private:
-  /// The dynamics output's correction applied to the model's normalizer: delta_std = std0 exp(log_scale),
-  /// delta_mean = mean0 + std0 offset (both zero: the trained model).
+  /// The dynamics output's correction applied to the model's normalizer: delta_std = std0 exp(log_scale)
+  /// (one speed factor for every dim, within x0.1 .. x3), delta_mean = mean0 + std0 offset (per dim,
+  /// within one spread; both zero: the trained model).
   void SetDynamicsCorrection(bool keep_graph);
   WorldModel& model_;
   std::string embodiment_;

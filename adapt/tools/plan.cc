@@ -58,8 +58,10 @@ std::string Table(const nlohmann::json& r) {
   auto error = [&](const char* name, const nlohmann::json& e) {
     auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); };
     std::snprintf(line, sizeof line,
-                  "  model error, %-12s next latent / copy %5.2f   ee at 1 s %5.2f cm (after 5 s of acting %5.2f cm, %d forecasts)\n", name,
-                  num(e["latent_over_copy"]), num(e["ee_1s_cm"]), num(e["ee_1s_cm_after_5s"]), e["forecasts_after_5s"].get<int>());
+                  "  model error, %-12s next latent / copy %5.2f   ee at 1 s %5.2f cm (moving 5+ cm: %5.2f cm; after 5 s of acting %5.2f cm, "
+                  "%d forecasts)\n",
+                  name, num(e["latent_over_copy"]), num(e["ee_1s_cm"]), num(e["ee_1s_cm_moving"]), num(e["ee_1s_cm_after_5s"]),
+                  e["forecasts_after_5s"].get<int>());
     s += line;
   };
   if (r.contains("model_error")) error(r["online_adapt"].get<bool>() ? "adapted:" : "model:", r["model_error"]);
@@ -276,7 +278,10 @@ void AddOnlineOptions(CLI::App& app, PlanOptions& p) {
                "Adapt the model's per-robot parts (adapters, dynamics) during each episode from the robot's own last model steps, trunk and "
                "encoder frozen (the model planner also runs without it: baselines.frozen)");
   app.add_option("--online-steps", o.steps, "Online adaptation: gradient steps per model step")->capture_default_str()->check(CLI::Range(1, 1000));
-  app.add_option("--online-lr", o.lr, "Online adaptation: SGD learning rate (momentum 0.9)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--online-lr", o.lr, "Online adaptation: SGD learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--online-parts", o.parts,
+                 "Online adaptation: all (the predictor's adapters and the dynamics correction) or dynamics (the correction alone)")
+      ->capture_default_str();
   app.add_option("--online-window", o.window, "Online adaptation: the most recent model steps learned from")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -399,7 +404,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
   try {
-    for (const char* name : {"--online-steps", "--online-lr", "--online-window"}) {
+    for (const char* name : {"--online-steps", "--online-lr", "--online-window", "--online-parts"}) {
       if (app.count(name) > 0 && !p.run.online.enabled) throw AdaptError(std::string(name) + " tunes online adaptation: add --online-adapt");
     }
     Run(p, options);
