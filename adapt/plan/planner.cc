@@ -839,153 +839,196 @@ nlohmann::json SummarizeErrors(const std::vector<MpcResult>& runs, int steps_per
 
 }  // namespace
 
-nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
-                           const std::function<void(const std::string&)>& log, std::vector<PlanTrace>* traces) {
-  if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
-  encoder.RequireHash(model_encoder_hash);
-  MpcOptions mpc = o.mpc;
-  mpc.frame_skip = model.config().frame_skip;
-  LatentPlanner latent(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps, o.online);  // refuses a model of another robot
-  PlanScene scene(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed);
-  scene.set_push_waypoints(o.push_waypoints);
-  scene.set_views(model.config().views());
-  scene.set_perturbation(o.perturbation);
-  // The comparisons of a perturbed run: the same planner on the nominal robot, and without adaptation.
-  std::unique_ptr<LatentPlanner> frozen;
-  if (o.perturbation.active() || o.online.enabled)
-    frozen = std::make_unique<LatentPlanner>(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);
-  std::vector<MpcResult> nominal_runs, frozen_runs;
-  const int steps_per_second = std::max(1, static_cast<int>(std::lround(scene.embodiment().control_hz / mpc.frame_skip)));
-  const EmbodimentSpec& spec = model.spec(o.embodiment);
-  if (spec.action_dim != scene.embodiment().action_dim()) {
-    throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
-                     std::to_string(scene.embodiment().action_dim()));
-  }
-  std::string oracle_kind = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;  // objects: sim
-  if (oracle_kind == "dynamics" && o.task != PlanTask::kReach) throw AdaptError("--oracle dynamics plans reach only (use sim)");
-  std::unique_ptr<Planner> oracle;
-  if (oracle_kind == "dynamics")
-    oracle = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
-  else if (oracle_kind == "sim")
-    oracle = std::make_unique<SimPlanner>(o.oracle_cem, mpc.frame_skip, o.energy, o.subgoal_steps);
-  else if (oracle_kind != "none")
-    throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
-  RandomPlanner random;
-  StillPlanner still;
+namespace {
 
-  std::vector<double> offsets = o.camera_offsets;
-  if (std::find(offsets.begin(), offsets.end(), 0.0) == offsets.end()) offsets.insert(offsets.begin(), 0.0);
-  std::map<double, std::vector<MpcResult>> by_offset;
-  std::vector<MpcResult> random_runs, still_runs, oracle_runs;
-  nlohmann::json episodes = nlohmann::json::array();
-  double imagined_per_s = 0;
-  int imagined_n = 0;
-  for (int e = 0; e < o.episodes; ++e) {
+// One `plan` run: its scene, its planners and what each ran, episode by episode.
+class PlanRun {
+ public:
+  PlanRun(WorldModel& model, FrozenEncoder& encoder, const PlanRunOptions& o)
+      : o_(o), model_(model),
+        latent_(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps, o.online),  // refuses a model of another robot
+        scene_(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed) {
+    mpc_ = o.mpc;
+    mpc_.frame_skip = model.config().frame_skip;
+    scene_.set_push_waypoints(o.push_waypoints);
+    scene_.set_views(model.config().views());
+    scene_.set_perturbation(o.perturbation);
+    // The comparisons of a perturbed or adapted run: the same planner on the nominal robot, and without adaptation.
+    if (o.perturbation.active() || o.online.enabled)
+      frozen_ = std::make_unique<LatentPlanner>(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);
+    steps_per_second_ = std::max(1, static_cast<int>(std::lround(scene_.embodiment().control_hz / mpc_.frame_skip)));
+    const EmbodimentSpec& spec = model.spec(o.embodiment);
+    if (spec.action_dim != scene_.embodiment().action_dim()) {
+      throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(spec.action_dim) + " action dims; the robot has " +
+                       std::to_string(scene_.embodiment().action_dim()));
+    }
+    oracle_kind_ = o.oracle == "auto" ? (o.task == PlanTask::kReach ? "dynamics" : "sim") : o.oracle;  // objects: sim
+    if (oracle_kind_ == "dynamics" && o.task != PlanTask::kReach) throw AdaptError("--oracle dynamics plans reach only (use sim)");
+    if (oracle_kind_ == "dynamics")
+      oracle_ = std::make_unique<DynamicsPlanner>(model, o.embodiment, o.cem, o.energy);
+    else if (oracle_kind_ == "sim")
+      oracle_ = std::make_unique<SimPlanner>(o.oracle_cem, mpc_.frame_skip, o.energy, o.subgoal_steps);
+    else if (oracle_kind_ != "none")
+      throw AdaptError("unknown --oracle '" + o.oracle + "' (dynamics, sim, none or auto)");
+    offsets_ = o.camera_offsets;
+    if (std::find(offsets_.begin(), offsets_.end(), 0.0) == offsets_.end()) offsets_.insert(offsets_.begin(), 0.0);
+  }
+
+  // Every run of episode e (the model planner per camera offset, then the others at offset 0): its detail.
+  nlohmann::json Episode(int e, std::vector<PlanTrace>* traces) {
     nlohmann::json detail;
-    for (double offset : offsets) {
-      scene.Reset(e, o.task, offset);
-      const std::array<double, 3> start_ee = scene.Ee();
-      torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
-      const bool traced = traces && offset == 0 && e < o.replay_episodes;
+    for (double offset : offsets_) {
+      scene_.Reset(e, o_.task, offset);
+      const std::array<double, 3> start_ee = scene_.Ee();
+      torch::manual_seed(Seed(e));
+      const bool traced = traces && offset == 0 && e < o_.replay_episodes;
       MpcTrace trace;
-      const MpcResult r = RunMpc(scene, latent, mpc, traced ? &trace : nullptr);
-      if (traced) {
-        std::vector<std::uint8_t> targets;  // what each step aimed at: kept only when that was not always the goal
-        const auto& subgoals = scene.goal().subgoals;
-        for (int t = 0; t < r.steps && o.subgoal_steps > 0 && !subgoals.empty(); ++t) {
-          const int i = SubgoalAt(t, o.subgoal_steps, static_cast<int>(subgoals.size()));
-          const auto& image = i < static_cast<int>(subgoals.size()) ? subgoals[i].image : scene.goal().image;
-          targets.insert(targets.end(), image.begin(), image.end());
-        }
-        traces->push_back({e, r, std::move(trace), scene.goal().image, std::move(targets), {}});
-      }
-      by_offset[offset].push_back(r);
-      if (r.steps > 0) imagined_per_s += latent.imagined_steps_per_s(), ++imagined_n;
+      const MpcResult r = RunMpc(scene_, latent_, mpc_, traced ? &trace : nullptr);
+      if (traced) traces->push_back({e, r, std::move(trace), scene_.goal().image, TargetImages(r.steps), {}});
+      by_offset_[offset].push_back(r);
+      if (r.steps > 0) imagined_per_s_ += latent_.imagined_steps_per_s(), ++imagined_n_;
       detail[offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)))] = Detail(r);
       if (offset != 0) continue;
       detail["episode"] = e;
       detail["start_distance_cm"] = 100 * r.distance_m.front();
       detail["start_ee"] = start_ee;  // m, world frame: where the arm started and where the goal image has it
-      detail["goal_ee"] = scene.goal().ee;
-      if (o.online.enabled) {  // perturbed (or nominal), not adapted
-        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
-        frozen_runs.push_back(RunMpc(scene, *frozen, mpc));
-        detail["frozen"] = Detail(frozen_runs.back());
-        if (traced) traces->back().frozen_errors = frozen_runs.back().errors;
-      }
-      if (o.baselines) {
-        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 7);
-        random_runs.push_back(RunMpc(scene, random, mpc));
-        still_runs.push_back(RunMpc(scene, still, mpc));
-        detail["random"] = Detail(random_runs.back());
-        detail["still"] = Detail(still_runs.back());
-      }
-      if (oracle) {
-        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e) + 11);
-        oracle_runs.push_back(RunMpc(scene, *oracle, mpc));
-        detail["oracle"] = Detail(oracle_runs.back());
-      }
-      if (o.perturbation.active()) {  // the same episode on the robot the model learned
-        scene.set_perturbation({});
-        scene.Reset(e, o.task, offset);
-        torch::manual_seed(o.seed * 1000003ull + static_cast<std::uint64_t>(e));
-        nominal_runs.push_back(RunMpc(scene, *frozen, mpc));
-        detail["nominal"] = Detail(nominal_runs.back());
-        scene.set_perturbation(o.perturbation);
-      }
+      detail["goal_ee"] = scene_.goal().ee;
+      Others(e, traced ? &traces->back() : nullptr, &detail);
     }
-    if (log) {
-      char line[256];
-      const auto& m = detail["model"];
-      std::snprintf(
-          line, sizeof line, "episode %d: start %.1f cm -> model %.1f cm (%s, %d steps)%s", e, detail["start_distance_cm"].get<double>(),
-          m["final_distance_cm"].get<double>(), m["success"].get<bool>() ? "success" : "miss", m["steps"].get<int>(),
-          oracle ? (", oracle " + std::to_string(static_cast<int>(std::lround(detail["oracle"]["final_distance_cm"].get<double>()))) + " cm").c_str()
-                 : "");
-      log(line);
+    return detail;
+  }
+
+  // One line per episode for the log.
+  std::string LogLine(int e, const nlohmann::json& detail) const {
+    char line[256];
+    const auto& m = detail["model"];
+    std::snprintf(
+        line, sizeof line, "episode %d: start %.1f cm -> model %.1f cm (%s, %d steps)%s", e, detail["start_distance_cm"].get<double>(),
+        m["final_distance_cm"].get<double>(), m["success"].get<bool>() ? "success" : "miss", m["steps"].get<int>(),
+        oracle_ ? (", oracle " + std::to_string(static_cast<int>(std::lround(detail["oracle"]["final_distance_cm"].get<double>()))) + " cm").c_str()
+                : "");
+    return line;
+  }
+
+  nlohmann::json Results(const nlohmann::json& episodes) {
+    nlohmann::json out = Summarize(by_offset_[0.0]);
+    out["embodiment"] = o_.embodiment;
+    out["task"] = PlanTaskName(o_.task);
+    out["episodes"] = o_.episodes;
+    out["seed"] = o_.seed;
+    out["randomization"] = o_.randomization.ToJson();
+    out["energy"] = o_.energy;
+    out["cameras"] = model_.config().cameras;
+    out["push_waypoints"] = o_.push_waypoints;
+    out["subgoal_steps"] = o_.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals, pick 5, reach none)
+    out["cem"] = o_.cem;
+    out["frame_skip"] = mpc_.frame_skip;
+    out["max_steps"] = mpc_.max_steps;
+    out["success_cm"] = 100 * mpc_.success_m;
+    out["stop_at_success"] = mpc_.stop_at_success;
+    out["imagined_steps_per_s"] = imagined_n_ > 0 ? imagined_per_s_ / imagined_n_ : 0.0;
+    out["perturbation"] = o_.perturbation.ToJson();
+    out["online_adapt"] = o_.online.enabled;
+    if (o_.online.enabled) out["online"] = o_.online;
+    out["model_error"] = SummarizeErrors(by_offset_[0.0], steps_per_second_);
+    if (o_.baselines) out["baselines"] = {{"random", Summarize(random_runs_)}, {"still", Summarize(still_runs_)}};
+    auto comparison = [&](const char* name, const std::vector<MpcResult>& runs) {
+      if (runs.empty()) return;
+      out["baselines"][name] = Summarize(runs);
+      out["baselines"][name]["model_error"] = SummarizeErrors(runs, steps_per_second_);
+    };
+    comparison("nominal", nominal_runs_);  // the model planner on the unperturbed robot (same episodes)
+    comparison("frozen", frozen_runs_);    // the model planner without online adaptation (same robot)
+    if (oracle_) {
+      out["oracle"] = Summarize(oracle_runs_);
+      out["oracle"]["kind"] = oracle_kind_;
     }
-    episodes.push_back(detail);
+    out["by_camera_offset"] = nlohmann::json::object();
+    for (const auto& [offset, runs] : by_offset_) {
+      char key[32];
+      std::snprintf(key, sizeof key, "%g", offset);
+      out["by_camera_offset"][key] = Summarize(runs)["success_rate"];
+    }
+    out["per_episode"] = episodes;
+    return out;
   }
-  nlohmann::json out = Summarize(by_offset[0.0]);
-  out["embodiment"] = o.embodiment;
-  out["task"] = PlanTaskName(o.task);
-  out["episodes"] = o.episodes;
-  out["seed"] = o.seed;
-  out["randomization"] = o.randomization.ToJson();
-  out["energy"] = o.energy;
-  out["cameras"] = model.config().cameras;
-  out["push_waypoints"] = o.push_waypoints;
-  out["subgoal_steps"] = o.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals, pick 5, reach none)
-  out["cem"] = o.cem;
-  out["frame_skip"] = mpc.frame_skip;
-  out["max_steps"] = mpc.max_steps;
-  out["success_cm"] = 100 * mpc.success_m;
-  out["imagined_steps_per_s"] = imagined_n > 0 ? imagined_per_s / imagined_n : 0.0;
-  out["perturbation"] = o.perturbation.ToJson();
-  out["online_adapt"] = o.online.enabled;
-  if (o.online.enabled) out["online"] = o.online;
-  out["model_error"] = SummarizeErrors(by_offset[0.0], steps_per_second);
-  out["stop_at_success"] = mpc.stop_at_success;
-  if (o.baselines) out["baselines"] = {{"random", Summarize(random_runs)}, {"still", Summarize(still_runs)}};
-  auto comparison = [&](const char* name, const std::vector<MpcResult>& runs) {
-    if (runs.empty()) return;
-    out["baselines"][name] = Summarize(runs);
-    out["baselines"][name]["model_error"] = SummarizeErrors(runs, steps_per_second);
-  };
-  comparison("nominal", nominal_runs);  // the model planner on the unperturbed robot (same episodes)
-  comparison("frozen", frozen_runs);    // the model planner without online adaptation (same robot)
-  if (oracle) {
-    out["oracle"] = Summarize(oracle_runs);
-    out["oracle"]["kind"] = oracle_kind;
+
+ private:
+  std::uint64_t Seed(int e) const { return o_.seed * 1000003ull + static_cast<std::uint64_t>(e); }
+
+  // What each executed step aimed at: kept only when that was not always the goal.
+  std::vector<std::uint8_t> TargetImages(int steps) const {
+    std::vector<std::uint8_t> targets;
+    const auto& subgoals = scene_.goal().subgoals;
+    for (int t = 0; t < steps && o_.subgoal_steps > 0 && !subgoals.empty(); ++t) {
+      const int i = SubgoalAt(t, o_.subgoal_steps, static_cast<int>(subgoals.size()));
+      const auto& image = i < static_cast<int>(subgoals.size()) ? subgoals[i].image : scene_.goal().image;
+      targets.insert(targets.end(), image.begin(), image.end());
+    }
+    return targets;
   }
-  out["by_camera_offset"] = nlohmann::json::object();
-  for (const auto& [offset, runs] : by_offset) {
-    char key[32];
-    std::snprintf(key, sizeof key, "%g", offset);
-    out["by_camera_offset"][key] = Summarize(runs)["success_rate"];
+
+  // The other planners on episode e (offset 0): not adapted, the baselines, the oracle, the nominal robot.
+  void Others(int e, PlanTrace* trace, nlohmann::json* detail) {
+    if (o_.online.enabled) {  // perturbed (or nominal), not adapted
+      torch::manual_seed(Seed(e));
+      frozen_runs_.push_back(RunMpc(scene_, *frozen_, mpc_));
+      (*detail)["frozen"] = Detail(frozen_runs_.back());
+      if (trace) trace->frozen_errors = frozen_runs_.back().errors;
+    }
+    if (o_.baselines) {
+      torch::manual_seed(Seed(e) + 7);
+      random_runs_.push_back(RunMpc(scene_, random_, mpc_));
+      still_runs_.push_back(RunMpc(scene_, still_, mpc_));
+      (*detail)["random"] = Detail(random_runs_.back());
+      (*detail)["still"] = Detail(still_runs_.back());
+    }
+    if (oracle_) {
+      torch::manual_seed(Seed(e) + 11);
+      oracle_runs_.push_back(RunMpc(scene_, *oracle_, mpc_));
+      (*detail)["oracle"] = Detail(oracle_runs_.back());
+    }
+    if (o_.perturbation.active()) {  // the same episode on the robot the model learned
+      scene_.set_perturbation({});
+      scene_.Reset(e, o_.task, 0);
+      torch::manual_seed(Seed(e));
+      nominal_runs_.push_back(RunMpc(scene_, *frozen_, mpc_));
+      (*detail)["nominal"] = Detail(nominal_runs_.back());
+      scene_.set_perturbation(o_.perturbation);
+    }
   }
-  out["per_episode"] = episodes;
-  return out;
+
+  const PlanRunOptions& o_;
+  WorldModel& model_;
+  MpcOptions mpc_;
+  LatentPlanner latent_;
+  PlanScene scene_;
+  std::unique_ptr<LatentPlanner> frozen_;
+  std::unique_ptr<Planner> oracle_;
+  std::string oracle_kind_;
+  RandomPlanner random_;
+  StillPlanner still_;
+  std::vector<double> offsets_;
+  int steps_per_second_ = 5;
+  std::map<double, std::vector<MpcResult>> by_offset_;
+  std::vector<MpcResult> random_runs_, still_runs_, oracle_runs_, nominal_runs_, frozen_runs_;
+  double imagined_per_s_ = 0;
+  int imagined_n_ = 0;
+};
+
+}  // namespace
+
+nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
+                           const std::function<void(const std::string&)>& log, std::vector<PlanTrace>* traces) {
+  if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
+  encoder.RequireHash(model_encoder_hash);
+  PlanRun run(model, encoder, o);
+  nlohmann::json episodes = nlohmann::json::array();
+  for (int e = 0; e < o.episodes; ++e) {
+    episodes.push_back(run.Episode(e, traces));
+    if (log) log(run.LogLine(e, episodes.back()));
+  }
+  return run.Results(episodes);
 }
 
 }  // namespace embody::adapt
