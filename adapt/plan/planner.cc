@@ -484,6 +484,21 @@ double OnlineAdapter::Step(const torch::Tensor& latents, const torch::Tensor& pr
   return first;
 }
 
+void OnlineAdapter::WithTrained(const std::function<void()>& fn) {
+  std::vector<torch::Tensor> now;
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i) now.push_back(params_[i].detach().clone()), params_[i].copy_(trained_[i]);
+  }
+  SetDynamicsCorrection(false);
+  fn();
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(now[i]);
+  }
+  SetDynamicsCorrection(false);
+}
+
 std::vector<torch::Tensor> OnlineAdapter::DynamicsSnapshot() const { return {log_scale_.detach().clone(), offset_.detach().clone()}; }
 
 void OnlineAdapter::WithDynamics(const std::vector<torch::Tensor>& snapshot, const std::function<void()>& fn) {
@@ -526,11 +541,29 @@ void LatentPlanner::RecordErrors() {
     auto window = [&](const std::vector<torch::Tensor>& v) {
       return torch::stack(std::vector<torch::Tensor>(v.begin() + t - c, v.begin() + t)).unsqueeze(0).to(dev);
     };
-    const auto pred =
-        model_.Predict(embodiment_, window(latents_), window(proprio_), window(actions_), camera_.to(dev)).select(1, -1)[0].to(torch::kCPU);
+    auto error = [&] {
+      const auto pred =
+          model_.Predict(embodiment_, window(latents_), window(proprio_), window(actions_), camera_.to(dev)).select(1, -1)[0].to(torch::kCPU);
+      return (pred - latents_[t]).abs().mean().item<double>();
+    };
     const double copy = (latents_[t - 1] - latents_[t]).abs().mean().item<double>();
-    errors_.latent.push_back((pred - latents_[t]).abs().mean().item<double>());
+    errors_.latent.push_back(error());
     errors_.copy.push_back(copy);
+    if (online_) {
+      // The adaptation is kept while it foresees the robot better than the trained model would have, on
+      // the frames it had not yet learned from (the last window's): otherwise back to the trained model.
+      double trained = 0;
+      online_->WithTrained([&] { trained = error(); });
+      recent_.push_back({errors_.latent.back(), trained});
+      if (recent_.size() > static_cast<size_t>(online_options_.window)) recent_.erase(recent_.begin());
+      double adapted_sum = 0, trained_sum = 0;
+      for (const auto& [a, b] : recent_) adapted_sum += a, trained_sum += b;
+      if (adapted_sum > trained_sum) {
+        online_->Reset();
+        recent_.clear();
+        ++errors_.resets;
+      }
+    }
   }
   const int n = steps_per_second_;
   if (t >= n) {  // the 1 s forecast of the end effector, by the dynamics model as it was n steps ago
@@ -597,6 +630,7 @@ void LatentPlanner::Begin(PlanScene& scene) {
   warm_ = torch::Tensor();
   errors_ = ModelErrors{};
   dynamics_at_.clear();
+  recent_.clear();
   steps_per_second_ = std::max(1, static_cast<int>(std::lround(scene.embodiment().control_hz / model_.config().frame_skip)));
   if (online_) online_->Reset();
 }
@@ -807,6 +841,7 @@ nlohmann::json Detail(const MpcResult& r) {
       {"success", r.success}, {"steps", r.steps}, {"final_distance_cm", 100 * r.final_distance_m}, {"max_lift_cm", 100 * r.max_lift_m},
       {"distance_cm", cm},    {"energy", energy}};
   if (!r.errors.latent.empty()) d["latent_error"] = r.errors.latent, d["copy_error"] = r.errors.copy;
+  if (r.errors.resets > 0) d["online_resets"] = r.errors.resets;
   if (!r.errors.ee_1s_cm.empty()) d["ee_error_1s_cm"] = r.errors.ee_1s_cm, d["ee_moved_1s_cm"] = r.errors.ee_moved_cm;
   return d;
 }
