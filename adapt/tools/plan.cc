@@ -404,8 +404,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
   try {
-    for (const char* name : {"--online-steps", "--online-lr", "--online-window", "--online-parts"}) {
-      if (app.count(name) > 0 && !p.run.online.enabled) throw AdaptError(std::string(name) + " tunes online adaptation: add --online-adapt");
+    // A setting of online adaptation without it would be dropped: refused (one at its default, as a
+    // stored results' "options" holds them, changes nothing and passes).
+    const OnlineAdaptOptions defaults;
+    const std::pair<const char*, bool> tuned[] = {{"--online-steps", p.run.online.steps != defaults.steps},
+                                                  {"--online-lr", p.run.online.lr != defaults.lr},
+                                                  {"--online-window", p.run.online.window != defaults.window},
+                                                  {"--online-parts", p.run.online.parts != defaults.parts}};
+    for (const auto& [name, changed] : tuned) {
+      if (changed && !p.run.online.enabled) throw AdaptError(std::string(name) + " tunes online adaptation: add --online-adapt");
     }
     Run(p, options);
     return 0;
