@@ -161,16 +161,16 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
     if (r.value("subgoal_steps", 0) > 0 && t.target_images.size() == t.goal_image.size() * e.steps) e.targets = t.target_images;
     for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
     e.energy = t.result.energy;
-    // Step t's next-frame error is the forecast of frame t (none at step 0): the series as the episode went.
-    const auto series = [&](const std::vector<double>& latent) {
+    // Step t's next-frame error is the forecast of frame t (none at step 0): the series as the episode
+    // went, `steps` long (the run without adaptation: as long as it ran).
+    const auto series = [](const std::vector<double>& latent, size_t steps) {
       std::vector<double> v = {std::nan("")};
       v.insert(v.end(), latent.begin(), latent.end());
-      v.resize(static_cast<size_t>(e.steps), std::nan(""));
+      v.resize(steps, std::nan(""));
       return v;
     };
-    if (e.steps > 0) e.model_error = series(t.result.errors.latent);
-    if (!t.frozen_errors.latent.empty())
-      e.model_error_frozen = series(t.frozen_errors.latent), e.model_error_frozen.resize(t.frozen_errors.latent.size() + 1);
+    if (e.steps > 0) e.model_error = series(t.result.errors.latent, static_cast<size_t>(e.steps));
+    if (!t.frozen_errors.latent.empty()) e.model_error_frozen = series(t.frozen_errors.latent, t.frozen_errors.latent.size() + 1);
     for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
     if (decoder) {
       for (const auto& imagined : t.trace.imagined) {
