@@ -153,19 +153,24 @@ std::vector<int> PlanScene::ObjectsOfType(const std::function<bool(int)>& keep) 
   return objects;
 }
 
+void PlanScene::set_reach_range(double min_m, double max_m) {
+  if (!(min_m >= 0 && max_m > min_m)) throw AdaptError("the reach distance range must have 0 <= min < max");
+  reach_min_m_ = min_m, reach_max_m_ = max_m;
+}
+
 bool PlanScene::MakeReachGoal(collect::Rng& goal_rng) {
-  // A reachable point 10-30 cm away inside the scripted reach policy's box; the arm is driven there
-  // and the goal is where it got (the image shows exactly the state that is scored).
+  // A reachable point 10-30 cm away (set_reach_range) inside the scripted reach policy's box; the arm
+  // is driven there and the goal is where it got (the image shows exactly the state that is scored).
   sim::World& world = runner_->world();
   const double table = runner_->scene().table_top;
   const Vec3 ee0 = Ee();
   for (int tries = 0; tries < 50; ++tries) {
     Vec3 target = {goal_rng.Uniform(0.3, 0.65), goal_rng.Uniform(-0.3, 0.3), table + goal_rng.Uniform(0.08, 0.4)};
     const double d = Norm(target, ee0);
-    if (d < 0.10 || d > 0.30) continue;
+    if (d < reach_min_m_ || d > reach_max_m_) continue;
     world.SetState(start_);
     DriveEeTo(target, 200);
-    if (Norm(Ee(), target) > 0.02 || Norm(Ee(), ee0) < 0.10) continue;
+    if (Norm(Ee(), target) > 0.02 || Norm(Ee(), ee0) < reach_min_m_) continue;
     goal_.ee = Ee();
     return true;
   }
@@ -622,6 +627,7 @@ void LatentPlanner::Begin(PlanScene& scene) {
   targets_.clear();  // on the model's device, where the energy compares them
   for (const auto& sub : scene.goal().subgoals) targets_.push_back(EncodeViews(sub.views, scene.image_size()).to(model_.device()));
   targets_.push_back(EncodeViews(scene.goal().views, scene.image_size()).to(model_.device()));
+  override_ = torch::Tensor();
   step_ = 0;
   camera_ = CameraFeatures(scene.CameraExtrinsics()).unsqueeze(0);
   latents_.clear();
@@ -662,7 +668,8 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
                                  : torch::Tensor();
   const auto camera = camera_.to(dev);
   const int h = cem_.horizon;
-  const auto& target = targets_.at(SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1));
+  const int scheduled = SubgoalAt(step_++, subgoal_steps_, static_cast<int>(targets_.size()) - 1);
+  const torch::Tensor& target = override_.defined() ? override_ : targets_.at(scheduled);
   auto rollout = [&](const torch::Tensor& plans) {  // (S, H, dims) on the CPU -> (S, H, N, D) on dev
     const int64_t s = plans.size(0);
     torch::Tensor acts = FullActions(scene, plans).repeat({1, 1, k}).to(dev);  // (S, H, k A): each held k control steps
@@ -683,6 +690,85 @@ std::vector<double> LatentPlanner::Next(PlanScene& scene, double* energy) {
   actions_.push_back(full.repeat({k}));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   imagined_steps_per_s_ = static_cast<double>(cem_.samples) * cem_.iterations * h / std::max(seconds, 1e-9);
+  return action;
+}
+
+void LatentPlanner::set_last_action(const torch::Tensor& actions) {
+  if (actions_.empty()) throw AdaptError("set_last_action before any model step");
+  if (actions.numel() != actions_.back().numel()) {
+    throw AdaptError("set_last_action: " + std::to_string(actions.numel()) + " numbers for a model step of " +
+                     std::to_string(actions_.back().numel()));
+  }
+  actions_.back() = actions.reshape(actions_.back().sizes()).to(torch::kCPU, torch::kFloat32);
+}
+
+namespace {
+// The slow model's step as a whole number of the fast model's, checked before the planners are made.
+int FastStepsPerSlowStep(const WorldModel& fast, const WorldModel& slow, const std::string& embodiment) {
+  slow.RequireEmbodiment(embodiment);
+  const int k = fast.config().frame_skip, big = slow.config().frame_skip;
+  if (big <= k || big % k != 0) {
+    throw AdaptError("the slow model's step (" + std::to_string(big) + " control steps) must be a multiple of the fast model's (" +
+                     std::to_string(k) + ") and longer");
+  }
+  if (slow.config().cameras != fast.config().cameras) throw AdaptError("the slow model reads other cameras than the fast one");
+  return big / k;
+}
+}  // namespace
+
+HierarchicalPlanner::HierarchicalPlanner(WorldModel& fast, WorldModel& slow, FrozenEncoder& encoder, const std::string& embodiment,
+                                         const CemOptions& cem, const std::string& energy, int context, const HierarchyOptions& hierarchy)
+    : fast_(fast, encoder, embodiment, cem, energy, context), slow_(
+                                                                  slow, encoder, embodiment,
+                                                                  [&] {
+                                                                    CemOptions c = cem;
+                                                                    c.horizon = hierarchy.horizon;
+                                                                    return c;
+                                                                  }(),
+                                                                  hierarchy.energy, 0),
+      every_(FastStepsPerSlowStep(fast, slow, embodiment)), k_(fast.config().frame_skip), device_(fast.device()) {}
+
+void HierarchicalPlanner::Begin(PlanScene& scene) {
+  fast_.Begin(scene);
+  slow_.Begin(scene);
+  step_ = 0;
+  subgoal_ = torch::Tensor();
+  subgoals_.clear();
+  executed_.clear();
+  slow_energy_.clear();
+  used_.clear();
+}
+
+void HierarchicalPlanner::End() {
+  fast_.End();
+  slow_.End();
+}
+
+std::vector<double> HierarchicalPlanner::Next(PlanScene& scene, double* energy) {
+  if (step_ % every_ == 0) {
+    // The slow level learns what the fast one did over its last step (its history: the actions sent).
+    if (!executed_.empty()) slow_.set_last_action(torch::cat(executed_));
+    executed_.clear();
+    double e = kNaN;
+    slow_.Next(scene, &e);
+    slow_energy_.push_back(e);
+    // The first slow step's imagined latents: where to be one slow step from now, if that is on the
+    // way (nearer the goal than now, not yet the arrival); else the goal itself.
+    const auto imagined = slow_.imagined();  // (H, N, D), CPU
+    const auto goal = slow_.goal_latent().to(torch::kCPU);
+    const auto d = (imagined - goal.unsqueeze(0)).abs().mean(std::vector<int64_t>{1, 2});  // (H)
+    const double now = (slow_.last_latent() - goal).abs().mean().item<double>();
+    const bool on_the_way = d[0].item<double>() < now && d.argmin().item<int64_t>() > 0;
+    subgoal_ = on_the_way ? imagined[0].to(device_) : torch::Tensor();
+    used_.push_back(on_the_way);
+  }
+  ++step_;
+  fast_.set_target(subgoal_);
+  subgoals_.push_back((subgoal_.defined() ? subgoal_ : fast_.goal_latent()).to(torch::kCPU));
+  const auto action = fast_.Next(scene, energy);
+  // As RunMpc sends it (the rotation correction from the same state), held the fast step's k control steps.
+  const auto full = torch::tensor(scene.FullAction(action), torch::kFloat64).to(torch::kFloat32);
+  executed_.push_back(full.repeat({k_}));
   return action;
 }
 
@@ -879,18 +965,30 @@ namespace {
 // One `plan` run: its scene, its planners and what each ran, episode by episode.
 class PlanRun {
  public:
-  PlanRun(WorldModel& model, FrozenEncoder& encoder, const PlanRunOptions& o)
+  PlanRun(WorldModel& model, FrozenEncoder& encoder, const PlanRunOptions& o, WorldModel* slow)
       : o_(o), model_(model),
         latent_(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps, o.online),  // refuses a model of another robot
         scene_(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed) {
     mpc_ = o.mpc;
     mpc_.frame_skip = model.config().frame_skip;
     scene_.set_push_waypoints(o.push_waypoints);
+    scene_.set_reach_range(o.reach_cm[0] / 100, o.reach_cm[1] / 100);
     scene_.set_views(model.config().views());
     scene_.set_perturbation(o.perturbation);
     // The comparisons of a perturbed or adapted run: the same planner on the nominal robot, and without adaptation.
     if (o.perturbation.active() || o.online.enabled)
       frozen_ = std::make_unique<LatentPlanner>(model, encoder, o.embodiment, o.cem, o.energy, o.context, o.subgoal_steps);
+    if (o.hierarchy.enabled) {
+      if (!slow) throw AdaptError("a hierarchical plan needs the slow model");
+      if (o.subgoal_steps > 0 && o.task != PlanTask::kReach)
+        throw AdaptError("the hierarchy plans from the final goal image alone: --subgoal-steps must be 0 with --hierarchy");
+      if (o.online.enabled || o.perturbation.active())
+        throw AdaptError("--hierarchy does not combine with --online-adapt or --perturb yet (they compare flat planners)");
+      hierarchy_ = std::make_unique<HierarchicalPlanner>(model, *slow, encoder, o.embodiment, o.cem, o.energy, o.context, o.hierarchy);
+    } else if (slow) {
+      throw AdaptError("a slow model was given without the hierarchy");
+    }
+    slow_frame_skip_ = slow ? slow->config().frame_skip : 0;
     steps_per_second_ = std::max(1, static_cast<int>(std::lround(scene_.embodiment().control_hz / mpc_.frame_skip)));
     const EmbodimentSpec& spec = model.spec(o.embodiment);
     if (spec.action_dim != scene_.embodiment().action_dim()) {
@@ -918,11 +1016,18 @@ class PlanRun {
       torch::manual_seed(Seed(e));
       const bool traced = traces && offset == 0 && e < o_.replay_episodes;
       MpcTrace trace;
-      const MpcResult r = RunMpc(scene_, latent_, mpc_, traced ? &trace : nullptr);
-      if (traced) traces->push_back({e, r, std::move(trace), scene_.goal().image, TargetImages(r.steps), {}});
+      const MpcResult r = RunMpc(scene_, main(), mpc_, traced ? &trace : nullptr);
+      if (traced) traces->push_back({e, r, std::move(trace), scene_.goal().image, TargetImages(r.steps), {}, {}});
+      if (traced && hierarchy_) traces->back().subgoal_latents = hierarchy_->subgoals();
       by_offset_[offset].push_back(r);
-      if (r.steps > 0) imagined_per_s_ += latent_.imagined_steps_per_s(), ++imagined_n_;
-      detail[offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)))] = Detail(r);
+      if (r.steps > 0) imagined_per_s_ += hierarchy_ ? hierarchy_->imagined_steps_per_s() : latent_.imagined_steps_per_s(), ++imagined_n_;
+      const std::string key = offset == 0 ? std::string("model") : "model_offset_" + std::to_string(static_cast<int>(std::lround(offset)));
+      detail[key] = Detail(r);
+      if (hierarchy_) {
+        detail[key]["slow_energy"] = hierarchy_->slow_energy();
+        detail[key]["used_subgoal"] = hierarchy_->used_subgoal();
+        if (offset == 0) slow_errors_.push_back(hierarchy_->slow_errors());
+      }
       if (offset != 0) continue;
       detail["episode"] = e;
       detail["start_distance_cm"] = 100 * r.distance_m.front();
@@ -955,6 +1060,7 @@ class PlanRun {
     out["energy"] = o_.energy;
     out["cameras"] = model_.config().cameras;
     out["push_waypoints"] = o_.push_waypoints;
+    if (o_.task == PlanTask::kReach) out["reach_cm"] = o_.reach_cm;
     out["subgoal_steps"] = o_.subgoal_steps;  // model steps per subgoal (push has 2 + push_waypoints subgoals, pick 5, reach none)
     out["cem"] = o_.cem;
     out["frame_skip"] = mpc_.frame_skip;
@@ -974,6 +1080,19 @@ class PlanRun {
     };
     comparison("nominal", nominal_runs_);  // the model planner on the unperturbed robot (same episodes)
     comparison("frozen", frozen_runs_);    // the model planner without online adaptation (same robot)
+    comparison("flat", flat_runs_);        // hierarchy: the latent planner alone (fast level), same goal image
+    out["goal_images"] = o_.task != PlanTask::kReach && o_.subgoal_steps > 0 ? "subgoals" : "final";
+    if (hierarchy_) {
+      // The slow model's own next-step forecasts over the episodes (each slow step the robot made).
+      std::vector<MpcResult> slow(slow_errors_.size());
+      for (size_t i = 0; i < slow.size(); ++i) slow[i].errors = slow_errors_[i];
+      out["hierarchy"] = {{"levels", 2},
+                          {"slow_frame_skip", slow_frame_skip_},
+                          {"fast_steps_per_slow_step", hierarchy_->replan_every()},
+                          {"slow_horizon", o_.hierarchy.horizon},
+                          {"slow_energy", o_.hierarchy.energy},
+                          {"slow_model_error", SummarizeErrors(slow, 1)}};
+    }
     if (oracle_) {
       out["oracle"] = Summarize(oracle_runs_);
       out["oracle"]["kind"] = oracle_kind_;
@@ -1005,6 +1124,11 @@ class PlanRun {
 
   // The other planners on episode e (offset 0): not adapted, the baselines, the oracle, the nominal robot.
   void Others(int e, PlanTrace* trace, nlohmann::json* detail) {
+    if (hierarchy_) {  // the fast level alone toward the same final goal image
+      torch::manual_seed(Seed(e));
+      flat_runs_.push_back(RunMpc(scene_, latent_, mpc_));
+      (*detail)["flat"] = Detail(flat_runs_.back());
+    }
     if (o_.online.enabled) {  // perturbed (or nominal), not adapted
       torch::manual_seed(Seed(e));
       frozen_runs_.push_back(RunMpc(scene_, *frozen_, mpc_));
@@ -1039,6 +1163,10 @@ class PlanRun {
   LatentPlanner latent_;
   PlanScene scene_;
   std::unique_ptr<LatentPlanner> frozen_;
+  std::unique_ptr<HierarchicalPlanner> hierarchy_;
+  int slow_frame_skip_ = 0;
+  std::vector<ModelErrors> slow_errors_;
+  Planner& main() { return hierarchy_ ? static_cast<Planner&>(*hierarchy_) : latent_; }
   std::unique_ptr<Planner> oracle_;
   std::string oracle_kind_;
   RandomPlanner random_;
@@ -1046,7 +1174,7 @@ class PlanRun {
   std::vector<double> offsets_;
   int steps_per_second_ = 5;
   std::map<double, std::vector<MpcResult>> by_offset_;
-  std::vector<MpcResult> random_runs_, still_runs_, oracle_runs_, nominal_runs_, frozen_runs_;
+  std::vector<MpcResult> random_runs_, still_runs_, oracle_runs_, nominal_runs_, frozen_runs_, flat_runs_;
   double imagined_per_s_ = 0;
   int imagined_n_ = 0;
 };
@@ -1054,10 +1182,10 @@ class PlanRun {
 }  // namespace
 
 nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& o,
-                           const std::function<void(const std::string&)>& log, std::vector<PlanTrace>* traces) {
+                           const std::function<void(const std::string&)>& log, std::vector<PlanTrace>* traces, WorldModel* slow) {
   if (o.episodes < 1) throw AdaptError("--episodes must be at least 1");
   encoder.RequireHash(model_encoder_hash);
-  PlanRun run(model, encoder, o);
+  PlanRun run(model, encoder, o, slow);
   nlohmann::json episodes = nlohmann::json::array();
   for (int e = 0; e < o.episodes; ++e) {
     episodes.push_back(run.Episode(e, traces));

@@ -112,6 +112,9 @@ class PlanScene {
   /// push: subgoals along the push line besides the two before it (the states the scripted push
   /// passes through at 1/(n+1) ... n/(n+1) of the line; the goal itself is the same for every n).
   void set_push_waypoints(int n) { push_waypoints_ = n; }
+  /// reach: how far the goal's end effector is from the start's (m; 0.10-0.30 by default).
+  /// @throws AdaptError unless 0 <= min < max.
+  void set_reach_range(double min_m, double max_m);
   /// The robot (or camera) changed as `p` says from the next Reset on (adapt/plan/perturbation.h);
   /// an inactive one is the nominal scene. The scene's draw is otherwise the same.
   void set_perturbation(const Perturbation& p) { perturbation_ = p; }
@@ -191,6 +194,7 @@ class PlanScene {
   std::array<double, 4> start_quat_{};
   double object_rest_z_ = 0;
   int push_waypoints_ = 0, views_ = 1;
+  double reach_min_m_ = 0.10, reach_max_m_ = 0.30;
   PlanGoal goal_;
   Perturbation perturbation_;
   std::vector<std::vector<double>> in_flight_;  ///< actions sent, not yet applied (latency)
@@ -319,6 +323,16 @@ class LatentPlanner : public Planner {
   double imagined_steps_per_s() const { return imagined_steps_per_s_; }
   /// The chosen plan's imagined latents (the CEM mean, rolled out once more).
   torch::Tensor imagined() const override { return imagined_; }
+  /// The latents (N, D) the next Next aims at instead of the goal's or a subgoal image's (a higher
+  /// level's subgoal); undefined: the goal (or subgoal image) as scheduled.
+  void set_target(const torch::Tensor& latent) { override_ = latent; }
+  /// Replaces the actions recorded for the last model step (k A, as sent: the k control steps' actions
+  /// one after the other) by the ones the robot executed, when another planner chose them (a slow
+  /// level whose step the fast level acted out).
+  void set_last_action(const torch::Tensor& actions);
+  /// The goal image's latents (N, D, on the model's device) and the last frame's seen by Next (CPU).
+  const torch::Tensor& goal_latent() const { return targets_.back(); }
+  const torch::Tensor& last_latent() const { return latents_.back(); }
 
  private:
   WorldModel& model_;
@@ -327,7 +341,7 @@ class LatentPlanner : public Planner {
   CemOptions cem_;
   bool final_only_ = true;
   int context_ = 0, subgoal_steps_ = 0, step_ = 0;
-  torch::Tensor camera_, warm_, imagined_;
+  torch::Tensor camera_, warm_, imagined_, override_;
   std::vector<torch::Tensor> targets_;                      ///< the subgoals' latents, then the goal's
   std::vector<torch::Tensor> latents_, proprio_, actions_;  ///< history, one per model step
   double imagined_steps_per_s_ = 0;
@@ -342,6 +356,55 @@ class LatentPlanner : public Planner {
   /// The forecasts of the frame just seen (latents_.back()), made before it was seen.
   void RecordErrors();
   void Adapt(PlanScene& scene);
+};
+
+/// Two timescales (`plan --hierarchy`): a slow world model (the same latents, a model step of K
+/// control steps, e.g. 20 = 1 s at 20 Hz) plans toward the goal image over `horizon` slow steps; the
+/// first slow step's imagined latents are the subgoal the fast level (LatentPlanner, today's planner)
+/// plans toward, for the K / k fast steps of that slow step; then the slow level plans again from
+/// the frame it sees (both closed loop). Where the slow plan expects no progress on its first step
+/// (its first imagined step no nearer the goal in L1 than the frame now) or arrives in it (the first
+/// step its nearest), the fast level aims at the goal itself. Goal images: the final one alone.
+struct HierarchyOptions {
+  bool enabled = false;
+  int horizon = 3;              ///< slow model steps planned ahead
+  std::string energy = "mean";  ///< the slow plan's: "final" or "mean" (every slow step against the goal)
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(HierarchyOptions, enabled, horizon, energy)
+
+class HierarchicalPlanner : public Planner {
+ public:
+  /// `fast` plans as LatentPlanner does (`cem`, `energy`, `context`) toward the slow level's subgoal;
+  /// `slow` with the same CEM over `hierarchy.horizon` slow steps toward the goal. @throws AdaptError
+  /// when the slow model lacks the embodiment, reads other cameras, or its step is not a multiple of
+  /// the fast model's.
+  HierarchicalPlanner(WorldModel& fast, WorldModel& slow, FrozenEncoder& encoder, const std::string& embodiment, const CemOptions& cem,
+                      const std::string& energy, int context, const HierarchyOptions& hierarchy);
+  std::string name() const override { return "hierarchy"; }
+  void Begin(PlanScene& scene) override;
+  void End() override;
+  std::vector<double> Next(PlanScene& scene, double* energy) override;
+  ModelErrors errors() const override { return fast_.errors(); }
+  torch::Tensor imagined() const override { return fast_.imagined(); }
+  /// Per executed (fast) model step, the subgoal latents (N, D) it aimed at, on the CPU.
+  const std::vector<torch::Tensor>& subgoals() const { return subgoals_; }
+  /// Per slow plan, its energy, and whether its subgoal was used (else the goal itself).
+  const std::vector<double>& slow_energy() const { return slow_energy_; }
+  const std::vector<bool>& used_subgoal() const { return used_; }
+  /// Fast model steps per slow one (the slow level plans again after them).
+  int replan_every() const { return every_; }
+  double imagined_steps_per_s() const { return fast_.imagined_steps_per_s(); }
+  /// How well the slow model foresaw each slow step the robot then made (LatentPlanner::errors()).
+  ModelErrors slow_errors() const { return slow_.errors(); }
+
+ private:
+  LatentPlanner fast_, slow_;
+  int every_ = 5, k_ = 4, step_ = 0;
+  torch::Device device_;
+  torch::Tensor subgoal_;
+  std::vector<torch::Tensor> subgoals_, executed_;  ///< executed_: the fast steps' actions since the last slow plan
+  std::vector<double> slow_energy_;
+  std::vector<bool> used_;
 };
 
 /// CEM on the learned dynamics model toward the goal's true ee position (reach only): the oracle.
@@ -445,16 +508,21 @@ struct PlanRunOptions {
   MpcOptions mpc{30, 0.05, 4};  ///< frame_skip is taken from the model
   std::vector<double> camera_offsets = {0};
   bool baselines = true;
-  std::string oracle = "auto";  ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push, pick: sim)
-  CemOptions oracle_cem;        ///< the sim oracle's (smaller: one simulation per sample)
-  int replay_episodes = 0;      ///< the first episodes' model runs (offset 0) traced for a replay
-  int subgoal_steps = 8;        ///< model steps per subgoal (push, pick), for the model and the sim oracle; 0: the goal only
-  int push_waypoints = 0;       ///< push: subgoals along the push line (PlanScene::set_push_waypoints)
+  std::string oracle = "auto";                ///< "dynamics" | "sim" | "none" | "auto" (reach: dynamics; push, pick: sim)
+  CemOptions oracle_cem;                      ///< the sim oracle's (smaller: one simulation per sample)
+  int replay_episodes = 0;                    ///< the first episodes' model runs (offset 0) traced for a replay
+  int subgoal_steps = 8;                      ///< model steps per subgoal (push, pick), for the model and the sim oracle; 0: the goal only
+  int push_waypoints = 0;                     ///< push: subgoals along the push line (PlanScene::set_push_waypoints)
+  std::array<double, 2> reach_cm = {10, 30};  ///< reach: the goal's distance from the start, min and max (cm)
   /// The robot changed (adapt/plan/perturbation.h): the model planner, baselines and oracle run on the
   /// perturbed scene; the model planner also runs on the nominal one (baselines.nominal) and, with
   /// online adaptation, perturbed without it (baselines.frozen).
   Perturbation perturbation;
   OnlineAdaptOptions online;
+  /// Two levels (HierarchicalPlanner; RunPlanning's `slow` model): the model planner is the
+  /// hierarchy, the flat latent planner runs on the same episodes (baselines.flat); goal images: the
+  /// final one alone (subgoal_steps must be 0).
+  HierarchyOptions hierarchy;
 };
 
 /// A model-planner episode traced for a replay.
@@ -463,16 +531,19 @@ struct PlanTrace {
   MpcResult result;
   MpcTrace trace;
   std::vector<std::uint8_t> goal_image;
-  std::vector<std::uint8_t> target_images;  ///< per executed model step, the image it aimed at (a subgoal's or the goal's)
-  ModelErrors frozen_errors;                ///< with online adaptation: the same episode planned without it
+  std::vector<std::uint8_t> target_images;     ///< per executed model step, the image it aimed at (a subgoal's or the goal's)
+  ModelErrors frozen_errors;                   ///< with online adaptation: the same episode planned without it
+  std::vector<torch::Tensor> subgoal_latents;  ///< hierarchy: per executed model step, the slow level's subgoal (N, D)
 };
 
 /// Runs it and returns the results JSON (success_rate, episodes, seconds_per_action, perturbation,
 /// online_adapt, model_error, baselines.{random,still,nominal,frozen}.success_rate, oracle.success_rate, by_camera_offset, per-episode detail).
 /// `model_encoder_hash` is the encoder the model was trained on (LoadWorldModel's). `log` receives one
 /// line per episode. @throws AdaptError on a model/encoder/embodiment mismatch, naming both sides.
-/// `traces` receives the first options.replay_episodes episodes' model runs.
+/// `traces` receives the first options.replay_episodes episodes' model runs. `slow`: the slow level
+/// for options.hierarchy (trained on the same encoder; required then, refused otherwise).
 nlohmann::json RunPlanning(WorldModel& model, const std::string& model_encoder_hash, FrozenEncoder& encoder, const PlanRunOptions& options,
-                           const std::function<void(const std::string&)>& log = {}, std::vector<PlanTrace>* traces = nullptr);
+                           const std::function<void(const std::string&)>& log = {}, std::vector<PlanTrace>* traces = nullptr,
+                           WorldModel* slow = nullptr);
 
 }  // namespace embody::adapt

@@ -6,6 +6,7 @@
 // Beside the results: plots and <stem>_replay.h5 (the first --replay-episodes episodes, for
 // rollout-viewer --plan and --video).
 #include <cstdio>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -40,7 +41,7 @@ std::string Table(const nlohmann::json& r) {
                 r["success_cm"].get<double>(), r["max_steps"].get<int>(), r["frame_skip"].get<int>());
   s += line;
   s += "  planner                success   final dist   mean steps     planning\n";
-  row("model (latent CEM)", r);
+  row(r.contains("hierarchy") ? "model (hierarchy)" : "model (latent CEM)", r);
   if (r.contains("oracle")) row(("oracle (" + r["oracle"]["kind"].get<std::string>() + ")").c_str(), r["oracle"]);
   if (r.contains("baselines")) {
     for (const char* name : {"random", "still"}) {
@@ -48,6 +49,18 @@ std::string Table(const nlohmann::json& r) {
     }
     if (r["baselines"].contains("nominal")) row("model, nominal robot", r["baselines"]["nominal"]);
     if (r["baselines"].contains("frozen")) row("model, not adapted", r["baselines"]["frozen"]);
+    if (r["baselines"].contains("flat")) row("model, flat (one level)", r["baselines"]["flat"]);
+  }
+  if (r.contains("hierarchy")) {
+    const auto& h = r["hierarchy"];
+    const auto& e = h["slow_model_error"];
+    std::snprintf(line, sizeof line,
+                  "  hierarchy: slow step %d control steps (%d model steps), %d slow steps planned ahead (%s energy); slow model's next "
+                  "latent / copy %.2f\n",
+                  h["slow_frame_skip"].get<int>(), h["fast_steps_per_slow_step"].get<int>(), h["slow_horizon"].get<int>(),
+                  h["slow_energy"].get<std::string>().c_str(),
+                  e["latent_over_copy"].is_number() ? e["latent_over_copy"].get<double>() : std::nan(""));
+    s += line;
   }
   if (r["perturbation"].value("name", "none") != "none") {
     std::snprintf(line, sizeof line, "  perturbation %s = %g %s%s\n", r["perturbation"]["name"].get<std::string>().c_str(),
@@ -139,6 +152,12 @@ void WritePlots(const fs::path& json_path, const nlohmann::json& r) {
   WriteLinePlot(stem.string() + "_success.png", rates, {title + ": success per camera offset", "camera azimuth offset (deg)", "success %"});
 }
 
+// Latents (B, N, D) drawn by the decoder: B images, S*S*3 RGB each, one after the other.
+std::vector<std::uint8_t> Decode(LatentDecoder& decoder, const torch::Tensor& latents) {
+  const auto images = (decoder->forward(latents) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+  return std::vector<std::uint8_t>(images.data_ptr<std::uint8_t>(), images.data_ptr<std::uint8_t>() + images.numel());
+}
+
 // The replay file's contents: the traced episodes, each step's imagined plan decoded when the model
 // folder has a decoder.pt (adapt --train-decoder; `decoder` null otherwise).
 PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& model_path, const nlohmann::json& r, int image_size,
@@ -159,6 +178,8 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
     e.success = t.result.success;
     e.goal = t.goal_image;
     if (r.value("subgoal_steps", 0) > 0 && t.target_images.size() == t.goal_image.size() * e.steps) e.targets = t.target_images;
+    // The hierarchy's subgoals are latents: drawn by the decoder, where the model has one.
+    if (decoder && !t.subgoal_latents.empty()) e.targets = Decode(decoder, torch::stack(t.subgoal_latents));
     for (const auto& f : t.trace.frames) e.frames.insert(e.frames.end(), f.begin(), f.end());
     e.energy = t.result.energy;
     // Step t's next-frame error is the forecast of frame t (none at step 0): the series as the episode
@@ -174,8 +195,8 @@ PlanReplayFile MakeReplay(const std::vector<PlanTrace>& traces, const fs::path& 
     for (double d : t.result.distance_m) e.distance_cm.push_back(100 * d);
     if (decoder) {
       for (const auto& imagined : t.trace.imagined) {
-        const auto images = (decoder->forward(imagined) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
-        e.imagined.insert(e.imagined.end(), images.data_ptr<std::uint8_t>(), images.data_ptr<std::uint8_t>() + images.numel());
+        const auto images = Decode(decoder, imagined);
+        e.imagined.insert(e.imagined.end(), images.begin(), images.end());
       }
     }
     replay.episodes.push_back(std::move(e));
@@ -217,7 +238,7 @@ void WriteReplayVideo(const fs::path& path, const PlanReplayFile& replay) {
 // plan's options: the planning run's (adapt/plan/planner.h) and the program's own.
 struct PlanOptions {
   PlanRunOptions run;
-  std::string model_path, encoder_path, out, task = "reach", randomize = "light", robot, video, device = "auto", perturb;
+  std::string model_path, encoder_path, out, task = "reach", randomize = "light", robot, video, device = "auto", perturb, slow_model;
   int threads = 0;
   double success_cm = 5;
   bool no_baselines = false, full_episodes = false;
@@ -237,8 +258,9 @@ void AddTaskOptions(CLI::App& app, PlanOptions& p) {
   app.add_option(
       "--encoder", p.encoder_path,
       "The frozen encoder the model was trained on (default: the one --model records, else models/encoder.pt, else the only one in models/)");
-  app.add_option("--task", p.task,
-                 "reach (ee to a goal 10-30 cm away), push (an object 10-20 cm) or pick (an object grasped, lifted and placed 10+ cm away)")
+  app.add_option(
+         "--task", p.task,
+         "reach (ee to a goal 10-30 cm away, --reach-cm), push (an object 10-20 cm) or pick (an object grasped, lifted and placed 10+ cm away)")
       ->capture_default_str();
   app.add_option("--episodes", o.episodes, "Planning episodes")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--out", p.out, "Results JSON (default out/plan_<embodiment>_<task>.json; plots beside it)");
@@ -255,6 +277,7 @@ void AddTaskOptions(CLI::App& app, PlanOptions& p) {
                  "push: further subgoal images along the push line (the scripted push at 1/(n+1) ... n/(n+1) of it), after the two before it")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
+  app.add_option("--reach-cm", o.reach_cm, "reach: the goal's distance from the start, MIN MAX (cm)")->capture_default_str();
   app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
   app.add_option(
          "--replay-episodes", o.replay_episodes,
@@ -285,6 +308,20 @@ void AddOnlineOptions(CLI::App& app, PlanOptions& p) {
   app.add_option("--online-window", o.window, "Online adaptation: the most recent model steps learned from")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+}
+
+// Two timescales: a slow world model's subgoals for the planner.
+void AddHierarchyOptions(CLI::App& app, PlanOptions& p) {
+  HierarchyOptions& h = p.run.hierarchy;
+  app.add_flag("--hierarchy", h.enabled,
+               "Plan on two timescales from the final goal image alone: the slow model (--slow-model) plans subgoal latents toward it, the "
+               "model plans actions toward the next subgoal (the flat planner also runs: baselines.flat)");
+  app.add_option("--slow-model", p.slow_model,
+                 "--hierarchy: the slow level, a model folder trained by adapt with a longer --frame-skip on the same encoder (default "
+                 "<model>/slow)");
+  app.add_option("--slow-horizon", h.horizon, "--hierarchy: slow model steps planned ahead")->capture_default_str()->check(CLI::Range(1, 100));
+  app.add_option("--slow-energy", h.energy, "--hierarchy: final (the last imagined slow step vs the goal) or mean (every slow step)")
+      ->capture_default_str();
 }
 
 // The planner (CEM in latent space), its baselines, and where it runs.
@@ -330,7 +367,16 @@ void Resolve(PlanOptions& p) {
   p.encoder_path = found.encoder;
   if (!p.video.empty() && o.replay_episodes < 1) throw AdaptError("--video shows the recorded episodes: --replay-episodes must be >= 1");
   if (!p.video.empty() && !embody::sim::HaveFfmpeg()) throw AdaptError("--video needs ffmpeg (apt-get install ffmpeg; make deps installs it)");
-  if (p.out.empty()) p.out = "out/plan_" + o.embodiment + "_" + p.task + ".json";
+  if (p.out.empty()) p.out = "out/plan_" + o.embodiment + "_" + p.task + (o.hierarchy.enabled ? "_hierarchy" : "") + ".json";
+  if (o.hierarchy.enabled) {
+    if (p.slow_model.empty()) p.slow_model = (fs::path(p.model_path) / "slow").string();
+    std::error_code ec;
+    if (!fs::exists(fs::path(p.slow_model) / "model.pt", ec)) {
+      throw AdaptError("--hierarchy needs a slow level: no " + (fs::path(p.slow_model) / "model.pt").string() +
+                       " (a one-level model; train one on the same encoder: adapt --embodiment " + o.embodiment + " --encoder " + p.encoder_path +
+                       " --out " + p.slow_model + " --frame-skip 20 --context 1 --rollout 1)");
+    }
+  }
   if (p.threads > 0) torch::set_num_threads(p.threads);
 }
 
@@ -366,11 +412,17 @@ void Run(PlanOptions& p, const nlohmann::json& options) {
   // One writer per output: a second plan on the same results (or --video) is refused.
   const auto out_lock = LockOutputOnRoot(p.out, "plan", nullptr);
   const auto video_lock = p.video.empty() ? std::optional<embody::sim::OutputLock>() : LockOutputOnRoot(p.video, "plan", nullptr);
-  std::string hash;
+  std::string hash, slow_hash;
   WorldModel model = LoadWorldModel(p.model_path, &hash);
+  std::optional<WorldModel> slow;
+  if (p.run.hierarchy.enabled) {
+    slow = LoadWorldModel(p.slow_model, &slow_hash);
+    if (slow_hash != hash) throw AdaptError("the slow model " + p.slow_model + " was trained on another encoder than " + p.model_path);
+  }
   FrozenEncoder encoder = FrozenEncoder::Load(p.encoder_path);
   const torch::Device dev = ResolveDevice(p.device);
   model.To(dev);
+  if (slow) slow->To(dev);
   encoder.To(dev);
   const LatentDecoder decoder = ReplayDecoder(p, encoder);
   std::vector<PlanTrace> traces;
@@ -380,8 +432,9 @@ void Run(PlanOptions& p, const nlohmann::json& options) {
         std::printf("%s\n", line.c_str());
         std::fflush(stdout);
       },
-      &traces);
+      &traces, slow ? &*slow : nullptr);
   r["options"] = options;
+  if (slow) r["hierarchy"]["slow_model"] = p.slow_model;
   const std::string& out = p.out;
   if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
   if (!traces.empty()) WriteReplay(p, traces, encoder.image_size(), decoder, &r);
@@ -400,10 +453,27 @@ int main(int argc, char** argv) {
   AddTaskOptions(app, p);
   AddPlannerOptions(app, p);
   AddOnlineOptions(app, p);
+  AddHierarchyOptions(app, p);
   AddConfigOption(app);
   CLI11_PARSE(app, argc, argv);
-  const nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
+  nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
   try {
+    // Settings of the hierarchy without it would be dropped; subgoal images with it too: refused.
+    const HierarchyOptions hierarchy;
+    const std::pair<const char*, bool> slow_settings[] = {{"--slow-model", !p.slow_model.empty()},
+                                                          {"--slow-horizon", p.run.hierarchy.horizon != hierarchy.horizon},
+                                                          {"--slow-energy", p.run.hierarchy.energy != hierarchy.energy}};
+    for (const auto& [name, changed] : slow_settings) {
+      if (changed && !p.run.hierarchy.enabled) throw AdaptError(std::string(name) + " tunes the hierarchy: add --hierarchy");
+    }
+    if (p.task != "reach" && p.run.reach_cm != PlanRunOptions().reach_cm)
+      throw AdaptError("--reach-cm sets the reach task's goals: add --task reach");
+    if (p.run.hierarchy.enabled) {
+      if (app.count("--subgoal-steps") > 0 && p.run.subgoal_steps > 0)
+        throw AdaptError("--hierarchy plans from the final goal image alone: --subgoal-steps would give it subgoal images");
+      p.run.subgoal_steps = 0;
+      options["subgoal-steps"] = 0;
+    }
     // A setting of online adaptation without it would be dropped: refused (one at its default, as a
     // stored results' "options" holds them, changes nothing and passes).
     const OnlineAdaptOptions defaults;
