@@ -702,6 +702,11 @@ void LatentPlanner::set_last_action(const torch::Tensor& actions) {
   actions_.back() = actions.reshape(actions_.back().sizes()).to(torch::kCPU, torch::kFloat32);
 }
 
+bool SubgoalOnTheWay(const std::vector<double>& imagined_to_goal, double now_to_goal) {
+  const auto best = std::min_element(imagined_to_goal.begin(), imagined_to_goal.end());
+  return best != imagined_to_goal.end() && best != imagined_to_goal.begin() && *best < now_to_goal;
+}
+
 namespace {
 // The slow model's step as a whole number of the fast model's, checked before the planners are made.
 int FastStepsPerSlowStep(const WorldModel& fast, const WorldModel& slow, const std::string& embodiment) {
@@ -737,6 +742,7 @@ void HierarchicalPlanner::Begin(PlanScene& scene) {
   executed_.clear();
   slow_energy_.clear();
   used_.clear();
+  goal_l1_.clear();
 }
 
 void HierarchicalPlanner::End() {
@@ -758,9 +764,12 @@ std::vector<double> HierarchicalPlanner::Next(PlanScene& scene, double* energy) 
     const auto goal = slow_.goal_latent().to(torch::kCPU);
     const auto d = (imagined - goal.unsqueeze(0)).abs().mean(std::vector<int64_t>{1, 2});  // (H)
     const double now = (slow_.last_latent() - goal).abs().mean().item<double>();
-    const bool on_the_way = d[0].item<double>() < now && d.argmin().item<int64_t>() > 0;
+    const bool on_the_way = SubgoalOnTheWay(ToVector(d), now);
     subgoal_ = on_the_way ? imagined[0].to(device_) : torch::Tensor();
     used_.push_back(on_the_way);
+    std::vector<double> row = {now};
+    for (double x : ToVector(d)) row.push_back(x);
+    goal_l1_.push_back(row);
   }
   ++step_;
   fast_.set_target(subgoal_);
@@ -1026,6 +1035,7 @@ class PlanRun {
       if (hierarchy_) {
         detail[key]["slow_energy"] = hierarchy_->slow_energy();
         detail[key]["used_subgoal"] = hierarchy_->used_subgoal();
+        detail[key]["slow_goal_l1"] = hierarchy_->goal_l1();
         if (offset == 0) slow_errors_.push_back(hierarchy_->slow_errors());
       }
       if (offset != 0) continue;

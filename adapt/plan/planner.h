@@ -362,9 +362,9 @@ class LatentPlanner : public Planner {
 /// control steps, e.g. 20 = 1 s at 20 Hz) plans toward the goal image over `horizon` slow steps; the
 /// first slow step's imagined latents are the subgoal the fast level (LatentPlanner, today's planner)
 /// plans toward, for the K / k fast steps of that slow step; then the slow level plans again from
-/// the frame it sees (both closed loop). Where the slow plan expects no progress on its first step
-/// (its first imagined step no nearer the goal in L1 than the frame now) or arrives in it (the first
-/// step its nearest), the fast level aims at the goal itself. Goal images: the final one alone.
+/// the frame it sees (both closed loop). Where the slow plan expects no progress (SubgoalOnTheWay),
+/// or to be nearest the goal on its first step, the fast level aims at the goal itself. Goal images:
+/// the final one alone.
 struct HierarchyOptions {
   bool enabled = false;
   int horizon = 3;              ///< slow model steps planned ahead
@@ -391,6 +391,8 @@ class HierarchicalPlanner : public Planner {
   /// Per slow plan, its energy, and whether its subgoal was used (else the goal itself).
   const std::vector<double>& slow_energy() const { return slow_energy_; }
   const std::vector<bool>& used_subgoal() const { return used_; }
+  /// Per slow plan, the L1 distance to the goal's latents of the frame then and of each imagined slow step.
+  const std::vector<std::vector<double>>& goal_l1() const { return goal_l1_; }
   /// Fast model steps per slow one (the slow level plans again after them).
   int replan_every() const { return every_; }
   double imagined_steps_per_s() const { return fast_.imagined_steps_per_s(); }
@@ -405,7 +407,14 @@ class HierarchicalPlanner : public Planner {
   std::vector<torch::Tensor> subgoals_, executed_;  ///< executed_: the fast steps' actions since the last slow plan
   std::vector<double> slow_energy_;
   std::vector<bool> used_;
+  std::vector<std::vector<double>> goal_l1_;
 };
+
+/// The hierarchy's rule for a slow plan whose imagined steps are at `imagined_to_goal` (L1 to the
+/// goal's latents, per slow step) from a frame at `now_to_goal`: its first step is a subgoal when the
+/// plan expects to get nearer the goal than now, and not already on its first step (a detour first
+/// away from the goal is allowed); otherwise the fast level aims at the goal itself.
+bool SubgoalOnTheWay(const std::vector<double>& imagined_to_goal, double now_to_goal);
 
 /// CEM on the learned dynamics model toward the goal's true ee position (reach only): the oracle.
 class DynamicsPlanner : public Planner {

@@ -6,8 +6,10 @@
 //   adapt --embodiment ur5 --eval                 (evaluate models/ur5 only)
 //   adapt --bench                                 (training throughput vs a matrix-product peak)
 //   adapt --embodiment franka --export            (models/franka/world_model.ts: TorchScript for torch.jit.load)
+//   adapt --embodiment franka --levels 2          (also the slow level, models/franka/slow, for plan --hierarchy)
 //   srun -n 4 adapt --embodiment ur5 ...          (data-parallel ranks; torchrun's RANK/WORLD_SIZE work too)
 #include <cstdio>
+#include <fstream>
 
 #include <CLI/CLI.hpp>
 
@@ -32,6 +34,7 @@ struct AdaptOptions {
   std::string precision = "float32", export_path, device = "auto";
   bool bench = false;
   int bench_steps = 10;
+  int levels = 1, slow_frame_skip = 20;
   CLI::Option* trunk_lr_scale = nullptr;
 };
 
@@ -85,6 +88,14 @@ void AddTrainingOptions(CLI::App& app, AdaptOptions& o) {
                  "checks (slower)")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "bf16", "float64"}));
+  app.add_option("--levels", o.levels,
+                 "1, or 2: also a slow level in <out>/slow (a model step of --slow-frame-skip control steps, context 1, the same data and "
+                 "encoder) for plan --hierarchy, evaluated beside the fast model chained")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 2));
+  app.add_option("--slow-frame-skip", o.slow_frame_skip, "--levels 2: control steps per slow model step (a multiple of --frame-skip)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 400));
   app.add_flag("--resume", o.job.resume, "Continue training the model at --out");
   app.add_flag("--overwrite", o.job.overwrite, "Replace the model at --out")->configurable(false);
 }
@@ -143,8 +154,62 @@ int Export(const AdaptOptions& o) {
   return 0;
 }
 
+// The slow level's job (--levels 2): the fast job's data, encoder, cameras and training, in <out>/slow
+// with a model step of `frame_skip` control steps and a context of one; metrics.json's options say so.
+AdaptJob SlowLevelJob(const AdaptJob& fast, int frame_skip) {
+  AdaptJob slow = fast;
+  slow.out = (fs::path(fast.out) / "slow").string();
+  slow.config.predictor.frame_skip = frame_skip;
+  slow.config.predictor.context = 1;
+  slow.config.rollout = 1;
+  slow.train_decoder = false;
+  slow.predictor_flags = {{"--frame-skip", frame_skip}, {"--context", 1}};
+  slow.options["out"] = slow.out;
+  slow.options["frame-skip"] = frame_skip;
+  slow.options["context"] = 1;
+  slow.options["rollout"] = 1;
+  slow.options["levels"] = 1;
+  slow.options["train-decoder"] = false;
+  return slow;
+}
+
+// The slow level beside the fast model chained to the same horizons (each model's metrics.json: the
+// same held-out episodes, each model's own windows): ee read-out gap closed and floor/copy.
+std::string CompareLevels(const std::string& fast_dir, const std::string& slow_dir) {
+  const auto fast = nlohmann::json::parse(std::ifstream(fs::path(fast_dir) / "metrics.json"));
+  const auto slow = nlohmann::json::parse(std::ifstream(fs::path(slow_dir) / "metrics.json"));
+  const auto& f = fast.at("tasks").at("all");
+  const auto& s = slow.at("tasks").at("all");
+  const double fdt = fast.at("seconds_per_step"), sdt = slow.at("seconds_per_step");
+  auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); };
+  std::string out = "two levels, ee read-out gap closed (1 = as good as the true future; each model's own held-out windows):\n";
+  char line[256];
+  for (int i = 0; i < slow.at("horizon").get<int>(); ++i) {
+    const double t = (i + 1) * sdt;
+    const int j = static_cast<int>(std::lround(t / fdt)) - 1;  // the fast model's step at the same time
+    const bool both = j >= 0 && j < fast.at("horizon").get<int>();
+    std::snprintf(line, sizeof line, "  %5.2f s: slow (%d step%s) %.2f, fast chained (%d steps) %s; floor/copy slow %.2f\n", t, i + 1,
+                  i == 0 ? "" : "s", num(s["ee_px_gap_closed"][i]), j + 1,
+                  both ? std::to_string(num(f["ee_px_gap_closed"][j])).substr(0, 4).c_str() : "not evaluated (--eval-seconds)",
+                  num(s["ee_px_floor"][i]) / num(s["ee_px_copy"][i]));
+    out += line;
+  }
+  return out;
+}
+
 int Run(AdaptOptions& o, const CLI::App& app) {
   AdaptJob& job = o.job;
+  if (o.levels == 2) {
+    if (o.bench || app.count("--export") > 0) throw AdaptError("--levels 2 trains or evaluates two models: not with --bench or --export");
+    if (!job.init.empty())
+      throw AdaptError("--levels 2 with --init: train the slow level on its own (adapt --out <model>/slow --frame-skip 20 --context 1 --rollout 1)");
+    if (job.resume) throw AdaptError("--levels 2 with --resume: resume each level on its own (--out <model> and --out <model>/slow)");
+    if (o.slow_frame_skip <= job.config.predictor.frame_skip || o.slow_frame_skip % job.config.predictor.frame_skip != 0) {
+      throw AdaptError("--slow-frame-skip must be a multiple of --frame-skip (" + std::to_string(job.config.predictor.frame_skip) + ") and larger");
+    }
+  } else if (o.slow_frame_skip != AdaptOptions().slow_frame_skip) {
+    throw AdaptError("--slow-frame-skip sets the slow level: add --levels 2");
+  }
   job.config.bf16 = SetPrecision(o.precision);
   const LaunchInfo launch = ReadLaunchInfo();
   if (launch.world_size > 1 && (o.bench || job.eval_only)) {
@@ -171,6 +236,12 @@ int Run(AdaptOptions& o, const CLI::App& app) {
   std::unique_ptr<DataParallel> group;
   if (launch.world_size > 1) group = DataParallel::Join(launch);
   RunAdaptJob(job, launch, group.get());
+  if (o.levels == 2) {
+    AdaptJob slow = SlowLevelJob(job, o.slow_frame_skip);
+    std::printf("adapt: the slow level, %d control steps per model step, in %s\n", o.slow_frame_skip, slow.out.c_str());
+    RunAdaptJob(slow, launch, group.get());
+    if (!group || group->is_root()) std::printf("%s", CompareLevels(job.out, slow.out).c_str());
+  }
   return 0;
 }
 

@@ -827,6 +827,47 @@ TEST_F(AdaptTest, ProgramRefusesBadInputsClearly) {
   EXPECT_THAT(msg4, HasSubstr("was trained on the latents of encoder some-other-encoder"));
 }
 
+// `adapt --levels 2`: the fast model, then the slow level in <out>/slow (a model step of
+// --slow-frame-skip control steps, context 1, its options stored as such), evaluated and printed
+// beside the fast model chained; bad combinations refused before anything is written.
+TEST_F(AdaptTest, TwoLevelsTrainASlowModelBesideTheFastOne) {
+  const std::string bin = ADAPT_BIN, data = (*dir_ / "franka.h5").string(), out = (*dir_ / "levels").string();
+  auto run = [&](const std::string& args) {
+    const std::string log = (*dir_ / "levels.log").string();
+    const int rc = std::system((bin + " " + args + " > " + log + " 2>&1").c_str());
+    std::ifstream in(log);
+    return std::make_pair(rc, std::string(std::istreambuf_iterator<char>(in), {}));
+  };
+  const std::string common = "--embodiment franka --data " + data + " --encoder " + (*dir_ / "enc.pt").string() +
+                             " --steps 10 --eval-every 10 --width 16 --depth 1 --frame-skip 2 --threads 2 --eval-seconds 0.4 --readout-episodes 4"
+                             " --out " +
+                             out;
+  auto [rc_odd, msg_odd] = run(common + " --levels 2 --slow-frame-skip 3");
+  EXPECT_NE(0, rc_odd);
+  EXPECT_THAT(msg_odd, HasSubstr("--slow-frame-skip must be a multiple of --frame-skip (2)"));
+  auto [rc_one, msg_one] = run(common + " --slow-frame-skip 4");
+  EXPECT_NE(0, rc_one);
+  EXPECT_THAT(msg_one, HasSubstr("--slow-frame-skip sets the slow level: add --levels 2"));
+  EXPECT_FALSE(fs::exists(out));
+
+  auto [rc, msg] = run(common + " --levels 2 --slow-frame-skip 4");
+  ASSERT_EQ(0, rc) << msg;
+  const WorldModel fast = LoadWorldModel(out), slow = LoadWorldModel(fs::path(out) / "slow");
+  EXPECT_EQ(fast.config().frame_skip, 2);
+  EXPECT_EQ(slow.config().frame_skip, 4);
+  EXPECT_EQ(slow.config().context, 1);
+  const auto metrics = nlohmann::json::parse(std::ifstream(fs::path(out) / "slow" / "metrics.json"));
+  EXPECT_EQ(metrics["frame_skip"], 4);
+  EXPECT_EQ(metrics["options"]["frame-skip"], 4);  // adapt --config on it trains a slow model again
+  EXPECT_EQ(metrics["options"]["out"], (fs::path(out) / "slow").string());
+  EXPECT_THAT(msg, HasSubstr("two levels, ee read-out gap closed"));
+  EXPECT_THAT(msg, HasSubstr("slow (1 step)"));
+  EXPECT_THAT(msg, HasSubstr("fast chained (2 steps)"));
+  auto [rc_init, msg_init] = run(common + " --levels 2 --init " + out + " --overwrite");
+  EXPECT_NE(0, rc_init);
+  EXPECT_THAT(msg_init, HasSubstr("--levels 2 with --init"));
+}
+
 // The evaluation says whether the model is good: targets whose gap cannot be judged (the true
 // future's read-out not well below copy-last's) are "n/a" with the reason, never "NOT met", and the
 // verdict line tells better than copy-last from not.
