@@ -277,7 +277,7 @@ void AddTaskOptions(CLI::App& app, PlanOptions& p) {
                  "push: further subgoal images along the push line (the scripted push at 1/(n+1) ... n/(n+1) of it), after the two before it")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
-  app.add_option("--reach-cm", o.reach_cm, "reach: the goal's distance from the start, MIN MAX (cm)")->capture_default_str();
+  app.add_option("--reach-cm", o.reach_cm, "reach: the goal's distance from the start, MIN MAX (cm; default 10 30)");
   app.add_option("--camera-offset", o.camera_offsets, "Camera azimuth offsets (deg) to re-run the model planner at")->expected(1, -1);
   app.add_option(
          "--replay-episodes", o.replay_episodes,

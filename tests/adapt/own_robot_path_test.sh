@@ -51,7 +51,7 @@ grep -q "the encoder ../work/models/my_ur5 was trained on" plan.err || fail "pla
 # (the command line winning over the file): the same episodes, the same distances.
 [ "$(json plan.json '["options"]["samples"]')" = "16" ] || fail "plan.json does not store the options: $(json plan.json '.get("options")')"
 "$bin/plan" --config plan.json --out plan2.json > /dev/null 2> plan2.err || fail "plan --config plan.json: $(cat plan2.err)"
-same='[e["final_distance_cm"] for e in json.load(open(sys.argv[1]))["per_episode"]]'
+same='[e["model"]["final_distance_cm"] for e in json.load(open(sys.argv[1]))["per_episode"]]'
 [ "$(json plan2.json '["options"]["out"]')" = "plan2.json" ] || fail "plan --config: the command line's --out did not win"
 [ "$(/usr/bin/python3 -c "import json,sys; print($same)" plan.json)" = "$(/usr/bin/python3 -c "import json,sys; print($same)" plan2.json)" ] ||
   fail "plan --config plan.json planned differently"
@@ -67,6 +67,21 @@ if "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --online-steps 3 > /d
 grep -q -- "--online-steps tunes online adaptation: add --online-adapt" err.txt || fail "plan's --online-steps refusal: $(cat err.txt)"
 if "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --perturb mass=2 > /dev/null 2> err.txt; then fail "plan took --perturb mass"; fi
 grep -q "unknown perturbation 'mass'" err.txt || fail "plan's --perturb refusal: $(cat err.txt)"
+# Two levels: a one-level model is refused with --hierarchy, naming the slow level it lacks; adapt
+# --levels 2 trains one (<model>/slow) and plan --hierarchy plans with it from the final goal image.
+if "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --hierarchy > /dev/null 2> err.txt; then fail "plan --hierarchy on one level"; fi
+grep -q "needs a slow level: no ../work/models/my_ur5/slow/model.pt" err.txt || fail "plan --hierarchy's refusal: $(cat err.txt)"
+if "$bin/plan" --model ../work/models/my_ur5 "${small[@]}" --slow-horizon 2 > /dev/null 2> err.txt; then fail "plan took --slow-horizon alone"; fi
+grep -q -- "--slow-horizon tunes the hierarchy: add --hierarchy" err.txt || fail "plan's --slow-horizon refusal: $(cat err.txt)"
+(cd ../work && "$bin/adapt" --embodiment ../robots/my_ur5.json --steps 4 --batch 4 --width 16 --depth 1 --context 2 --frame-skip 2 \
+  --levels 2 --slow-frame-skip 4 --eval-seconds 0.4 --out models/two_levels > adapt2.out 2> adapt2.err) || fail "adapt --levels 2: $(tail -3 ../work/adapt2.err)"
+"$bin/plan" --model ../work/models/two_levels "${small[@]}" --hierarchy --out hierarchy.json > /dev/null 2> err.txt || fail "plan --hierarchy: $(cat err.txt)"
+[ "$(json hierarchy.json '["hierarchy"]["slow_frame_skip"]')" = "4" ] && [ "$(json hierarchy.json '["goal_images"]')" = "final" ] ||
+  fail "plan --hierarchy's results: $(json hierarchy.json '.get("hierarchy")')"
+[ "$(json hierarchy.json '["baselines"]["flat"]["success_rate"] is not None')" = "True" ] || fail "plan --hierarchy: no flat planner beside it"
+"$bin/plan" --config hierarchy.json --out hierarchy2.json > /dev/null 2> err.txt || fail "plan --config on a hierarchical run: $(cat err.txt)"
+[ "$(/usr/bin/python3 -c "import json,sys; print($same)" hierarchy.json)" = "$(/usr/bin/python3 -c "import json,sys; print($same)" hierarchy2.json)" ] ||
+  fail "plan --config hierarchy.json planned differently"
 echo '{"samplez": 3}' > bad.json
 if "$bin/plan" --config bad.json > /dev/null 2> err.txt; then fail "plan took an unknown --config key"; fi
 grep -q 'unknown option "samplez"' err.txt || fail "plan's --config refusal: $(cat err.txt)"
