@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole pipeline on a small default (about 15 minutes on 2 cores): render each robot, collect
+# The whole pipeline on a small default (about 25 minutes on 2 cores): render each robot, collect
 # action-labeled episodes at the world model's randomization level (light) from two cameras, pretrain
 # the video encoder on both views (stage one, LeWM's recipe), adapt world models that read both views
-# to franka and then to ur5 starting from franka with 50 episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
-# episode, plan toward goal images with the franka model (10 reach episodes against baselines), and
-# test it for surprise at impossible events (40 matched clip pairs).
+# to franka (two levels: 0.2 s and 1 s model steps) and then to ur5 starting from franka with 50
+# episodes (stage two), print the evaluation tables and export a side-by-side view of a held-out
+# episode, plan toward goal images with the franka model (10 reach episodes against baselines; 10
+# pushes from the final goal image on two timescales, the flat planner beside it), and test it for
+# surprise at impossible events (40 matched clip pairs).
 # Frames, the view and the planning results land in out/, datasets in data/, models in models/.
 set -euo pipefail
 bin=${BUILD_DIR:-build}/bin
@@ -26,8 +28,10 @@ start=$(date +%s)
 # in 2000 steps (3000 by default: within the demo's budget); both read camera0 and camera1 (each frame's
 # latents: both views' vectors), ur5 as franka does.
 # (The model reads every view of the dataset, camera0 and camera1: adapt's default.)
+# franka with two levels: the model (4 control steps per model step) and a slow one (20: 1 s) in
+# models/demo_franka/slow, for planning on two timescales.
 "$bin/adapt" --embodiment franka --data data/demo_franka.h5 --encoder models/demo_encoder.pt --out models/demo_franka \
-  --overwrite --train-decoder | tee out/demo_franka.txt
+  --overwrite --train-decoder --levels 2 | tee out/demo_franka.txt
 "$bin/adapt" --embodiment ur5 --data data/demo_ur5.h5 --encoder models/demo_encoder.pt --out models/demo_ur5 \
   --init models/demo_franka --episodes 50 --steps 2000 --overwrite --train-decoder | tee out/demo_ur5.txt
 # The franka model as TorchScript for Python users (torch.jit.load), checked against the C++ model.
@@ -39,6 +43,10 @@ start=$(date +%s)
 # the random, still and oracle planners on the same 10 held-out scenes.
 "$bin/plan" --model models/demo_franka --task reach --episodes 10 \
   --out out/demo_plan_franka_reach.json | tee out/demo_plan.txt
+# Push from the final goal image alone (no subgoal images), on two timescales: the slow model plans
+# subgoals 1 s apart, the model acts toward them; the flat planner on the same 10 scenes beside it.
+"$bin/plan" --model models/demo_franka --task push --hierarchy --episodes 10 --max-steps 20 --no-baselines --oracle none \
+  --out out/demo_plan_franka_push_hierarchy.json | tee out/demo_plan_push.txt
 # Its first recorded episode replayed by the viewer: goal | executed | imagined plan, energy and distance.
 "$bin/rollout-viewer" --plan out/demo_plan_franka_reach.json --episode 0 --frame 1 --screenshot out/plan_replay_franka.png
 # Surprise: 40 matched possible/impossible clip pairs (10 per violation type), the franka model's
@@ -63,6 +71,9 @@ p = json.load(open("out/demo_plan_franka_reach.json"))
 print("  plan, franka reach from a goal image: %.0f %% of %d episodes within %.0f cm (random %.0f %%, still %.0f %%, oracle %.0f %%), %.2f s per action"
       % (100 * p["success_rate"], p["episodes"], p["success_cm"], 100 * p["baselines"]["random"]["success_rate"],
          100 * p["baselines"]["still"]["success_rate"], 100 * p["oracle"]["success_rate"], p["seconds_per_action"]))
+h = json.load(open("out/demo_plan_franka_push_hierarchy.json"))
+print("  plan, franka push from the final goal image alone, two levels: %.0f %% of %d episodes within %.0f cm (flat planner %.0f %%), %.2f s per action"
+      % (100 * h["success_rate"], h["episodes"], h["success_cm"], 100 * h["baselines"]["flat"]["success_rate"], h["seconds_per_action"]))
 s = json.load(open("out/demo_surprise_franka.json"))
 print("  surprise, franka, %d pairs: pairwise accuracy model %.2f, copy-last %.2f, pixel %.2f, physics oracle %.2f; by type %s"
       % (s["pairs"], s["pairwise_accuracy"], s["baselines"]["copy_last"]["pairwise_accuracy"], s["baselines"]["pixel"]["pairwise_accuracy"],
@@ -70,5 +81,6 @@ print("  surprise, franka, %d pairs: pairwise accuracy model %.2f, copy-last %.2
 PY
 echo "demo: datasets in data/demo_*.h5 (h5py/robomimic), encoder models/demo_encoder.pt (+ .eval.json)," \
      "stage-two models, metrics.json and plots in models/demo_{franka,ur5}/, viewer export out/rollout_franka.png," \
-     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png, _replay.h5; viewer export out/plan_replay_franka.png)," \
+     "planning results out/demo_plan_franka_reach.json (+ _distance/_energy/_success.png, _replay.h5; viewer export out/plan_replay_franka.png)" \
+     "and out/demo_plan_franka_push_hierarchy.json (two levels, from the final goal image)," \
      "surprise results out/demo_surprise_franka.json (+ _<type>.png) and clips out/demo_surprise_clips.h5"

@@ -445,6 +445,38 @@ void Run(PlanOptions& p, const nlohmann::json& options) {
               (fs::path(out).parent_path() / fs::path(out).stem()).string().c_str());
 }
 
+// A setting the run would not use is refused, naming what it needs: the hierarchy's and online
+// adaptation's without them (one at its default, as a stored results' "options" holds them, changes
+// nothing and passes), --reach-cm on another task, subgoal images with the hierarchy (the stored
+// options then say 0, so --config on the results runs it again).
+void RefuseDroppedSettings(const CLI::App& app, PlanOptions& p, nlohmann::json* options) {
+  // Settings of the hierarchy without it would be dropped; subgoal images with it too: refused.
+  const HierarchyOptions hierarchy;
+  const std::pair<const char*, bool> slow_settings[] = {{"--slow-model", !p.slow_model.empty()},
+                                                        {"--slow-horizon", p.run.hierarchy.horizon != hierarchy.horizon},
+                                                        {"--slow-energy", p.run.hierarchy.energy != hierarchy.energy}};
+  for (const auto& [name, changed] : slow_settings) {
+    if (changed && !p.run.hierarchy.enabled) throw AdaptError(std::string(name) + " tunes the hierarchy: add --hierarchy");
+  }
+  if (p.task != "reach" && p.run.reach_cm != PlanRunOptions().reach_cm) throw AdaptError("--reach-cm sets the reach task's goals: add --task reach");
+  if (p.run.hierarchy.enabled) {
+    if (app.count("--subgoal-steps") > 0 && p.run.subgoal_steps > 0)
+      throw AdaptError("--hierarchy plans from the final goal image alone: --subgoal-steps would give it subgoal images");
+    p.run.subgoal_steps = 0;
+    (*options)["subgoal-steps"] = 0;
+  }
+  // A setting of online adaptation without it would be dropped: refused (one at its default, as a
+  // stored results' "options" holds them, changes nothing and passes).
+  const OnlineAdaptOptions defaults;
+  const std::pair<const char*, bool> tuned[] = {{"--online-steps", p.run.online.steps != defaults.steps},
+                                                {"--online-lr", p.run.online.lr != defaults.lr},
+                                                {"--online-window", p.run.online.window != defaults.window},
+                                                {"--online-parts", p.run.online.parts != defaults.parts}};
+  for (const auto& [name, changed] : tuned) {
+    if (changed && !p.run.online.enabled) throw AdaptError(std::string(name) + " tunes online adaptation: add --online-adapt");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -458,32 +490,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   nlohmann::json options = ProgramOptions(app);  // stored in the results JSON: plan --config reads it back
   try {
-    // Settings of the hierarchy without it would be dropped; subgoal images with it too: refused.
-    const HierarchyOptions hierarchy;
-    const std::pair<const char*, bool> slow_settings[] = {{"--slow-model", !p.slow_model.empty()},
-                                                          {"--slow-horizon", p.run.hierarchy.horizon != hierarchy.horizon},
-                                                          {"--slow-energy", p.run.hierarchy.energy != hierarchy.energy}};
-    for (const auto& [name, changed] : slow_settings) {
-      if (changed && !p.run.hierarchy.enabled) throw AdaptError(std::string(name) + " tunes the hierarchy: add --hierarchy");
-    }
-    if (p.task != "reach" && p.run.reach_cm != PlanRunOptions().reach_cm)
-      throw AdaptError("--reach-cm sets the reach task's goals: add --task reach");
-    if (p.run.hierarchy.enabled) {
-      if (app.count("--subgoal-steps") > 0 && p.run.subgoal_steps > 0)
-        throw AdaptError("--hierarchy plans from the final goal image alone: --subgoal-steps would give it subgoal images");
-      p.run.subgoal_steps = 0;
-      options["subgoal-steps"] = 0;
-    }
-    // A setting of online adaptation without it would be dropped: refused (one at its default, as a
-    // stored results' "options" holds them, changes nothing and passes).
-    const OnlineAdaptOptions defaults;
-    const std::pair<const char*, bool> tuned[] = {{"--online-steps", p.run.online.steps != defaults.steps},
-                                                  {"--online-lr", p.run.online.lr != defaults.lr},
-                                                  {"--online-window", p.run.online.window != defaults.window},
-                                                  {"--online-parts", p.run.online.parts != defaults.parts}};
-    for (const auto& [name, changed] : tuned) {
-      if (changed && !p.run.online.enabled) throw AdaptError(std::string(name) + " tunes online adaptation: add --online-adapt");
-    }
+    RefuseDroppedSettings(app, p, &options);
     Run(p, options);
     return 0;
   } catch (const std::exception& e) {
