@@ -1,5 +1,6 @@
 #include "adapt/plan/perturbation.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -80,6 +81,18 @@ Perturbation ParsePerturbation(const std::string& text) {
 
 int LatencySteps(const Perturbation& p) { return p.name == "latency" ? static_cast<int>(std::lround(p.value)) : 0; }
 
+void TurnCameras(collect::Draw* draw, double deg, bool in_place, const std::string& flag) {
+  const double a = deg * M_PI / 180.0;
+  for (sim::Camera& cam : draw->cameras) {
+    if (!cam.name.empty()) throw AdaptError(flag + " needs free cameras; this one is the model's '" + cam.name + "'");
+    std::array<double, 3>& moving = in_place ? cam.target : cam.position;
+    const std::array<double, 3>& pivot = in_place ? cam.position : cam.target;
+    const double dx = moving[0] - pivot[0], dy = moving[1] - pivot[1];
+    moving[0] = pivot[0] + std::cos(a) * dx - std::sin(a) * dy;
+    moving[1] = pivot[1] + std::sin(a) * dx + std::cos(a) * dy;
+  }
+}
+
 void ApplyPerturbation(const Perturbation& p, const collect::SceneRandomizer& randomizer, collect::Draw* draw) {
   if (!p.active()) return;
   if (p.name == "payload") {
@@ -93,14 +106,7 @@ void ApplyPerturbation(const Perturbation& p, const collect::SceneRandomizer& ra
     if (s >= draw->segment_scale.size()) throw AdaptError("--perturb link: the scene's draw has no scale for its robot's segments");
     draw->segment_scale[s] *= p.value;
   } else if (p.name == "camera") {
-    const double a = p.value * M_PI / 180.0;
-    for (sim::Camera& cam : draw->cameras) {
-      if (!cam.name.empty()) throw AdaptError("--perturb camera needs free cameras; this one is the model's '" + cam.name + "'");
-      // Turned where it stands: the target swings about the vertical through the camera.
-      const double dx = cam.target[0] - cam.position[0], dy = cam.target[1] - cam.position[1];
-      cam.target[0] = cam.position[0] + std::cos(a) * dx - std::sin(a) * dy;
-      cam.target[1] = cam.position[1] + std::sin(a) * dx + std::cos(a) * dy;
-    }
+    TurnCameras(draw, p.value, /*in_place=*/true, "--perturb camera");
   } else if (p.name != "latency") {
     Find(p.name);  // throws, naming the known ones
   }

@@ -36,6 +36,10 @@ Perturbation ParsePerturbation(const std::string& text);
 std::string PerturbationHelp();
 /// What the value is measured in ("kg", "x", "control steps", "deg").
 std::string PerturbationUnit(const std::string& name);
+/// Turns every camera of `draw` by `deg` about the vertical: in place (its target swings about the
+/// camera, a knocked camera) or orbiting (its position swings about its target, `plan --camera-offset`).
+/// @throws AdaptError for a model-defined camera, naming `flag` (the option that asked).
+void TurnCameras(collect::Draw* draw, double deg, bool in_place, const std::string& flag);
 /// Edits a draw of `randomizer`'s scene as `p` says (latency: nothing here). @throws AdaptError for a
 /// payload on a robot without an end-effector site, or a camera perturbation of a model-defined camera.
 void ApplyPerturbation(const Perturbation& p, const collect::SceneRandomizer& randomizer, collect::Draw* draw);

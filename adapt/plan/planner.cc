@@ -132,13 +132,7 @@ void PlanScene::DrawScene(std::int64_t index, double camera_offset_deg, int atte
     AddCameras(runner_->randomizer(), config_.randomization, views_, collect::Rng::ForEpisode(config_.seed ^ 0x5851F42D4C957F2Dull, index, attempt),
                draw);
     ApplyPerturbation(perturbation_, runner_->randomizer(), draw);
-    if (camera_offset_deg == 0) return;
-    for (sim::Camera& cam : draw->cameras) {
-      if (!cam.name.empty()) throw AdaptError("--camera-offset needs free cameras; this one is the model's '" + cam.name + "'");
-      const double a = camera_offset_deg * M_PI / 180.0, dx = cam.position[0] - cam.target[0], dy = cam.position[1] - cam.target[1];
-      cam.position[0] = cam.target[0] + std::cos(a) * dx - std::sin(a) * dy;
-      cam.position[1] = cam.target[1] + std::sin(a) * dx + std::cos(a) * dy;
-    }
+    if (camera_offset_deg != 0) TurnCameras(draw, camera_offset_deg, /*in_place=*/false, "--camera-offset");
   });
   start_ = runner_->world().GetState();
   start_quat_ = sim::GetSitePose(runner_->world().data(), runner_->EeSite()).quat;
@@ -458,6 +452,10 @@ double OnlineAdapter::Step(const torch::Tensor& latents, const torch::Tensor& pr
   for (const auto& p : model_.DynamicsParameters(embodiment_)) frozen.push_back(p);
   for (auto& p : frozen) p.set_requires_grad(false);
   const bool dynamics = dyn_proprio.defined() && dyn_proprio.size(0) > 0;
+  if (!dynamics && options_.parts != "all") {  // nothing this window can teach the parts chosen: no loss to report
+    for (auto& p : frozen) p.set_requires_grad(true);
+    return kNaN;
+  }
   torch::Tensor delta;  // the MLP's normalized prediction: fixed while the correction learns
   if (dynamics) {
     torch::NoGradGuard no_grad;

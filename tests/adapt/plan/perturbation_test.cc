@@ -198,6 +198,12 @@ TEST(OnlineAdapterTest, MovesThePerRobotPartsNotTheTrunkAndRestores) {
   }
   EXPECT_EQ(MaxChange(Copy(model.PredictorParameters("franka", true)), own), 0.0);  // restored when it goes
   EXPECT_EQ(MaxChange(correction(), {std0, mean0}), 0.0);
+  {  // the correction alone with no control steps to learn from: nothing ran (NaN, not a loss of 0), nothing moved
+    OnlineAdapter dynamics_only(model, "franka", OnlineAdaptOptions{true, 4, 0.05, 8, "dynamics"});
+    EXPECT_TRUE(std::isnan(dynamics_only.Step(latents, proprio, actions, camera, {}, {}, {}, 2)));
+    EXPECT_EQ(MaxChange(correction(), {std0, mean0}), 0.0);
+    for (const auto& t : model.TrunkParameters()) EXPECT_TRUE(t.requires_grad());
+  }
   EXPECT_THROW(OnlineAdapter(model, "ur5", {}), AdaptError);
 }
 
