@@ -706,9 +706,9 @@ bool SubgoalOnTheWay(const std::vector<double>& imagined_to_goal, double now_to_
 }
 
 namespace {
-// The slow model's step as a whole number of the fast model's, checked before the planners are made.
-int FastStepsPerSlowStep(const WorldModel& fast, const WorldModel& slow, const std::string& embodiment) {
-  slow.RequireEmbodiment(embodiment);
+// The slow model's step as a whole number of the fast model's (the slow LatentPlanner, made first,
+// has already refused a model without the embodiment).
+int FastStepsPerSlowStep(const WorldModel& fast, const WorldModel& slow) {
   const int k = fast.config().frame_skip, big = slow.config().frame_skip;
   if (big <= k || big % k != 0) {
     throw AdaptError("the slow model's step (" + std::to_string(big) + " control steps) must be a multiple of the fast model's (" +
@@ -729,7 +729,7 @@ HierarchicalPlanner::HierarchicalPlanner(WorldModel& fast, WorldModel& slow, Fro
                                                                     return c;
                                                                   }(),
                                                                   hierarchy.energy, 0),
-      every_(FastStepsPerSlowStep(fast, slow, embodiment)), k_(fast.config().frame_skip), device_(fast.device()) {}
+      every_(FastStepsPerSlowStep(fast, slow)), k_(fast.config().frame_skip), device_(fast.device()) {}
 
 void HierarchicalPlanner::Begin(PlanScene& scene) {
   fast_.Begin(scene);
@@ -760,13 +760,13 @@ std::vector<double> HierarchicalPlanner::Next(PlanScene& scene, double* energy) 
     // way (nearer the goal than now, not yet the arrival); else the goal itself.
     const auto imagined = slow_.imagined();  // (H, N, D), CPU
     const auto goal = slow_.goal_latent().to(torch::kCPU);
-    const auto d = (imagined - goal.unsqueeze(0)).abs().mean(std::vector<int64_t>{1, 2});  // (H)
+    const auto d = ToVector((imagined - goal.unsqueeze(0)).abs().mean(std::vector<int64_t>{1, 2}));  // per slow step
     const double now = (slow_.last_latent() - goal).abs().mean().item<double>();
-    const bool on_the_way = SubgoalOnTheWay(ToVector(d), now);
+    const bool on_the_way = SubgoalOnTheWay(d, now);
     subgoal_ = on_the_way ? imagined[0].to(device_) : torch::Tensor();
     used_.push_back(on_the_way);
     std::vector<double> row = {now};
-    for (double x : ToVector(d)) row.push_back(x);
+    row.insert(row.end(), d.begin(), d.end());
     goal_l1_.push_back(row);
   }
   ++step_;
@@ -1094,12 +1094,13 @@ class PlanRun {
       // The slow model's own next-step forecasts over the episodes (each slow step the robot made).
       std::vector<MpcResult> slow(slow_errors_.size());
       for (size_t i = 0; i < slow.size(); ++i) slow[i].errors = slow_errors_[i];
-      out["hierarchy"] = {{"levels", 2},
-                          {"slow_frame_skip", slow_frame_skip_},
-                          {"fast_steps_per_slow_step", hierarchy_->replan_every()},
-                          {"slow_horizon", o_.hierarchy.horizon},
-                          {"slow_energy", o_.hierarchy.energy},
-                          {"slow_model_error", SummarizeErrors(slow, 1)}};
+      out["hierarchy"] = {
+          {"levels", 2},
+          {"slow_frame_skip", slow_frame_skip_},
+          {"fast_steps_per_slow_step", hierarchy_->replan_every()},
+          {"slow_horizon", o_.hierarchy.horizon},
+          {"slow_energy", o_.hierarchy.energy},
+          {"slow_model_error", SummarizeErrors(slow, std::max(1, static_cast<int>(std::lround(scene_.embodiment().control_hz / slow_frame_skip_))))}};
     }
     if (oracle_) {
       out["oracle"] = Summarize(oracle_runs_);
