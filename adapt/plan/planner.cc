@@ -114,7 +114,7 @@ bool PlanScene::TryReset(std::int64_t index, PlanTask task, double camera_offset
   goal_.views = RenderViews();
   goal_.image = goal_.views[0];
   for (PlanSubgoal& sub : goal_.subgoals) {  // every camera's image of each subgoal's state
-    if (views_ == 1) {
+    if (views() == 1) {
       sub.views = {sub.image};
       continue;
     }
@@ -290,23 +290,46 @@ void PlanScene::set_views(int n) {
   views_ = n;
 }
 
+void PlanScene::set_hand_camera(bool on) {
+  if (on && embodiment().eye_in_hand_camera.empty()) {
+    throw AdaptError("the model reads the camera on the hand (robot0_eye_in_hand); " + embodiment().name +
+                     " has none (its descriptor's eye_in_hand_camera)");
+  }
+  hand_ = on;
+}
+
+sim::Camera PlanScene::CameraAt(int camera) const {
+  if (hand_ && camera == views_) return sim::Camera::Named(embodiment().eye_in_hand_camera);
+  if (camera < 0 || camera >= views_)
+    throw AdaptError("the scene renders " + std::to_string(views()) + " cameras, not camera " + std::to_string(camera));
+  return runner_->draw().cameras.at(camera);
+}
+
 std::vector<std::uint8_t> PlanScene::Render(int camera) {
   sim::Image image;
-  runner_->renderer()->Render(runner_->world().data(), runner_->draw().cameras.at(camera), &image);
+  runner_->renderer()->Render(runner_->world().data(), CameraAt(camera), &image);
   return image.rgb;
 }
 
 std::vector<std::vector<std::uint8_t>> PlanScene::RenderViews() {
   std::vector<std::vector<std::uint8_t>> views;
-  for (int c = 0; c < views_; ++c) views.push_back(Render(c));
+  for (int c = 0; c < this->views(); ++c) views.push_back(Render(c));
   return views;
 }
 
 std::vector<double> PlanScene::CameraExtrinsics() const {
   std::vector<double> all;
-  for (int c = 0; c < views_; ++c) {
-    const auto pose = sim::CameraPose(runner_->world().model(), runner_->world().data(), runner_->draw().cameras.at(c));
-    all.insert(all.end(), pose.begin(), pose.end());
+  const mjModel* m = runner_->world().model();
+  const mjData* d = runner_->world().data();
+  for (int c = 0; c < views(); ++c) {
+    const auto pose = sim::CameraPose(m, d, CameraAt(c));
+    if (c < views_) {
+      all.insert(all.end(), pose.begin(), pose.end());
+      continue;
+    }
+    const sim::SitePose ee = sim::GetSitePose(d, runner_->EeSite());
+    const auto on_hand = PoseOnHand(std::vector<double>(pose.begin(), pose.end()), ee.pos, ee.quat);
+    all.insert(all.end(), on_hand.begin(), on_hand.end());
   }
   return all;
 }
@@ -980,7 +1003,8 @@ class PlanRun {
     mpc_.frame_skip = model.config().frame_skip;
     scene_.set_push_waypoints(o.push_waypoints);
     scene_.set_reach_range(o.reach_cm[0] / 100, o.reach_cm[1] / 100);
-    scene_.set_views(model.config().views());
+    scene_.set_views(model.config().agent_views());
+    scene_.set_hand_camera(model.config().reads_hand());
     scene_.set_perturbation(o.perturbation);
     // The comparisons of a perturbed or adapted run: the same planner on the nominal robot, and without adaptation.
     if (o.perturbation.active() || o.online.enabled)

@@ -108,7 +108,12 @@ class PlanScene {
   /// model that reads several views; 1 by default. The scene itself (objects, lights, materials,
   /// camera 0) is the same for every n: further cameras are drawn from a stream of their own.
   void set_views(int n);
-  int views() const { return views_; }
+  /// Also renders the camera on the hand (the embodiment's eye_in_hand_camera, robomimic's
+  /// robot0_eye_in_hand) after the agent views, for a model that reads it. @throws AdaptError for a
+  /// robot with no camera on its hand.
+  void set_hand_camera(bool on);
+  /// Cameras rendered: the agent views, and the hand's when set.
+  int views() const { return views_ + (hand_ ? 1 : 0); }
   /// push: subgoals along the push line besides the two before it (the states the scripted push
   /// passes through at 1/(n+1) ... n/(n+1) of the line; the goal itself is the same for every n).
   void set_push_waypoints(int n) { push_waypoints_ = n; }
@@ -122,11 +127,13 @@ class PlanScene {
   /// Back to the start state of the current episode (no action in flight, no transitions recorded).
   void Restart();
 
-  /// A camera's frame of the current state (camera 0 by default), S*S*3 RGB.
+  /// A camera's frame of the current state (camera 0 by default; the hand's is the last of views()),
+  /// S*S*3 RGB.
   std::vector<std::uint8_t> Render(int camera = 0);
   /// Every camera's frame (views() of them).
   std::vector<std::vector<std::uint8_t>> RenderViews();
-  /// Every camera's extrinsics (camera-to-world 4x4, row-major), one after the other.
+  /// Every camera's pose as the model's camera token sees it (4x4, row-major), one after the other:
+  /// an agent view's extrinsics (camera-to-world), the hand camera's pose on the hand (PoseOnHand).
   std::vector<double> CameraExtrinsics() const;
   /// Sends one normalized action for one control step (the controller, then the physics substeps).
   /// With a latency perturbation of L control steps, the action applied is the one sent L steps
@@ -172,6 +179,8 @@ class PlanScene {
 
  private:
   bool TryReset(std::int64_t index, PlanTask task, double camera_offset_deg, int attempt);
+  /// The scene's camera `camera` (< views(): the agent views, then the hand's). @throws AdaptError.
+  sim::Camera CameraAt(int camera) const;
   /// The scene as simcollect draws episode `index` of this seed (attempt `attempt`), settled; start_.
   void DrawScene(std::int64_t index, double camera_offset_deg, int attempt);
   /// Each task's goal (and subgoals) from the start state, with the goal's own random stream; false
@@ -193,7 +202,8 @@ class PlanScene {
   std::vector<double> start_;
   std::array<double, 4> start_quat_{};
   double object_rest_z_ = 0;
-  int push_waypoints_ = 0, views_ = 1;
+  int push_waypoints_ = 0, views_ = 1;  ///< views_: the agent views
+  bool hand_ = false;
   double reach_min_m_ = 0.10, reach_max_m_ = 0.30;
   PlanGoal goal_;
   Perturbation perturbation_;

@@ -248,6 +248,12 @@ void ViolationGenerator::set_views(int n) {
   config_.cameras = n;
 }
 
+void ViolationGenerator::set_hand_camera(bool on) {
+  if (on == config_.eye_in_hand) return;
+  config_.eye_in_hand = on;
+  runner_ = std::make_unique<collect::EpisodeRunner>(config_);  // the runner records it from its config
+}
+
 SurprisePair ViolationGenerator::Generate(std::int64_t index, Violation type) {
   constexpr int kMaxAttempts = 20;
   SurprisePair pair;
@@ -388,19 +394,23 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
   const int k = model_.config().frame_skip, S = clip.image_size, A = clip.action_dim, J = clip.num_joints, G = clip.gripper_dim;
   const int M = (clip.steps - 1) / k + 1;  // model frames at control steps 0, k, 2k, ...
   if (M < 2) throw AdaptError("a clip of " + std::to_string(clip.steps) + " steps has fewer than two model steps");
-  const int views = model_.config().views();
-  if (clip.num_cameras < views || static_cast<int>(clip.images.size()) < views || static_cast<int>(clip.extrinsics.size()) < views) {
-    throw AdaptError("the clip records " + std::to_string(clip.num_cameras) + " cameras; the model reads " + std::to_string(views));
+  const int views = model_.config().views(), agents = model_.config().agent_views();
+  const bool hand = model_.config().reads_hand();
+  if (clip.num_cameras < agents || static_cast<int>(clip.images.size()) < agents || static_cast<int>(clip.extrinsics.size()) < agents) {
+    throw AdaptError("the clip records " + std::to_string(clip.num_cameras) + " cameras; the model reads " + std::to_string(agents));
   }
+  if (hand && clip.eye_in_hand_extrinsics.size() < 16) throw AdaptError("the clip does not record the hand's camera; the model reads it");
+  // The frames of view v: the agent views, then the hand's.
+  auto bytes_of = [&](int v) -> const std::vector<std::uint8_t>& { return v < agents ? clip.images[v] : clip.eye_in_hand_images; };
   for (int v = 0; v < views; ++v) {
-    if (clip.images[v].size() != static_cast<size_t>(clip.steps) * S * S * 3) {
-      throw AdaptError("the clip's camera" + std::to_string(v) + " has " + std::to_string(clip.images[v].size()) + " bytes of frames, not " +
+    if (bytes_of(v).size() != static_cast<size_t>(clip.steps) * S * S * 3) {
+      throw AdaptError("the clip's " + model_.config().cameras[v] + " has " + std::to_string(bytes_of(v).size()) + " bytes of frames, not " +
                        std::to_string(clip.steps) + " frames of " + std::to_string(S) + " px");
     }
   }
   // Model frames of every camera the model reads, encoded, each camera's tokens in turn (M, views N, D).
   auto frames_of = [&](int camera) {
-    return torch::from_blob(const_cast<std::uint8_t*>(clip.images.at(camera).data()), {clip.steps, S, S, 3}, torch::kUInt8)
+    return torch::from_blob(const_cast<std::uint8_t*>(bytes_of(camera).data()), {clip.steps, S, S, 3}, torch::kUInt8)
         .index_select(0, torch::arange(0, static_cast<int64_t>(M) * k, k));
   };
   const auto video = frames_of(0);
@@ -409,7 +419,14 @@ SurpriseCurves SurpriseScorer::Score(const collect::EpisodeData& clip) {
   for (int v = 0; v < views; ++v) {
     const auto zv = encoder_.Encode(FramesToInput((v == 0 ? video : frames_of(v)).unsqueeze(0)))[0];  // (M, N, D)
     per_view.push_back(F::layer_norm(zv, F::LayerNormFuncOptions({zv.size(-1)})));
-    extrinsics.insert(extrinsics.end(), clip.extrinsics[v].begin(), clip.extrinsics[v].end());
+    if (v < agents) {
+      extrinsics.insert(extrinsics.end(), clip.extrinsics[v].begin(), clip.extrinsics[v].end());
+    } else {  // where the camera sits on the hand, at the first frame
+      const auto on_hand = PoseOnHand(std::vector<double>(clip.eye_in_hand_extrinsics.begin(), clip.eye_in_hand_extrinsics.begin() + 16),
+                                      {clip.eef_pos.at(0), clip.eef_pos.at(1), clip.eef_pos.at(2)},
+                                      {clip.eef_quat.at(0), clip.eef_quat.at(1), clip.eef_quat.at(2), clip.eef_quat.at(3)});
+      extrinsics.insert(extrinsics.end(), on_hand.begin(), on_hand.end());
+    }
   }
   const auto z = views == 1 ? per_view[0] : torch::cat(per_view, 1);
   std::vector<float> proprio;
@@ -527,7 +544,8 @@ nlohmann::json RunSurprise(WorldModel& model, const std::string& model_encoder_h
   SurpriseScorer scorer(model, encoder, o.embodiment, o.context);  // refuses a model of another robot
   const int k = model.config().frame_skip;
   ViolationGenerator generator(o.robot.empty() ? o.embodiment : o.robot, o.randomization, encoder.image_size(), o.seed, o.steps, k);
-  generator.set_views(model.config().views());
+  generator.set_views(model.config().agent_views());
+  generator.set_hand_camera(model.config().reads_hand());
   const robots::Embodiment& robot = generator.runner().embodiment();
   if (model.spec(o.embodiment).action_dim != robot.action_dim()) {
     throw AdaptError("the model's " + o.embodiment + " takes " + std::to_string(model.spec(o.embodiment).action_dim) +

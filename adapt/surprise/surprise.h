@@ -84,6 +84,9 @@ class ViolationGenerator {
   /// them), for a world model of several views; 1 by default. The scenes are the same for every n
   /// (further cameras come from a stream of their own); the violations are matched on camera 0.
   void set_views(int n);
+  /// Also records the camera on the hand (robot0_eye_in_hand, as simcollect --eye-in-hand does), for a
+  /// model that reads it. @throws CollectError for a robot with no camera on its hand.
+  void set_hand_camera(bool on);
   collect::EpisodeRunner& runner() { return *runner_; }
   /// The scenes' configuration (robot, image size, cameras, seed, randomization, clip steps).
   const collect::CollectConfig& config() const { return config_; }

@@ -51,8 +51,9 @@ void AddInputOptions(CLI::App& app, AdaptOptions& o) {
   app.add_option("--init", job.init, "Start from another trained model folder (transfer), e.g. models/franka");
   app.add_option("--episodes", job.episodes, "Use only the first N training episodes (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option("--camera", job.cameras,
-                 "Cameras whose frames the model reads, e.g. --camera camera0 camera1 (a simcollect --cameras 2 dataset): each camera's "
-                 "latents become tokens of one frame (default: the model's for --eval and --init, else every agent view of the dataset)")
+                 "Cameras whose frames the model reads, e.g. --camera camera0 camera1 (a simcollect --cameras 2 dataset), "
+                 "camera0 robot0_eye_in_hand (--eye-in-hand; the hand's last): each camera's latents become tokens of one frame (default: the "
+                 "model's for --eval and --init, else every agent view of the dataset)")
       ->expected(1, -1);
 }
 

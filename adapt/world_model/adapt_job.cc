@@ -245,10 +245,10 @@ void ResolveCameras(AdaptJob& job, const WorldModel* from, const WorldModel* eva
     throw AdaptError(std::string(cameras_differ(*from, job.init).what()) + " (a model transfers between robots with the same views)");
   }
   if (evaluated && evaluated->config().cameras != job.cameras) throw cameras_differ(*evaluated, job.out);
-  try {  // before any camera is encoded
-    RequireFixedCameras(collect::Dataset(job.data), job.cameras);
-  } catch (const collect::DatasetError&) {
-    // a damaged dataset: named where its frames are read
+  for (size_t c = 0; c + 1 < job.cameras.size(); ++c) {
+    if (IsHandCamera(job.cameras[c])) {
+      throw AdaptError("--camera: list the hand's " + job.cameras[c] + " last (plan renders the agent views, then the hand's)");
+    }
   }
 }
 

@@ -54,19 +54,13 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
                            std::int64_t keep_bytes)
     : StageTwoData(dataset, std::vector<fs::path>{cache}, std::vector<std::string>{camera}, max_train_episodes, check_frames, keep_bytes) {}
 
-void RequireFixedCameras(const collect::Dataset& dataset, const std::vector<std::string>& cameras) {
-  const std::string& first = dataset.demos().front();
-  for (const auto& camera : cameras) {
-    try {
-      if (!dataset.CameraMoves(first, camera)) continue;
-    } catch (const collect::DatasetError&) {
-      continue;  // no such camera: the latent cache and the frames' readers name it
-    }
-    throw AdaptError(
-        camera + " moves with the hand (a pose per frame): stage two's camera token is one pose per episode, so it reads the " +
-        "fixed views only so far; pass --camera camera0 (and camera1, ... of a --cameras N dataset). Stage one reads it: pretrain --camera " +
-        camera);
-  }
+std::vector<double> CameraTokenPose(const collect::Dataset& dataset, const std::string& demo, const std::string& camera) {
+  const auto poses = dataset.CameraPoses(demo, camera);
+  std::vector<double> first(poses.begin(), poses.begin() + 16);
+  if (!dataset.CameraMoves(demo, camera)) return first;
+  const auto pos = dataset.Read<float>(demo, collect::keys::kEefPos);
+  const auto quat = dataset.Read<float>(demo, collect::keys::kEefQuat);
+  return PoseOnHand(first, {pos.at(0), pos.at(1), pos.at(2)}, {quat.at(0), quat.at(1), quat.at(2), quat.at(3)});
 }
 
 StageTwoData::StageTwoData(const fs::path& dataset, const std::vector<fs::path>& caches, const std::vector<std::string>& cameras,
@@ -97,8 +91,6 @@ StageTwoData::StageTwoData(const fs::path& dataset, const std::vector<fs::path>&
     throw AdaptError(dataset.string() + ": actions have " + std::to_string(actions.size(1)) + " dimensions, its action space names " +
                      std::to_string(spec_.action_dim));
   }
-
-  RequireFixedCameras(*dataset_, cameras);
 
   const std::string fingerprint = DatasetFingerprint(dataset);
   for (size_t v = 0; v < caches.size(); ++v) {
@@ -184,7 +176,12 @@ StageTwoData::Whole StageTwoData::ReadEpisode(const Episode& ep, std::int64_t fi
     }
     views.push_back(F::layer_norm(torch::from_blob(values.data(), {count, tokens_per_view_, latent_dim_}, torch::kFloat32).to(DefaultFloat()),
                                   F::LayerNormFuncOptions({latent_dim_})));
-    const auto e = dataset_->Read<double>(ep.demo, collect::keys::Extrinsics(cameras_[v]));
+    std::vector<double> e;
+    try {
+      e = CameraTokenPose(*dataset_, ep.demo, cameras_[v]);
+    } catch (const collect::DatasetError& error) {
+      throw AdaptError(path_.string() + ": " + error.what());
+    }
     extrinsics.insert(extrinsics.end(), e.begin(), e.end());
   }
   Whole whole;

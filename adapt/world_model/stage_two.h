@@ -28,9 +28,10 @@
 
 namespace embody::adapt {
 
-/// Refuses a camera that moves during the episodes (the eye in hand: a pose per frame), naming it and
-/// what to pass instead: stage two's camera token is one pose per episode. @throws AdaptError.
-void RequireFixedCameras(const collect::Dataset& dataset, const std::vector<std::string>& cameras);
+/// The pose (16 numbers) an episode's camera gives the camera token: a fixed camera's extrinsics; for
+/// one that moves with the hand (a pose per frame), its pose on the hand (PoseOnHand at the first frame).
+/// @throws collect::DatasetError, AdaptError.
+std::vector<double> CameraTokenPose(const collect::Dataset& dataset, const std::string& demo, const std::string& camera);
 
 /// One embodiment's dataset with the latent cache of a frozen encoder.
 class StageTwoData {

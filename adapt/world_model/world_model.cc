@@ -57,11 +57,40 @@ PredictorConfig PredictorConfig::FromJson(const nlohmann::json& j) {
 }
 
 void PredictorConfig::RequireNumberedCameras(const std::string& who) const {
-  for (size_t c = 0; c < cameras.size(); ++c) {
-    if (cameras[c] != "camera" + std::to_string(c)) {
-      throw AdaptError(who + " cameras camera0, camera1, ... in order; the model reads " + nlohmann::json(cameras).dump());
-    }
+  const size_t agents = reads_hand() ? cameras.size() - 1 : cameras.size();
+  bool numbered = agents > 0;
+  for (size_t c = 0; c < agents; ++c) numbered = numbered && cameras[c] == "camera" + std::to_string(c);
+  if (!numbered) {
+    throw AdaptError(who + " cameras camera0, camera1, ... in order, then the hand's robot0_eye_in_hand if the model reads it; the model reads " +
+                     nlohmann::json(cameras).dump());
   }
+}
+
+int PredictorConfig::agent_views() const {
+  int n = 0;
+  for (const auto& c : cameras) n += IsHandCamera(c) ? 0 : 1;
+  return n;
+}
+
+bool IsHandCamera(const std::string& camera) { return camera == "robot0_eye_in_hand"; }
+
+std::vector<double> PoseOnHand(const std::vector<double>& c, const std::array<double, 3>& p, const std::array<double, 4>& q) {
+  if (c.size() != 16) throw AdaptError("a camera pose is 16 numbers (4x4), not " + std::to_string(c.size()));
+  const double n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
+  if (!(n > 0)) throw AdaptError("the end effector's quaternion is zero");
+  const double w = q[0] / n, x = q[1] / n, y = q[2] / n, z = q[3] / n;
+  const double r[3][3] = {{1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)},
+                          {2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)},
+                          {2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)}};  // hand-to-world
+  std::vector<double> out(16, 0.0);
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      for (int k = 0; k < 3; ++k) out[i * 4 + j] += r[k][i] * c[k * 4 + j];  // R^T R_camera
+    }
+    for (int k = 0; k < 3; ++k) out[i * 4 + 3] += r[k][i] * (c[k * 4 + 3] - p[k]);  // R^T (p_camera - p_hand)
+  }
+  out[15] = 1;
+  return out;
 }
 
 DynamicsModelImpl::DynamicsModelImpl(int proprio_dim, int action_dim, int hidden) {

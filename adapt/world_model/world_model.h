@@ -16,6 +16,7 @@
 // Includes torch: include it only from adapt/.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -43,6 +44,9 @@ struct EmbodimentSpec {
 /// JSON keys = field names (one list for writing and reading; a missing key is an error).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EmbodimentSpec, name, joints, gripper, action_dim, action_kind)
 
+/// Whether a model camera is the one on the hand (robomimic's robot0_eye_in_hand), not an agent view.
+bool IsHandCamera(const std::string& camera);
+
 struct PredictorConfig {
   int latent_dim = 192;  ///< D of the frozen encoder (adapt sets it from the latent cache)
   int tokens = 1;        ///< N latent tokens per frame (likewise)
@@ -57,9 +61,14 @@ struct PredictorConfig {
   /// extrinsics (12 numbers each). Models from before it read camera0 alone.
   std::vector<std::string> cameras = {"camera0"};
   int views() const { return static_cast<int>(cameras.size()); }
-  /// @throws AdaptError unless the cameras are camera0, camera1, ... in that order, the cameras a
-  /// scene renders for the model (`who`, e.g. "plan renders", starts the message).
+  /// @throws AdaptError unless the cameras are camera0, camera1, ... in that order, then at most the
+  /// hand's robot0_eye_in_hand (the cameras a scene renders for the model; `who`, e.g. "plan
+  /// renders", starts the message).
   void RequireNumberedCameras(const std::string& who) const;
+  /// The agent views among `cameras` (all but the hand's).
+  int agent_views() const;
+  /// Whether the last camera is the hand's.
+  bool reads_hand() const { return !cameras.empty() && IsHandCamera(cameras.back()); }
   nlohmann::json ToJson() const;
   /// A config without frame_skip (a model from before it) loads with frame_skip 1, said on stderr;
   /// one without cameras reads camera0.
@@ -192,6 +201,12 @@ inline torch::Tensor EePositionOf(const torch::Tensor& proprio, const Embodiment
 /// Camera extrinsics (4x4 camera-to-world, row-major) as the 12 numbers the camera token sees; several
 /// cameras' extrinsics one after the other (16 numbers each) give 12 per camera, concatenated.
 torch::Tensor CameraFeatures(const std::vector<double>& extrinsics);
+
+/// A camera that moves with the hand as the camera token sees it: its pose (4x4 camera-to-world,
+/// row-major) taken into the frame of the end effector at the same moment (its world position and
+/// quaternion w x y z), 16 numbers: where the camera sits on the hand, the same at every frame of a
+/// rigid mount (the proprio says where the hand is). @throws AdaptError unless 16 numbers.
+std::vector<double> PoseOnHand(const std::vector<double>& camera_pose, const std::array<double, 3>& ee_pos, const std::array<double, 4>& ee_quat);
 
 /// Latent L1 error per horizon: mean |a - b| over tokens and dims, (B, H, N, D) -> (H).
 torch::Tensor LatentL1(const torch::Tensor& a, const torch::Tensor& b);

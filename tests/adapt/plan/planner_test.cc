@@ -382,6 +382,50 @@ TEST(PlanRunTest, RunsEndToEndAndRefusesMismatches) {
   } catch (const AdaptError& e) {
     EXPECT_THAT(e.what(), HasSubstr("plan renders cameras camera0, camera1, ... in order"));
   }
+  // A model of an agent view and the hand's camera: the scene renders both, the run says so.
+  two.cameras = {"camera0", "robot0_eye_in_hand"};
+  WorldModel hand = tiny::Untrained(two, spec);
+  traces.clear();
+  const auto r3 = RunPlanning(hand, encoder.hash(), encoder, o, {}, &traces);
+  EXPECT_EQ(r3["cameras"], nlohmann::json({"camera0", "robot0_eye_in_hand"}));
+  ASSERT_EQ(traces.size(), 1u);
+  EXPECT_EQ(traces[0].trace.frames[0], t.trace.frames[0]);  // camera 0 recorded, the same scene
+  for (const auto& order : std::vector<std::vector<std::string>>{{"robot0_eye_in_hand", "camera0"}, {"robot0_eye_in_hand"}}) {
+    two.cameras = order;
+    two.tokens = static_cast<int>(order.size());
+    WorldModel wrong = tiny::Untrained(two, spec);
+    try {
+      RunPlanning(wrong, encoder.hash(), encoder, o);
+      FAIL() << "a model of cameras " << nlohmann::json(order).dump() << " was accepted";
+    } catch (const AdaptError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("plan renders"));
+      EXPECT_THAT(e.what(), HasSubstr("then the hand's robot0_eye_in_hand if the model reads it"));
+    }
+  }
+}
+
+// Tests the camera on the hand in a planning scene: rendered after the agent views, its image changes
+// where only the hand moved (the agent view's does too, the scene does not), and the camera token's
+// pose of it is where it sits on the hand: the same at the start and at the goal.
+TEST(PlanSceneTest, HandCameraMovesWithTheHand) {
+  PlanScene scene("franka", Light(), 32, 11), agent("franka", Light(), 32, 11);
+  scene.set_hand_camera(true);
+  EXPECT_EQ(scene.views(), 2);
+  scene.Reset(2, PlanTask::kReach);
+  agent.Reset(2, PlanTask::kReach);
+  ASSERT_EQ(scene.goal().views.size(), 2u);
+  EXPECT_EQ(scene.goal().views[0], agent.goal().image);  // the agent view is the same scene
+  const auto start = scene.RenderViews();
+  EXPECT_NE(start[1], scene.goal().views[1]) << "the hand's camera saw the same at the start and at the goal";
+  const auto at_start = scene.CameraExtrinsics();
+  ASSERT_EQ(at_start.size(), 32u);
+  EXPECT_EQ(std::vector<double>(at_start.begin(), at_start.begin() + 16), agent.CameraExtrinsics());
+  scene.runner().world().SetState(scene.goal().state);
+  EXPECT_EQ(scene.RenderViews(), scene.goal().views);
+  const auto at_goal = scene.CameraExtrinsics();
+  for (int i = 16; i < 32; ++i) EXPECT_NEAR(at_goal[i], at_start[i], 1e-9) << "the pose on the hand changed at " << i;
+  EXPECT_LT(std::hypot(at_start[19], at_start[23], at_start[27]), 0.3);
+  EXPECT_NE(scene.Ee(), agent.Ee());  // (the goal's ee: the hand did move)
 }
 
 // Tests a scene of two cameras: the same scene and goal as with one (camera 0 pixel for pixel), a

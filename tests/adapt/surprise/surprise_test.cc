@@ -249,6 +249,25 @@ TEST(SurpriseRunTest, UntrainedModelIsCopyLastAndTheClipsAreADataset) {
   } catch (const AdaptError& e) {
     EXPECT_THAT(e.what(), HasSubstr("surprise records cameras camera0, camera1, ... in order"));
   }
+  // A model of camera 0 and the hand's camera: the clips record the hand's too (robomimic's key), the
+  // same pairs on camera 0, copy-last over both views' tokens.
+  two.cameras = {"camera0", "robot0_eye_in_hand"};
+  WorldModel hand = tiny::Untrained(two, spec);
+  o.clips = dir / "clips_hand.h5";
+  const auto r3 = RunSurprise(hand, encoder.hash(), encoder, o);
+  for (int i = 0; i < 2; ++i) {
+    const auto& pair = r3["per_pair"][i];
+    EXPECT_EQ(pair["violation_frame"], r["per_pair"][i]["violation_frame"]);
+    for (const char* clip : {"possible", "impossible"}) {
+      EXPECT_EQ(pair[clip]["pixel"], r["per_pair"][i][clip]["pixel"]) << clip;
+      EXPECT_NE(pair[clip]["copy_last"], r["per_pair"][i][clip]["copy_last"]) << clip;   // the hand's tokens count too
+      EXPECT_NE(pair[clip]["copy_last"], r2["per_pair"][i][clip]["copy_last"]) << clip;  // and they are not camera 1's
+    }
+  }
+  const collect::Dataset clips_hand(o.clips);
+  clips_hand.ReadFrames(collect::DemoName(0), "robot0_eye_in_hand", 0, 1, &dims);
+  EXPECT_EQ(dims[1], 64u);
+  EXPECT_TRUE(clips_hand.CameraMoves(collect::DemoName(0), "robot0_eye_in_hand"));
   fs::remove_all(dir);
 }
 

@@ -798,6 +798,56 @@ TEST_F(AdaptTest, TwoCamerasAreTheTokensOfOneFrame) {
   EXPECT_THAT(msg_mix, HasSubstr("reads cameras [\"camera0\",\"camera1\"], not [\"camera1\"]"));
 }
 
+// Tests a model that reads an agent view and the camera on the hand (simcollect --eye-in-hand): its
+// camera token sees where the camera sits on the hand (one pose for the episode, though the camera's
+// world pose changes every frame), the program trains one and refuses the hand's camera listed first.
+TEST_F(AdaptTest, HandCameraIsReadWithItsPoseOnTheHand) {
+  const fs::path data = *dir_ / "franka_eye.h5";
+  collect::CollectConfig c;
+  c.robot = "franka";
+  c.episodes = 10;
+  c.steps = 20;
+  c.image_size = 32;
+  c.eye_in_hand = true;
+  c.seed = 5;
+  c.out = data.string();
+  collect::Collect(c, {.enabled = false});
+  FrozenEncoder encoder = FrozenEncoder::Load(*dir_ / "enc.pt");
+  const fs::path c0 = EnsureLatentCache(encoder, data, "camera0").path, hand = EnsureLatentCache(encoder, data, "robot0_eye_in_hand").path;
+  const StageTwoData both(data, std::vector<fs::path>{c0, hand}, std::vector<std::string>{"camera0", "robot0_eye_in_hand"});
+  const auto& ep = both.episodes("train")[0];
+  const auto w = both.Read(ep, 2, 3, 2);
+  ASSERT_EQ(w.camera.numel(), 24);
+  const auto expected = CameraFeatures(CameraTokenPose(both.dataset(), ep.demo, "robot0_eye_in_hand"));
+  EXPECT_TRUE(torch::allclose(w.camera.slice(0, 12), expected.to(w.camera.scalar_type())));
+  const auto poses = both.dataset().CameraPoses(ep.demo, "robot0_eye_in_hand");
+  const auto world = CameraFeatures(std::vector<double>(poses.begin(), poses.begin() + 16));
+  EXPECT_FALSE(torch::allclose(expected, world, 1e-3, 1e-3));  // not its world pose
+  PredictorConfig pc;
+  pc.cameras = {"camera0", "robot0_eye_in_hand"};
+  EXPECT_EQ(pc.agent_views(), 1);
+  EXPECT_TRUE(pc.reads_hand());
+  EXPECT_NO_THROW(pc.RequireNumberedCameras("plan renders"));
+  pc.cameras = {"robot0_eye_in_hand"};  // no agent view
+  EXPECT_THROW(pc.RequireNumberedCameras("plan renders"), AdaptError);
+
+  const std::string bin = ADAPT_BIN, out = (*dir_ / "hand_view").string(), log = (*dir_ / "hand_view.log").string();
+  auto run = [&](const std::string& args) {
+    const int rc = std::system((bin + " " + args + " > " + log + " 2>&1").c_str());
+    std::ifstream in(log);
+    return std::make_pair(rc, std::string(std::istreambuf_iterator<char>(in), {}));
+  };
+  const std::string common = "--embodiment franka --data " + data.string() + " --encoder " + (*dir_ / "enc.pt").string() +
+                             " --steps 10 --eval-every 10 --width 16 --depth 1 --frame-skip 2 --threads 2 --eval-seconds 0.4 --readout-episodes 4";
+  auto [rc, msg] = run(common + " --camera camera0 robot0_eye_in_hand --out " + out);
+  ASSERT_EQ(0, rc) << msg;
+  EXPECT_EQ(LoadWorldModel(out).config().cameras, (std::vector<std::string>{"camera0", "robot0_eye_in_hand"}));
+  auto [rc_first, msg_first] = run(common + " --camera robot0_eye_in_hand camera0 --out " + out + "_first");
+  EXPECT_NE(0, rc_first);
+  EXPECT_THAT(msg_first, HasSubstr("list the hand's robot0_eye_in_hand last"));
+  EXPECT_FALSE(fs::exists(out + "_first"));
+}
+
 TEST_F(AdaptTest, ProgramRefusesBadInputsClearly) {
   const std::string bin = ADAPT_BIN, data = (*dir_ / "franka.h5").string(), out = (*dir_ / "cli_out").string();
   auto run = [&](const std::string& args) {
