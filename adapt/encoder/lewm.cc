@@ -124,10 +124,21 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
   ShareOf(group, config.batch);  // refuses a batch the ranks cannot split evenly
   if (config.encoder.head != "vector" && config.encoder.head != "grid") throw AdaptError("the LeWM recipe's latent is a vector or a grid");
   if (config.encoder.head == "grid") {  // the dense next-embedding loss and SIGReg over tokens: the vector head's extra terms do not apply
-    const char* term = config.contrast_weight > 0 ? "--contrast-weight" : config.scene_weight > 0 ? "--scene-weight" : nullptr;
-    if (term)
-      throw AdaptError(std::string(term) +
-                       " is a term of the vector latent; the grid's loss is the next embedding of every token, SIGReg and the per-token pixel term");
+    if (config.contrast_weight > 0) {
+      throw AdaptError(
+          "--contrast-weight is a term of the vector latent; the grid's loss is the next embedding of every token, SIGReg, the per-token "
+          "pixel term and the per-token between-layout term (--scene-weight with --scene-groups)");
+    }
+    // The grid's between-scene term is per token and between the layouts of one scene: it needs the
+    // groups, and the vector term's altered views, queue and other camera do not apply.
+    if (config.scene_weight > 0 && !config.scene_groups) {
+      throw AdaptError("--scene-weight with the grid is the per-token term between the layouts of one scene: it needs --scene-groups");
+    }
+    const char* vector_only = config.scene_queue > 0         ? "--scene-queue"
+                              : !config.scene_camera.empty() ? "--scene-camera"
+                              : config.scene_any_time        ? "--scene-any-time"
+                                                             : nullptr;
+    if (vector_only) throw AdaptError(std::string(vector_only) + " is an option of the vector latent's between-scene term");
   }
   if (config.frame_skip < 1 || config.rollout < 1) throw AdaptError("--frame-skip and --rollout must be >= 1");
   CheckReconTarget(config.recon_target);
@@ -143,6 +154,13 @@ LewmTrainer::LewmTrainer(const LewmConfig& config, const VideoData& data, const 
         "--scene-groups needs episodes that share a scene: collect with simcollect --layouts-per-scene 2 (no episode here has a scene_group)");
   }
   if (config.scene_groups) scene_group_size_ = std::min(data.SceneGroupSize(), config.batch);
+  if (config.encoder.head == "grid" && config.scene_weight > 0) {  // computed on each rank's clips: its share must hold whole groups
+    const auto [first, end] = ShareOf(group, config.batch);
+    if (scene_group_size_ < 2 || first % scene_group_size_ != 0 || (end - first) % scene_group_size_ != 0) {
+      throw AdaptError("the per-token between-layout term needs batches (per rank) of whole scene groups of 2 or more: --batch " +
+                       std::to_string(config.batch) + " with groups of " + std::to_string(scene_group_size_));
+    }
+  }
   if (!config.scene_camera.empty()) {
     if (config.scene_camera == data.camera()) throw AdaptError("--scene-camera must be another camera than the anchors' " + data.camera());
     data.RequireCamera(config.scene_camera);
@@ -239,6 +257,8 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
       group.clear();
     }
     clips.push_back(mate ? data_.DrawClipIn(*mate, length, k, rng) : data_.DrawClip(split, length, k, rng));
+    // The grid's per-token term compares tokens at one place: a run's clips are from one camera.
+    if (mate && config_.encoder.head == "grid") clips.back().camera = clips[b - b % scene_group_size_].camera;
     group.push_back(clips.back().episode);
   }
   // The between-scene positives' frames, with scene_camera or scene_any_time only: the clip's last
@@ -378,7 +398,21 @@ torch::Tensor LewmTrainer::Loss(const LewmBatch& batch, LewmStats* stats, std::u
   }
   const auto contrastive = contrast.empty() ? torch::zeros({}, z.options()) : torch::stack(contrast).mean();
   auto scene = torch::zeros({}, z.options());
-  if (config_.scene_weight > 0 && config_.batch > 1) {
+  if (config_.scene_weight > 0 && z.dim() == 4) {
+    // Per token, between the layouts of one scene: each token of a clip's first frame must pick, among
+    // the tokens at the same place in its group mates' last frames (the same scene, other object
+    // layouts), its own clip's, through the projection head. Where the layouts look alike the choice
+    // is even (no gradient); where one has an object the others do not, only carrying it wins.
+    const int64_t g = scene_group_size_, groups = b / g, n = z.size(2);
+    const auto unit = torch::nn::functional::NormalizeFuncOptions().dim(-1);
+    auto head = [&](const torch::Tensor& tokens) {
+      return torch::nn::functional::normalize(scene_head_->forward(tokens), unit).reshape({groups, g, n, -1}).transpose(1, 2);
+    };
+    const auto anchors = head(z.select(1, 0)), positives = head(z.select(1, length - 1));         // (groups, N, g, H)
+    const auto logits = anchors.matmul(positives.transpose(-1, -2)) / config_.scene_temperature;  // (groups, N, g, g)
+    const auto labels = torch::arange(g, torch::TensorOptions(torch::kLong).device(z.device())).repeat({groups * n});
+    scene = torch::nn::functional::cross_entropy(logits.reshape({-1, g}), labels);
+  } else if (config_.scene_weight > 0 && config_.batch > 1) {
     // The anchor: each clip's first frame as it is; the positive: its last frame (from scene_camera
     // when set) altered (per clip, colours scaled and offset per channel, shifted by up to scene_shift
     // px), encoded apart. Over the global batch (the ranks' projections gathered).

@@ -66,6 +66,10 @@ struct LewmConfig {
   /// (`simcollect --layouts-per-scene`: the same cameras, lighting, materials, dynamics and
   /// embodiment, other object layouts): each anchor's hardest negative differs from its positive only
   /// in where the objects stand, so the between-scene term is won only by carrying them.
+  /// With the grid head the term is per token and needs the groups (a run's clips then come from one
+  /// camera): each token of a clip's first frame must pick, among the tokens at the same place in
+  /// its group mates' last frames, its own clip's, so a token over an object one layout has and the
+  /// others lack must carry it.
   bool scene_groups = false;
   /// Weight of a pixel term: a small decoder (the visualization decoder's architecture) must redraw
   /// each clip's first frame from its embedding, MSE. Self-supervised (no labels), but unlike the

@@ -163,7 +163,8 @@ void AddLewmOptions(CLI::App& app, LewmConfig& lewm) {
                "episode, not of the clip's last: what is left to match by is what stands still");
   app.add_flag("--scene-groups", lewm.scene_groups,
                "lewm: the batch in runs of clips from the episodes of one scene group (data from simcollect --layouts-per-scene N: runs of N "
-               "clips): scenes alike but for the objects' layout, so the between-scene term is won only by carrying the objects");
+               "clips): scenes alike but for the objects' layout, so the between-scene term is won only by carrying the objects; with --latent grid "
+               "the term is per token (a token must pick its own clip's among the group mates' tokens at its place)");
   app.add_option("--recon-weight", lewm.recon_weight,
                  "lewm: weight of a pixel term: a small decoder redraws each clip's first frame from its embedding (MSE), so the "
                  "encoder keeps what the frame shows, small objects that stand still included (0 = off)")

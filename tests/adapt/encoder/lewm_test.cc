@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <functional>
 #include <set>
 
@@ -568,6 +569,52 @@ TEST_F(LewmTest, SceneGroupsOfFourMakeRunsOfFour) {
       EXPECT_EQ(demos.size(), 4u) << "run at " << run << " repeats an episode";
     }
   }
+}
+
+// Tests the grid's per-token between-layout term (--scene-weight with --scene-groups): a run's clips
+// come from one camera; where a group's clips look alike every token's choice is even (the term is
+// log 4, chance), where they differ it is not; it trains; and what it needs is refused by name.
+TEST_F(LewmTest, GridTokensTellTheLayoutsOfOneSceneApart) {
+  const VideoData quads({Franka32("grid_quads.h5", 8, 10, [](collect::CollectConfig* c) { c->layouts_per_scene = 4; })});
+  LewmConfig config = Tiny();
+  config.encoder.head = "grid";
+  config.contrast_weight = 0;
+  config.scene_weight = 0.5;
+  config.scene_groups = true;
+  LewmTrainer trainer(config, quads, *dir_ / "grid_quads.pt", false);
+  std::mt19937_64 rng(3);
+  LewmBatch batch = trainer.Batch("train", &rng);
+  LewmStats real, alike;
+  trainer.Loss(batch, &real, 1);
+  EXPECT_GT(std::abs(real.scene - std::log(4.0)), 1e-4) << "the layouts' tokens were told apart no better or worse than chance";
+  for (int run = 0; run < config.batch; run += 4) {
+    for (int b = run + 1; b < run + 4; ++b) batch.frames[b].copy_(batch.frames[run]);  // four copies of one clip
+  }
+  trainer.Loss(batch, &alike, 1);
+  EXPECT_NEAR(alike.scene, std::log(4.0), 1e-4);
+  const LewmStats trained = trainer.Train(false);
+  EXPECT_TRUE(std::isfinite(trained.loss) && std::isfinite(trained.scene));
+
+  LewmConfig bad = config;
+  bad.scene_groups = false;
+  try {
+    LewmTrainer refused(bad, quads, *dir_ / "grid_bad.pt", false);
+    FAIL() << "the per-token term ran without scene groups";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("it needs --scene-groups"));
+  }
+  bad = config;
+  bad.scene_queue = 16;
+  EXPECT_THROW(LewmTrainer(bad, quads, *dir_ / "grid_bad.pt", false), AdaptError);
+  bad = config;
+  bad.batch = 6;  // one run of four and a broken one
+  try {
+    LewmTrainer refused(bad, quads, *dir_ / "grid_bad.pt", false);
+    FAIL() << "a batch of broken groups was accepted";
+  } catch (const AdaptError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("whole scene groups"));
+  }
+  EXPECT_FALSE(fs::exists(*dir_ / "grid_bad.pt"));
 }
 
 // Tests the scene queue: oldest entries leave first, and `filled` counts the valid ones.
