@@ -55,9 +55,11 @@ StageTwoData::StageTwoData(const fs::path& dataset, const fs::path& cache, const
     : StageTwoData(dataset, std::vector<fs::path>{cache}, std::vector<std::string>{camera}, max_train_episodes, check_frames, keep_bytes) {}
 
 std::vector<double> CameraTokenPose(const collect::Dataset& dataset, const std::string& demo, const std::string& camera) {
-  const auto poses = dataset.CameraPoses(demo, camera);
+  std::vector<hsize_t> dims;  // one read: (4, 4) for a fixed camera, (N, 4, 4) for one that moves
+  const auto poses = dataset.Read<double>(demo, collect::keys::Extrinsics(camera), &dims);
+  if (poses.size() < 16) throw AdaptError(demo + "/" + collect::keys::Extrinsics(camera) + " holds no 4x4 pose");
   std::vector<double> first(poses.begin(), poses.begin() + 16);
-  if (!dataset.CameraMoves(demo, camera)) return first;
+  if (dims.size() != 3) return first;
   const auto pos = dataset.Read<float>(demo, collect::keys::kEefPos);
   const auto quat = dataset.Read<float>(demo, collect::keys::kEefQuat);
   return PoseOnHand(first, {pos.at(0), pos.at(1), pos.at(2)}, {quat.at(0), quat.at(1), quat.at(2), quat.at(3)});
