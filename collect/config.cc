@@ -22,6 +22,8 @@ void CollectConfig::Validate() const {
   }
   if (layout_change != "all" && layout_change != "one") throw CollectError("--layout-change must be all or one, got " + layout_change);
   if (layout_change != "all" && layouts_per_scene == 1) throw CollectError("--layout-change needs --layouts-per-scene 2 or more");
+  if (group_actions != "own" && group_actions != "shared") throw CollectError("--group-actions must be own or shared, got " + group_actions);
+  if (group_actions != "own" && layouts_per_scene == 1) throw CollectError("--group-actions shared needs --layouts-per-scene 2 or more");
   if (control_hz < 0 || control_hz > 500) throw CollectError("--control-hz must be in (0, 500]");
   if (workers < 0 || workers > 256) throw CollectError("--workers must be in 0..256 (0 = all cores)");
   if (shard_count < 1 || shard_index < 0 || shard_index >= shard_count) {
@@ -44,6 +46,7 @@ nlohmann::json CollectConfig::Identity() const {
   // Only when set: the identity of every dataset collected before the option is unchanged.
   if (layouts_per_scene != 1) j["layouts_per_scene"] = layouts_per_scene;
   if (layout_change != "all") j["layout_change"] = layout_change;
+  if (group_actions != "own") j["group_actions"] = group_actions;
   if (eye_in_hand) j["eye_in_hand"] = true;
   return j;
 }
@@ -120,6 +123,8 @@ void CollectConfig::UpdateFromJson(const nlohmann::json& j) {
         layouts_per_scene = value.get<int>();
       else if (key == "layout_change")
         layout_change = value.get<std::string>();
+      else if (key == "group_actions")
+        group_actions = value.get<std::string>();
       else if (key == "workers")
         workers = value.get<int>();
       else if (key == "seed")

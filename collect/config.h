@@ -42,6 +42,11 @@ struct CollectConfig {
   /// object of it (the second the first object, the third the second, ..., in turn), so that telling
   /// the group's episodes apart needs every object, not any one.
   std::string layout_change = "all";
+  /// What a scene group's episodes do (with layouts_per_scene > 1): "own", each its own scripted
+  /// trajectory; "shared", every episode replays the group's first episode's actions open loop, so
+  /// that the arm moves alike in every layout until it touches an object: what tells the episodes
+  /// apart is then the objects, at the same moment of the same motion (pretrain --scene-groups).
+  std::string group_actions = "own";
   int workers = 0;  ///< 0: one per core
   std::uint64_t seed = 0;
   RandomizationConfig randomization;

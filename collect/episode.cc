@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 namespace embody::collect {
 namespace {
@@ -91,15 +92,27 @@ Draw EpisodeRunner::DrawScene(int num_cameras, Rng* rng, const std::function<voi
 }
 
 EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
+  const std::int64_t group = index / config_.layouts_per_scene, place = index % config_.layouts_per_scene;
+  // --group-actions shared: the group's first episode gives its task and actions to the others. It is
+  // run here again without frames: the same index and attempts as the collector's, so the same episode.
+  std::optional<EpisodeData> first;
+  if (config_.group_actions == "shared" && place > 0) {
+    std::unique_ptr<sim::Renderer> renderer = std::move(renderer_);
+    try {
+      first = Run(index - place);
+    } catch (...) {
+      renderer_ = std::move(renderer);
+      throw;
+    }
+    renderer_ = std::move(renderer);
+  }
   Rng rng = Rng::ForEpisode(config_.seed, index, attempt);
-  const std::int64_t group = index / config_.layouts_per_scene;
   DrawScene(config_.cameras, &rng, [&](Draw* draw) {
     if (config_.layouts_per_scene <= 1) return;
     // The group's scene from a stream of its own (the same for every episode and attempt of the
     // group: an unstable draw redraws only the layout), this episode's object layout kept.
     Rng scene_rng = Rng::ForEpisode(config_.seed ^ 0x5CE9E5CE9E5CE9E5ull, group, 0);
     Draw scene = randomizer_->Sample(config_.randomization, config_.cameras, &scene_rng);
-    const std::int64_t place = index % config_.layouts_per_scene;
     if (config_.layout_change == "one") {
       // The group's layout; the group's n-th episode (n >= 1) moves object (n - 1) mod #objects of it,
       // by at least 8 cm (4-8 px at 64 px), drawn from this episode's stream.
@@ -113,14 +126,22 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
     *draw = scene;
   });
 
-  const Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
+  Task task = tasks_[rng.Int(0, static_cast<int>(tasks_.size()) - 1)];
   const double noise = rng.Uniform(0.0, 0.1);
   const bool perturb = rng.Bernoulli(0.15);
   const int perturb_start = rng.Int(0, config_.steps - 1), perturb_len = rng.Int(3, 8);
+  if (first) {  // the first episode's task: its goal is what this episode's rewards score
+    task = *std::find_if(tasks_.begin(), tasks_.end(), [&](Task t) { return TaskName(t) == first->task; });
+  }
   std::shared_ptr<Policy> policy = MakePolicy(task, *controller_, scene_, *world_, &rng);
   EpisodeScript script;
   script.task = TaskName(task);
+  const std::size_t action_dim = static_cast<std::size_t>(embodiment_.action_dim());
   script.action = [&](int t, const sim::World& world) {
+    if (first) {  // open loop: the first episode's action t, noise and excursions included
+      const auto begin = first->actions.begin() + static_cast<std::ptrdiff_t>(t * action_dim);
+      return std::vector<double>(begin, begin + static_cast<std::ptrdiff_t>(action_dim));
+    }
     std::vector<double> action = policy->Act(world);
     for (double& a : action) a = std::clamp(a + rng.Normal(0, noise), -1.0, 1.0);
     if (perturb && t >= perturb_start && t < perturb_start + perturb_len) {
@@ -130,8 +151,9 @@ EpisodeData EpisodeRunner::Attempt(std::int64_t index, int attempt) {
   };
   script.success = [&](const sim::World& world) { return policy->Success(world); };
   EpisodeData ep = RunScript(index, config_.steps, script);
-  ep.noise = noise;
+  ep.noise = first ? first->noise : noise;
   if (config_.layouts_per_scene > 1) ep.extra_attrs["scene_group"] = group;
+  if (first) ep.extra_attrs["actions_of"] = index - place;  // the episode whose actions it replays
   return ep;
 }
 

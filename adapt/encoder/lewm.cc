@@ -258,7 +258,15 @@ LewmBatch LewmTrainer::Batch(const std::string& split, std::mt19937_64* rng) con
     }
     clips.push_back(mate ? data_.DrawClipIn(*mate, length, k, rng) : data_.DrawClip(split, length, k, rng));
     // The grid's per-token term compares tokens at one place: a run's clips are from one camera.
-    if (mate && config_.encoder.head == "grid") clips.back().camera = clips[b - b % scene_group_size_].camera;
+    // With groups that act alike (simcollect --group-actions shared) also from the same moment: the
+    // arm is then where it is in the run's first clip, and the objects tell the clips apart.
+    if (mate && config_.encoder.head == "grid") {
+      const auto& run_first = clips[b - b % scene_group_size_];
+      clips.back().camera = run_first.camera;
+      if (mate->group_shares_actions && run_first.episode->group_shares_actions && mate->frames == run_first.episode->frames) {
+        clips.back().start = run_first.start;
+      }
+    }
     group.push_back(clips.back().episode);
   }
   // The between-scene positives' frames, with scene_camera or scene_any_time only: the clip's last

@@ -40,10 +40,13 @@ VideoData::VideoData(const std::vector<std::filesystem::path>& files, const std:
       throw AdaptError(file.string() + " has " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]) + " images; the other datasets have " +
                        std::to_string(image_size_) + " px");
     }
+    // simcollect --group-actions shared marks every episode that replays another's actions.
+    const auto& demos = ds.demos();
+    const bool shared = std::any_of(demos.begin(), demos.end(), [&](const std::string& demo) { return ds.HasAttr(demo, "actions_of"); });
     for (const std::string split : {"train", "valid"}) {
       for (const auto& demo : ds.Mask(split)) {
         const std::int64_t group = ds.HasAttr(demo, "scene_group") ? ds.IntAttr(demo, "scene_group") : -1;
-        (split == "train" ? train_ : valid_).push_back({index, demo, ds.NumSamples(demo), group});
+        (split == "train" ? train_ : valid_).push_back({index, demo, ds.NumSamples(demo), group, shared && group >= 0});
       }
     }
   }

@@ -20,6 +20,9 @@ struct EpisodeRef {
   std::string demo;
   std::int64_t frames = 0;
   std::int64_t scene_group = -1;  ///< the `scene_group` attribute (simcollect --layouts-per-scene), -1 without
+  /// Its group's episodes act alike (simcollect --group-actions shared: its dataset's episodes replay
+  /// their group's first episode's actions), so their frames at one moment differ in the objects.
+  bool group_shares_actions = false;
 };
 
 /// One or more datasets, opened once, read lazily.

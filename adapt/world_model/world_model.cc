@@ -7,6 +7,7 @@
 #include "adapt/core/error.h"
 #include "adapt/core/training.h"
 #include "adapt/encoder/encoder.h"
+#include "collect/dataset.h"
 
 namespace embody::adapt {
 
@@ -72,7 +73,7 @@ int PredictorConfig::agent_views() const {
   return n;
 }
 
-bool IsHandCamera(const std::string& camera) { return camera == "robot0_eye_in_hand"; }
+bool IsHandCamera(const std::string& camera) { return camera == collect::keys::kEyeInHand; }
 
 std::vector<double> PoseOnHand(const std::vector<double>& c, const std::array<double, 3>& p, const std::array<double, 4>& q) {
   if (c.size() != 16) throw AdaptError("a camera pose is 16 numbers (4x4), not " + std::to_string(c.size()));

@@ -49,6 +49,10 @@ void AddCollectOptions(CLI::App* app, CollectConfig* c, std::map<std::string, st
                   "How a scene group's episodes differ: all (each its own layout) or one (the first has the group's layout, each other "
                   "moves one object of it, the objects in turn)")
       ->capture_default_str();
+  app->add_option("--group-actions", c->group_actions,
+                  "What a scene group's episodes do: own (each its own scripted trajectory) or shared (each replays the group's first "
+                  "episode's actions, so that the arm moves alike and the objects tell them apart)")
+      ->capture_default_str();
   app->add_option("--workers", c->workers, "Worker threads (0 = all cores)")->capture_default_str();
   app->add_option("--seed", c->seed, "Random seed")->capture_default_str();
   app->add_option("--randomize", (*levels)["all"],
@@ -92,6 +96,7 @@ void ResolveConfig(const CLI::App& app, CollectConfig* c, const std::map<std::st
     keep("--eye-in-hand", &CollectConfig::eye_in_hand);
     keep("--layouts-per-scene", &CollectConfig::layouts_per_scene);
     keep("--layout-change", &CollectConfig::layout_change);
+    keep("--group-actions", &CollectConfig::group_actions);
     keep("--workers", &CollectConfig::workers);
     keep("--seed", &CollectConfig::seed);
     keep("--resume", &CollectConfig::resume);

@@ -99,6 +99,48 @@ TEST_F(CollectorTest, LayoutChangeOneMovesOneObjectAtATime) {
   }
 }
 
+// Tests --group-actions shared: a group's first episode is the one the default collects, and the
+// others replay its actions (recorded as actions_of) on their own layouts, so that the arm starts the
+// same motion in each while the objects stand elsewhere; by default the episodes act apart.
+TEST_F(CollectorTest, GroupActionsSharedReplayTheFirstEpisodesActions) {
+  CollectConfig own = Small("own.h5", 6);
+  own.layouts_per_scene = 3;
+  CollectConfig shared = own;
+  shared.out = dir_ / "shared.h5";
+  shared.group_actions = "shared";
+  Run(own);
+  Run(shared);
+  const Dataset a(own.out), d(shared.out);
+  EXPECT_NE(a.Read<float>("demo_0", "actions"), a.Read<float>("demo_1", "actions"));
+  EXPECT_FALSE(a.HasAttr("demo_1", "actions_of"));
+  for (int g = 0; g < 2; ++g) {
+    const std::string first = "demo_" + std::to_string(3 * g);
+    // The first of a group is the default's episode, array for array.
+    EXPECT_EQ(a.Read<float>(first, "actions"), d.Read<float>(first, "actions")) << first;
+    EXPECT_EQ(a.Read<double>(first, "states"), d.Read<double>(first, "states")) << first;
+    EXPECT_FALSE(d.HasAttr(first, "actions_of"));
+    const auto first_ee = d.Read<float>(first, "obs/robot0_eef_pos");
+    for (int n = 1; n < 3; ++n) {
+      const std::string demo = "demo_" + std::to_string(3 * g + n);
+      EXPECT_EQ(3 * g, d.IntAttr(demo, "actions_of"));
+      EXPECT_EQ(d.Read<float>(first, "actions"), d.Read<float>(demo, "actions")) << demo;
+      EXPECT_EQ(d.StringAttr(first, "task"), d.StringAttr(demo, "task")) << demo;
+      EXPECT_NE(d.Read<float>(first, "obs/object"), d.Read<float>(demo, "obs/object")) << demo;
+      EXPECT_NE(d.Read<std::uint8_t>(first, "obs/camera1_image"), d.Read<std::uint8_t>(demo, "obs/camera1_image")) << demo;
+      // The arm: the same path while it has touched nothing (the first frames: it starts at home).
+      const auto ee = d.Read<float>(demo, "obs/robot0_eef_pos");
+      for (int i = 0; i < 3 * 3; ++i) EXPECT_NEAR(first_ee[i], ee[i], 1e-6) << demo << " value " << i;
+    }
+  }
+  CollectConfig bad = own;
+  bad.layouts_per_scene = 1;
+  bad.group_actions = "shared";
+  EXPECT_THROW(bad.Validate(), CollectError);
+  bad.layouts_per_scene = 2;
+  bad.group_actions = "same";
+  EXPECT_THROW(bad.Validate(), CollectError);
+}
+
 // Tests the robomimic layout, shapes and attributes of a collected dataset.
 TEST_F(CollectorTest, WritesRobomimicLayout) {
   const CollectConfig c = Small("layout.h5", 10);

@@ -615,6 +615,25 @@ TEST_F(LewmTest, GridTokensTellTheLayoutsOfOneSceneApart) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("whole scene groups"));
   }
   EXPECT_FALSE(fs::exists(*dir_ / "grid_bad.pt"));
+
+  // Groups that act alike (simcollect --group-actions shared): a run's clips are from the same moment,
+  // so they carry the same actions; groups that act apart do not.
+  const VideoData alike_quads({Franka32("grid_alike_quads.h5", 8, 10, [](collect::CollectConfig* c) {
+    c->layouts_per_scene = 4;
+    c->group_actions = "shared";
+  })});
+  LewmTrainer alike_trainer(config, alike_quads, *dir_ / "grid_alike.pt", false);
+  std::mt19937_64 alike_rng(3);
+  const LewmBatch same = alike_trainer.Batch("train", &alike_rng);
+  for (int run = 0; run < config.batch; run += 4) {
+    for (int b = run + 1; b < run + 4; ++b) {
+      EXPECT_TRUE(torch::equal(same.conditions[b], same.conditions[run])) << "clip " << b;
+      EXPECT_FALSE(torch::equal(same.frames[b], same.frames[run])) << "clip " << b;
+    }
+  }
+  bool apart = false;
+  for (int b = 1; b < 4; ++b) apart = apart || !torch::equal(batch.conditions[b], batch.conditions[0]);
+  EXPECT_TRUE(apart) << "groups that act apart gave one run the same actions";
 }
 
 // Tests the scene queue: oldest entries leave first, and `filled` counts the valid ones.
